@@ -1,0 +1,76 @@
+"""pytest plugin for the compose `tests` service: proves the integration tests ran, not skipped.
+
+Loaded with ``-p rawtcp_docker_pytest`` (PYTHONPATH=/opt/rawtcp-docker in the image). It prints one line
+``rawtcp-docker: integration tests: N passed, N failed, N skipped`` and, with
+RAWTCP_REQUIRE_INTEGRATION=1, fails the session when none ran or any was skipped: inside the container
+they have every capability they need, so a skip there means the lab is broken, not absent.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+_integration: set[str] = set()
+_outcome: dict[str, str] = {}
+
+
+def _required() -> bool:
+    return os.environ.get("RAWTCP_REQUIRE_INTEGRATION", "") == "1"
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    # session.items is final here (after -m/-k deselection); docker tests drive an engine from outside.
+    _integration.clear()
+    _integration.update(
+        item.nodeid
+        for item in session.items
+        if item.get_closest_marker("integration") is not None and item.get_closest_marker("docker") is None
+    )
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.nodeid not in _integration:
+        return
+    if report.failed:
+        _outcome[report.nodeid] = "failed"
+    elif report.skipped and not hasattr(report, "wasxfail"):
+        _outcome.setdefault(report.nodeid, "skipped")
+    elif report.when == "call":
+        _outcome.setdefault(report.nodeid, "passed")
+
+
+def _counts() -> dict[str, int]:
+    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    for outcome in _outcome.values():
+        counts[outcome] += 1
+    return counts
+
+
+def _problem() -> str | None:
+    counts = _counts()
+    if not _integration:
+        return "no integration test was collected"
+    if counts["skipped"]:
+        return f"{counts['skipped']} integration test(s) skipped"
+    if counts["passed"] + counts["failed"] == 0:
+        return "no integration test ran"
+    return None
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _required() and _problem() is not None and session.exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    counts = _counts()
+    terminalreporter.write_line(
+        f"rawtcp-docker: integration tests: {counts['passed']} passed, {counts['failed']} failed, "
+        f"{counts['skipped']} skipped (of {len(_integration)} collected)"
+    )
+    problem = _problem()
+    if problem is not None and _required():
+        terminalreporter.write_line(f"rawtcp-docker: FAIL: {problem} (RAWTCP_REQUIRE_INTEGRATION=1)", red=True)

@@ -1,0 +1,3 @@
+from rawtcp.cli import main
+
+main()

@@ -1,0 +1,173 @@
+"""A small, fast TCP-over-IP decoder for captured frames (struct only; the capture layer's own copy).
+
+It reads what a ladder or a comparison needs — addresses, ports, seq/ack, flags, window, options,
+payload — and returns None for anything that is not a whole, first-fragment TCP segment.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from rawtcp.capture.pcap import (
+    LINKTYPE_ETHERNET,
+    LINKTYPE_IPV4,
+    LINKTYPE_IPV6,
+    LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_NULL,
+    LINKTYPE_RAW,
+)
+
+Option = tuple[Any, Any]
+
+_ETH_VLAN = (0x8100, 0x88A8, 0x9100)
+_IPV4 = struct.Struct("!BBHHHBBH4s4s")
+_IPV6 = struct.Struct("!IHBB16s16s")
+_TCP = struct.Struct("!HHIIBBHHH")
+_H = struct.Struct("!H")
+# IPv6 extension headers that can precede TCP and share the (next, length-in-8-octets) layout.
+_IPV6_EXT = frozenset({0, 43, 60})
+# BSD loopback address-family values for IPv4 and the various IPv6 spellings (linktypes page).
+_NULL_V4 = frozenset({2})
+_NULL_V6 = frozenset({10, 24, 28, 30})
+
+
+@dataclass(frozen=True, slots=True)
+class TcpPacket:
+    """One decoded TCP segment with the IP fields a capture comparison normalises away."""
+
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    options: tuple[Option, ...]
+    payload_len: int
+    ip_id: int
+    ttl: int
+    payload: bytes = b""
+    urgent: int = 0
+    checksum: int = 0
+    version: int = 4
+
+    @property
+    def seg_len(self) -> int:
+        """Sequence space used: payload plus one each for SYN and FIN (RFC 9293 §3.4)."""
+        return self.payload_len + (self.flags & 0x02 and 1) + (self.flags & 0x01)
+
+
+def ip_offset(linktype: int, data: bytes) -> int:
+    """Offset of the IP header inside a frame, or -1 if the frame carries no IP."""
+    if linktype == LINKTYPE_ETHERNET:
+        off = 12
+        if len(data) < 14:
+            return -1
+        (etype,) = _H.unpack_from(data, off)
+        while etype in _ETH_VLAN and len(data) >= off + 6:  # 802.1Q / 802.1ad tags
+            off += 4
+            (etype,) = _H.unpack_from(data, off)
+        return off + 2 if etype in (0x0800, 0x86DD) else -1
+    if linktype in (LINKTYPE_RAW, LINKTYPE_IPV4, LINKTYPE_IPV6):
+        return 0
+    if linktype == LINKTYPE_LINUX_SLL:  # 16-byte cooked header, protocol last
+        return 16 if len(data) >= 16 and data[14:16] in (b"\x08\x00", b"\x86\xdd") else -1
+    if linktype == LINKTYPE_LINUX_SLL2:  # 20-byte cooked header, protocol first
+        return 20 if len(data) >= 20 and data[0:2] in (b"\x08\x00", b"\x86\xdd") else -1
+    if linktype == LINKTYPE_NULL and len(data) >= 4:
+        family = int.from_bytes(data[:4], "little")
+        if family > 0xFFFF:  # written on a big-endian host
+            family = int.from_bytes(data[:4], "big")
+        return 4 if family in _NULL_V4 or family in _NULL_V6 else -1
+    return -1
+
+
+def decode_tcp(linktype: int, data: bytes) -> TcpPacket | None:
+    """Decode a frame's TCP segment; None if it is not TCP over IPv4/IPv6 or is cut short."""
+    ip = ip_offset(linktype, data)
+    if ip < 0 or len(data) < ip + 20:
+        return None
+    version = data[ip] >> 4
+    if version == 4:
+        vihl, _tos, total, ip_id, frag, ttl, proto, _csum, src, dst = _IPV4.unpack_from(data, ip)
+        ihl = (vihl & 0x0F) * 4
+        # Only unfragmented segments or first fragments carry the TCP header (RFC 791).
+        if proto != 6 or ihl < 20 or frag & 0x1FFF or frag & 0x2000:
+            return None
+        end = min(len(data), ip + total) if total >= ihl else len(data)
+        tcp = ip + ihl
+        src_s, dst_s = socket.inet_ntoa(src), socket.inet_ntoa(dst)
+    elif version == 6:
+        if len(data) < ip + 40:
+            return None
+        _vtf, plen, nxt, ttl, src, dst = _IPV6.unpack_from(data, ip)
+        tcp = ip + 40
+        end = min(len(data), tcp + plen)
+        guard = 0
+        while nxt in _IPV6_EXT and guard < 8 and tcp + 8 <= end:
+            nxt, hlen = data[tcp], data[tcp + 1]
+            tcp += (hlen + 1) * 8
+            guard += 1
+        if nxt != 6:
+            return None
+        ip_id = 0
+        src_s, dst_s = socket.inet_ntop(socket.AF_INET6, src), socket.inet_ntop(socket.AF_INET6, dst)
+    else:
+        return None
+    if end < tcp + 20:
+        return None
+    sport, dport, seq, ack, off, flags, window, checksum, urgent = _TCP.unpack_from(data, tcp)
+    doff = (off >> 4) * 4
+    if doff < 20 or tcp + doff > end:
+        return None
+    options = parse_options(data[tcp + 20:tcp + doff]) if doff > 20 else ()
+    payload = data[tcp + doff:end]
+    return TcpPacket(src_s, dst_s, sport, dport, seq, ack, flags, window, options, len(payload),
+                     ip_id, ttl, payload, urgent, checksum, version)
+
+
+_OPT_NAMES = {2: "MSS", 3: "WScale", 4: "SAckOK", 5: "SAck", 8: "Timestamp"}
+
+
+def parse_options(raw: bytes) -> tuple[Option, ...]:
+    """TCP options as scapy-style tuples (RFC 9293 §3.2, RFC 7323, RFC 2018).
+
+    A malformed option list ends the parse; the rest is kept as one ``(kind, bytes)`` entry so a
+    comparison still sees the difference.
+    """
+    out: list[Option] = []
+    i, n = 0, len(raw)
+    while i < n:
+        kind = raw[i]
+        if kind == 0:
+            out.append(("EOL", None))
+            break  # the rest is padding (RFC 9293 §3.2)
+        if kind == 1:
+            out.append(("NOP", None))
+            i += 1
+            continue
+        if i + 1 >= n or raw[i + 1] < 2 or i + raw[i + 1] > n:
+            out.append((kind, bytes(raw[i:])))
+            break
+        length = raw[i + 1]
+        value = bytes(raw[i + 2:i + length])
+        if kind == 2 and length == 4:
+            out.append(("MSS", int.from_bytes(value, "big")))
+        elif kind == 3 and length == 3:
+            out.append(("WScale", value[0]))
+        elif kind == 4 and length == 2:
+            out.append(("SAckOK", b""))
+        elif kind == 8 and length == 10:
+            out.append(("Timestamp", (int.from_bytes(value[:4], "big"), int.from_bytes(value[4:], "big"))))
+        elif kind == 5 and (length - 2) % 8 == 0:
+            edges = tuple(int.from_bytes(value[j:j + 4], "big") for j in range(0, len(value), 4))
+            out.append(("SAck", edges))
+        else:
+            out.append((kind, value))
+        i += length
+    return tuple(out)

@@ -1,0 +1,1 @@
+"""Click command modules, one per area; rawtcp/cli.py loads them lazily."""

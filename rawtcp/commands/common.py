@@ -1,0 +1,51 @@
+"""Argument checks and look-ups shared by the commands."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+from typing import Any
+
+import click
+
+from rawtcp import errors
+
+LAB_NET = ipaddress.ip_network("198.18.0.0/15")
+
+
+def resolve_host(host: str) -> str:
+    """An IPv4 address, or a name that resolves to one."""
+    try:
+        return str(ipaddress.IPv4Address(host))
+    except ValueError:
+        pass
+    try:
+        return socket.gethostbyname(host)
+    except (OSError, UnicodeError):
+        raise errors.RawtcpError(f"host {host!r} is not an IPv4 address or a resolvable name",
+                                 errors.BAD_INPUT) from None
+
+
+def default_lab() -> Any:
+    from rawtcp.lab.topology import LabConfig
+
+    return LabConfig()
+
+
+def lab_is_up(cfg: Any = None) -> bool:
+    from rawtcp.lab.topology import lab_exists
+
+    return lab_exists(cfg or default_lab())
+
+
+def reap_leftovers(printer: Any) -> None:
+    """What killed rawtcp processes left behind is found and removed by the next command that touches
+    the wire or the lab, which says so."""
+    from rawtcp.session.janitor import reap
+
+    for line in reap():
+        printer.message(f"removed leftover: {line}")
+
+
+def json_option(f: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="One JSON object per segment/event.")(f)

@@ -1,0 +1,273 @@
+"""connect, listen, send, recv, shutdown, close, status, sessions: one hand-driven connection at a time."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rawtcp import errors
+from rawtcp.commands.common import default_lab, json_option, lab_is_up, reap_leftovers, resolve_host
+from rawtcp.commands.output import Printer
+from rawtcp.session import client, registry
+
+LAB_MSL2 = 2.0  # TIME-WAIT in the lab: short, so a closed session does not linger (configurable)
+
+
+def _next_name() -> str:
+    live = {s.name for s in registry.all_sessions()}
+    n = 1
+    while f"c{n}" in live:
+        n += 1
+    return f"c{n}"
+
+
+def _connection_spec(**fields: Any) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+@click.command()
+@click.argument("host")
+@click.argument("port", type=click.IntRange(1, 65535))
+@click.option("--name", help="Session name for later commands (default c1, c2, ...).")
+@click.option("--isn", type=click.IntRange(0, 2**32 - 1), help="Initial sequence number (default random).")
+@click.option("--mss", type=click.IntRange(88, 65495), help="MSS to announce (default: interface MTU - 40).")
+@click.option("--window", type=click.IntRange(0, 65535), help="Fixed receive window to advertise.")
+@click.option("--wscale", type=click.IntRange(0, 14), help="Offer window scaling with this shift.")
+@click.option("--sport", type=click.IntRange(1, 65535), help="Source port (default: a free ephemeral one).")
+@click.option("--netns", help="Network namespace to send from (default: the lab's client namespace).")
+@click.option("--iface", help="Interface to send on, outside any lab (next hop by routing table and ARP).")
+@click.option("--rto-min", type=float, default=1.0, show_default=True, help="Minimum RTO, s (Linux: 0.2).")
+@click.option("--retries", type=click.IntRange(0, 20), default=6, show_default=True,
+              help="Retransmissions before giving up.")
+@click.option("--msl2", type=float, help="TIME-WAIT length, s (default 2 in the lab, else 60).")
+@click.option("--idle", type=float, default=600.0, show_default=True,
+              help="Close the session after this many idle seconds.")
+@click.option("--pcap", type=click.Path(dir_okay=False), help="Record both directions to this pcap.")
+@json_option
+def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | None, window: int | None,
+            wscale: int | None, sport: int | None, netns: str | None, iface: str | None, rto_min: float,
+            retries: int, msl2: float | None, idle: float, pcap: str | None, as_json: bool) -> None:
+    """Open a connection to HOST PORT with hand-built segments and keep it in a session."""
+    errors.require_privileges("rawtcp connect")
+    remote_ip = resolve_host(host)
+    printer = Printer(as_json)
+    reap_leftovers(printer)
+    name = registry.check_name(name) if name else _next_name()
+    kernel = None
+    if netns is None and iface is None:
+        lab = default_lab()
+        if not lab_is_up(lab):
+            raise errors.RawtcpError("no lab is up: run `sudo rawtcp lab up` first (or give --netns/--iface)",
+                                     errors.NO_LAB)
+        netns = lab.client_ns
+        if remote_ip == lab.server_ip:
+            kernel = {"ip": remote_ip, "port": port}
+        in_lab = True
+    else:
+        in_lab = lab_is_up() and netns == default_lab().client_ns
+    spec = {
+        "name": name, "netns": netns, "kernel": kernel, "idle": idle,
+        "connection": _connection_spec(
+            remote_ip=remote_ip, remote_port=port, local_port=sport, iface=iface, isn=isn, mss=mss,
+            window=window, wscale=wscale, rto_min=rto_min, max_retries=retries,
+            msl2=msl2 if msl2 is not None else (LAB_MSL2 if in_lab else 60.0),
+            pcap=str(Path(pcap).resolve()) if pcap else None,
+        ),
+    }
+    ready = client.start_keeper(spec, printer)
+    printer.message(f"session {name}: {ready['state']} {ready['local']} → {ready['remote']} "
+                    f"(keeper pid {ready['pid']}; `rawtcp send {name} DATA`, `rawtcp close {name}`)",
+                    session=name, pid=ready["pid"])
+
+
+@click.command()
+@click.argument("port", type=click.IntRange(1, 65535))
+@click.option("--name", help="Session name (default c1, c2, ...).")
+@click.option("--netns", help="Namespace to listen in (default: the lab's server namespace).")
+@click.option("--iface", help="Interface to listen on (default: the lab's server veth).")
+@click.option("--isn", type=click.IntRange(0, 2**32 - 1), help="Our ISN (default random).")
+@click.option("--mss", type=click.IntRange(88, 65495), help="MSS to announce.")
+@click.option("--window", type=click.IntRange(0, 65535), help="Fixed receive window to advertise.")
+@click.option("--rto-min", type=float, default=1.0, show_default=True)
+@click.option("--retries", type=click.IntRange(0, 20), default=6, show_default=True)
+@click.option("--msl2", type=float, help="TIME-WAIT length, s (default 2 in the lab, else 60).")
+@click.option("--timeout", type=float, default=3600.0, show_default=True, help="Give up waiting for a SYN.")
+@click.option("--idle", type=float, default=600.0, show_default=True)
+@click.option("--pcap", type=click.Path(dir_okay=False))
+@json_option
+def listen(port: int, name: str | None, netns: str | None, iface: str | None, isn: int | None,
+           mss: int | None, window: int | None, rto_min: float, retries: int, msl2: float | None,
+           timeout: float, idle: float, pcap: str | None, as_json: bool) -> None:
+    """Passive open on PORT: rawtcp answers a kernel client's SYN with its own SYN-ACK."""
+    errors.require_privileges("rawtcp listen")
+    printer = Printer(as_json)
+    reap_leftovers(printer)
+    name = registry.check_name(name) if name else _next_name()
+    lab = default_lab()
+    kernel = None
+    if netns is None and iface is None:
+        if not lab_is_up(lab):
+            raise errors.RawtcpError("no lab is up: run `sudo rawtcp lab up` first (or give --netns/--iface)",
+                                     errors.NO_LAB)
+        netns = lab.server_ns
+    if netns == lab.server_ns:
+        iface = iface or lab.server_if
+        kernel = {"ip": lab.client_ip, "port": port}
+    if iface is None:
+        raise errors.RawtcpError("--iface is needed outside the lab", errors.BAD_INPUT)
+    spec = {
+        "name": name, "netns": netns, "kernel": kernel, "idle": idle, "open_timeout": timeout,
+        "connection": _connection_spec(
+            remote_ip=None, remote_port=0, local_port=port, iface=iface, isn=isn, mss=mss, window=window,
+            rto_min=rto_min, max_retries=retries, passive=True,
+            msl2=msl2 if msl2 is not None else (LAB_MSL2 if kernel else 60.0),
+            pcap=str(Path(pcap).resolve()) if pcap else None,
+        ),
+    }
+    spec["connection"]["remote_ip"] = None
+    printer.message(f"listening on port {port} in {netns or 'this namespace'} ({iface}); waiting for a SYN")
+    ready = client.start_keeper(spec, printer)
+    printer.message(f"session {name}: {ready['state']} {ready['local']} ← {ready['remote']} "
+                    f"(keeper pid {ready['pid']})", session=name, pid=ready["pid"])
+
+
+@click.command()
+@click.argument("name")
+@click.argument("data", required=False)
+@click.option("--file", "file_", type=click.File("rb"), help="Send this file's bytes ('-' for stdin).")
+@click.option("--wait", type=float, default=60.0, show_default=True, help="Give up waiting for ACKs after S s.")
+@json_option
+def send(name: str, data: str | None, file_: Any, wait: float, as_json: bool) -> None:
+    """Send DATA (or --file) on session NAME, segmented by the peer's MSS and window; wait for the ACKs."""
+    if (data is None) == (file_ is None):
+        raise errors.RawtcpError("give DATA or --file, not both or neither", errors.BAD_INPUT)
+    payload = file_.read() if file_ is not None else data.encode()
+    if not payload:
+        raise errors.RawtcpError("nothing to send", errors.BAD_INPUT)
+    printer = Printer(as_json)
+    final = client.send_data(name, payload, printer, wait)
+    printer.message(f"sent {final['bytes']} bytes, all acknowledged ({final['state']})", bytes=final["bytes"])
+
+
+@click.command()
+@click.argument("name")
+@click.option("--bytes", "nbytes", type=click.IntRange(1), help="Wait until N bytes have arrived.")
+@click.option("--wait", type=float, help="Wait at most S seconds (default 10 with --bytes, else 0).")
+@click.option("--out", type=click.File("wb"), help="Write the bytes raw to this file ('-' for stdout).")
+@json_option
+def recv(name: str, nbytes: int | None, wait: float | None, out: Any, as_json: bool) -> None:
+    """Print what the peer has sent on session NAME (the keeper ACKed and buffered it meanwhile)."""
+    printer = Printer(as_json)
+    if wait is None and nbytes is not None:
+        wait = 10.0
+    data, final = client.recv_data(name, nbytes, wait, printer)
+    if out is not None:
+        out.write(data)
+        out.flush()
+    elif as_json:
+        click.echo(json.dumps({"type": "data", "bytes": len(data), "text": data.decode("utf-8", "replace"),
+                               "peer_closed": final.get("peer_closed")}))
+    else:
+        sys.stdout.write(data.decode("utf-8", "backslashreplace"))
+        if data and not data.endswith(b"\n"):
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+    note = " (the peer has closed its side)" if final.get("peer_closed") else ""
+    if nbytes is not None and len(data) < nbytes:
+        click.echo(f"rawtcp: received {len(data)} of {nbytes} bytes{note}", err=True)
+        raise SystemExit(errors.FAILED)
+    if not as_json and out is None and not data:
+        click.echo(f"(nothing received yet){note}", err=True)
+
+
+def _close(name: str, op: str, abort: bool, wait: float, as_json: bool) -> None:
+    printer = Printer(as_json)
+    final = client.request(name, {"op": op, "abort": abort, "wait": wait}, printer)
+    if abort:
+        printer.message(f"session {name}: aborted with RST", state=final["state"])
+    elif final.get("time_wait") is not None:
+        printer.message(f"session {name}: {final['state']} for 2MSL = {final['time_wait']} s, then CLOSED "
+                        "(the keeper holds it)", state=final["state"])
+    else:
+        printer.message(f"session {name}: {final['state']}", state=final["state"])
+
+
+@click.command()
+@click.argument("name")
+@click.option("--abort", is_flag=True, help="Send RST instead of FIN.")
+@click.option("--wait", type=float, default=30.0, show_default=True, help="Wait at most S s for the peer.")
+@json_option
+def close(name: str, abort: bool, wait: float, as_json: bool) -> None:
+    """Four-way close of session NAME: FIN, ACK, the peer's FIN, our ACK, TIME-WAIT."""
+    _close(name, "close", abort, wait, as_json)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--wait", type=float, default=30.0, show_default=True)
+@json_option
+def shutdown(name: str, wait: float, as_json: bool) -> None:
+    """Half-close session NAME: send FIN; the peer may keep sending and `recv` still works."""
+    _close(name, "shutdown", False, wait, as_json)
+
+
+STATUS_FIELDS = ("state", "local", "remote", "snd_una", "snd_nxt", "rcv_nxt", "peer_window", "peer_mss",
+                 "rcv_wnd", "readable", "unsent", "in_flight", "retransmits", "kernel_state")
+
+
+@click.command()
+@click.argument("name", required=False)
+@json_option
+def status(name: str | None, as_json: bool) -> None:
+    """Session state: RFC state, snd_una/snd_nxt/rcv_nxt (absolute and relative), peer window and MSS,
+    and the kernel's own socket state when the peer lives in the lab."""
+    names = [name] if name else [s.name for s in registry.all_sessions()]
+    if not names:
+        click.echo("no live sessions", err=not as_json)
+        return
+    for each in names:
+        st = client.request(each, {"op": "status"}, lambda rec: None)
+        if as_json:
+            click.echo(json.dumps(st))
+            continue
+        click.echo(f"{each}: {st['state']}  {st['local']} → {st['remote']}  (keeper pid {st['pid']})")
+        click.echo(f"  snd_una={st['snd_una']} (rel {st['rel_snd_una']})  snd_nxt={st['snd_nxt']} "
+                   f"(rel {st['rel_snd_nxt']})  rcv_nxt={st['rcv_nxt']} (rel {st['rel_rcv_nxt']})")
+        click.echo(f"  peer window={st['peer_window']}  peer MSS={st['peer_mss']}  our window={st['rcv_wnd']}"
+                   f"  buffered={st['readable']}  unsent={st['unsent']}  in flight={st['in_flight']}"
+                   f"  retransmits={st['retransmits']}")
+        if st.get("kernel_state") is not None or st.get("kernel_state_source"):
+            click.echo(f"  kernel: {st.get('kernel_state') or 'no socket'} (via {st.get('kernel_state_source')})")
+
+
+@click.command()
+@json_option
+def sessions(as_json: bool) -> None:
+    """List live sessions."""
+    rows = []
+    for info in registry.all_sessions():
+        try:
+            st = client.request(info.name, {"op": "status"}, lambda rec: None)
+            state = st["state"]
+        except Exception:  # noqa: BLE001 - a keeper that stopped answering is listed as such
+            state = "unreachable"
+        local_ip, _, local_port = info.local.rpartition(":")
+        remote_ip, _, remote_port = info.remote.rpartition(":")
+        rows.append({"name": info.name, "pid": info.pid, "state": state, "role": info.role,
+                     "local_addr": local_ip, "local_port": int(local_port) if local_port.isdigit() else None,
+                     "remote_addr": remote_ip, "remote_port": int(remote_port) if remote_port.isdigit() else None,
+                     "netns": info.netns})
+    if as_json:
+        for row in rows:
+            click.echo(json.dumps(row))
+        return
+    if not rows:
+        click.echo("no live sessions")
+        return
+    for row in rows:
+        click.echo(f"{row['name']:<10} {row['state']:<12} {row['local_addr']}:{row['local_port']} → "
+                   f"{row['remote_addr']}:{row['remote_port']}  pid {row['pid']}  netns {row['netns']}")

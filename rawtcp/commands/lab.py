@@ -1,0 +1,147 @@
+"""rawtcp lab up|down|status|impair: the two namespaces, the veth and the kernel listener."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from typing import Any
+
+import click
+
+from rawtcp import errors
+from rawtcp.commands.common import reap_leftovers
+from rawtcp.commands.output import Printer
+
+
+def _lab_options(f: Any) -> Any:
+    options = [
+        click.option("--client-ns", default="rawtcp-client", show_default=True),
+        click.option("--server-ns", default="rawtcp-server", show_default=True),
+        click.option("--client-ip", default="198.18.0.1", show_default=True),
+        click.option("--server-ip", default="198.18.0.2", show_default=True),
+        click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True,
+                     help="The kernel listener's port."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _impair_options(f: Any) -> Any:
+    options = [
+        click.option("--loss", type=click.FloatRange(0, 100), help="Lose PCT % of packets (both ways)."),
+        click.option("--delay", type=click.FloatRange(0), help="Delay MS milliseconds."),
+        click.option("--jitter", type=click.FloatRange(0), help="Jitter MS milliseconds (with --delay)."),
+        click.option("--reorder", type=click.FloatRange(0, 100), help="Reorder PCT % (needs --delay)."),
+        click.option("--duplicate", type=click.FloatRange(0, 100), help="Duplicate PCT %."),
+        click.option("--corrupt", type=click.FloatRange(0, 100), help="Corrupt PCT %."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+def _config(client_ns: str, server_ns: str, client_ip: str, server_ip: str, port: int, listener: str = "echo"):
+    from rawtcp.lab.topology import LabConfig
+
+    return LabConfig(client_ns=client_ns, server_ns=server_ns, client_ip=client_ip, server_ip=server_ip,
+                     port=port, listener=listener)
+
+
+@click.group()
+def lab() -> None:
+    """The lab: namespaces rawtcp-client/rawtcp-server, a veth between them, a kernel listener."""
+
+
+@lab.command()
+@_lab_options
+@click.option("--listener", type=click.Choice(["echo", "sink", "seed"]), default="echo", show_default=True)
+@_impair_options
+def up(client_ns: str, server_ns: str, client_ip: str, server_ip: str, port: int, listener: str,
+       loss: float | None, delay: float | None, jitter: float | None, reorder: float | None,
+       duplicate: float | None, corrupt: float | None) -> None:
+    """Create the lab (a no-op that says so if it is already up)."""
+    from rawtcp.lab import topology
+
+    errors.require_privileges("rawtcp lab up")
+    reap_leftovers(Printer())
+    cfg = _config(client_ns, server_ns, client_ip, server_ip, port, listener)
+    if topology.lab_exists(cfg):
+        click.echo(f"lab is already up ({cfg.client_ns} ↔ {cfg.server_ns}); `rawtcp lab down` removes it")
+        return
+    info = topology.lab_up(cfg)
+    if any(v is not None for v in (loss, delay, jitter, reorder, duplicate, corrupt)):
+        try:
+            topology.impair(cfg, loss=loss, delay_ms=delay, jitter_ms=jitter, reorder=reorder,
+                            duplicate=duplicate, corrupt=corrupt)
+        except BaseException:
+            topology.lab_down(cfg)
+            raise
+    click.echo(f"lab up: {cfg.client_ns} {cfg.client_ip} ({cfg.client_if}) ↔ "
+               f"{cfg.server_ns} {cfg.server_ip} ({cfg.server_if})")
+    click.echo(f"kernel listener ({listener}) on {cfg.server_ip}:{cfg.port}, pid {info.listener_pid}")
+    click.echo(f"next: rawtcp connect {cfg.server_ip} {cfg.port} --name c1")
+
+
+@lab.command()
+@_lab_options
+def down(client_ns: str, server_ns: str, client_ip: str, server_ip: str, port: int) -> None:
+    """Abort the lab's live sessions (RST) and remove everything (a no-op that says so if none is up)."""
+    from rawtcp.lab import topology
+    from rawtcp.session import client, registry
+
+    errors.require_privileges("rawtcp lab down")
+    cfg = _config(client_ns, server_ns, client_ip, server_ip, port)
+    reap_leftovers(Printer())
+    if not topology.lab_exists(cfg):
+        click.echo("no lab is up; nothing to remove")
+        return
+    for info in registry.all_sessions():
+        if info.netns in (cfg.client_ns, cfg.server_ns):
+            with contextlib.suppress(Exception):
+                client.request(info.name, {"op": "close", "abort": True, "wait": 5}, lambda rec: None)
+                click.echo(f"aborted session {info.name} (RST)")
+    for line in topology.lab_down(cfg):
+        click.echo(f"removed {line}")
+
+
+@lab.command("status")
+@_lab_options
+@click.option("--json", "as_json", is_flag=True)
+def lab_status(client_ns: str, server_ns: str, client_ip: str, server_ip: str, port: int, as_json: bool) -> None:
+    """Show what exists of the lab."""
+    from rawtcp.lab import topology
+
+    cfg = _config(client_ns, server_ns, client_ip, server_ip, port)
+    st = topology.lab_status(cfg)
+    if as_json:
+        click.echo(json.dumps(st, default=str))
+        return
+    if not topology.lab_exists(cfg):
+        click.echo("no lab is up (`sudo rawtcp lab up` makes one)")
+        return
+    for key, value in st.items():
+        click.echo(f"{key}: {json.dumps(value, default=str)}")
+
+
+@lab.command()
+@_lab_options
+@_impair_options
+@click.option("--clear", is_flag=True, help="Remove every impairment.")
+def impair(client_ns: str, server_ns: str, client_ip: str, server_ip: str, port: int, loss: float | None,
+           delay: float | None, jitter: float | None, reorder: float | None, duplicate: float | None,
+           corrupt: float | None, clear: bool) -> None:
+    """Change the impairments (tc netem, both directions) of a running lab."""
+    from rawtcp.lab import topology
+
+    errors.require_privileges("rawtcp lab impair")
+    cfg = _config(client_ns, server_ns, client_ip, server_ip, port)
+    if not topology.lab_exists(cfg):
+        raise errors.RawtcpError("no lab is up: run `sudo rawtcp lab up` first", errors.NO_LAB)
+    if clear:
+        for line in topology.clear_impairments(cfg):
+            click.echo(line)
+        return
+    topology.impair(cfg, loss=loss, delay_ms=delay, jitter_ms=jitter, reorder=reorder, duplicate=duplicate,
+                    corrupt=corrupt)
+    click.echo(json.dumps(topology.lab_status(cfg).get("netem"), default=str))

@@ -1,0 +1,78 @@
+"""How records look on a terminal: one line per segment, state change or event; or JSON lines."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+Record = dict[str, Any]
+
+
+def _num(value: int | None, rel: int | None) -> str:
+    if value is None:
+        return ""
+    return f"{value} (rel {rel})" if rel is not None else str(value)
+
+
+def format_record(rec: Record) -> str | None:
+    kind = rec.get("type")
+    if kind == "segment":
+        arrow = "→" if rec["dir"] == "out" else "←"
+        flags = f"[{rec['flags']}]"
+        text = f"{arrow} {rec['t']:.6f} {flags:<6} seq={_num(rec['seq'], rec.get('rel_seq'))}"
+        if rec.get("ack") is not None:
+            text += f"  ack={_num(rec['ack'], rec.get('rel_ack'))}"
+        text += f"  win={rec['win']}"
+        if rec.get("len"):
+            text += f"  len={rec['len']}"
+        if rec.get("options"):
+            text += f"  <{rec['options']}>"
+        text += f"   {rec['state']}"
+        if rec.get("kernel_state"):
+            text += f"   kernel: {rec['kernel_state']}"
+        if rec.get("note"):
+            text += f"   ({rec['note']})"
+        return text
+    if kind == "state":
+        who = "kernel " if rec.get("who") == "kernel" else ""
+        cause = f"  ({rec['cause']})" if rec.get("cause") else ""
+        return f"  {rec['t']:.6f} {who}{rec['old']} → {rec['new']}{cause}"
+    if kind == "event":
+        fields = " ".join(f"{k}={v}" for k, v in rec.items() if k not in ("type", "t", "event"))
+        return f"  {rec['t']:.6f} {rec['event']} {fields}".rstrip()
+    return None
+
+
+def style_line(rec: Record, line: str) -> str:
+    if rec.get("type") == "segment":
+        return click.style(line, fg="cyan" if rec["dir"] == "out" else "green")
+    if rec.get("type") == "state":
+        return click.style(line, fg="yellow" if rec.get("who") != "kernel" else "magenta")
+    if rec.get("type") == "event":
+        return click.style(line, fg="red")
+    return line
+
+
+class Printer:
+    """Prints records as lines (coloured on a terminal) or as JSON lines with ``--json``."""
+
+    def __init__(self, as_json: bool = False) -> None:
+        self.as_json = as_json
+        self.color = sys.stdout.isatty()
+
+    def __call__(self, rec: Record) -> None:
+        if self.as_json:
+            click.echo(json.dumps(rec))
+            return
+        line = format_record(rec)
+        if line is not None:
+            click.echo(style_line(rec, line) if self.color else line)
+
+    def message(self, text: str, **fields: Any) -> None:
+        if self.as_json:
+            click.echo(json.dumps({"type": "message", "message": text, **fields}))
+        else:
+            click.echo(text)

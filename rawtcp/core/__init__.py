@@ -1,0 +1,34 @@
+"""Pure TCP (RFC 9293): no sockets, clocks, randomness, threads or scapy.
+
+Inputs are segments and ``now`` (seconds, any monotonic origin); outputs are segments and events.
+"""
+
+from rawtcp.core.endpoint import Endpoint, EndpointConfig
+from rawtcp.core.events import (
+    ConnectionRefused,
+    ConnectionReset,
+    DataReceived,
+    Event,
+    PeerClosed,
+    Retransmission,
+    StateChanged,
+    TimedOut,
+)
+from rawtcp.core.segment import Flags, Segment
+from rawtcp.core.state import State
+
+__all__ = [
+    "ConnectionRefused",
+    "ConnectionReset",
+    "DataReceived",
+    "Endpoint",
+    "EndpointConfig",
+    "Event",
+    "Flags",
+    "PeerClosed",
+    "Retransmission",
+    "Segment",
+    "State",
+    "StateChanged",
+    "TimedOut",
+]

@@ -1,0 +1,55 @@
+"""Events the core reports to whoever drives it (drained with ``Endpoint.next_event()``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rawtcp.core.segment import Segment
+from rawtcp.core.state import State
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    time: float
+
+
+@dataclass(frozen=True, slots=True)
+class StateChanged(Event):
+    old: State
+    new: State
+    cause: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class DataReceived(Event):
+    nbytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerClosed(Event):
+    """The peer's FIN arrived in order: no more data will come."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionReset(Event):
+    """An acceptable RST arrived in a synchronized state (RFC 9293 §3.10.7.4)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionRefused(Event):
+    """An acceptable RST answered our SYN (RFC 9293 §3.10.7.3)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TimedOut(Event):
+    """Retransmissions exhausted the configured count: the connection is given up."""
+
+    what: str
+    tries: int
+    elapsed: float
+
+
+@dataclass(frozen=True, slots=True)
+class Retransmission(Event):
+    segment: Segment
+    reason: str  # "rto" or "fast"

@@ -1,0 +1,108 @@
+"""The TCP segment as an immutable value: what the core consumes and produces.
+
+Options use scapy's names and value shapes so the wire layer can hand them over unchanged:
+``("MSS", 1460)``, ``("WScale", 7)``, ``("SAckOK", b"")``, ``("Timestamp", (val, ecr))``,
+``("SAck", (left1, right1, ...))``, ``("NOP", None)``, ``("EOL", None)``, and ``(kind, bytes)`` for
+any other kind.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+Option = tuple[Any, Any]
+
+
+class Flags(enum.IntFlag):
+    FIN = 0x01
+    SYN = 0x02
+    RST = 0x04
+    PSH = 0x08
+    ACK = 0x10
+    URG = 0x20
+    ECE = 0x40
+    CWR = 0x80
+
+    def short(self) -> str:
+        """tcpdump's spelling: ``S``, ``S.``, ``P.``, ``F.``, ``R``, ``.`` …"""
+        return flags_str(int(self))
+
+
+# tcpdump prints the letters in this order and "." for ACK, last.
+_TCPDUMP_ORDER = [(Flags.SYN, "S"), (Flags.FIN, "F"), (Flags.PSH, "P"), (Flags.RST, "R"),
+                  (Flags.URG, "U"), (Flags.ECE, "E"), (Flags.CWR, "W")]
+
+
+def flags_str(value: int) -> str:
+    text = "".join(letter for flag, letter in _TCPDUMP_ORDER if value & flag)
+    if value & Flags.ACK:
+        text += "."
+    return text or "none"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    sport: int
+    dport: int
+    seq: int
+    ack: int = 0
+    flags: Flags = Flags(0)
+    window: int = 0
+    options: tuple[Option, ...] = ()
+    payload: bytes = b""
+    urgent: int = 0
+
+    @property
+    def seg_len(self) -> int:
+        """Sequence space consumed: payload plus one each for SYN and FIN (RFC 9293 §3.4)."""
+        return len(self.payload) + (1 if self.flags & Flags.SYN else 0) + (1 if self.flags & Flags.FIN else 0)
+
+    def has(self, flag: Flags) -> bool:
+        return bool(self.flags & flag)
+
+    def option(self, name: Any) -> Any:
+        """Value of the first option called ``name``, or None."""
+        for key, value in self.options:
+            if key == name:
+                return value
+        return None
+
+    @property
+    def mss(self) -> int | None:
+        return self.option("MSS")
+
+    def summary(self) -> str:
+        text = f"[{flags_str(int(self.flags))}] seq={self.seq}"
+        if self.flags & Flags.ACK:
+            text += f" ack={self.ack}"
+        text += f" win={self.window} len={len(self.payload)}"
+        if self.options:
+            text += " <" + format_options(self.options) + ">"
+        return text
+
+
+def format_options(options: tuple[Option, ...] | list[Option]) -> str:
+    """tcpdump-like option text: ``mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7``."""
+    parts = []
+    for key, value in options:
+        if key == "MSS":
+            parts.append(f"mss {value}")
+        elif key == "WScale":
+            parts.append(f"wscale {value}")
+        elif key == "SAckOK":
+            parts.append("sackOK")
+        elif key == "Timestamp":
+            parts.append(f"TS val {value[0]} ecr {value[1]}")
+        elif key == "SAck":
+            blocks = [f"{value[i]}:{value[i + 1]}" for i in range(0, len(value) - 1, 2)]
+            parts.append("sack " + " ".join(blocks))
+        elif key == "NOP":
+            parts.append("nop")
+        elif key == "EOL":
+            parts.append("eol")
+        else:
+            data = value.hex() if isinstance(value, bytes | bytearray) else value
+            parts.append(f"opt-{key}:{data}")
+    return ",".join(parts)

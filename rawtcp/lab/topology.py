@@ -1,0 +1,723 @@
+"""The lab: two network namespaces joined by a veth pair, with a kernel TCP listener in one of them.
+
+Everything is created with iproute2 subprocesses (``ip``, ``tc``, ``ss``): they are the tools a user
+would type, their errors are readable, and nothing here needs to enter a namespace itself.
+A state file per lab (``/run/rawtcp/labs/<client_ns>.json``) records what was made and by whom,
+so ``lab_down`` and ``reap_stale_labs`` can remove a lab left by a killed process.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import itertools
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rawtcp.lab.errors import LabError
+
+STATE_DIR = Path("/run/rawtcp/labs")
+NETNS_DIR = Path("/run/netns")
+LISTENER_MODES = ("echo", "sink", "seed")
+NO_NETEM_MESSAGE = ("this kernel has no netem qdisc (CONFIG_NET_SCH_NETEM is off): "
+                    "network impairments are unavailable on this machine")
+ROOT_MESSAGE = "rawtcp lab needs root (CAP_NET_ADMIN, CAP_SYS_ADMIN): run it with sudo"
+
+# Capability bits (linux/capability.h): entering and creating namespaces needs both.
+_CAP_NET_ADMIN = 12
+_CAP_SYS_ADMIN = 21
+
+# How long a listener may take to print "ready" (a cold Python start under `ip netns exec`).
+_LISTENER_READY_TIMEOUT = 15.0
+_KILL_GRACE = 2.0
+
+
+@dataclass
+class LabConfig:
+    """Names and addresses of one lab; the defaults are the lab `rawtcp lab up` makes."""
+
+    client_ns: str = "rawtcp-client"
+    server_ns: str = "rawtcp-server"
+    client_if: str = "veth-c"
+    server_if: str = "veth-s"
+    client_ip: str = "198.18.0.1"
+    server_ip: str = "198.18.0.2"
+    prefix: int = 24
+    port: int = 8080
+    listener: str = "echo"
+
+
+@dataclass
+class LabInfo:
+    """What `lab_up` made."""
+
+    config: LabConfig
+    listener_pid: int | None
+    listener_log: Path | None
+    client_mac: str
+    server_mac: str
+    state_file: Path
+
+
+@dataclass
+class ListenerProcess:
+    """A kernel listener started by `spawn_listener` (port is the bound one, useful with port 0)."""
+
+    pid: int
+    port: int
+    mode: str
+    netns: str | None
+    log: Path | None
+    popen: subprocess.Popen[bytes] = field(repr=False)
+
+
+# ----------------------------------------------------------------------------------------------
+# small helpers
+
+
+def require_root() -> None:
+    """Raise LabError unless we may create namespaces and configure links."""
+    if os.geteuid() == 0:
+        return
+    try:
+        text = Path("/proc/self/status").read_text()
+        match = re.search(r"^CapEff:\s*([0-9a-fA-F]+)", text, re.M)
+        caps = int(match.group(1), 16) if match else 0
+    except OSError:
+        caps = 0
+    if not (caps >> _CAP_NET_ADMIN & 1 and caps >> _CAP_SYS_ADMIN & 1):
+        raise LabError(ROOT_MESSAGE)
+
+
+_INSTALL_HINTS = {
+    "ip": "install iproute2 (apt-get install iproute2)",
+    "tc": "install iproute2 (apt-get install iproute2)",
+    "ss": "install iproute2 (apt-get install iproute2)",
+    "ethtool": "install it (apt-get install ethtool)",
+}
+
+
+def _run(args: list[str], *, check: bool = True, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
+    """Run a tool; on failure raise LabError with the command and the tool's first error line."""
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+    except FileNotFoundError:
+        hint = _INSTALL_HINTS.get(args[0], "install it")
+        raise LabError(f"{args[0]} not found: {hint}") from None
+    except subprocess.TimeoutExpired:
+        raise LabError(f"`{' '.join(args)}` did not finish in {timeout:g} s") from None
+    if check and proc.returncode != 0:
+        lines = (proc.stderr or proc.stdout).strip().splitlines()
+        reason = lines[0] if lines else f"exit status {proc.returncode}"
+        raise LabError(f"`{' '.join(args)}` failed: {reason}")
+    return proc
+
+
+def netns_exists(name: str) -> bool:
+    return (NETNS_DIR / name).exists()
+
+
+def _state_path(cfg: LabConfig) -> Path:
+    return STATE_DIR / f"{cfg.client_ns}.json"
+
+
+def _listener_log_path(cfg: LabConfig) -> Path:
+    return STATE_DIR / f"{cfg.client_ns}.listener.jsonl"
+
+
+def _listener_err_path(cfg: LabConfig) -> Path:
+    return STATE_DIR / f"{cfg.client_ns}.listener.err"
+
+
+def _ensure_state_dir() -> None:
+    # Only the owner may enter: the directory names processes that lab_down will signal.
+    STATE_DIR.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    STATE_DIR.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(STATE_DIR, 0o700)
+
+
+def _write_state(cfg: LabConfig, state: dict[str, Any]) -> None:
+    _ensure_state_dir()
+    path = _state_path(cfg)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        json.dump(state, fh, indent=1)
+    os.replace(tmp, path)
+
+
+def _read_state(cfg: LabConfig) -> dict[str, Any] | None:
+    try:
+        data = json.loads(_state_path(cfg).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def pid_alive(pid: int | None) -> bool:
+    """True if the process exists and is not a zombie."""
+    if not pid or pid <= 0:
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # The state letter follows the parenthesised command name, which may contain spaces.
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _pid_cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return ""
+
+
+def _netns_pids(name: str) -> list[int]:
+    if not netns_exists(name):
+        return []
+    proc = _run(["ip", "netns", "pids", name], check=False)
+    return [int(tok) for tok in proc.stdout.split() if tok.isdigit()]
+
+
+# Popen objects of listeners this process started, so stopping them also reaps them (no zombies).
+_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
+
+
+def _terminate(pids: list[int], grace: float = _KILL_GRACE) -> list[int]:
+    """SIGTERM, wait up to `grace` s, then SIGKILL; returns the pids that were signalled."""
+    signalled = []
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+            signalled.append(pid)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        for pid in signalled:
+            child = _CHILDREN.get(pid)
+            if child is not None:
+                child.poll()
+        if not any(pid_alive(pid) for pid in signalled):
+            break
+        time.sleep(0.01)
+    for pid in signalled:
+        if pid_alive(pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    for pid in signalled:
+        child = _CHILDREN.pop(pid, None)
+        if child is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=grace)
+    return signalled
+
+
+def _validate(cfg: LabConfig) -> None:
+    for what, value in (("client address", cfg.client_ip), ("server address", cfg.server_ip)):
+        try:
+            ipaddress.IPv4Address(value)
+        except ValueError:
+            raise LabError(f"{what} {value!r} is not an IPv4 address") from None
+    if cfg.client_ip == cfg.server_ip:
+        raise LabError("client and server addresses must differ")
+    if not 1 <= cfg.prefix <= 30:
+        raise LabError(f"prefix /{cfg.prefix} is outside 1-30")
+    if not 1 <= cfg.port <= 65535:
+        raise LabError(f"port {cfg.port} is outside 1-65535")
+    if cfg.client_ns == cfg.server_ns:
+        raise LabError("client and server namespaces must differ")
+    for name in (cfg.client_ns, cfg.server_ns):
+        if not name or "/" in name or name in (".", ".."):
+            raise LabError(f"{name!r} is not a usable namespace name")
+
+
+# ----------------------------------------------------------------------------------------------
+# the listener
+
+
+def _child_env() -> dict[str, str]:
+    # `python -m rawtcp...` must find this very package even when it is not installed (a source tree).
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def spawn_listener(
+    netns: str | None,
+    mode: str,
+    addr: str,
+    port: int,
+    *,
+    log: Path | None = None,
+    stderr_path: Path | None = None,
+    close_delay: float = 0.3,
+    timeout: float = _LISTENER_READY_TIMEOUT,
+) -> ListenerProcess:
+    """Start `python -m rawtcp.lab.listener` (inside `netns` via `ip netns exec`) and wait for "ready".
+
+    Waiting reads the listener's own "ready <port>" line, printed after listen(): no blind sleep.
+    """
+    cmd = [sys.executable, "-m", "rawtcp.lab.listener", "--mode", mode, "--addr", addr,
+           "--port", str(port), "--close-delay", f"{close_delay:g}"]
+    if log is not None:
+        cmd += ["--log", str(log)]
+    if netns is not None:
+        cmd = ["ip", "netns", "exec", netns, *cmd]
+    err_fh = open(stderr_path, "wb") if stderr_path is not None else subprocess.DEVNULL  # noqa: SIM115
+    try:
+        # A new session: a Ctrl-C meant for the CLI must not take a persistent lab's listener with it.
+        popen = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err_fh,
+                                 env=_child_env(), start_new_session=True)
+    except FileNotFoundError:
+        raise LabError("ip not found: install iproute2 (apt-get install iproute2)") from None
+    finally:
+        if stderr_path is not None:
+            err_fh.close()  # type: ignore[union-attr]
+    _CHILDREN[popen.pid] = popen
+    assert popen.stdout is not None
+    fd = popen.stdout.fileno()
+    buf = b""
+    deadline = time.monotonic() + timeout
+    bound: int | None = None
+    try:
+        while bound is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise LabError(f"listener did not start within {timeout:g} s")
+            ready, _, _ = select.select([fd], [], [], left)
+            if not ready:
+                continue
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                popen.wait(timeout=5)
+                reason = _last_line(stderr_path) or f"exit status {popen.returncode}"
+                raise LabError(f"listener failed to start: {reason}")
+            buf += chunk
+            for line in buf.split(b"\n")[:-1]:
+                parts = line.split()
+                if len(parts) == 2 and parts[0] == b"ready" and parts[1].isdigit():
+                    bound = int(parts[1])
+    except BaseException:
+        _terminate([popen.pid])
+        raise
+    finally:
+        popen.stdout.close()
+    return ListenerProcess(pid=popen.pid, port=bound, mode=mode, netns=netns, log=log, popen=popen)
+
+
+def _last_line(path: Path | None) -> str:
+    if path is None:
+        return ""
+    try:
+        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    except OSError:
+        return ""
+    return lines[-1] if lines else ""
+
+
+def stop_listener(listener: ListenerProcess) -> None:
+    _terminate([listener.pid])
+
+
+def read_listener_log(path: Path) -> list[dict[str, Any]]:
+    """The listener's per-connection records (one JSON object per finished connection)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return []
+    out = []
+    for line in text.splitlines():
+        with contextlib.suppress(ValueError):
+            out.append(json.loads(line))
+    return out
+
+
+def listener_log(cfg: LabConfig) -> list[dict[str, Any]]:
+    """Connections the lab's listener has finished, oldest first."""
+    return read_listener_log(_listener_log_path(cfg))
+
+
+# ----------------------------------------------------------------------------------------------
+# up / down / status
+
+
+def lab_exists(cfg: LabConfig) -> bool:
+    """True if any part of the lab is present (either namespace or its state file)."""
+    return netns_exists(cfg.client_ns) or netns_exists(cfg.server_ns) or _state_path(cfg).exists()
+
+
+def _link_mac(netns: str, ifname: str) -> str:
+    proc = _run(["ip", "-n", netns, "-j", "link", "show", "dev", ifname])
+    try:
+        return str(json.loads(proc.stdout)[0]["address"])
+    except (ValueError, LookupError, TypeError):
+        raise LabError(f"cannot read the MAC address of {ifname} in {netns}") from None
+
+
+def lab_up(cfg: LabConfig, listener: bool = True, *, temporary: bool = False,
+           close_delay: float = 0.3) -> LabInfo:
+    """Create the lab; on any failure remove whatever was made and re-raise.
+
+    `temporary` marks a per-run lab (demo/run): `reap_stale_labs` removes it once its owner is dead.
+    """
+    require_root()
+    _validate(cfg)
+    if lab_exists(cfg):
+        raise LabError("lab is already up (rawtcp lab down to remove it)")
+    state: dict[str, Any] = {
+        "config": asdict(cfg), "owner_pid": os.getpid(), "temporary": temporary, "phase": "creating",
+        "listener_pid": None, "listener_mode": cfg.listener if listener else None,
+        "listener_log": None, "impairments": None, "created": time.time(),
+    }
+    # Recorded before anything exists, so a process killed half-way still leaves a findable record.
+    _write_state(cfg, state)
+    try:
+        _run(["ip", "netns", "add", cfg.client_ns])
+        _run(["ip", "netns", "add", cfg.server_ns])
+        for ns in (cfg.client_ns, cfg.server_ns):
+            # No IPv6 on the lab links: no DAD / router solicitations / MLD noise in captures.
+            _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
+                  "net.ipv6.conf.default.disable_ipv6=1"], check=False)
+        # Both ends are created directly inside their namespaces: nothing ever lives in the host's.
+        _run(["ip", "link", "add", cfg.client_if, "netns", cfg.client_ns, "type", "veth",
+              "peer", "name", cfg.server_if, "netns", cfg.server_ns])
+        for ns, ifname, ip in ((cfg.client_ns, cfg.client_if, cfg.client_ip),
+                               (cfg.server_ns, cfg.server_if, cfg.server_ip)):
+            _run(["ip", "-n", ns, "addr", "add", f"{ip}/{cfg.prefix}", "dev", ifname])
+            _run(["ip", "-n", ns, "link", "set", "lo", "up"])
+            _run(["ip", "-n", ns, "link", "set", ifname, "up"])
+        client_mac = _link_mac(cfg.client_ns, cfg.client_if)
+        server_mac = _link_mac(cfg.server_ns, cfg.server_if)
+        # Static neighbours both ways: no ARP exchange to race with (or to clutter) the first SYN.
+        _run(["ip", "-n", cfg.client_ns, "neigh", "replace", cfg.server_ip, "lladdr", server_mac,
+              "dev", cfg.client_if, "nud", "permanent"])
+        _run(["ip", "-n", cfg.server_ns, "neigh", "replace", cfg.client_ip, "lladdr", client_mac,
+              "dev", cfg.server_if, "nud", "permanent"])
+        listener_pid = None
+        log = None
+        if listener:
+            log = _listener_log_path(cfg)
+            log.unlink(missing_ok=True)
+            proc = spawn_listener(cfg.server_ns, cfg.listener, cfg.server_ip, cfg.port, log=log,
+                                  stderr_path=_listener_err_path(cfg), close_delay=close_delay)
+            listener_pid = proc.pid
+        state.update(phase="up", listener_pid=listener_pid, listener_log=str(log) if log else None,
+                     client_mac=client_mac, server_mac=server_mac)
+        _write_state(cfg, state)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            _teardown(cfg, state)
+        raise
+    return LabInfo(config=cfg, listener_pid=listener_pid, listener_log=log, client_mac=client_mac,
+                   server_mac=server_mac, state_file=_state_path(cfg))
+
+
+def _teardown(cfg: LabConfig, state: dict[str, Any] | None) -> list[str]:
+    removed: list[str] = []
+    pids: list[int] = []
+    lpid = (state or {}).get("listener_pid")
+    # Only signal the recorded pid if it still is our listener (pids get reused).
+    if isinstance(lpid, int) and pid_alive(lpid) and "rawtcp.lab.listener" in _pid_cmdline(lpid):
+        pids.append(lpid)
+    # Anything else still running inside the lab's namespaces would keep them (and the veth) alive.
+    for ns in (cfg.client_ns, cfg.server_ns):
+        pids += [p for p in _netns_pids(ns) if p not in pids and p != os.getpid()]
+    for pid in _terminate(pids):
+        what = "listener" if pid == lpid else "process"
+        removed.append(f"{what} pid {pid}")
+    for ns in (cfg.client_ns, cfg.server_ns):
+        if netns_exists(ns):
+            _run(["ip", "netns", "delete", ns])
+            removed.append(f"namespace {ns}")
+    for path in (_listener_log_path(cfg), _listener_err_path(cfg)):
+        path.unlink(missing_ok=True)
+    if _state_path(cfg).exists():
+        _state_path(cfg).unlink(missing_ok=True)
+        removed.append(f"state file {_state_path(cfg)}")
+    return removed
+
+
+def lab_down(cfg: LabConfig) -> list[str]:
+    """Remove the lab (listener and other processes in it, namespaces and so the veths, state file).
+
+    Works on a lab left by a killed process too: it goes by the names in `cfg`, not by the owner.
+    Returns one line per thing removed.
+    """
+    require_root()
+    if not lab_exists(cfg):
+        raise LabError("no lab is up")
+    return _teardown(cfg, _read_state(cfg))
+
+
+@contextlib.contextmanager
+def temporary_lab(cfg: LabConfig, listener: bool = True, *, close_delay: float = 0.3) -> Iterator[LabInfo]:
+    """A lab for the duration of a block; always removed, whatever ends the block.
+
+    A SIGTERM ends the block only if the caller turns it into an exception; after a SIGKILL the
+    lab is found by `reap_stale_labs` (it is marked temporary with its owner's pid).
+    """
+    info = lab_up(cfg, listener, temporary=True, close_delay=close_delay)
+    try:
+        yield info
+    finally:
+        with contextlib.suppress(LabError):
+            lab_down(cfg)
+
+
+_fresh_counter = itertools.count()
+
+
+def fresh_lab(prefix: str = "rawtcp", **overrides: Any) -> LabConfig:
+    """A config with namespace names no other lab uses (`<prefix>-<pid>-<n>-c` / `-s`).
+
+    Addresses stay the standard ones: the namespaces are separate, so labs do not collide.
+    """
+    pid = os.getpid()
+    for _ in range(10_000):
+        base = f"{prefix}-{pid}-{next(_fresh_counter)}"
+        cfg = LabConfig(client_ns=f"{base}-c", server_ns=f"{base}-s", **overrides)
+        if not lab_exists(cfg):
+            return cfg
+    raise LabError("cannot find an unused lab name")
+
+
+def list_labs() -> list[dict[str, Any]]:
+    """The state records of every lab this machine knows of."""
+    out = []
+    try:
+        paths = sorted(STATE_DIR.glob("*.json"))
+    except OSError:
+        return []
+    for path in paths:
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads(path.read_text())
+            if isinstance(data, dict) and isinstance(data.get("config"), dict):
+                out.append(data)
+    return out
+
+
+def reap_stale_labs() -> list[str]:
+    """Remove labs whose owner died: temporary ones, and any killed while being created."""
+    removed: list[str] = []
+    for state in list_labs():
+        if pid_alive(state.get("owner_pid")):
+            continue
+        if not (state.get("temporary") or state.get("phase") != "up"):
+            continue
+        try:
+            cfg = LabConfig(**state["config"])
+        except TypeError:
+            continue
+        for line in _teardown(cfg, state):
+            removed.append(f"{line} (left by dead pid {state.get('owner_pid')})")
+    return removed
+
+
+def _interface_info(netns: str, ifname: str) -> dict[str, Any] | None:
+    proc = _run(["ip", "-n", netns, "-j", "addr", "show", "dev", ifname], check=False)
+    if proc.returncode != 0:
+        return None
+    try:
+        link = json.loads(proc.stdout)[0]
+    except (ValueError, LookupError):
+        return None
+    addrs = [f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if a.get("family") == "inet"]
+    return {"name": ifname, "state": link.get("operstate"), "mac": link.get("address"), "addresses": addrs}
+
+
+def _netem_info(netns: str, ifname: str) -> dict[str, Any] | None:
+    proc = _run(["tc", "-n", netns, "qdisc", "show", "dev", ifname, "root"], check=False)
+    for line in proc.stdout.splitlines():
+        if " netem " in f" {line} ":
+            return parse_netem(line)
+    return None
+
+
+def _listening(netns: str, port: int) -> bool:
+    proc = _run(["ss", "-N", netns, "-tlnH", f"sport = :{port}"], check=False)
+    return proc.returncode == 0 and bool(proc.stdout.strip())
+
+
+def _tx_checksum(netns: str, ifname: str) -> bool | None:
+    if shutil.which("ethtool") is None:
+        return None
+    proc = _run(["ip", "netns", "exec", netns, "ethtool", "-k", ifname], check=False)
+    match = re.search(r"^tx-checksumming:\s*(on|off)", proc.stdout, re.M)
+    return None if match is None else match.group(1) == "on"
+
+
+def lab_status(cfg: LabConfig) -> dict[str, Any]:
+    """What exists of the lab: namespaces, interfaces, addresses, listener, netem (JSON-ready)."""
+    state = _read_state(cfg) or {}
+    namespaces = {ns: netns_exists(ns) for ns in (cfg.client_ns, cfg.server_ns)}
+    interfaces: dict[str, Any] = {}
+    netem: dict[str, Any] = {}
+    for ns, ifname in ((cfg.client_ns, cfg.client_if), (cfg.server_ns, cfg.server_if)):
+        if namespaces[ns]:
+            info = _interface_info(ns, ifname)
+            if info is not None:
+                info["tx_checksum"] = _tx_checksum(ns, ifname)
+            interfaces[ns] = info
+            netem[ifname] = _netem_info(ns, ifname)
+    listener: dict[str, Any] | None = None
+    lpid = state.get("listener_pid")
+    if lpid is not None:
+        conf = state.get("config") or {}
+        port = int(conf.get("port", cfg.port))
+        listener = {
+            "pid": lpid, "alive": pid_alive(lpid), "mode": state.get("listener_mode"), "port": port,
+            "listening": namespaces[cfg.server_ns] and _listening(cfg.server_ns, port),
+            "log": state.get("listener_log"),
+        }
+    owner = state.get("owner_pid")
+    return {
+        "config": state.get("config") or asdict(cfg),
+        "up": all(namespaces.values()) and state.get("phase", "up") == "up",
+        "exists": lab_exists(cfg),
+        "namespaces": namespaces,
+        "interfaces": interfaces,
+        "listener": listener,
+        "netem": netem,
+        "impairments": state.get("impairments"),
+        "owner_pid": owner,
+        "owner_alive": pid_alive(owner) if owner else None,
+        "temporary": state.get("temporary"),
+        "state_file": str(_state_path(cfg)) if state else None,
+    }
+
+
+# ----------------------------------------------------------------------------------------------
+# impairments (tc netem) and checksum offload
+
+
+def netem_args(loss: float | None = None, delay_ms: float | None = None, jitter_ms: float | None = None,
+               reorder: float | None = None, duplicate: float | None = None,
+               corrupt: float | None = None) -> list[str]:
+    """The `tc ... netem` arguments for these settings (percentages 0-100, times in ms)."""
+    for name, pct in (("loss", loss), ("reorder", reorder), ("duplicate", duplicate), ("corrupt", corrupt)):
+        if pct is not None and not 0 <= pct <= 100:
+            raise LabError(f"{name} {pct:g}% is outside 0-100")
+    for name, ms in (("delay", delay_ms), ("jitter", jitter_ms)):
+        if ms is not None and not 0 <= ms <= 60_000:
+            raise LabError(f"{name} {ms:g} ms is outside 0-60000")
+    if jitter_ms and not delay_ms:
+        raise LabError("jitter needs a delay (--delay MS)")
+    if reorder and not delay_ms:
+        # netem reorders by sending some packets at once while the others wait out the delay.
+        raise LabError("reorder needs a delay (--delay MS)")
+    # A deep queue: under delay, netem's default 1000-packet limit would drop on its own.
+    args = ["limit", "100000"]
+    if delay_ms:
+        args += ["delay", f"{delay_ms:g}ms"]
+        if jitter_ms:
+            args += [f"{jitter_ms:g}ms"]
+    if loss:
+        args += ["loss", "random", f"{loss:g}%"]
+    if duplicate:
+        args += ["duplicate", f"{duplicate:g}%"]
+    if reorder:
+        args += ["reorder", f"{reorder:g}%"]
+    if corrupt:
+        args += ["corrupt", f"{corrupt:g}%"]
+    return args
+
+
+_NETEM_PATTERNS = {
+    "delay_ms": r"\bdelay ([\d.]+)(ms|us|s)\b",
+    "jitter_ms": r"\bdelay [\d.]+(?:ms|us|s)\s+([\d.]+)(ms|us|s)\b",
+    "loss": r"\bloss (?:random )?([\d.]+)%",
+    "duplicate": r"\bduplicate ([\d.]+)%",
+    "reorder": r"\breorder ([\d.]+)%",
+    "corrupt": r"\bcorrupt ([\d.]+)%",
+}
+_MS_PER_UNIT = {"s": 1000.0, "ms": 1.0, "us": 0.001}
+
+
+def parse_netem(line: str) -> dict[str, Any]:
+    """Settings from one `tc qdisc show` netem line (missing ones are None)."""
+    out: dict[str, Any] = {"text": line.strip()}
+    for key, pattern in _NETEM_PATTERNS.items():
+        match = re.search(pattern, line)
+        if match is None:
+            out[key] = None
+        elif key.endswith("_ms"):
+            out[key] = float(match.group(1)) * _MS_PER_UNIT[match.group(2)]
+        else:
+            out[key] = float(match.group(1))
+    return out
+
+
+def _require_up(cfg: LabConfig) -> None:
+    require_root()
+    if not (netns_exists(cfg.client_ns) and netns_exists(cfg.server_ns)):
+        raise LabError("no lab is up (rawtcp lab up first)")
+
+
+def impair(cfg: LabConfig, loss: float | None = None, delay_ms: float | None = None,
+           jitter_ms: float | None = None, reorder: float | None = None, duplicate: float | None = None,
+           corrupt: float | None = None) -> dict[str, float | None]:
+    """Make the lab's links behave exactly as given, in both directions (netem on both veth ends).
+
+    Settings not given are off; giving none clears all impairments.
+    """
+    _require_up(cfg)
+    settings = {"loss": loss, "delay_ms": delay_ms, "jitter_ms": jitter_ms, "reorder": reorder,
+                "duplicate": duplicate, "corrupt": corrupt}
+    args = netem_args(**settings)
+    if not any(settings.values()):
+        clear_impairments(cfg)
+        return settings
+    # Egress of each end: veth-c shapes client->server, veth-s shapes server->client.
+    for ns, ifname in ((cfg.client_ns, cfg.client_if), (cfg.server_ns, cfg.server_if)):
+        proc = _run(["tc", "-n", ns, "qdisc", "replace", "dev", ifname, "root", "netem", *args], check=False)
+        if proc.returncode != 0 and "qdisc kind is unknown" in proc.stderr:
+            raise LabError(NO_NETEM_MESSAGE)
+        if proc.returncode != 0:
+            lines = proc.stderr.strip().splitlines()
+            raise LabError(f"tc netem on {ifname} failed: {lines[0] if lines else proc.returncode}")
+    state = _read_state(cfg)
+    if state is not None:
+        state["impairments"] = settings
+        _write_state(cfg, state)
+    return settings
+
+
+def clear_impairments(cfg: LabConfig) -> list[str]:
+    """Remove netem from both ends; returns the interfaces that had one."""
+    _require_up(cfg)
+    cleared = []
+    for ns, ifname in ((cfg.client_ns, cfg.client_if), (cfg.server_ns, cfg.server_if)):
+        if _netem_info(ns, ifname) is not None:
+            _run(["tc", "-n", ns, "qdisc", "del", "dev", ifname, "root"])
+            cleared.append(ifname)
+    state = _read_state(cfg)
+    if state is not None and state.get("impairments") is not None:
+        state["impairments"] = None
+        _write_state(cfg, state)
+    return cleared
+
+
+def set_tx_checksum(cfg: LabConfig, on: bool) -> None:
+    """Turn tx checksum offload on/off on both veth ends.
+
+    With it on, a packet socket on the peer sees the kernel's segments with a partial checksum;
+    off, every captured segment carries a valid one (see ENVIRONMENT.md).
+    """
+    _require_up(cfg)
+    if shutil.which("ethtool") is None:
+        raise LabError("ethtool not found: install it (apt-get install ethtool)")
+    for ns, ifname in ((cfg.client_ns, cfg.client_if), (cfg.server_ns, cfg.server_if)):
+        _run(["ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "on" if on else "off"])

@@ -1,0 +1,147 @@
+"""Set up (and always tear down) everything one hand-driven connection needs on this host.
+
+Order matters: the RST-suppression entry and the filtered packet socket exist before the first SYN
+leaves, so neither the kernel's RST nor a fast reply can beat us.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from rawtcp.core import Endpoint, EndpointConfig
+from rawtcp.session.driver import Driver
+
+EPHEMERAL = (32768, 60999)  # Linux's default ip_local_port_range
+
+
+@dataclass
+class ConnectionSpec:
+    remote_ip: str | None  # None for a passive open until the SYN arrives
+    remote_port: int
+    local_port: int | None = None  # None: a free ephemeral port, reserved from the kernel
+    iface: str | None = None
+    isn: int | None = None  # None: random (RFC 9293 §3.4.1 wants unpredictable ISNs)
+    mss: int | None = None  # None: from the interface MTU
+    window: int | None = None
+    wscale: int | None = None
+    rto_min: float = 1.0
+    max_retries: int = 6
+    msl2: float = 60.0
+    pcap: str | None = None
+    passive: bool = False  # listen on local_port instead of connecting
+    local_ip: str | None = None  # passive open: the address to listen on (default: the iface's)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class Connection:
+    """A driver plus the host resources it holds; ``close()`` releases every one of them."""
+
+    def __init__(self, spec: ConnectionSpec, rng: random.Random | None = None) -> None:
+        from rawtcp.wire import bpf, nft, route
+        from rawtcp.wire.link import PacketLink
+        from rawtcp.wire.packet import FrameBuilder
+
+        self.spec = spec
+        self._stack = contextlib.ExitStack()
+        rng = rng or random.SystemRandom()
+        try:
+            if spec.passive:
+                path = route.local_path(spec.iface, spec.local_ip)
+            else:
+                path = route.resolve(spec.remote_ip, spec.iface)
+            self.path = path
+            self.local_ip = path.src_ip
+            port_holder, lport = _reserve_port(path.src_ip, spec.local_port, rng)
+            self._stack.callback(port_holder.close)
+            self.guard = nft.RstGuard()
+            self._stack.callback(self.guard.close)
+            if spec.passive:
+                self.guard.add_bind(path.src_ip, lport)
+                self._stack.callback(self.guard.remove_bind, path.src_ip, lport)
+                program = bpf.tcp4_filter(path.src_ip, lport, None, None)
+            else:
+                self.guard.add_conn(path.src_ip, lport, spec.remote_ip, spec.remote_port)
+                self._stack.callback(self.guard.remove_conn, path.src_ip, lport, spec.remote_ip, spec.remote_port)
+                program = bpf.tcp4_filter(path.src_ip, lport, spec.remote_ip, spec.remote_port)
+            self.link = PacketLink(path.ifname, program)
+            self._stack.callback(self.link.close)
+            builder = None if spec.passive else FrameBuilder(path.src_ip, spec.remote_ip, path.src_mac,
+                                                              path.dst_mac)
+            pcap = None
+            if spec.pcap:
+                from rawtcp.capture.pcap import PcapWriter
+
+                pcap = PcapWriter(spec.pcap)
+                self._stack.callback(pcap.close)
+            config = EndpointConfig(
+                local_port=lport,
+                remote_port=0 if spec.passive else spec.remote_port,
+                isn=spec.isn if spec.isn is not None else rng.getrandbits(32),
+                mss=spec.mss or max(536, path.mtu - 40),
+                window=spec.window,
+                wscale=spec.wscale,
+                rto_min=spec.rto_min,
+                max_retries=spec.max_retries,
+                msl2=spec.msl2,
+            )
+            self.endpoint = Endpoint(config)
+            self.driver = Driver(self.endpoint, self.link, builder, path.src_ip,
+                                 None if spec.passive else spec.remote_ip, pcap=pcap)
+            if spec.passive:
+                self.driver.accept_peer = self._accept_peer
+        except BaseException:
+            self._stack.close()
+            raise
+
+    def _accept_peer(self, decoded: Any, frame: bytes) -> None:
+        """Passive open: the first SYN names the peer; answer it at its MAC, and narrow the socket
+        filter and the RST entry to its 4-tuple (one connection per session)."""
+        from rawtcp.wire import bpf
+        from rawtcp.wire.packet import FrameBuilder
+
+        remote_ip, remote_port = decoded.src_ip, decoded.segment.sport
+        lport = self.endpoint.local_port
+        self.spec.remote_ip, self.spec.remote_port = remote_ip, remote_port
+        self.guard.add_conn(self.local_ip, lport, remote_ip, remote_port)
+        self._stack.callback(self.guard.remove_conn, self.local_ip, lport, remote_ip, remote_port)
+        self.link.set_filter(bpf.tcp4_filter(self.local_ip, lport, remote_ip, remote_port))
+        self.driver.builder = FrameBuilder(self.local_ip, remote_ip, self.path.src_mac, bytes(frame[6:12]))
+        self.driver.remote_ip = remote_ip
+
+    def close(self) -> None:
+        self._stack.close()
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _reserve_port(ip: str, port: int | None, rng: random.Random) -> tuple[socket.socket, int]:
+    """Hold the port with a bound (never listening) kernel socket so the kernel's own connections
+    cannot pick it while we use it. The kernel still RSTs our peer's segments: nftables drops those."""
+    from rawtcp.session.errors import SessionError
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if port is not None:
+        try:
+            sock.bind((ip, port))
+        except OSError as exc:
+            sock.close()
+            raise SessionError(f"local port {port} is in use on {ip}: {os.strerror(exc.errno or 0)}") from None
+        return sock, port
+    for _ in range(64):
+        candidate = rng.randint(*EPHEMERAL)
+        try:
+            sock.bind((ip, candidate))
+            return sock, candidate
+        except OSError:
+            continue
+    sock.close()
+    raise SessionError(f"no free local port on {ip}")

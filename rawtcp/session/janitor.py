@@ -1,0 +1,64 @@
+"""Finds and removes what a killed rawtcp process left behind, and says what it removed.
+
+Every leftover carries its owner's pid (nftables elements, session files, trace instances, lab state
+files), so "left behind" means "its owner is dead". Firewall entries are reaped inside each of the
+project's namespaces BEFORE any stale namespace is deleted: deleting a namespace would hide them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+
+from rawtcp.session import registry
+
+
+def _rawtcp_namespaces() -> list[str]:
+    try:
+        out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    names = [line.split()[0] for line in out.splitlines() if line.strip()]
+    return [n for n in names if n.startswith(("rawtcp", "rtt-"))]
+
+
+def _reap_nft_here(where: str) -> list[str]:
+    from rawtcp.wire import nft
+
+    if not nft.table_exists():
+        return []
+    guard = nft.RstGuard()
+    try:
+        lines = guard.reap(alive=registry.pid_alive)
+        guard.drop_table_if_empty()
+    finally:
+        guard.close()
+    return [f"{line} in {where}" for line in lines]
+
+
+def reap_firewall() -> list[str]:
+    from rawtcp.wire import netns
+
+    removed = _reap_nft_here("the root namespace")
+    for name in _rawtcp_namespaces():
+        with contextlib.suppress(Exception), netns.inside(name):
+            removed += _reap_nft_here(f"namespace {name}")
+    return removed
+
+
+def reap() -> list[str]:
+    removed: list[str] = []
+    with contextlib.suppress(Exception):
+        removed += reap_firewall()
+    for info in registry.dead_sessions():
+        registry.remove(info.name)
+        removed.append(f"session {info.name} (keeper pid {info.pid} is gone)")
+    with contextlib.suppress(Exception):
+        from rawtcp.lab.kstate import reap_trace_instances
+
+        removed += [f"trace instance {x}" for x in reap_trace_instances()]
+    with contextlib.suppress(Exception):
+        from rawtcp.lab.topology import reap_stale_labs
+
+        removed += reap_stale_labs()
+    return removed

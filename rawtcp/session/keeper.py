@@ -1,0 +1,426 @@
+"""The session keeper: a background process that holds one hand-driven connection between commands.
+
+Started by ``rawtcp connect`` / ``rawtcp listen`` as ``python -m rawtcp.session.keeper SPEC_JSON``. It
+enters the namespace, opens the connection, streams its records as JSON lines on stdout until the
+connection is ESTABLISHED (or fails), then detaches and serves commands on its 0600 unix socket,
+keeping the connection correct meanwhile: it ACKs and buffers incoming data, retransmits, answers
+keepalives and window probes, honours TIME-WAIT, and closes the connection after an idle time.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+from rawtcp.core import State
+from rawtcp.core import events as ev
+from rawtcp.session import registry
+from rawtcp.session.connection import Connection, ConnectionSpec
+from rawtcp.session.errors import PeerRefused, PeerSilent, SessionError
+from rawtcp.session.kernelview import KernelView
+
+Record = dict[str, Any]
+
+
+class Terminate(BaseException):
+    """SIGTERM/SIGINT/SIGHUP: unwind through every ``finally`` so nothing is left behind."""
+
+
+def _on_signal(signum: int, _frame: Any) -> None:
+    raise Terminate(signum)
+
+
+class Client:
+    """One CLI command connected to the control socket, with the request it is waiting on."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.buf = b""
+        self.request: dict[str, Any] | None = None
+        self.deadline: float | None = None
+        self.started = 0.0
+
+    def send(self, rec: Record) -> None:
+        try:
+            self.sock.sendall(json.dumps(rec).encode() + b"\n")
+        except OSError:
+            pass
+
+
+class Keeper:
+    def __init__(self, spec: dict[str, Any], out: Any) -> None:
+        self.spec = spec
+        self.name: str = spec["name"]
+        self.out = out  # the starting command's pipe until detach, then None
+        self.idle = float(spec.get("idle", 600.0))
+        self.clients: list[Client] = []
+        self.control: socket.socket | None = None
+        self.conn: Connection | None = None
+        self.watcher: Any = None
+        self.view: KernelView | None = None
+        self.history: list[Record] = []
+        self.last_activity = time.monotonic()
+        self.received_total = 0
+
+    # --- records ------------------------------------------------------------------------------
+    def _record(self, rec: Record) -> None:
+        assert self.view is not None
+        self.view.add(rec, time.monotonic())
+
+    def _emit(self, rec: Record) -> None:
+        self.history.append(rec)
+        if self.out is not None:
+            self.out.write(json.dumps(rec) + "\n")
+            self.out.flush()
+        for client in self.clients:
+            if client.request is not None:
+                client.send(rec)
+
+    def _release(self, force: bool = False) -> None:
+        if self.view is not None:
+            self.view.release(time.monotonic(), self._emit, force=force)
+
+    # --- set-up ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        spec = self.spec
+        cspec = ConnectionSpec(**spec["connection"])
+        self.control = registry.bind_control_socket(self.name)
+        self.conn = Connection(cspec)
+        ep = self.conn.endpoint
+        self.driver = self.conn.driver
+        kernel = spec.get("kernel")  # {"ip":..., "port":...}: the kernel peer lives in a lab namespace
+        if kernel:
+            self.watcher = _start_watcher(int(kernel["port"]))
+        # The kernel socket's own view: its address is our remote, ours is its remote.
+        ours = (self.conn.local_ip, ep.local_port)
+        theirs = (cspec.remote_ip, cspec.remote_port) if not cspec.passive else None
+        self.view = KernelView(self.watcher, theirs, ours if theirs else None, self.driver.t0)
+        self.driver.listeners.append(self._record)
+        registry.write_info({
+            "name": self.name, "pid": os.getpid(), "netns": spec.get("netns"),
+            "local": f"{self.conn.local_ip}:{ep.local_port}",
+            "remote": f"{cspec.remote_ip}:{cspec.remote_port}" if not cspec.passive else "*:*",
+            "role": "server" if cspec.passive else "client", "iface": self.conn.path.ifname,
+            "started": time.time(), "pcap": cspec.pcap,
+        })
+
+    def open(self) -> None:
+        assert self.conn is not None
+        ep = self.conn.endpoint
+        spec = self.conn.spec
+        now = time.monotonic()
+        if spec.passive:
+            ep.open_passive(now)
+        else:
+            ep.open_active(now)
+        timeout = float(self.spec.get("open_timeout", 3600.0 if spec.passive else 120.0))
+        self.driver.run_until(lambda: ep.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.LISTEN)
+                              or self._learned_peer(), timeout)
+        if spec.passive and ep.state in (State.LISTEN, State.SYN_RECEIVED):
+            self.driver.run_until(lambda: ep.state not in (State.SYN_RECEIVED, State.LISTEN), timeout)
+        self._release(force=True)
+        if ep.state is not State.ESTABLISHED:
+            raise self._failure("open")
+
+    def _learned_peer(self) -> bool:
+        """Passive open: once the SYN named the peer, the kernel view can follow its socket."""
+        assert self.conn is not None and self.view is not None
+        spec = self.conn.spec
+        if spec.passive and spec.remote_ip and self.view.remote is None:
+            self.view.set_peer((spec.remote_ip, spec.remote_port),
+                               (self.conn.local_ip, self.conn.endpoint.local_port))
+        return False
+
+    def _failure(self, what: str) -> SessionError:
+        assert self.conn is not None
+        spec = self.conn.spec
+        for event in reversed(self.driver.events):
+            if isinstance(event, ev.ConnectionRefused):
+                return PeerRefused(f"connection refused: RST from {spec.remote_ip}:{spec.remote_port}")
+            if isinstance(event, ev.ConnectionReset):
+                return SessionError(f"connection reset by {spec.remote_ip}:{spec.remote_port}")
+            if isinstance(event, ev.TimedOut):
+                if event.what.upper().startswith("SYN"):
+                    return PeerSilent(f"no SYN-ACK from {spec.remote_ip}:{spec.remote_port} after "
+                                      f"{event.tries} tries, {event.elapsed:.1f} s")
+                return PeerSilent(f"gave up: {event.what} not acknowledged after {event.tries} tries, "
+                                  f"{event.elapsed:.1f} s")
+        return SessionError(f"{what} did not complete (state {self.conn.endpoint.state})")
+
+    def detach(self) -> None:
+        """The starting command has what it waited for: stop writing to it and live on alone."""
+        if self.out is not None:
+            self.out.flush()
+            devnull = os.open(os.devnull, os.O_RDWR)
+            for fd in (0, 1, 2):
+                os.dup2(devnull, fd)
+            os.close(devnull)
+            self.out = None
+
+    # --- serving -------------------------------------------------------------------------------
+    def status(self) -> dict[str, Any]:
+        assert self.conn is not None
+        ep = self.conn.endpoint
+        iss, irs = ep.iss, ep.irs
+        from rawtcp.core import seq as sq
+
+        kernel = self.view.current() if self.view is not None else None
+        return {
+            "type": "status", "name": self.name, "pid": os.getpid(), "state": str(ep.state),
+            "local": f"{self.conn.local_ip}:{ep.local_port}",
+            "remote": f"{self.conn.spec.remote_ip}:{ep.remote_port}",
+            "snd_una": ep.snd_una, "snd_nxt": ep.snd_nxt, "rcv_nxt": ep.rcv_nxt,
+            "rel_snd_una": sq.sub(ep.snd_una, iss), "rel_snd_nxt": sq.sub(ep.snd_nxt, iss),
+            "rel_rcv_nxt": sq.sub(ep.rcv_nxt, irs), "iss": iss, "irs": irs,
+            "peer_window": ep.snd_wnd, "peer_mss": ep.peer_mss, "send_mss": ep.send_mss,
+            "rcv_wnd": ep.rcv_wnd, "readable": ep.readable, "unsent": ep.unsent, "in_flight": ep.in_flight,
+            "peer_closed": ep.peer_fin, "retransmits": ep.retransmits,
+            "kernel_state": kernel, "kernel_state_source": getattr(self.watcher, "source", None),
+            "netns": self.spec.get("netns"),
+        }
+
+    def _accept(self) -> None:
+        assert self.control is not None
+        sock, _ = self.control.accept()
+        # Only our own user may drive the session: the socket is 0600, and we check the peer too.
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
+        uid = int.from_bytes(creds[4:8], sys.byteorder)
+        if uid not in (0, os.getuid()):
+            sock.close()
+            return
+        sock.setblocking(False)
+        self.clients.append(Client(sock))
+
+    def _read_client(self, client: Client) -> None:
+        try:
+            data = client.sock.recv(1 << 20)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._drop(client)
+            return
+        client.buf += data
+        while b"\n" in client.buf and client.request is None:
+            line, client.buf = client.buf.split(b"\n", 1)
+            try:
+                request = json.loads(line)
+            except ValueError:
+                client.send({"type": "error", "message": "bad request"})
+                continue
+            self._begin(client, request)
+
+    def _drop(self, client: Client) -> None:
+        client.sock.close()
+        if client in self.clients:
+            self.clients.remove(client)
+
+    def _begin(self, client: Client, request: dict[str, Any]) -> None:
+        assert self.conn is not None
+        ep = self.conn.endpoint
+        now = time.monotonic()
+        self.last_activity = now
+        op = request.get("op")
+        client.request = request
+        client.started = now
+        wait = request.get("wait")
+        client.deadline = now + float(wait) if wait is not None else None
+        try:
+            if op == "status":
+                self._finish(client, self.status())
+            elif op == "history":
+                self._release(force=True)
+                self._finish(client, {"type": "history", "records": self.history})
+            elif op == "send":
+                data = base64.b64decode(request["data"])
+                if ep.state not in (State.ESTABLISHED, State.CLOSE_WAIT):
+                    raise SessionError(f"cannot send in state {ep.state}")
+                request["target"] = len(data)
+                request["queued"] = 0
+                request["data_bytes"] = data
+                self._feed_send(request, now)
+            elif op == "recv":
+                pass
+            elif op in ("close", "shutdown"):
+                if request.get("abort"):
+                    ep.abort(now)
+                elif ep.state in (State.ESTABLISHED, State.CLOSE_WAIT, State.SYN_RECEIVED):
+                    (ep.shutdown if op == "shutdown" else ep.close)(now)
+                elif op == "close" and ep.state in (State.FIN_WAIT_1, State.FIN_WAIT_2):
+                    pass  # already half-closed: close now waits for the peer's FIN
+                else:
+                    raise SessionError(f"cannot {op} in state {ep.state}")
+            else:
+                raise SessionError(f"unknown request {op!r}")
+        except SessionError as exc:
+            self._finish(client, {"type": "error", "message": str(exc)})
+
+    def _feed_send(self, request: dict[str, Any], now: float) -> None:
+        assert self.conn is not None
+        data: bytes = request["data_bytes"]
+        queued = request["queued"]
+        if queued < len(data):
+            request["queued"] = queued + self.conn.endpoint.send(data[queued:], now)
+
+    def _finish(self, client: Client, final: Record) -> None:
+        client.send(final)
+        client.request = None
+        client.deadline = None
+
+    def _progress(self, now: float) -> None:
+        """Complete the requests whose condition now holds."""
+        assert self.conn is not None
+        ep = self.conn.endpoint
+        dead = ep.state is State.CLOSED
+        for client in list(self.clients):
+            request = client.request
+            if request is None:
+                continue
+            op = request["op"]
+            expired = client.deadline is not None and now >= client.deadline
+            if op == "send":
+                self._feed_send(request, now)
+                done = request["queued"] >= request["target"] and ep.unsent == 0 and ep.in_flight == 0
+                if done:
+                    self._release(force=True)
+                    self._finish(client, {"type": "done", "op": "send", "bytes": request["target"],
+                                          "state": str(ep.state)})
+                elif dead or expired:
+                    self._release(force=True)
+                    self._finish(client, {"type": "error", "message": str(self._failure("send"))
+                                          if dead else "timed out waiting for the peer's ACK"})
+            elif op == "recv":
+                want = request.get("bytes")
+                have = ep.readable
+                ready = (want is None and client.deadline is None) or (want is not None and have >= want) \
+                    or ep.peer_fin or dead or expired or (want is None and have > 0)
+                if ready:
+                    data = ep.read(want if want is not None else -1)
+                    self.received_total += len(data)
+                    self._release(force=True)
+                    self._finish(client, {"type": "data", "data": base64.b64encode(data).decode(),
+                                          "bytes": len(data), "peer_closed": ep.peer_fin and ep.readable == 0,
+                                          "state": str(ep.state)})
+            elif op in ("close", "shutdown"):
+                if request.get("abort"):
+                    finished = True
+                elif op == "shutdown":
+                    finished = ep.state in (State.FIN_WAIT_2, State.TIME_WAIT, State.CLOSED, State.CLOSING,
+                                            State.LAST_ACK) and ep.unsent == 0 and ep.in_flight == 0
+                else:
+                    finished = ep.state in (State.TIME_WAIT, State.CLOSED)
+                if finished or expired:
+                    self._release(force=True)
+                    final = {"type": "done", "op": op, "state": str(ep.state)}
+                    if ep.state is State.TIME_WAIT:
+                        final["time_wait"] = self.conn.spec.msl2
+                    if expired and not finished:
+                        final = {"type": "error", "message": f"{op} did not complete: state {ep.state}"}
+                    self._finish(client, final)
+
+    def serve(self) -> None:
+        assert self.conn is not None and self.control is not None
+        ep = self.conn.endpoint
+        while True:
+            now = time.monotonic()
+            self._release()
+            self._progress(now)
+            if ep.state is State.CLOSED and not any(c.request for c in self.clients):
+                self._release(force=True)
+                return
+            if now - self.last_activity > self.idle and ep.state in (State.ESTABLISHED, State.CLOSE_WAIT):
+                ep.close(now)  # idle too long: close politely, TIME-WAIT and all
+                self.last_activity = now
+            timeout = 1.0
+            for due in (self.view.next_due() if self.view else None,
+                        *(c.deadline for c in self.clients if c.deadline is not None)):
+                if due is not None:
+                    timeout = min(timeout, max(0.0, due - now))
+            fds: list[Any] = [self.control] + [c.sock for c in self.clients]
+            ready = self.driver.pump(timeout, extra=fds)
+            for fd in ready:
+                if fd is self.control:
+                    self._accept()
+                else:
+                    for client in list(self.clients):
+                        if client.sock is fd:
+                            self._read_client(client)
+
+    def close(self) -> None:
+        """Release everything; an established connection is aborted (RST) so the peer is not left hanging."""
+        if self.conn is not None:
+            ep = self.conn.endpoint
+            if ep.state not in (State.CLOSED, State.TIME_WAIT, State.LISTEN):
+                try:
+                    ep.abort(time.monotonic())
+                    self.driver.flush()
+                except Exception:  # noqa: BLE001 - best effort on the way out
+                    pass
+            self._release(force=True)
+            self.conn.close()
+        if self.watcher is not None:
+            self.watcher.stop()
+        for client in self.clients:
+            client.sock.close()
+        if self.control is not None:
+            self.control.close()
+        registry.remove(self.name)
+
+
+def _start_watcher(port: int) -> Any:
+    from rawtcp.lab.kstate import KernelStateWatcher
+
+    watcher = KernelStateWatcher()
+    watcher.start({port})
+    return watcher
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    spec = json.loads(argv[0])
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+    out = sys.stdout
+    keeper: Keeper | None = None
+    code = 0
+    try:
+        if spec.get("netns"):
+            from rawtcp.wire import netns
+
+            netns.enter(spec["netns"])
+        keeper = Keeper(spec, out)
+        keeper.start()
+        keeper.open()
+        keeper._emit({"type": "ready", **keeper.status()})
+        keeper.detach()
+        keeper.serve()
+    except Terminate:
+        code = 0 if keeper is not None and keeper.out is None else 130
+    except Exception as exc:  # noqa: BLE001 - every failure becomes one line for the starting command
+        code = getattr(exc, "exit_code", 1)
+        message = str(exc) or type(exc).__name__
+        if os.environ.get("RAWTCP_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        if keeper is None or keeper.out is not None:
+            try:
+                out.write(json.dumps({"type": "error", "message": message, "code": code}) + "\n")
+                out.flush()
+            except OSError:
+                pass
+    finally:
+        if keeper is not None:
+            keeper.close()
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

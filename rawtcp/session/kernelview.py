@@ -1,0 +1,88 @@
+"""The kernel peer's own socket state beside our segments.
+
+Kernel state changes arrive asynchronously (a tracing thread), so records are held a few
+milliseconds before they are annotated and released: long enough for the kernel's reaction to a
+segment we just sent to be read, short enough to feel live.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Record = dict[str, Any]
+HOLD = 0.004  # seconds a record waits for the kernel's state events to be read
+AFTER_SEND = 0.002  # the kernel handles a segment we sent within this (veth delivers synchronously)
+
+
+class KernelView:
+    """Merges our records with the kernel socket's state events, in time order."""
+
+    def __init__(self, watcher: Any, kernel_local: tuple[str, int] | None,
+                 kernel_remote: tuple[str, int] | None, t0: float) -> None:
+        self.watcher = watcher  # rawtcp.lab.kstate.KernelStateWatcher or None
+        self.local = kernel_local
+        self.remote = kernel_remote
+        self.t0 = t0
+        self._pending: list[tuple[float, Record]] = []
+        self._emitted_events = 0
+
+    def set_peer(self, local: tuple[str, int], remote: tuple[str, int]) -> None:
+        self.local, self.remote = local, remote
+
+    def _events(self) -> list[Any]:
+        if self.watcher is None or self.remote is None or self.local is None:
+            return []
+        return list(self.watcher.events_for(self.local, self.remote))
+
+    def state_at(self, mono: float) -> str | None:
+        state = None
+        for event in self._events():
+            if event.time <= mono:
+                state = event.new
+            else:
+                break
+        return state
+
+    def current(self) -> str | None:
+        if self.watcher is None or self.remote is None or self.local is None:
+            return None
+        return self.watcher.current(self.local, self.remote)
+
+    def add(self, rec: Record, now: float) -> None:
+        self._pending.append((now + (HOLD if self.watcher is not None else 0.0), rec))
+
+    def next_due(self) -> float | None:
+        return self._pending[0][0] if self._pending else None
+
+    def release(self, now: float, emit: Callable[[Record], None], force: bool = False) -> None:
+        """Annotate and emit every record whose hold has passed (all of them with ``force``)."""
+        ready = [item for item in self._pending if force or item[0] <= now]
+        if not ready:
+            return
+        self._pending = [item for item in self._pending if not (force or item[0] <= now)]
+        events = self._events()
+        horizon = self.t0 + ready[-1][1]["t"] + (AFTER_SEND if ready[-1][1].get("dir") == "out" else 0.0)
+        for _, rec in ready:
+            mono = self.t0 + rec["t"]
+            # Kernel transitions that happened before this record come out first, in order.
+            while self._emitted_events < len(events) and events[self._emitted_events].time <= mono:
+                emit(self._kernel_record(events[self._emitted_events]))
+                self._emitted_events += 1
+            if self.watcher is not None and rec["type"] == "segment":
+                at = mono + (AFTER_SEND if rec["dir"] == "out" else 0.0)
+                rec["kernel_state"] = self.state_at(at)
+            emit(rec)
+        while self._emitted_events < len(events) and events[self._emitted_events].time <= horizon:
+            emit(self._kernel_record(events[self._emitted_events]))
+            self._emitted_events += 1
+
+    def flush_kernel(self, emit: Callable[[Record], None]) -> None:
+        events = self._events()
+        while self._emitted_events < len(events):
+            emit(self._kernel_record(events[self._emitted_events]))
+            self._emitted_events += 1
+
+    def _kernel_record(self, event: Any) -> Record:
+        return {"type": "state", "who": "kernel", "t": round(event.time - self.t0, 6), "old": event.old,
+                "new": event.new}

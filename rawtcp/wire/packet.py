@@ -1,0 +1,324 @@
+"""The fast path: IPv4+TCP segments built and parsed with ``struct``, byte-for-byte what scapy makes.
+
+scapy needs ~260 µs to build and ~64 µs to dissect one segment, which would cap the connection rate
+and let fast kernel replies overtake us (issue 6). Here the constant parts of the headers (addresses,
+TTL, DF, TOS, MACs) are fixed per connection and each segment is one ``struct.pack``.
+
+Checksums use the identity 2**16 ≡ 1 (mod 0xffff): the one's-complement sum of 16-bit words
+(RFC 1071) is congruent to the whole byte string read as one big-endian integer, so
+``int.from_bytes(data) % 0xffff`` (C speed) replaces a Python loop over words, and a 32-bit field
+such as seq can be added as a plain integer. Options are encoded and decoded exactly like scapy's
+``TCPOptionsField`` (same names, same value shapes, zero-byte (EOL) padding to 4 bytes), so a
+``Segment`` from rawtcp.core round-trips through either implementation.
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from rawtcp.core.segment import Flags, Option, Segment
+
+ETH_P_IP = 0x0800
+ETH_P_8021Q = 0x8100
+IPPROTO_TCP = 6
+_M = 0xFFFF  # one's-complement arithmetic is arithmetic modulo 2**16 - 1
+
+# Ethernet (14) + IPv4 without options (20) + TCP without options (20).
+_ETH_IP_TCP = struct.Struct("!6s6sHBBHHHBBH4s4sHHIIBBHHH")
+_IP_TCP = struct.Struct("!BBHHHBBH4s4sHHIIBBHHH")
+_IP_HDR = struct.Struct("!BBHHHBBH4s4s")
+_TCP_HDR = struct.Struct("!HHIIBBHHH")
+_ETH_TYPE = struct.Struct("!H")
+
+# Every flag combination as a Flags value, so decoding does not construct IntFlag pseudo-members.
+_FLAGS: tuple[Flags, ...] = tuple(Flags(i) for i in range(256))
+
+# scapy's TCPOptions table (scapy/layers/inet.py): kind -> (name, struct format or None).
+_OPTION_KINDS: dict[int, tuple[str, str | None]] = {
+    2: ("MSS", "!H"),
+    3: ("WScale", "!B"),
+    4: ("SAckOK", None),
+    5: ("SAck", "!"),
+    8: ("Timestamp", "!II"),
+    14: ("AltChkSum", "!BH"),
+    15: ("AltChkSumOpt", None),
+    19: ("MD5", "16s"),
+    25: ("Mood", "!p"),
+    28: ("UTO", "!H"),
+    29: ("AO", None),
+    34: ("TFO", "!II"),
+}
+_OPTION_NAMES: dict[str, int] = {name: kind for kind, (name, _) in _OPTION_KINDS.items()}
+MAX_OPTIONS_LEN = 40  # data offset is 4 bits of 32-bit words: 60 - 20 (RFC 9293 §3.1)
+
+
+# ---------------------------------------------------------------------------------------------
+# checksums
+
+
+def _words(data: bytes | bytearray | memoryview) -> int:
+    """``data`` as one big-endian integer, zero-padded to an even length (RFC 1071 pads odd data)."""
+    n = int.from_bytes(data, "big")
+    return n << 8 if len(data) & 1 else n
+
+
+def ip_checksum(header: bytes | bytearray | memoryview) -> int:
+    """RFC 791 header checksum of ``header`` as given: zero the field to compute it; 0 means valid."""
+    n = _words(header)
+    return -n % _M if n else 0xFFFF  # all-zero words sum to +0, whose complement is 0xffff
+
+
+def tcp_checksum(src_ip: bytes, dst_ip: bytes, tcp: bytes | bytearray | memoryview) -> int:
+    """RFC 9293 §3.1 checksum over the pseudo-header and ``tcp`` (addresses as 4 packed bytes).
+
+    Zero the checksum field to compute it; over a received segment the result is 0 when it is valid.
+    """
+    total = int.from_bytes(src_ip, "big") + int.from_bytes(dst_ip, "big") + IPPROTO_TCP + len(tcp)
+    return -(total + _words(tcp)) % _M
+
+
+# ---------------------------------------------------------------------------------------------
+# options
+
+
+def encode_options(options: tuple[Option, ...] | list[Option]) -> bytes:
+    """scapy's ``TCPOptionsField.i2m``: kinds by name or number, EOL (zero) padding to 4 bytes."""
+    if not options:
+        return b""
+    out = bytearray()
+    for name, value in options:
+        # scapy first maps the numeric single-byte kinds to their names
+        if name == "NOP" or name == 1:
+            out.append(1)
+            continue
+        if name == "EOL" or name == 0:
+            out.append(0)
+            continue
+        if name == "MSS":
+            out += struct.pack("!BBH", 2, 4, value)
+            continue
+        if name == "WScale":
+            out += struct.pack("!BBB", 3, 3, value)
+            continue
+        if name == "Timestamp":
+            out += struct.pack("!BBII", 8, 10, value[0], value[1])
+            continue
+        if isinstance(name, str):
+            kind = _OPTION_NAMES.get(name)
+            if kind is None:
+                raise ValueError(f"unknown TCP option {name!r}")
+            fmt = _OPTION_KINDS[kind][1]
+            if value is None:
+                value = b""
+            if kind == 5:  # SAck: any number of 32-bit edges
+                fmt = f"!{len(value)}I"
+            if fmt is not None and (not isinstance(value, bytes | str) or "s" in fmt):
+                value = struct.pack(fmt, *(value if isinstance(value, tuple | list) else (value,)))
+        else:
+            kind = name
+            if not isinstance(kind, int) or not 0 <= kind <= 255:
+                raise ValueError(f"TCP option kind must be a name or 0..255, not {kind!r}")
+            if not isinstance(value, bytes | bytearray | str):
+                raise ValueError(f"raw TCP option {kind} needs bytes, not {type(value).__name__}")
+        if isinstance(value, str):
+            value = value.encode()
+        out.append(kind)
+        out.append(2 + len(value))
+        out += value
+    out += b"\x00" * (-len(out) % 4)
+    if len(out) > MAX_OPTIONS_LEN:
+        raise ValueError(f"TCP options take {len(out)} bytes, more than {MAX_OPTIONS_LEN}")
+    return bytes(out)
+
+
+def parse_options(data: bytes) -> tuple[Option, ...]:
+    """scapy's ``TCPOptionsField.m2i``: the same names and value shapes, stopping at EOL.
+
+    Known kinds whose length does not fit their format keep their raw bytes, as in scapy; AO is kept
+    as raw bytes (scapy wraps it in a packet class).
+    """
+    opts: list[Option] = []
+    i, n = 0, len(data)
+    while i < n:
+        kind = data[i]
+        if kind == 0:
+            opts.append(("EOL", None))
+            break
+        if kind == 1:
+            opts.append(("NOP", None))
+            i += 1
+            continue
+        olen = data[i + 1] if i + 1 < n else 0
+        if olen < 2:  # malformed length: scapy assumes 2 and carries on
+            olen = 2
+        value: Any = data[i + 2 : i + olen]
+        known = _OPTION_KINDS.get(kind)
+        if known is None:
+            opts.append((kind, value))
+        else:
+            name, fmt = known
+            if kind == 5:
+                fmt = f"!{len(value) // 4}I"
+            if fmt and struct.calcsize(fmt) == len(value):
+                value = struct.unpack(fmt, value)
+                if len(value) == 1:
+                    value = value[0]
+            opts.append((name, value))
+        i += olen
+    return tuple(opts)
+
+
+# ---------------------------------------------------------------------------------------------
+# building
+
+
+def _ip_int(ip: str) -> tuple[bytes, int]:
+    try:
+        packed = socket.inet_pton(socket.AF_INET, ip)
+    except (OSError, TypeError):
+        raise ValueError(f"not an IPv4 address: {ip!r}") from None
+    return packed, int.from_bytes(packed, "big")
+
+
+class FrameBuilder:
+    """Builds the segments of one connection (or one probe run): fixed addresses, TTL, DF and TOS.
+
+    ``frame()`` gives Ethernet+IPv4+TCP when both MACs are known, else the same as ``packet()``
+    (IPv4+TCP). ``ip_id=None`` takes the next value of a per-builder counter starting at 1 (scapy's
+    default id), like a kernel's per-socket counter.
+    """
+
+    __slots__ = ("_df", "_dst", "_dst_mac", "_ip_const", "_next_id", "_src", "_src_mac",
+                 "_tcp_const", "_tos", "_ttl", "dst_ip", "src_ip")
+
+    def __init__(self, src_ip: str, dst_ip: str, src_mac: bytes | None, dst_mac: bytes | None,
+                 ttl: int = 64, df: bool = True, tos: int = 0) -> None:
+        if not 0 <= ttl <= 255 or not 0 <= tos <= 255:
+            raise ValueError("ttl and tos must be in 0..255")
+        for mac in (src_mac, dst_mac):
+            if mac is not None and len(mac) != 6:
+                raise ValueError(f"a MAC address has 6 bytes, not {len(mac)}")
+        self.src_ip, self.dst_ip = src_ip, dst_ip
+        self._src, src_n = _ip_int(src_ip)
+        self._dst, dst_n = _ip_int(dst_ip)
+        self._src_mac = src_mac
+        self._dst_mac = dst_mac if src_mac is not None else None
+        self._ttl, self._tos = ttl, tos
+        self._df = 0x4000 if df else 0  # RFC 791 flags: DF is bit 1 of the 3-bit field
+        # Everything constant in the IP header checksum: version/IHL/TOS, flags, TTL/protocol, addresses.
+        self._ip_const = (0x4500 | tos) + self._df + ((ttl << 8) | IPPROTO_TCP) + src_n + dst_n
+        # Pseudo-header constant part (RFC 9293 §3.1): addresses and protocol; the length varies.
+        self._tcp_const = src_n + dst_n + IPPROTO_TCP
+        self._next_id = 1
+
+    @property
+    def has_link_header(self) -> bool:
+        return self._src_mac is not None and self._dst_mac is not None
+
+    def _fields(self, seg: Segment, ip_id: int | None, bad_checksum: bool) -> tuple[Any, ...]:
+        opts = encode_options(seg.options) if seg.options else b""
+        payload = seg.payload
+        tcp_len = 20 + len(opts) + len(payload)
+        tot_len = 20 + tcp_len
+        if ip_id is None:
+            ip_id = self._next_id
+            self._next_id = (ip_id + 1) & 0xFFFF
+        off = (5 + (len(opts) >> 2)) << 4
+        flags = int(seg.flags)
+        total = (self._tcp_const + tcp_len + seg.sport + seg.dport + seg.seq + seg.ack
+                 + (off << 8 | flags) + seg.window + seg.urgent)
+        if opts:
+            total += int.from_bytes(opts, "big")
+        if payload:
+            total += int.from_bytes(payload, "big") << 8 if len(payload) & 1 else int.from_bytes(payload, "big")
+        tcp_sum = -total % _M
+        if bad_checksum:
+            tcp_sum += 1  # never 0xffff -> 0x0000, which would be the same value in one's complement
+        ip_sum = -(self._ip_const + tot_len + ip_id) % _M
+        return (0x45, self._tos, tot_len, ip_id, self._df, self._ttl, IPPROTO_TCP, ip_sum,
+                self._src, self._dst, seg.sport, seg.dport, seg.seq, seg.ack, off, flags, seg.window,
+                tcp_sum, seg.urgent), opts, payload
+
+    def packet(self, seg: Segment, ip_id: int | None = None, bad_checksum: bool = False) -> bytes:
+        """IPv4 + TCP bytes of ``seg``."""
+        fields, opts, payload = self._fields(seg, ip_id, bad_checksum)
+        try:
+            head = _IP_TCP.pack(*fields)
+        except struct.error as exc:
+            raise ValueError(f"segment field out of range: {exc}") from None
+        return head + opts + payload if opts or payload else head
+
+    def frame(self, seg: Segment, ip_id: int | None = None, bad_checksum: bool = False) -> bytes:
+        """Ethernet + IPv4 + TCP bytes of ``seg`` (IPv4 + TCP when the MACs are unknown)."""
+        if self._dst_mac is None:
+            return self.packet(seg, ip_id, bad_checksum)
+        fields, opts, payload = self._fields(seg, ip_id, bad_checksum)
+        try:
+            head = _ETH_IP_TCP.pack(self._dst_mac, self._src_mac, ETH_P_IP, *fields)
+        except struct.error as exc:
+            raise ValueError(f"segment field out of range: {exc}") from None
+        return head + opts + payload if opts or payload else head
+
+
+# ---------------------------------------------------------------------------------------------
+# parsing
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    src_ip: str
+    dst_ip: str
+    segment: Segment
+    ttl: int
+    ip_id: int
+    checksum_ok: bool | None  # None: not checked (e.g. the caller knows the NIC verified it)
+
+
+def decode_ipv4(buf: bytes | bytearray | memoryview, offset: int = 0, verify: bool = True) -> Decoded | None:
+    """Parse an IPv4+TCP packet at ``offset``; None for anything else or anything malformed.
+
+    Fragments are refused (None): a TCP segment split by IP is not ours to reassemble here. Trailing
+    bytes beyond the IP total length (Ethernet padding) are ignored. Never raises on garbage.
+    ``verify`` checks the IP and TCP checksums; ``checksum_ok`` is None when it is False.
+    """
+    try:
+        n = len(buf)
+        if n - offset < 40 or buf[offset] >> 4 != 4:
+            return None
+        ver_ihl, _tos, tot_len, ip_id, frag, ttl, proto, _ipsum, src, dst = _IP_HDR.unpack_from(buf, offset)
+        ihl = (ver_ihl & 0x0F) << 2
+        if proto != IPPROTO_TCP or frag & 0x3FFF or ihl < 20 or tot_len < ihl + 20 or offset + tot_len > n:
+            return None
+        t = offset + ihl
+        sport, dport, seq, ack, off, flags, window, _tcpsum, urgent = _TCP_HDR.unpack_from(buf, t)
+        doff = (off >> 4) << 2
+        end = offset + tot_len
+        if doff < 20 or t + doff > end:
+            return None
+        options = parse_options(bytes(buf[t + 20 : t + doff])) if doff > 20 else ()
+        payload = bytes(buf[t + doff : end])
+        checksum_ok = None
+        if verify:
+            tcp_total = int.from_bytes(src, "big") + int.from_bytes(dst, "big") + IPPROTO_TCP + (end - t)
+            checksum_ok = (int.from_bytes(buf[offset:t], "big") % _M == 0
+                           and (tcp_total + _words(buf[t:end])) % _M == 0)
+        seg = Segment(sport, dport, seq, ack, _FLAGS[flags], window, options, payload, urgent)
+        return Decoded(socket.inet_ntoa(src), socket.inet_ntoa(dst), seg, ttl, ip_id, checksum_ok)
+    except (struct.error, IndexError, ValueError, TypeError, OSError):
+        return None
+
+
+def decode_frame(buf: bytes | bytearray | memoryview, offset: int = 0, verify: bool = True) -> Decoded | None:
+    """Parse an Ethernet frame carrying IPv4+TCP (one 802.1Q tag allowed); None for anything else."""
+    try:
+        ethertype = _ETH_TYPE.unpack_from(buf, offset + 12)[0]
+        if ethertype == ETH_P_IP:
+            return decode_ipv4(buf, offset + 14, verify)
+        if ethertype == ETH_P_8021Q and _ETH_TYPE.unpack_from(buf, offset + 16)[0] == ETH_P_IP:
+            return decode_ipv4(buf, offset + 18, verify)
+    except struct.error:
+        pass
+    return None
