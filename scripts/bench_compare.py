@@ -49,7 +49,7 @@ def frame(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, fl
 
 def connection_frames(n: int, start: float) -> list[tuple[float, bytes]]:
     """One connection: handshake, request/response rounds, close; ~300 packets."""
-    c_ip = bytes([198, 18, (n >> 8) & 0xFF | 0x00, n & 0xFF or 1])
+    c_ip = bytes([198, 18, ((n + 1) >> 8) & 0xFF, (n + 1) & 0xFF])
     s_ip = bytes([198, 19, 0, 2])
     cport, sport = 32768 + n % 28000, 80 + n % 3
     cisn, sisn = (n * 2654435761) & 0xFFFFFFFF, (n * 40503 + 12345) & 0xFFFFFFFF
@@ -102,8 +102,8 @@ def generate(path: str, packets: int) -> int:
             for k in range(longest):
                 for g in group:
                     if k < len(g) and written < packets:
-                        ts, data = g[k]
-                        w.write(data, ts)
+                        # one clock for the whole file: 10 us between packets
+                        w.write(g[k][1], t0 + written * 0.00001)
                         written += 1
     return written
 

@@ -49,3 +49,17 @@ def reap_leftovers(printer: Any) -> None:
 
 def json_option(f: Any) -> Any:
     return click.option("--json", "as_json", is_flag=True, help="One JSON object per segment/event.")(f)
+
+
+def lab_for_namespace(netns: str) -> Any:
+    """The lab (its LabConfig) whose client or server namespace is ``netns``, if rawtcp made one."""
+    from rawtcp.lab.topology import LabConfig, list_labs
+
+    for state in list_labs():
+        try:
+            cfg = LabConfig(**state["config"])
+        except TypeError:
+            continue
+        if netns in (cfg.client_ns, cfg.server_ns):
+            return cfg
+    return None

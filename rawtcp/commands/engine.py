@@ -10,7 +10,14 @@ from typing import Any
 import click
 
 from rawtcp import errors
-from rawtcp.commands.common import default_lab, json_option, lab_is_up, reap_leftovers, resolve_host
+from rawtcp.commands.common import (
+    default_lab,
+    json_option,
+    lab_for_namespace,
+    lab_is_up,
+    reap_leftovers,
+    resolve_host,
+)
 from rawtcp.commands.output import Printer
 from rawtcp.session import client, registry
 
@@ -57,18 +64,15 @@ def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | 
     printer = Printer(as_json)
     reap_leftovers(printer)
     name = registry.check_name(name) if name else _next_name()
-    kernel = None
     if netns is None and iface is None:
-        lab = default_lab()
-        if not lab_is_up(lab):
+        if not lab_is_up(default_lab()):
             raise errors.RawtcpError("no lab is up: run `sudo rawtcp lab up` first (or give --netns/--iface)",
                                      errors.NO_LAB)
-        netns = lab.client_ns
-        if remote_ip == lab.server_ip:
-            kernel = {"ip": remote_ip, "port": port}
-        in_lab = True
-    else:
-        in_lab = lab_is_up() and netns == default_lab().client_ns
+        netns = default_lab().client_ns
+    lab = lab_for_namespace(netns) if netns else None
+    in_lab = lab is not None
+    # The kernel peer lives in a namespace the lab made: watch its socket's state too.
+    kernel = {"ip": remote_ip, "port": port} if lab is not None and remote_ip == lab.server_ip else None
     spec = {
         "name": name, "netns": netns, "kernel": kernel, "idle": idle,
         "connection": _connection_spec(
@@ -107,14 +111,14 @@ def listen(port: int, name: str | None, netns: str | None, iface: str | None, is
     printer = Printer(as_json)
     reap_leftovers(printer)
     name = registry.check_name(name) if name else _next_name()
-    lab = default_lab()
-    kernel = None
     if netns is None and iface is None:
-        if not lab_is_up(lab):
+        if not lab_is_up(default_lab()):
             raise errors.RawtcpError("no lab is up: run `sudo rawtcp lab up` first (or give --netns/--iface)",
                                      errors.NO_LAB)
-        netns = lab.server_ns
-    if netns == lab.server_ns:
+        netns = default_lab().server_ns
+    lab = lab_for_namespace(netns) if netns else None
+    kernel = None
+    if lab is not None and netns == lab.server_ns:
         iface = iface or lab.server_if
         kernel = {"ip": lab.client_ip, "port": port}
     if iface is None:

@@ -58,6 +58,8 @@ class Token:
     kind: str
     text: str  # for STRING/BACKTICK/CODE: the contents, delimiters removed
     line: int
+    start: int = 0  # offsets of the lexeme in the script text
+    end: int = 0
 
     def is_char(self, char: str) -> bool:
         return self.kind == CHAR and self.text == char
@@ -107,12 +109,12 @@ def tokenize(text: str, path: str = "<script>") -> list[Token]:
                 if text.startswith(opener, pos):
                     raise ScriptError(path, line, message)
         if best_kind in (STRING, BACKTICK):
-            tokens.append(Token(best_kind, lexeme[1:-1], line))
+            tokens.append(Token(best_kind, lexeme[1:-1], line, pos, best_end))
         elif best_kind == CODE:
-            tokens.append(Token(CODE, _strip_code(lexeme), line))
+            tokens.append(Token(CODE, _strip_code(lexeme), line, pos, best_end))
         elif best_kind != _SKIP:
-            tokens.append(Token(best_kind, lexeme, line))
+            tokens.append(Token(best_kind, lexeme, line, pos, best_end))
         line += lexeme.count("\n")
         pos = best_end
-    tokens.append(Token(EOF, "", line))
+    tokens.append(Token(EOF, "", line, size, size))
     return tokens

@@ -43,7 +43,7 @@ _U8, _U16, _U32 = 0xFF, 0xFFFF, 0xFFFF_FFFF
 
 def parse(text: str, path: str = "<script>") -> ast.Script:
     """Parse script ``text``; ``path`` only labels error messages and the result."""
-    return _Parser(tokenize(text, path), path).script()
+    return _Parser(tokenize(text, path), path, text).script()
 
 
 def parse_file(path: str | Path) -> ast.Script:
@@ -62,8 +62,9 @@ def parse_file(path: str | Path) -> ast.Script:
 
 
 class _Parser:
-    def __init__(self, tokens: list[Token], path: str) -> None:
+    def __init__(self, tokens: list[Token], path: str, text: str) -> None:
         self.tokens = tokens
+        self.text = text
         self.path = path
         self.pos = 0
         self.depth = 0
@@ -406,8 +407,8 @@ class _Parser:
                                 errno=errno, errno_text=errno_text, note=note)
 
     def note(self) -> str:
+        """The text of ``( ... )`` after a result, whitespace collapsed: strerror text or a remark."""
         opener = self.take()
-        words: list[str] = []
         nesting = 1
         while True:
             token = self.take()
@@ -418,8 +419,7 @@ class _Parser:
             elif token.is_char(")"):
                 nesting -= 1
                 if nesting == 0:
-                    return " ".join(words)
-            words.append(token.text)
+                    return " ".join(self.text[opener.end:token.start].split())
 
     def expr_list(self, closer: str) -> list[ast.Expr]:
         """Comma-separated expressions up to and including ``closer``."""

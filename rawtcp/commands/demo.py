@@ -1,0 +1,92 @@
+"""rawtcp demo: the main job — SEED.md's ten segments against a real Linux kernel, as a ladder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+
+from rawtcp import errors
+from rawtcp.commands.common import reap_leftovers
+from rawtcp.commands.output import Printer
+
+Record = dict[str, Any]
+
+
+def _ladder_line(n: int, rec: Record) -> str:
+    flags = f"[{rec['flags']}]"
+    seq = f"seq {rec['seq']} ({rec['rel_seq']})"
+    ack = f"ack {rec['ack']} ({rec['rel_ack']})" if rec.get("ack") is not None else ""
+    extra = f"len {rec['len']}" + (f" <{rec['options']}>" if rec.get("options") else "")
+    label = f"{flags:<5} {seq:<22} {ack:<22} {extra}"
+    kernel = rec.get("kernel_state") or "LISTEN (request sock)"
+    if rec["dir"] == "out":
+        return f"{n:>2}  {rec['state']:<12} ──▶ {label:<64} ──▶ {kernel}"
+    return f"{n:>2}  {rec['state']:<12} ◀── {label:<64} ◀── {kernel}"
+
+
+@click.command()
+@click.option("--pcap", type=click.Path(dir_okay=False), default="rawtcp-demo.pcap", show_default=True,
+              help="Where to write the capture (a .states.json with the kernel's states goes beside it).")
+@click.option("--isn", type=click.IntRange(0, 2**32 - 1), default=1000, show_default=True)
+@click.option("--msl2", type=float, default=1.0, show_default=True, help="TIME-WAIT length, s.")
+@click.option("--json", "as_json", is_flag=True, help="JSON lines instead of text.")
+def demo(pcap: str, isn: int, msl2: float, as_json: bool) -> None:
+    """Reproduce SEED.md's segments 1–10 against a real kernel in a lab of its own, then remove the lab."""
+    from rawtcp.session.demo import check_shape, run_demo
+
+    errors.require_privileges("rawtcp demo")
+    printer = Printer(as_json)
+    reap_leftovers(printer)
+    pcap_path = str(Path(pcap).resolve())
+    printer.message("rawtcp demo: a fresh lab (two namespaces, a veth), Linux listening with the seed "
+                    "server on 198.18.0.2:8080; rawtcp is the client at 198.18.0.1 with ISN "
+                    f"{isn}.\n")
+    result = run_demo(pcap_path, printer, isn=isn, msl2=msl2)
+    _write_sidecar(pcap_path, result.records)
+    if as_json:
+        click.echo(json.dumps({"type": "summary", "mismatches": result.mismatches, "pcap": pcap_path,
+                               "listener": result.listener_log}))
+        raise SystemExit(errors.FAILED if result.mismatches else errors.OK)
+    click.echo("\nThe exchange as a ladder (absolute and relative numbers, relative as tshark counts them);"
+               "\nrawtcp's state on the left, the kernel's own socket state on the right:\n")
+    click.echo(f"{'#':>2}  {'rawtcp':<12}     {'segment':<64}     Linux kernel")
+    for n, rec in enumerate(result.segments, start=1):
+        click.echo(_ladder_line(n, rec))
+    kernel_path = " → ".join(dict.fromkeys(result.kernel_states)) or "(no kernel events seen)"
+    client_path = " → ".join(result.client_states)
+    click.echo(f"\nrawtcp went through: {client_path}")
+    click.echo(f"the kernel socket went through: {kernel_path}")
+    for entry in result.listener_log:
+        click.echo(f"the kernel listener received {entry.get('received')} bytes and sent {entry.get('sent')}")
+    click.echo(f"rawtcp received: {result.received!r}")
+    problems = check_shape(result.segments)
+    if problems:
+        click.echo("\nThe shape differs from SEED.md:")
+        for line in problems:
+            click.echo(f"  {line}")
+    else:
+        click.echo("\nSame shape as SEED.md's segments 1–10 (the kernel picked its own ISN).")
+    click.echo(f"capture: {pcap_path}  (kernel states: {pcap_path}.states.json; "
+               f"`rawtcp ladder {Path(pcap).name}` draws it again)")
+    if problems:
+        raise SystemExit(errors.FAILED)
+
+
+def _write_sidecar(pcap_path: str, records: list[Record]) -> None:
+    try:
+        from rawtcp.capture.pcap import write_sidecar
+    except ImportError:
+        return
+    import time
+
+    now = time.time()
+    last = records[-1]["t"] if records else 0.0
+    states = []
+    for rec in records:
+        if rec["type"] == "state":
+            states.append({"time": now - last + rec["t"], "who": rec.get("who", "rawtcp"),
+                           "old": rec["old"], "new": rec["new"]})
+    write_sidecar(pcap_path, states)

@@ -1,0 +1,932 @@
+"""One TCP connection as a sans-IO state machine (RFC 9293), with RFC 6298 timers, RFC 5681/6582
+congestion control, RFC 5961 RST/SYN/ACK hardening and RFC 7323 window scaling.
+
+Input: ``receive(segment, now)``, the user calls (``open_active``, ``send``, ``close`` …) and
+``handle_timer(now)``. Output: ``segments_to_send(now)`` and ``next_event()``. Nothing here reads a clock.
+
+Sequence numbers on the wire are mod 2**32; inside, positions are plain unbounded integers counted from
+our ISS (send side: 0 = SYN, 1.. = data, then FIN) and from the peer's IRS (receive side), so every
+comparison is an ordinary ``<`` and nothing breaks at the wrap.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from rawtcp.core import seq as sq
+from rawtcp.core.events import (
+    ConnectionRefused,
+    ConnectionReset,
+    DataReceived,
+    Event,
+    PeerClosed,
+    Retransmission,
+    StateChanged,
+    TimedOut,
+)
+from rawtcp.core.reassembly import Reassembly
+from rawtcp.core.rto import RtoEstimator, Timer, TimerKind
+from rawtcp.core.segment import Flags, Option, Segment
+from rawtcp.core.state import State
+from rawtcp.core.transitions import allowed
+
+S = State
+
+# RFC 9293 §3.7.1: the MSS a sender must assume when the peer's SYN carries no MSS option.
+DEFAULT_PEER_MSS = 536
+# RFC 9293 §3.1: the window field is 16 bits.
+MAX_WINDOW_FIELD = 0xFFFF
+# RFC 7323 §2.3: a shift above 14 is treated as 14.
+MAX_WSCALE = 14
+# Bound on separately owed pure ACKs, so an endpoint nobody pulls from cannot grow without limit.
+MAX_OWED_ACKS = 64
+
+# States in which the peer may still send us data (its FIN not yet received).
+_RECEIVING = (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2)
+# States in which our data/FIN may be (re)transmitted once our SYN is acknowledged.
+_SENDING = (S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK)
+
+
+class TcpError(Exception):
+    """Misuse of the endpoint's user interface (RFC 9293 §3.10: "error: connection closing" …)."""
+
+
+@dataclass
+class EndpointConfig:
+    local_port: int
+    remote_port: int = 0            # 0 until learned (passive open learns it from the SYN)
+    isn: int = 0                    # injected by the caller; the core never picks randomness
+    mss: int = 1460                 # announced in our SYN (MSS option)
+    window: int | None = None       # fixed advertised window (bytes) override; None = free buffer space
+    recv_buffer: int = 4 * 1024 * 1024
+    send_buffer: int = 4 * 1024 * 1024
+    wscale: int | None = None       # offer window scaling with this shift in our SYN; None = don't offer
+    rto_initial: float = 1.0        # RFC 6298 §2.1
+    rto_min: float = 1.0            # RFC 6298 §2.4 (Linux uses 0.2; configurable)
+    rto_max: float = 60.0           # RFC 6298 §2.5
+    max_retries: int = 6            # retransmissions of one segment (SYN, data, FIN) before giving up
+    msl2: float = 60.0              # TIME-WAIT duration (2*MSL), configurable
+    dupack_threshold: int = 3       # RFC 5681 fast retransmit
+
+
+class Endpoint:
+    """One connection. See the module docstring; every state change goes through ``_set_state``."""
+
+    def __init__(self, config: EndpointConfig) -> None:
+        self._cfg = config
+        self._state = S.CLOSED
+        self._used = False
+        self.trace: list[StateChanged] = []
+        self._events: deque[Event] = deque()
+        self.retransmits = 0
+        self._timer: Timer | None = None
+        self._rto = RtoEstimator(config.rto_initial, config.rto_min, config.rto_max)
+        self._remote_port = config.remote_port
+        self._iss = config.isn % sq.MOD
+        self._passive = False
+        self._reset_connection()
+
+    # ------------------------------------------------------------------ per-connection variables
+    def _reset_connection(self) -> None:
+        """Fresh TCB contents (also used when SYN-RECEIVED falls back to LISTEN, RFC 9293 §3.10.7.4)."""
+        # send side, positions relative to ISS
+        self._una = 0                    # SND.UNA
+        self._nxt = 0                    # next position to transmit (rewound to SND.UNA after an RTO)
+        self._max = 0                    # SND.NXT of the RFC: one past the highest position ever sent
+        self._sndbuf = bytearray()       # data from position _buf_pos on (unacknowledged + unsent)
+        self._buf_pos = 1
+        self._data_end = 1               # one past the last data position queued by send()
+        self._fin_queued = False
+        self._fin_pos = -1               # position of our FIN once queued
+        self._snd_wnd = 0                # SND.WND, already scaled
+        self._max_snd_wnd = 0            # RFC 5961 §5.2 MAX.SND.WND
+        self._wl1 = 0                    # SND.WL1 / SND.WL2 (wire values)
+        self._wl2 = 0
+        self._peer_mss = DEFAULT_PEER_MSS
+        self._peer_wscale: int | None = None
+        self._snd_wscale = 0
+        self._rcv_wscale = 0
+        self._resend_syn = False
+        self._syn_retransmitted = False
+        self._retries = 0
+        self._head_since = 0.0
+        self._probes = 0
+        # congestion control (RFC 5681, RFC 6582)
+        self._cwnd = 0
+        self._ssthresh = 1 << 30         # RFC 5681 §3.1: initially arbitrarily high
+        self._dupacks = 0
+        self._in_recovery = False
+        self._recover = 0
+        # RTT measurement (RFC 6298 §3 Karn: only segments sent once)
+        self._rtt_pos: int | None = None
+        self._rtt_time = 0.0
+        # receive side, positions relative to IRS
+        self._irs: int | None = None
+        self._rcv_pos = 0
+        self._rcvbuf = bytearray()
+        self._ooo = Reassembly()
+        self._rcv_fin_pos: int | None = None
+        self._peer_fin = False
+        self._last_adv = 0               # window (bytes) in the last segment we sent
+        # output owed
+        self._ctl_out: list[Segment] = []
+        self._ack_now = False            # one ACK owed; any segment carrying ACK pays it
+        self._acks_owed = 0              # pure ACKs owed one per segment (dupacks, challenge ACKs)
+
+    # ------------------------------------------------------------------ read-only properties
+    @property
+    def state(self) -> State:
+        return self._state
+
+    @property
+    def config(self) -> EndpointConfig:
+        return self._cfg
+
+    @property
+    def iss(self) -> int:
+        return self._iss
+
+    @property
+    def irs(self) -> int | None:
+        """The peer's ISN, None until its SYN arrived."""
+        return self._irs
+
+    @property
+    def snd_una(self) -> int:
+        return sq.add(self._iss, self._una)
+
+    @property
+    def snd_nxt(self) -> int:
+        """RFC 9293 SND.NXT: the next new sequence number (retransmissions don't move it back)."""
+        return sq.add(self._iss, self._max)
+
+    @property
+    def snd_wnd(self) -> int:
+        """The peer's receive window in bytes (scaled)."""
+        return self._snd_wnd
+
+    @property
+    def rcv_nxt(self) -> int:
+        return 0 if self._irs is None else sq.add(self._irs, self._rcv_pos)
+
+    @property
+    def rcv_wnd(self) -> int:
+        """What we advertise, in bytes: the override, or honestly the free receive buffer space."""
+        if self._cfg.window is not None:
+            return max(0, self._cfg.window)
+        free = max(0, self._cfg.recv_buffer - len(self._rcvbuf))
+        return min(free, MAX_WINDOW_FIELD << self._rcv_wscale)
+
+    @property
+    def peer_mss(self) -> int:
+        return self._peer_mss
+
+    @property
+    def send_mss(self) -> int:
+        return max(1, min(self._peer_mss, self._cfg.mss))
+
+    @property
+    def local_port(self) -> int:
+        return self._cfg.local_port
+
+    @property
+    def remote_port(self) -> int:
+        return self._remote_port
+
+    @property
+    def readable(self) -> int:
+        return len(self._rcvbuf)
+
+    @property
+    def unsent(self) -> int:
+        return max(0, self._data_end - max(self._max, 1))
+
+    @property
+    def in_flight(self) -> int:
+        """Sequence space sent and not yet acknowledged (SYN and FIN count one each)."""
+        return self._max - self._una
+
+    @property
+    def peer_fin(self) -> bool:
+        return self._peer_fin
+
+    @property
+    def rto(self) -> float:
+        return self._rto.rto
+
+    @property
+    def srtt(self) -> float | None:
+        return self._rto.srtt
+
+    @property
+    def cwnd(self) -> int:
+        return self._cwnd
+
+    @property
+    def ssthresh(self) -> int:
+        return self._ssthresh
+
+    @property
+    def snd_wscale(self) -> int:
+        """Shift applied to the peer's window field (0 unless both SYNs carried WScale)."""
+        return self._snd_wscale
+
+    @property
+    def rcv_wscale(self) -> int:
+        """Shift applied to our window field (0 unless both SYNs carried WScale)."""
+        return self._rcv_wscale
+
+    @property
+    def timer(self) -> Timer | None:
+        """The pending timer (kind and absolute deadline), if any."""
+        return self._timer
+
+    # ------------------------------------------------------------------ the one state changer
+    def _set_state(self, new: State, now: float, cause: str) -> None:
+        old = self._state
+        if not allowed(old, new):
+            raise AssertionError(f"illegal TCP transition {old} -> {new} ({cause})")
+        self._state = new
+        event = StateChanged(now, old, new, cause)
+        self.trace.append(event)
+        self._events.append(event)
+        if new is S.TIME_WAIT:
+            # RFC 9293 §3.10.7.4 eighth: start the time-wait timer, turn off the others.
+            self._timer = Timer(TimerKind.TIME_WAIT, now + self._cfg.msl2)
+        elif new is S.CLOSED:
+            self._timer = None
+            self._ctl_out.clear()
+            self._ack_now = False
+            self._acks_owed = 0
+            self._ooo.clear()
+        elif new is S.ESTABLISHED:
+            self._on_established()
+
+    def _on_established(self) -> None:
+        mss = self.send_mss
+        if self._syn_retransmitted:
+            # RFC 5681 §3.1: a lost SYN or SYN-ACK limits the initial window to one segment;
+            # RFC 6298 §5.7: and RTO restarts at 3 s when no RTT sample exists.
+            self._cwnd = mss
+            self._rto.reset_after_syn_loss()
+        else:
+            # RFC 6928 §2: IW = min(10*MSS, max(2*MSS, 14600)).
+            self._cwnd = min(10 * mss, max(2 * mss, 14600))
+
+    # ------------------------------------------------------------------ user calls (RFC 9293 §3.10.1-5)
+    def open_active(self, now: float) -> None:
+        """RFC 9293 §3.10.1 OPEN (active): queue the SYN, enter SYN-SENT."""
+        self._check_fresh()
+        if not 0 < self._remote_port < 65536:
+            raise TcpError("active open needs a remote port (EndpointConfig.remote_port)")
+        self._used = True
+        self._passive = False
+        self._set_state(S.SYN_SENT, now, "open_active")
+
+    def open_passive(self, now: float) -> None:
+        """RFC 9293 §3.10.1 OPEN (passive): wait in LISTEN for one SYN."""
+        self._check_fresh()
+        self._used = True
+        self._passive = True
+        self._set_state(S.LISTEN, now, "open_passive")
+
+    def _check_fresh(self) -> None:
+        if self._used or self._state is not S.CLOSED:
+            raise TcpError(f"endpoint already used (state {self._state}); make a new Endpoint")
+
+    def send(self, data: bytes, now: float) -> int:
+        """RFC 9293 §3.10.2 SEND: queue bytes; returns how many fit in the send buffer."""
+        if self._state is S.CLOSED:
+            raise TcpError("connection does not exist")
+        if self._state is S.LISTEN:
+            raise TcpError("connection not open (LISTEN): no peer yet")
+        if self._fin_queued or self._state not in (S.SYN_SENT, S.SYN_RECEIVED, S.ESTABLISHED, S.CLOSE_WAIT):
+            raise TcpError(f"connection closing (state {self._state}): cannot send")
+        room = max(0, self._cfg.send_buffer - len(self._sndbuf))
+        chunk = bytes(data[:room])
+        self._sndbuf += chunk
+        self._data_end += len(chunk)
+        return len(chunk)
+
+    def shutdown(self, now: float) -> None:
+        """RFC 9293 §3.10.4 CLOSE: queue our FIN after pending data (we can still receive)."""
+        state = self._state
+        if state is S.CLOSED:
+            raise TcpError("connection does not exist")
+        if state in (S.LISTEN, S.SYN_SENT):
+            # RFC 9293 §3.10.4: nothing was sent that needs a FIN.
+            self._set_state(S.CLOSED, now, "close")
+        elif state in (S.SYN_RECEIVED, S.ESTABLISHED, S.CLOSE_WAIT):
+            self._fin_queued = True
+            self._fin_pos = self._data_end
+            new = S.LAST_ACK if state is S.CLOSE_WAIT else S.FIN_WAIT_1
+            self._set_state(new, now, "close")
+        # FIN-WAIT-1/2, CLOSING, LAST-ACK, TIME-WAIT: already closing; a repeated close is a no-op.
+
+    def close(self, now: float) -> None:
+        """Same as shutdown for TCP: the FIN is the only thing a close puts on the wire."""
+        self.shutdown(now)
+
+    def abort(self, now: float) -> None:
+        """RFC 9293 §3.10.5 ABORT: RST if the peer knows us, then CLOSED. No-op when already CLOSED."""
+        state = self._state
+        if state is S.CLOSED:
+            return
+        send_rst = state in (S.SYN_RECEIVED, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT)
+        rst = Segment(self.local_port, self._remote_port, self.snd_nxt, 0, Flags.RST)
+        self._set_state(S.CLOSED, now, "abort")
+        if send_rst:
+            self._ctl_out.append(rst)
+
+    def read(self, max_bytes: int = -1) -> bytes:
+        """In-order received bytes; frees receive buffer (and may owe a window update ACK)."""
+        n = len(self._rcvbuf) if max_bytes < 0 else min(max_bytes, len(self._rcvbuf))
+        data = bytes(self._rcvbuf[:n])
+        del self._rcvbuf[:n]
+        if n and self._state in (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2) and not self._peer_fin:
+            # RFC 9293 §3.8.6.2.2 (receiver SWS avoidance): announce the window once it reopens to
+            # a full segment, or the peer, seeing a window under one MSS, waits for its persist timer.
+            threshold = max(1, min(self._cfg.mss, self._cfg.recv_buffer // 2))
+            if self._last_adv < threshold <= self._advertisable():
+                self._ack_now = True
+        return data
+
+    def _advertisable(self) -> int:
+        return (min(self.rcv_wnd >> self._rcv_wscale, MAX_WINDOW_FIELD)) << self._rcv_wscale
+
+    # ------------------------------------------------------------------ events and timers
+    def next_event(self) -> Event | None:
+        return self._events.popleft() if self._events else None
+
+    def next_timer(self) -> float | None:
+        return None if self._timer is None else self._timer.deadline
+
+    def handle_timer(self, now: float) -> None:
+        timer = self._timer
+        if timer is None or now < timer.deadline:
+            return
+        self._timer = None
+        if timer.kind is TimerKind.TIME_WAIT:
+            self._set_state(S.CLOSED, now, "2MSL timeout")
+        elif timer.kind is TimerKind.RETRANSMIT:
+            self._on_retransmit_timeout(now)
+        else:
+            self._on_persist_timeout(now)
+        self._rearm(now)
+
+    def _on_retransmit_timeout(self, now: float) -> None:
+        if self._max == self._una:
+            return
+        what = self._head_name()
+        if self._retries >= self._cfg.max_retries:
+            self._events.append(TimedOut(now, what, self._retries, now - self._head_since))
+            self._set_state(S.CLOSED, now, f"{what} not acknowledged after {self._retries} retransmissions")
+            return
+        self._retries += 1
+        if self._una == 0:
+            self._syn_retransmitted = True
+        # RFC 6298 §5.5 back off; §5.6 restart with the new RTO (done by _rearm).
+        self._rto.backoff()
+        mss = self.send_mss
+        if self._una > 0:
+            # RFC 5681 §3.1 eq. (4) and: cwnd = LW = 1 SMSS after a retransmission timeout.
+            self._ssthresh = max(self.in_flight // 2, 2 * mss)
+            self._cwnd = mss
+        # RFC 6582 §4: after a timeout, recover = highest sent, leave fast recovery.
+        self._recover = self._max
+        self._in_recovery = False
+        self._dupacks = 0
+        segment = self._head_segment()
+        # Go back: resume sending right after the retransmitted segment, within cwnd.
+        self._nxt = self._una + segment.seg_len
+        self._emit_retransmission(segment, now, "rto")
+
+    def _on_persist_timeout(self, now: float) -> None:
+        if not self._needs_persist():
+            return
+        if self._probes >= self._cfg.max_retries:
+            self._events.append(TimedOut(now, "window probe", self._probes, now - self._head_since))
+            self._set_state(S.CLOSED, now, f"zero window probes unanswered after {self._probes} tries")
+            return
+        self._probes += 1
+        # RFC 9293 §3.8.6.1 / RFC 1122 §4.2.2.17: probe the zero window. Like Linux, the probe is a bare
+        # ACK with SEQ = SND.UNA - 1: out of window, so the peer must answer with its current window.
+        self._ctl_out.append(self._ack_segment(seqno=sq.add(self.snd_una, -1)))
+
+    def _persist_interval(self) -> float:
+        return min(self._rto.rto * (1 << min(self._probes, 16)), self._cfg.rto_max)
+
+    def _needs_persist(self) -> bool:
+        return (self._state in _SENDING and self._una >= 1 and self._snd_wnd == 0
+                and self._max == self._una and self._data_end > self._max)
+
+    def _rearm(self, now: float) -> None:
+        """Keep the single timer consistent with what is outstanding (RFC 6298 §5.1, §5.2)."""
+        state = self._state
+        if state is S.TIME_WAIT:
+            return
+        if state in (S.CLOSED, S.LISTEN):
+            self._timer = None
+            return
+        if self._max > self._una:
+            if self._timer is None or self._timer.kind is not TimerKind.RETRANSMIT:
+                self._timer = Timer(TimerKind.RETRANSMIT, now + self._rto.rto)
+                if self._retries == 0:
+                    self._head_since = now
+        elif self._needs_persist():
+            if self._timer is None or self._timer.kind is not TimerKind.PERSIST:
+                if self._probes == 0:
+                    self._head_since = now
+                self._timer = Timer(TimerKind.PERSIST, now + self._persist_interval())
+        else:
+            self._timer = None
+
+    # ------------------------------------------------------------------ segment building
+    def _window_field(self, syn: bool = False) -> int:
+        if syn:
+            # RFC 7323 §2.2: the window in a SYN or SYN-ACK is never scaled.
+            field = min(self.rcv_wnd, MAX_WINDOW_FIELD)
+            self._last_adv = field
+        else:
+            field = min(self.rcv_wnd >> self._rcv_wscale, MAX_WINDOW_FIELD)
+            self._last_adv = field << self._rcv_wscale
+        return field
+
+    def _syn_segment(self) -> Segment:
+        options: list[Option] = [("MSS", self._cfg.mss)]
+        # RFC 7323 §2.2: offer WScale in a SYN; in a SYN-ACK only if the peer's SYN offered it.
+        offer = self._cfg.wscale is not None and (self._irs is None or self._peer_wscale is not None)
+        if offer:
+            options += [("NOP", None), ("WScale", min(max(self._cfg.wscale or 0, 0), MAX_WSCALE))]
+        if self._irs is None:
+            return Segment(self.local_port, self._remote_port, self._iss, 0, Flags.SYN,
+                           self._window_field(syn=True), tuple(options))
+        return Segment(self.local_port, self._remote_port, self._iss, self.rcv_nxt, Flags.SYN | Flags.ACK,
+                       self._window_field(syn=True), tuple(options))
+
+    def _data_segment(self, pos: int, n: int, fin: bool, psh: bool) -> Segment:
+        start = pos - self._buf_pos
+        payload = bytes(self._sndbuf[start:start + n])
+        flags = Flags.ACK
+        if fin:
+            flags |= Flags.FIN
+        if psh and n:
+            flags |= Flags.PSH
+        return Segment(self.local_port, self._remote_port, sq.add(self._iss, pos), self.rcv_nxt, flags,
+                       self._window_field(), (), payload)
+
+    def _ack_segment(self, seqno: int | None = None) -> Segment:
+        """<SEQ=SND.NXT><ACK=RCV.NXT><CTL=ACK> (RFC 9293 §3.10.7.4)."""
+        return Segment(self.local_port, self._remote_port, self.snd_nxt if seqno is None else seqno,
+                       self.rcv_nxt, Flags.ACK, self._window_field())
+
+    def _head_segment(self) -> Segment:
+        """The segment starting at SND.UNA, as it is retransmitted."""
+        if self._una == 0:
+            return self._syn_segment()
+        sent_data_end = min(self._max, self._data_end)
+        n = max(0, min(self.send_mss, sent_data_end - self._una))
+        fin = self._fin_queued and self._una + n == self._fin_pos and self._max > self._fin_pos
+        return self._data_segment(self._una, n, fin, psh=self._una + n == sent_data_end)
+
+    def _head_name(self) -> str:
+        if self._una == 0:
+            return "SYN" if self._irs is None else "SYN-ACK"
+        if self._fin_queued and self._una == self._fin_pos:
+            return "FIN"
+        return "data"
+
+    def _emit_retransmission(self, segment: Segment, now: float, reason: str) -> None:
+        self.retransmits += 1
+        self._rtt_pos = None  # RFC 6298 §3 (Karn): never time a retransmitted segment
+        self._ctl_out.append(segment)
+        self._events.append(Retransmission(now, segment, reason))
+
+    def _owe_ack(self) -> None:
+        self._acks_owed = min(self._acks_owed + 1, MAX_OWED_ACKS)
+
+    def segments_to_send(self, now: float) -> list[Segment]:
+        """Everything due now: RSTs and retransmissions, pure ACKs owed, then new SYN/data/FIN."""
+        out = self._ctl_out
+        self._ctl_out = []
+        state = self._state
+        if state in (S.CLOSED, S.LISTEN):
+            self._ack_now = False
+            self._acks_owed = 0
+            return out
+        if self._resend_syn:
+            # Our SYN(-ACK) again: simultaneous open (RFC 9293 §3.10.7.3) or a duplicate SYN.
+            self._resend_syn = False
+            out.append(self._syn_segment())
+        fresh: list[Segment] = []
+        if state is not S.TIME_WAIT:
+            fresh = self._fill(now)
+        pure = self._acks_owed
+        if not pure and self._ack_now and not any(s.has(Flags.ACK) for s in out + fresh):
+            pure = 1
+        if self._irs is not None and state is not S.SYN_SENT:
+            out += [self._ack_segment() for _ in range(pure)]
+        self._ack_now = False
+        self._acks_owed = 0
+        out += fresh
+        self._rearm(now)
+        return out
+
+    def _fill(self, now: float) -> list[Segment]:
+        """New (and go-back) transmissions within min(cwnd, SND.WND) (RFC 9293 §3.8.6, RFC 5681)."""
+        out: list[Segment] = []
+        if self._nxt == 0:
+            if self._state in (S.SYN_SENT, S.SYN_RECEIVED, S.FIN_WAIT_1) and self._una == 0:
+                self._transmit(self._syn_segment(), 0, now, out)
+            return out
+        if self._una < 1 or self._state not in _SENDING:
+            return out
+        mss = self.send_mss
+        last_data = -1
+        for _ in range(1 << 20):  # bounded: each pass advances _nxt or stops
+            pos = self._nxt
+            avail = max(0, self._data_end - pos)
+            usable = min(self._cwnd, self._snd_wnd) - (pos - self._una)
+            n = max(0, min(avail, mss, usable))
+            if 0 < n < min(avail, mss) and pos > self._una:
+                # RFC 9293 §3.8.6.2.1 (sender SWS avoidance): wait for an ACK rather than send a runt.
+                n = 0
+            fin = self._fin_queued and pos + n == self._fin_pos
+            if n == 0 and not fin:
+                break
+            is_last = pos + n >= self._data_end
+            seg = self._data_segment(pos, n, fin, psh=is_last)
+            if n:
+                last_data = len(out)
+            self._transmit(seg, pos, now, out)
+        # PSH on the last data segment of this burst.
+        if last_data >= 0 and not out[last_data].has(Flags.PSH):
+            s = out[last_data]
+            out[last_data] = Segment(s.sport, s.dport, s.seq, s.ack, s.flags | Flags.PSH, s.window,
+                                     s.options, s.payload, s.urgent)
+        return out
+
+    def _transmit(self, seg: Segment, pos: int, now: float, out: list[Segment]) -> None:
+        end = pos + seg.seg_len
+        if pos < self._max:
+            self.retransmits += 1
+            self._rtt_pos = None
+            self._events.append(Retransmission(now, seg, "rto"))
+        elif self._rtt_pos is None:
+            # RFC 6298 §3: time one fresh segment per round trip.
+            self._rtt_pos = pos
+            self._rtt_time = now
+        self._nxt = end
+        self._max = max(self._max, end)
+        out.append(seg)
+
+    # ------------------------------------------------------------------ segment arrival (RFC 9293 §3.10.7)
+    def receive(self, seg: Segment, now: float) -> None:
+        """Process one arriving segment. Never raises for any segment."""
+        if seg.dport != self.local_port:
+            return
+        state = self._state
+        if state is S.CLOSED:
+            self._receive_closed(seg)
+            return
+        if self._remote_port and seg.sport != self._remote_port:
+            return
+        if state is S.LISTEN:
+            self._receive_listen(seg, now)
+        elif state is S.SYN_SENT:
+            self._receive_syn_sent(seg, now)
+        else:
+            self._receive_other(seg, now)
+        self._rearm(now)
+
+    def _rst_for(self, seg: Segment) -> Segment:
+        """A reset answering ``seg`` (RFC 9293 §3.10.7.1, also used by §3.10.7.2-4)."""
+        if seg.has(Flags.ACK):
+            return Segment(seg.dport, seg.sport, seg.ack, 0, Flags.RST)
+        return Segment(seg.dport, seg.sport, 0, sq.add(seg.seq, seg.seg_len), Flags.RST | Flags.ACK)
+
+    def _receive_closed(self, seg: Segment) -> None:
+        # RFC 9293 §3.10.7.1: an incoming RST is discarded; anything else is answered with a RST.
+        if not seg.has(Flags.RST):
+            self._ctl_out.append(self._rst_for(seg))
+
+    def _read_syn_options(self, seg: Segment) -> None:
+        mss = seg.mss
+        # RFC 9293 §3.7.1: without the option assume 536; ignore nonsense values.
+        self._peer_mss = mss if isinstance(mss, int) and mss > 0 else DEFAULT_PEER_MSS
+        ws = seg.option("WScale")
+        self._peer_wscale = min(ws, MAX_WSCALE) if isinstance(ws, int) and ws >= 0 else None
+        if self._peer_wscale is not None and self._cfg.wscale is not None:
+            # RFC 7323 §2.2: scaling only when both SYNs carried WScale.
+            self._snd_wscale = self._peer_wscale
+            self._rcv_wscale = min(max(self._cfg.wscale, 0), MAX_WSCALE)
+        else:
+            self._snd_wscale = self._rcv_wscale = 0
+
+    def _receive_listen(self, seg: Segment, now: float) -> None:
+        # RFC 9293 §3.10.7.2, first: an RST to a listener is ignored.
+        if seg.has(Flags.RST):
+            return
+        # second: any ACK is bad here: <SEQ=SEG.ACK><CTL=RST>.
+        if seg.has(Flags.ACK):
+            self._ctl_out.append(self._rst_for(seg))
+            return
+        # third: a SYN opens the connection; the SYN-ACK goes out with the next segments_to_send.
+        if seg.has(Flags.SYN):
+            self._remote_port = seg.sport
+            self._irs = seg.seq
+            self._rcv_pos = 1
+            self._read_syn_options(seg)
+            self._snd_wnd = seg.window          # RFC 7323 §2.2: never scaled in a SYN
+            self._max_snd_wnd = seg.window
+            self._wl1, self._wl2 = seg.seq, 0
+            # Data or FIN on the SYN is not accepted (Linux without TFO does the same); the peer resends.
+            self._set_state(S.SYN_RECEIVED, now, "rcv SYN")
+        # fourth: anything else is dropped.
+
+    def _receive_syn_sent(self, seg: Segment, now: float) -> None:
+        # RFC 9293 §3.10.7.3 first: check the ACK.
+        ack_ok = False
+        if seg.has(Flags.ACK):
+            ack_pos = self._una + sq.diff(seg.ack, self.snd_una)
+            if not 0 < ack_pos <= self._max:
+                if not seg.has(Flags.RST):
+                    self._ctl_out.append(self._rst_for(seg))
+                return
+            ack_ok = True
+        # second: RST. Acceptable only with an acceptable ACK: the peer refused us.
+        if seg.has(Flags.RST):
+            if ack_ok:
+                self._events.append(ConnectionRefused(now))
+                self._set_state(S.CLOSED, now, "rcv RST (connection refused)")
+            return
+        # fourth: SYN.
+        if not seg.has(Flags.SYN):
+            return
+        self._irs = seg.seq
+        self._rcv_pos = 1
+        self._read_syn_options(seg)
+        self._snd_wnd = seg.window
+        self._max_snd_wnd = seg.window
+        self._wl1, self._wl2 = seg.seq, seg.ack
+        if ack_ok:
+            self._ack_advance(self._una + sq.diff(seg.ack, self.snd_una), now)
+            self._ack_now = True
+            self._set_state(S.ESTABLISHED, now, "rcv SYN,ACK")
+            # "If there are other controls or text in the segment, continue processing at the sixth step."
+            self._text_and_fin(seg, now)
+        else:
+            # Simultaneous open: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, enter SYN-RECEIVED.
+            self._resend_syn = True
+            self._set_state(S.SYN_RECEIVED, now, "rcv SYN (simultaneous open)")
+
+    def _acceptable(self, seg: Segment, wnd: int) -> bool:
+        """RFC 9293 §3.10.7.4 first: the four-case sequence number test."""
+        rcv_nxt = self.rcv_nxt
+        length = seg.seg_len
+        if seg.seq == rcv_nxt and wnd == 0:
+            # RFC 9293 §3.10.7.4: with a zero window, still accept valid ACKs, URGs and RSTs (the text
+            # is trimmed away below; a bare FIN is kept, as Linux does).
+            return True
+        if length == 0:
+            return sq.in_window(seg.seq, rcv_nxt, wnd)
+        if wnd == 0:
+            return False
+        return sq.in_window(seg.seq, rcv_nxt, wnd) or sq.in_window(sq.add(seg.seq, length - 1), rcv_nxt, wnd)
+
+    def _receive_other(self, seg: Segment, now: float) -> None:
+        """RFC 9293 §3.10.7.4: SYN-RECEIVED and the synchronized states."""
+        state = self._state
+        if seg.has(Flags.SYN) and self._una == 0 and seg.seq == self._irs:
+            if not seg.has(Flags.ACK):
+                # A retransmission of the SYN we answered: our SYN-ACK was lost, resend it now (Linux
+                # does; by the letter of step one it would only get an ACK).
+                self._resend_syn = True
+                return
+            # The peer's SYN-ACK in a simultaneous open (RFC 9293 Figure 8, line 6): its SYN is the one
+            # we already hold, so process the rest of it as an ACK (Linux does the same).
+            seg = Segment(seg.sport, seg.dport, sq.add(seg.seq, 1), seg.ack, seg.flags & ~Flags.SYN,
+                          seg.window, seg.options, seg.payload, seg.urgent)
+
+        # first: sequence number check.
+        wnd = self.rcv_wnd
+        if not self._acceptable(seg, wnd):
+            if seg.has(Flags.RST):
+                return
+            if (state is S.TIME_WAIT and seg.has(Flags.FIN)
+                    and sq.add(seg.seq, len(seg.payload)) == sq.add(self.rcv_nxt, -1)):
+                # The peer retransmitted its FIN: our last ACK was lost. Re-ACK and restart 2MSL
+                # (RFC 9293 §3.10.7.4 eighth, TIME-WAIT).
+                self._timer = Timer(TimerKind.TIME_WAIT, now + self._cfg.msl2)
+            self._owe_ack()
+            return
+
+        # second: RST (RFC 5961 §3.2: reset only when SEG.SEQ == RCV.NXT, else a challenge ACK).
+        if seg.has(Flags.RST):
+            if seg.seq != self.rcv_nxt:
+                self._owe_ack()
+                return
+            if state is S.SYN_RECEIVED and self._passive:
+                self._back_to_listen(now, "rcv RST")
+            elif self._una == 0 and not self._passive:
+                self._events.append(ConnectionRefused(now))
+                self._set_state(S.CLOSED, now, "rcv RST (connection refused)")
+            else:
+                self._events.append(ConnectionReset(now))
+                self._set_state(S.CLOSED, now, "rcv RST")
+            return
+
+        # fourth: SYN (RFC 5961 §4.2: challenge ACK; a passive SYN-RECEIVED goes back to LISTEN).
+        if seg.has(Flags.SYN):
+            if state is S.SYN_RECEIVED and self._passive:
+                self._back_to_listen(now, "rcv SYN")
+            else:
+                self._owe_ack()
+            return
+
+        # fifth: ACK.
+        if not seg.has(Flags.ACK):
+            return
+        ack_pos = self._una + sq.diff(seg.ack, self.snd_una)
+        if self._una == 0:
+            # SYN-RECEIVED (or FIN-WAIT-1 reached from it): the ACK must cover our SYN.
+            if not 0 < ack_pos <= self._max:
+                self._ctl_out.append(self._rst_for(seg))
+                return
+            self._snd_wnd = seg.window << self._snd_wscale
+            self._max_snd_wnd = max(self._max_snd_wnd, self._snd_wnd)
+            self._wl1, self._wl2 = seg.seq, seg.ack
+        if ack_pos > self._max:
+            # RFC 9293: acknowledges something not yet sent -> ACK, drop.
+            self._owe_ack()
+            return
+        if ack_pos < self._una - self._max_snd_wnd:
+            # RFC 5961 §5.2: far too old to be real -> ACK, drop.
+            self._owe_ack()
+            return
+        self._process_ack(seg, ack_pos, now)
+        if state is S.SYN_RECEIVED and self._una >= 1:
+            self._set_state(S.ESTABLISHED, now, "rcv ACK of SYN")
+        if self._fin_queued and self._una > self._fin_pos:
+            if self._state is S.FIN_WAIT_1:
+                self._set_state(S.FIN_WAIT_2, now, "rcv ACK of FIN")
+            elif self._state is S.CLOSING:
+                self._set_state(S.TIME_WAIT, now, "rcv ACK of FIN")
+            elif self._state is S.LAST_ACK:
+                self._set_state(S.CLOSED, now, "rcv ACK of FIN")
+                return
+
+        # sixth: URG is not supported (RFC 9293 §3.8.5 lets it be ignored by applications that don't use it).
+        # seventh and eighth: text and FIN.
+        self._text_and_fin(seg, now)
+
+    def _back_to_listen(self, now: float, cause: str) -> None:
+        self._reset_connection()
+        self._remote_port = self._cfg.remote_port
+        self._timer = None
+        self._set_state(S.LISTEN, now, cause)
+
+    def _process_ack(self, seg: Segment, ack_pos: int, now: float) -> None:
+        """RFC 9293 §3.10.7.4 fifth (ESTABLISHED rules), with RFC 5681/6582 dupack handling."""
+        self._probes = 0  # the peer answers: the persist timer's give-up count restarts
+        old_wnd = self._snd_wnd
+        if ack_pos > self._una:
+            self._ack_advance(ack_pos, now)
+        elif (ack_pos == self._una and self._max > self._una and not seg.payload
+              and not seg.has(Flags.SYN | Flags.FIN) and (seg.window << self._snd_wscale) == old_wnd):
+            # RFC 5681 §2: a duplicate acknowledgment.
+            self._on_dupack(now)
+        # Window update (RFC 9293 §3.10.7.4: only from a segment newer than the last update).
+        if ack_pos >= self._una and (sq.lt(self._wl1, seg.seq)
+                                     or (self._wl1 == seg.seq and sq.le(self._wl2, seg.ack))):
+            self._snd_wnd = seg.window << self._snd_wscale
+            self._max_snd_wnd = max(self._max_snd_wnd, self._snd_wnd)
+            self._wl1, self._wl2 = seg.seq, seg.ack
+
+    def _ack_advance(self, ack_pos: int, now: float) -> None:
+        acked = ack_pos - self._una
+        mss = self.send_mss
+        self._una = ack_pos
+        self._nxt = max(self._nxt, ack_pos)
+        drop = min(ack_pos, self._data_end) - self._buf_pos
+        if drop > 0:
+            del self._sndbuf[:drop]
+            self._buf_pos += drop
+        self._retries = 0
+        if self._rtt_pos is not None and ack_pos > self._rtt_pos:
+            self._rto.sample(now - self._rtt_time)
+            self._rtt_pos = None
+        self._dupacks = 0
+        if self._in_recovery:
+            if ack_pos >= self._recover:
+                # RFC 6582 §3.2 step 3, full acknowledgment: deflate to ssthresh and leave recovery.
+                self._cwnd = max(min(self._ssthresh, self.in_flight + mss), mss)
+                self._in_recovery = False
+            else:
+                # RFC 6582 §3.2 step 3, partial acknowledgment: resend the next hole, deflate.
+                self._emit_retransmission(self._head_segment(), now, "fast")
+                self._cwnd = max(self._cwnd - acked + (mss if acked >= mss else 0), mss)
+        elif self._una > 1:
+            if self._cwnd < self._ssthresh:
+                # RFC 5681 §3.1 slow start (RFC 3465 L=1: at most one SMSS per ACK).
+                self._cwnd += min(acked, mss)
+            else:
+                # RFC 5681 §3.1 congestion avoidance, eq. (3).
+                self._cwnd += max(1, mss * mss // max(self._cwnd, 1))
+        # RFC 6298 §5.2/§5.3: stop the timer when all is acknowledged, else restart it.
+        if self._max > self._una:
+            self._timer = Timer(TimerKind.RETRANSMIT, now + self._rto.rto)
+            self._head_since = now
+        elif self._timer is not None and self._timer.kind is TimerKind.RETRANSMIT:
+            self._timer = None
+
+    def _on_dupack(self, now: float) -> None:
+        self._dupacks += 1
+        threshold = max(1, self._cfg.dupack_threshold)
+        mss = self.send_mss
+        if self._dupacks == threshold and not self._in_recovery and self._una > self._recover:
+            # RFC 5681 §3.2 steps 2-4 with RFC 6582's recover guard: fast retransmit, enter recovery.
+            self._ssthresh = max(self.in_flight // 2, 2 * mss)
+            self._recover = self._max
+            self._in_recovery = True
+            self._emit_retransmission(self._head_segment(), now, "fast")
+            self._cwnd = self._ssthresh + threshold * mss
+        elif self._dupacks > threshold and self._in_recovery:
+            # RFC 5681 §3.2 step 5: inflate by one segment per further duplicate.
+            self._cwnd += mss
+
+    def _text_and_fin(self, seg: Segment, now: float) -> None:
+        """RFC 9293 §3.10.7.4 seventh (segment text) and eighth (FIN), after trimming to the window."""
+        start = self._rcv_pos + sq.diff(seg.seq, self.rcv_nxt)
+        if seg.has(Flags.SYN):
+            start += 1
+        data = seg.payload
+        fin = seg.has(Flags.FIN)
+        fin_pos = start + len(data)
+        # Trim what we already have (left edge).
+        if start < self._rcv_pos:
+            cut = min(self._rcv_pos - start, len(data))
+            data = data[cut:]
+            start += cut
+            if fin_pos < self._rcv_pos:
+                fin = False
+        # Trim what lies beyond the window (right edge); a FIN behind trimmed data goes with it.
+        right = self._rcv_pos + self.rcv_wnd
+        if start + len(data) > right:
+            data = data[:max(0, right - start)]
+            fin = False
+            self._ack_now = True
+        if self._state not in _RECEIVING:
+            # CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer's FIN is already in; ignore text.
+            if fin and self._state is S.TIME_WAIT:
+                self._timer = Timer(TimerKind.TIME_WAIT, now + self._cfg.msl2)
+                self._ack_now = True
+            return
+        if data:
+            if start == self._rcv_pos:
+                self._deliver(data, now)
+                self._ack_now = True
+            elif start > self._rcv_pos:
+                # Out of order: hold it and send a duplicate ACK at once (RFC 5681 §4.2) so the
+                # peer's fast retransmit can work.
+                self._ooo.add(start, data)
+                self._owe_ack()
+        if fin:
+            fin_pos = start + len(data)
+            if fin_pos == self._rcv_pos:
+                self._receive_fin(now)
+            elif fin_pos > self._rcv_pos:
+                self._rcv_fin_pos = fin_pos
+                if not data:
+                    self._owe_ack()
+        elif self._rcv_fin_pos is not None and self._rcv_fin_pos == self._rcv_pos:
+            self._receive_fin(now)
+
+    def _deliver(self, data: bytes, now: float) -> None:
+        self._rcvbuf += data
+        self._rcv_pos += len(data)
+        # Out-of-order data that now continues the stream (no byte delivered twice: the queue trims).
+        more = self._ooo.pop(self._rcv_pos)
+        if self._rcv_fin_pos is not None and more:
+            more = more[:max(0, self._rcv_fin_pos - self._rcv_pos)]
+        self._rcvbuf += more
+        self._rcv_pos += len(more)
+        self._events.append(DataReceived(now, len(data) + len(more)))
+
+    def _receive_fin(self, now: float) -> None:
+        """RFC 9293 §3.10.7.4 eighth: the FIN is in order."""
+        self._rcv_pos += 1
+        self._rcv_fin_pos = None
+        self._peer_fin = True
+        self._ooo.clear()
+        self._ack_now = True
+        self._events.append(PeerClosed(now))
+        state = self._state
+        if state is S.ESTABLISHED:
+            self._set_state(S.CLOSE_WAIT, now, "rcv FIN")
+        elif state is S.FIN_WAIT_1:
+            # Our FIN is not acknowledged yet (else step five moved us to FIN-WAIT-2): simultaneous close.
+            self._set_state(S.CLOSING, now, "rcv FIN (simultaneous close)")
+        elif state is S.FIN_WAIT_2:
+            self._set_state(S.TIME_WAIT, now, "rcv FIN")

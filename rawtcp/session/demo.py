@@ -1,0 +1,120 @@
+"""SEED.md's exchange, segments 1–10, driven by rawtcp against a real kernel in a lab of its own.
+
+The client is ours (ISN 1000, hand-built segments); the server is Linux with the `seed` listener, which
+announces MSS 1024, answers the 20 bytes with 10 riding on its ACK, and waits before closing so its ACK
+of our FIN and its own FIN are separate segments. The kernel's socket states are recorded as they
+change (tracefs) and shown beside each segment.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from rawtcp.core import State
+
+Record = dict[str, Any]
+REQUEST = b"hello, kernel! (20B)"  # segment 4: exactly 20 bytes, seq 1001-1020
+assert len(REQUEST) == 20
+
+# SEED.md's table: (from, flags, rel seq, rel ack, data length); "P." may be "." when no PSH is set.
+SEED_SHAPE = [
+    ("client", "S", 0, None, 0),
+    ("server", "S.", 0, 1, 0),
+    ("client", ".", 1, 1, 0),
+    ("client", "P.", 1, 1, 20),
+    ("server", "P.", 1, 21, 10),
+    ("client", ".", 21, 11, 0),
+    ("client", "F.", 21, 11, 0),
+    ("server", ".", 11, 22, 0),
+    ("server", "F.", 11, 22, 0),
+    ("client", ".", 22, 12, 0),
+]
+
+
+@dataclass
+class DemoResult:
+    records: list[Record] = field(default_factory=list)
+    segments: list[Record] = field(default_factory=list)
+    kernel_states: list[str] = field(default_factory=list)
+    client_states: list[str] = field(default_factory=list)
+    listener_log: list[dict[str, Any]] = field(default_factory=list)
+    received: bytes = b""
+    mismatches: list[str] = field(default_factory=list)
+    pcap: str | None = None
+
+
+def check_shape(segments: list[Record]) -> list[str]:
+    """Differences between the live segments and SEED.md's table (empty when the shape matches)."""
+    problems = []
+    if len(segments) != len(SEED_SHAPE):
+        problems.append(f"{len(segments)} segments on the wire, SEED.md has {len(SEED_SHAPE)}")
+    for i, (want, rec) in enumerate(zip(SEED_SHAPE, segments, strict=False), start=1):
+        who, flags, rel_seq, rel_ack, length = want
+        got_who = "client" if rec["dir"] == "out" else "server"
+        got = (got_who, rec["flags"], rec["rel_seq"], rec["rel_ack"], rec["len"])
+        if got != (who, flags, rel_seq, rel_ack, length):
+            problems.append(f"segment {i}: expected {who} [{flags}] seq {rel_seq} ack {rel_ack} len {length}, "
+                            f"got {got_who} [{rec['flags']}] seq {rec['rel_seq']} ack {rec['rel_ack']} "
+                            f"len {rec['len']}")
+    return problems
+
+
+def run_demo(pcap: str, emit: Callable[[Record], None], *, isn: int = 1000, mss: int = 1460,
+             msl2: float = 1.0, timeout: float = 20.0) -> DemoResult:
+    """Bring up a fresh lab, run the exchange, tear the lab down; records go to ``emit`` as they happen."""
+    from rawtcp.lab import topology
+    from rawtcp.lab.kstate import KernelStateWatcher
+    from rawtcp.session.connection import Connection, ConnectionSpec
+    from rawtcp.session.errors import SessionError
+    from rawtcp.session.kernelview import KernelView
+    from rawtcp.wire import netns
+
+    result = DemoResult(pcap=pcap)
+
+    def keep(rec: Record) -> None:
+        result.records.append(rec)
+        if rec["type"] == "segment":
+            result.segments.append(rec)
+        elif rec["type"] == "state":
+            (result.kernel_states if rec.get("who") == "kernel" else result.client_states).append(rec["new"])
+        emit(rec)
+
+    cfg = topology.fresh_lab("rawtcp-demo", listener="seed")
+    with topology.temporary_lab(cfg) as lab:
+        watcher = KernelStateWatcher()
+        watcher.start({cfg.port})
+        try:
+            with netns.inside(cfg.client_ns), Connection(ConnectionSpec(
+                remote_ip=cfg.server_ip, remote_port=cfg.port, isn=isn, mss=mss, msl2=msl2, pcap=pcap,
+                rto_min=0.2,
+            )) as conn:
+                ep, driver = conn.endpoint, conn.driver
+                view = KernelView(watcher, (cfg.server_ip, cfg.port), (conn.local_ip, ep.local_port), driver.t0)
+                driver.listeners.append(lambda rec: view.add(rec, time.monotonic()))
+
+                def run(done: Callable[[], bool], what: str) -> None:
+                    ok = driver.run_until(lambda: done() or ep.state is State.CLOSED, timeout)
+                    view.release(time.monotonic(), keep)
+                    if not ok or (ep.state is State.CLOSED and not done()):
+                        raise SessionError(f"demo: {what} did not happen (state {ep.state})")
+
+                ep.open_active(time.monotonic())  # segment 1
+                run(lambda: ep.state is State.ESTABLISHED, "the three-way open")  # 2, 3
+                ep.send(REQUEST, time.monotonic())  # 4
+                run(lambda: ep.readable >= 10 and ep.in_flight == 0, "the server's 10-byte answer")  # 5, 6
+                result.received = ep.read()
+                ep.close(time.monotonic())  # 7
+                run(lambda: ep.state is State.TIME_WAIT, "the four-way close")  # 8, 9, 10
+                run(lambda: ep.state is State.CLOSED, "TIME-WAIT's end")
+                watcher.wait_for((cfg.server_ip, cfg.port), (conn.local_ip, ep.local_port), "CLOSED", 2.0)
+                time.sleep(0.01)  # let the tracing thread hand over the last event it read
+                view.release(time.monotonic(), keep, force=True)
+                view.flush_kernel(keep)
+        finally:
+            watcher.stop()
+        result.listener_log = topology.read_listener_log(lab.listener_log) if lab.listener_log else []
+    result.mismatches = check_shape(result.segments)
+    return result

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Install what rawtcp needs on a fresh Debian/Ubuntu machine (as root): system tools and a venv.
+# Idempotent: a second run only checks. Used by scripts/demo.sh, scripts/test.sh and .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(iproute2 nftables libnftables1 tcpdump tshark hping3 ethtool iputils-ping python3-venv)
+VENV=${RAWTCP_VENV:-.venv}
+PYTHON=${PYTHON:-python3}
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/setup.sh: run it as root (sudo): it installs packages and rawtcp needs raw sockets" >&2
+  exit 6
+fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "== installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "== creating $VENV"
+  "$PYTHON" -m venv "$VENV"
+fi
+if ! "$VENV/bin/python" -c "import rawtcp, scapy, click, pyroute2, pytest, hypothesis" 2>/dev/null \
+   || [ pyproject.toml -nt "$VENV/.installed" ]; then
+  echo "== installing rawtcp into $VENV"
+  "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
+  "$VENV/bin/python" -m pip install -q -e ".[test]"
+  touch "$VENV/.installed"
+fi

@@ -1,0 +1,51 @@
+"""Helpers for the engine's integration tests: a private lab, the CLI as a user runs it, leftovers."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from typing import Any
+
+
+def rawtcp(*args: str, env: dict[str, str] | None = None, timeout: float = 60.0,
+           check: bool = False) -> subprocess.CompletedProcess[str]:
+    """Run the CLI exactly as a user would (a separate process per command)."""
+    proc = subprocess.run([sys.executable, "-m", "rawtcp", *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"rawtcp {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def segments(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in records if r.get("type") == "segment"]
+
+
+def ns_exec(netns: str, *cmd: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["ip", "netns", "exec", netns, *cmd], capture_output=True, text=True, timeout=timeout)
+
+
+def nft_tables(netns: str) -> str:
+    return ns_exec(netns, "nft", "list", "tables").stdout
+
+
+def keeper_pids() -> list[int]:
+    out = subprocess.run(["pgrep", "-f", "rawtcp.session.keeper"], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split() if int(p) != os.getpid()]
+
+
+def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
+    """Poll a condition the test cannot be notified of (a process exiting, a file appearing)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return bool(predicate())
