@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "close": ("rawtcp.commands.engine:close", "Four-way close of a session (or --abort: RST)."),
     "status": ("rawtcp.commands.engine:status", "State, sequence numbers and the kernel's own state."),
     "sessions": ("rawtcp.commands.engine:sessions", "List live sessions."),
+    "run": ("rawtcp.commands.script:run", "Run a packetdrill-dialect .pkt script against a fresh kernel."),
+    "labs": ("rawtcp.commands.script:labs", "List the lab catalogue (one lab per question in SEED.md)."),
     "ladder": ("rawtcp.commands.capture:ladder", "Draw a capture's TCP streams as a ladder (text or SVG)."),
     "compare": ("rawtcp.commands.capture:compare", "Compare the TCP exchanges of two captures."),
 }

@@ -27,8 +27,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from rawtcp.capture.compare import compare_captures  # noqa: E402
-from rawtcp.capture.pcap import PcapWriter  # noqa: E402
+from rawtcp.capture.compare import compare_captures
+from rawtcp.capture.pcap import PcapWriter
 
 _ETH = bytes.fromhex("020000000002" "020000000001" "0800")
 _ETH_REV = bytes.fromhex("020000000001" "020000000002" "0800")

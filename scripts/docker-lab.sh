@@ -52,11 +52,20 @@ need_engine() {
     fi
 }
 
+# An interpreter with pip for `pip wheel`: $PYTHON, the active venv, the project's .venv (scripts/setup.sh),
+# python3; if that has no pip (Debian without python3-pip), a throwaway venv made from it.
 python_cmd() {
-    if [[ -n "${PYTHON:-}" ]]; then echo "$PYTHON"
-    elif [[ -n "${VIRTUAL_ENV:-}" && -x "$VIRTUAL_ENV/bin/python" ]]; then echo "$VIRTUAL_ENV/bin/python"
-    else echo python3
+    local py
+    if [[ -n "${PYTHON:-}" ]]; then py="$PYTHON"
+    elif [[ -n "${VIRTUAL_ENV:-}" && -x "$VIRTUAL_ENV/bin/python" ]]; then py="$VIRTUAL_ENV/bin/python"
+    elif [[ -x "$REPO/${RAWTCP_VENV:-.venv}/bin/python" ]]; then py="$REPO/${RAWTCP_VENV:-.venv}/bin/python"
+    else py=python3
     fi
+    if ! "$py" -m pip --version >/dev/null 2>&1; then
+        "$py" -m venv "$WORK/pyvenv" >&2 || die "$py has no pip and cannot make a venv (apt-get install python3-venv)"
+        py="$WORK/pyvenv/bin/python"
+    fi
+    echo "$py"
 }
 
 # The Debian mirror this machine's apt uses (deb822 .sources or one-line lists), else deb.debian.org.
@@ -87,8 +96,7 @@ build_base() {
         [[ $EUID -eq 0 ]] || die "debootstrap needs root"
         mirror="$(debian_mirror)"
         root="$(mktemp -d "$CACHE/rootfs.XXXXXX")"
-        # shellcheck disable=SC2064  # expand now: the trap must remove this very directory
-        trap "remove_rootfs '$root'" EXIT
+        ROOTFS="$root"  # removed by cleanup() if debootstrap fails or the script is interrupted
         t0=$SECONDS
         say "debootstrap $BASE_SUITE from $mirror (packages: $BASE_PACKAGES)"
         debootstrap --variant=minbase --include="$BASE_PACKAGES" "$BASE_SUITE" "$root" "$mirror" \
@@ -100,7 +108,7 @@ build_base() {
         tar --numeric-owner -C "$root" -cf "$tarball.tmp" .
         mv "$tarball.tmp" "$tarball"
         remove_rootfs "$root"
-        trap - EXIT
+        ROOTFS=""
     else
         say "using cached rootfs $tarball"
     fi
@@ -141,8 +149,13 @@ build_wheels() {
     local py host_tag base_tag arch whl name rest version
     py="$(python_cmd)"
     rm -rf "$WHEELS"
-    mkdir -p "$WHEELS"
-    "$py" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$WHEELS" "$REPO[test]"
+    mkdir -p "$WHEELS" "$WORK/src"
+    # Build from a copy: setuptools writes build/ and *.egg-info into the tree it builds.
+    tar -C "$REPO" --exclude=./.git --exclude='./.venv*' --exclude=./venv --exclude=./build --exclude=./dist \
+        --exclude='*.egg-info' --exclude=./docker/.wheels --exclude=__pycache__ --exclude=.hypothesis \
+        --exclude=.ruff_cache --exclude=.pytest_cache --exclude=./captures --exclude=./docker/captures -cf - . |
+        tar -C "$WORK/src" -xf -
+    "$py" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$WHEELS" "$WORK/src[test]"
     # Wheels built for the host's CPython (cpXY tags) do not install on a base with another Python:
     # fetch the base's build of those few instead. Pure-Python wheels (py3-none-any) fit any.
     host_tag="$("$py" -c 'import sys; print("%d%d" % sys.version_info[:2])')"
@@ -225,8 +238,16 @@ cmd_clean() {
     rm -rf "$WHEELS"
 }
 
+cleanup() {
+    if [[ -n "${ROOTFS:-}" ]]; then remove_rootfs "$ROOTFS"; fi
+    rm -rf "$WORK"
+}
+
 main() {
     local cmd="${1:-}"
+    WORK="$(mktemp -d)"
+    ROOTFS=""
+    trap cleanup EXIT
     [[ $# -gt 0 ]] && shift
     case "$cmd" in
         build) cmd_build ;;

@@ -6,3 +6,5 @@ class CaptureError(Exception):
 
     The message is one line, fit for ``rawtcp: error: <message>`` at the CLI.
     """
+
+    exit_code = 2  # bad input, as rawtcp/errors.py numbers it

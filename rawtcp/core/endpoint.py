@@ -111,7 +111,8 @@ class Endpoint:
         self._syn_retransmitted = False
         self._retries = 0
         self._head_since = 0.0
-        self._probes = 0
+        self._probes = 0                 # zero-window probes sent since the window closed (backoff)
+        self._unanswered = 0             # probes sent since the peer last sent an ACK (give-up count)
         # congestion control (RFC 5681, RFC 6582)
         self._cwnd = 0
         self._ssthresh = 1 << 30         # RFC 5681 §3.1: initially arbitrarily high
@@ -260,10 +261,9 @@ class Endpoint:
             self._ack_now = False
             self._acks_owed = 0
             self._ooo.clear()
-        elif new is S.ESTABLISHED:
-            self._on_established()
 
     def _on_established(self) -> None:
+        """Our SYN is acknowledged: set the initial congestion window."""
         mss = self.send_mss
         if self._syn_retransmitted:
             # RFC 5681 §3.1: a lost SYN or SYN-ACK limits the initial window to one segment;
@@ -405,11 +405,12 @@ class Endpoint:
     def _on_persist_timeout(self, now: float) -> None:
         if not self._needs_persist():
             return
-        if self._probes >= self._cfg.max_retries:
-            self._events.append(TimedOut(now, "window probe", self._probes, now - self._head_since))
-            self._set_state(S.CLOSED, now, f"zero window probes unanswered after {self._probes} tries")
+        if self._unanswered >= self._cfg.max_retries:
+            self._events.append(TimedOut(now, "window probe", self._unanswered, now - self._head_since))
+            self._set_state(S.CLOSED, now, f"zero window probes unanswered after {self._unanswered} tries")
             return
         self._probes += 1
+        self._unanswered += 1
         # RFC 9293 §3.8.6.1 / RFC 1122 §4.2.2.17: probe the zero window. Like Linux, the probe is a bare
         # ACK with SEQ = SND.UNA - 1: out of window, so the peer must answer with its current window.
         self._ctl_out.append(self._ack_segment(seqno=sq.add(self.snd_una, -1)))
@@ -436,7 +437,7 @@ class Endpoint:
                     self._head_since = now
         elif self._needs_persist():
             if self._timer is None or self._timer.kind is not TimerKind.PERSIST:
-                if self._probes == 0:
+                if self._unanswered == 0:
                     self._head_since = now
                 self._timer = Timer(TimerKind.PERSIST, now + self._persist_interval())
         else:
@@ -515,7 +516,7 @@ class Endpoint:
             self._ack_now = False
             self._acks_owed = 0
             return out
-        if self._resend_syn:
+        if self._resend_syn and self._max > 0:
             # Our SYN(-ACK) again: simultaneous open (RFC 9293 §3.10.7.3) or a duplicate SYN.
             self._resend_syn = False
             out.append(self._syn_segment())
@@ -757,6 +758,8 @@ class Endpoint:
             self._snd_wnd = seg.window << self._snd_wscale
             self._max_snd_wnd = max(self._max_snd_wnd, self._snd_wnd)
             self._wl1, self._wl2 = seg.seq, seg.ack
+            if self._snd_wnd:
+                self._probes = 0
         if ack_pos > self._max:
             # RFC 9293: acknowledges something not yet sent -> ACK, drop.
             self._owe_ack()
@@ -789,7 +792,7 @@ class Endpoint:
 
     def _process_ack(self, seg: Segment, ack_pos: int, now: float) -> None:
         """RFC 9293 §3.10.7.4 fifth (ESTABLISHED rules), with RFC 5681/6582 dupack handling."""
-        self._probes = 0  # the peer answers: the persist timer's give-up count restarts
+        self._unanswered = 0  # the peer answers: the persist timer's give-up count restarts
         old_wnd = self._snd_wnd
         if ack_pos > self._una:
             self._ack_advance(ack_pos, now)
@@ -803,9 +806,12 @@ class Endpoint:
             self._snd_wnd = seg.window << self._snd_wscale
             self._max_snd_wnd = max(self._max_snd_wnd, self._snd_wnd)
             self._wl1, self._wl2 = seg.seq, seg.ack
+            if self._snd_wnd:
+                self._probes = 0
 
     def _ack_advance(self, ack_pos: int, now: float) -> None:
-        acked = ack_pos - self._una
+        old_una = self._una
+        acked = ack_pos - old_una
         mss = self.send_mss
         self._una = ack_pos
         self._nxt = max(self._nxt, ack_pos)
@@ -818,7 +824,9 @@ class Endpoint:
             self._rto.sample(now - self._rtt_time)
             self._rtt_pos = None
         self._dupacks = 0
-        if self._in_recovery:
+        if old_una == 0:
+            self._on_established()
+        elif self._in_recovery:
             if ack_pos >= self._recover:
                 # RFC 6582 §3.2 step 3, full acknowledgment: deflate to ssthresh and leave recovery.
                 self._cwnd = max(min(self._ssthresh, self.in_flight + mss), mss)
@@ -827,7 +835,7 @@ class Endpoint:
                 # RFC 6582 §3.2 step 3, partial acknowledgment: resend the next hole, deflate.
                 self._emit_retransmission(self._head_segment(), now, "fast")
                 self._cwnd = max(self._cwnd - acked + (mss if acked >= mss else 0), mss)
-        elif self._una > 1:
+        else:
             if self._cwnd < self._ssthresh:
                 # RFC 5681 §3.1 slow start (RFC 3465 L=1: at most one SMSS per ACK).
                 self._cwnd += min(acked, mss)
@@ -900,7 +908,8 @@ class Endpoint:
                 self._rcv_fin_pos = fin_pos
                 if not data:
                     self._owe_ack()
-        elif self._rcv_fin_pos is not None and self._rcv_fin_pos == self._rcv_pos:
+        if self._rcv_fin_pos is not None and self._rcv_fin_pos == self._rcv_pos and not self._peer_fin:
+            # A FIN that arrived out of order is now in order.
             self._receive_fin(now)
 
     def _deliver(self, data: bytes, now: float) -> None:

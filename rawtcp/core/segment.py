@@ -48,7 +48,7 @@ class Segment:
     dport: int
     seq: int
     ack: int = 0
-    flags: Flags = Flags(0)
+    flags: Flags = Flags(0)  # noqa: RUF009 (an immutable IntFlag value)
     window: int = 0
     options: tuple[Option, ...] = ()
     payload: bytes = b""

@@ -228,3 +228,5 @@ class Script:
     events: list[AnyEvent] = field(default_factory=list)
     init_commands: list[Command] = field(default_factory=list)
     cleanup_commands: list[Command] = field(default_factory=list)
+    # -D symbols given to parse() plus the script's --define=NAME=value lines, already substituted.
+    defines: dict[str, str] = field(default_factory=dict)

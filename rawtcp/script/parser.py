@@ -14,6 +14,7 @@ packet fuzzing, AccECN ACE counters) are refused with a message naming them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from rawtcp.script import ast
@@ -38,15 +39,21 @@ TCP_FLAG_LETTERS = "FSRPEWAU"
 ECN_WORDS = ("noecn", "ect0", "ect1", "ce", "ect01")
 _MAX_NESTING = 50  # [[[[...]]]] deeper than this is a typo, not a struct; and it keeps recursion bounded
 
+_MAX_SECONDS = 1e6  # 11 days: beyond any script, and far from float overflow in usecs arithmetic
 _U8, _U16, _U32 = 0xFF, 0xFFFF, 0xFFFF_FFFF
 
 
-def parse(text: str, path: str = "<script>") -> ast.Script:
-    """Parse script ``text``; ``path`` only labels error messages and the result."""
-    return _Parser(tokenize(text, path), path, text).script()
+def parse(text: str, path: str = "<script>", defines: Mapping[str, str] | None = None) -> ast.Script:
+    """Parse script ``text``; ``path`` only labels error messages and the result.
+
+    ``defines`` are packetdrill's ``-D NAME=value`` symbols; the script's own ``--define=NAME=value``
+    lines add to them. Like packetdrill's lexer, a word naming a symbol is replaced by its value:
+    ``"..."`` becomes a string, a backquoted value a command, anything else a word (``FO TFO_COOKIE``).
+    """
+    return _Parser(tokenize(text, path), path, text, dict(defines or {})).script()
 
 
-def parse_file(path: str | Path) -> ast.Script:
+def parse_file(path: str | Path, defines: Mapping[str, str] | None = None) -> ast.Script:
     """Read and parse the script at ``path``."""
     name = str(path)
     try:
@@ -58,13 +65,14 @@ def parse_file(path: str | Path) -> ast.Script:
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise ScriptError(name, line, "script is not UTF-8 text") from None
-    return parse(text, name)
+    return parse(text, name, defines)
 
 
 class _Parser:
-    def __init__(self, tokens: list[Token], path: str, text: str) -> None:
+    def __init__(self, tokens: list[Token], path: str, text: str, defines: dict[str, str]) -> None:
         self.tokens = tokens
         self.text = text
+        self.defines = defines
         self.path = path
         self.pos = 0
         self.depth = 0
@@ -108,10 +116,15 @@ class _Parser:
         if token.kind not in (INT, HEX):
             raise self.unexpected(what)
         self.take()
-        value = int(token.text, 0) if token.kind == HEX else int(token.text)
+        value = self.integer(token)
         if limit is not None and not 0 <= value <= limit:
             raise self.error(f"{what} out of range: {token.text}", token)
         return value
+
+    def integer(self, token: Token) -> int:
+        if len(token.text) > 40:  # also keeps int() clear of Python's 4300-digit conversion limit
+            raise self.error(f"number too long: {token.text[:20]}...", token)
+        return int(token.text, 16) if token.kind == HEX else int(token.text)
 
     # -- script ---------------------------------------------------------------------------------------
 
@@ -120,6 +133,11 @@ class _Parser:
         while self.peek().kind == OPTION:
             name, value = self.option()
             result.options[name] = value
+            if name == "define":
+                symbol, _, replacement = value.partition("=")
+                self.defines[symbol] = replacement
+        result.defines = dict(self.defines)
+        self.substitute_defines()
         while self.peek().kind == BACKTICK:
             token = self.take()
             result.init_commands.append(ast.Command(line=token.line, command=token.text))
@@ -134,6 +152,20 @@ class _Parser:
                 raise self.error(f"option '{token.text}' must come before the first event", token)
             raise self.unexpected("only untimed commands after the cleanup command", token)
         return result
+
+    def substitute_defines(self) -> None:
+        """Replace words naming a symbol by its value, as packetdrill's lexer word() does."""
+        if not self.defines:
+            return
+        for index in range(self.pos, len(self.tokens)):
+            token = self.tokens[index]
+            value = self.defines.get(token.text) if token.kind == WORD else None
+            if value is None:
+                continue
+            kind = WORD
+            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"`":
+                kind, value = (STRING if value[0] == '"' else BACKTICK), value[1:-1]
+            self.tokens[index] = Token(kind, value, token.line, token.start, token.end)
 
     def option(self) -> tuple[str, str]:
         name = self.take().text[2:]
@@ -202,6 +234,8 @@ class _Parser:
         value = float(token.text)
         if value < 0:
             raise self.error("negative time", token)
+        if value > _MAX_SECONDS:
+            raise self.error(f"time out of range: {token.text[:20]}", token)
         return value
 
     def time(self) -> ast.Time:
@@ -450,10 +484,8 @@ class _Parser:
         token = self.take()
         if token.kind == ELLIPSIS:
             return ast.EllipsisExpr()
-        if token.kind == INT:
-            return ast.Int(int(token.text))
-        if token.kind == HEX:
-            return ast.Int(int(token.text, 16), hex=True)
+        if token.kind in (INT, HEX):
+            return ast.Int(self.integer(token), hex=token.kind == HEX)
         if token.kind == STRING:
             text = token.text
             while self.peek().kind == STRING:  # "abc" "def": C-style concatenation

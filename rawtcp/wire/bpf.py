@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import socket
+import struct
 
 from rawtcp.wire.errors import WireError
 
@@ -98,27 +99,25 @@ def tcp4_filter(local_ip: str, local_port: int, remote_ip: str | None, remote_po
 DROP_ALL: list[Instruction] = [(RET_K, 0, 0, 0)]
 
 
-class _SockFilter(ctypes.Structure):
-    _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8),
-                ("k", ctypes.c_uint32)]
-
-
-class _SockFprog(ctypes.Structure):
-    _fields_ = [("len", ctypes.c_uint16), ("filter", ctypes.POINTER(_SockFilter))]
+_SOCK_FILTER = struct.Struct("=HBBI")  # struct sock_filter: code, jt, jf, k
+_SOCK_FPROG = struct.Struct("@HP")  # struct sock_fprog: len, pointer (native alignment pads)
 
 
 class FilterProgram:
     """A program laid out as ``struct sock_fprog``; holds the instruction array it points to."""
 
+    __slots__ = ("_insns", "program")
+
     def __init__(self, program: list[Instruction]) -> None:
         if not 0 < len(program) <= 4096:  # BPF_MAXINSNS
             raise ValueError(f"a BPF program has 1..4096 instructions, not {len(program)}")
         self.program = list(program)
-        self._insns = (_SockFilter * len(program))(*[_SockFilter(*insn) for insn in program])
-        self._fprog = _SockFprog(len(program), self._insns)
+        packed = b"".join(_SOCK_FILTER.pack(*insn) for insn in program)
+        # the kernel reads the array through the pointer during setsockopt: this buffer must live
+        self._insns = ctypes.create_string_buffer(packed, len(packed))
 
     def as_bytes(self) -> bytes:
-        return bytes(self._fprog)
+        return _SOCK_FPROG.pack(len(self.program), ctypes.addressof(self._insns))
 
 
 def attach(sock: socket.socket, program: list[Instruction]) -> FilterProgram:

@@ -516,11 +516,14 @@ def test_parse_file_errors_carry_the_path(tmp_path: Path) -> None:
      "unexpected token '0.1' (expected '+': a relative time range needs '+' on both ends)"),
     ("0~+0.1 > . 1:1(0) ack 1\n", 1, "an absolute time range can't end with a relative time"),
     ("-1 close(3) = 0\n", 1, "negative time"),
+    ("+1" + "0" * 400 + " close(3) = 0\n", 1, "time out of range: 10000000000000000000"),
+    ("0 close(" + "7" * 5000 + ") = 0\n", 1, "number too long: 77777777777777777777..."),
     ("+0.2...0.1 read(3, ..., 1) = 1\n", 1, "blocking call ends before it starts"),
     ("+0...0.1 > . 1:1(0) ack 1\n", 1, "unexpected token '>' (expected a system call after '...')"),
     ("+0~+0.1...0.2 read(3, ..., 1) = 1\n", 1, "a time range can't be combined with '...'"),
     ("0 close(3) = 0\n--mss=1000\n", 2, "option '--mss' must come before the first event"),
-    ("--mss=\n0 close(3) = 0\n", 2, "unexpected token '0' (expected a value for --mss)"),
+    ("--mss=,\n0 close(3) = 0\n", 1, "unexpected token ',' (expected a value for --mss)"),
+    ("--define=X=,\n0 close(3) = 0\n", 1, "unexpected token ',' (expected a value for --define)"),
     ("0 < udp (100)\n", 1, "udp packets are not supported (TCP only)"),
     ("0 < ipv4 1.2.3.4 > 5.6.7.8: S 0:0(0) win 1\n", 1, "encapsulated packets ('ipv4') are not supported"),
     ("0 < 1 > 2 S 0:0(0) win 1\n", 1, "explicit port numbers on packets are not supported"),
@@ -550,3 +553,28 @@ def test_malformed(text: str, line: int, message: str) -> None:
 def test_error_line_is_the_offending_token_in_a_multiline_event() -> None:
     error = error_of("0 close(3) = 0\n+0 setsockopt(3,\n   SOL_SOCKET,\n   SO_REUSEADDR, [1] 4) = 0\n")
     assert (error.line, error.message) == (4, "unexpected token '4' (expected ',' or ')')")
+
+
+def test_defines_from_caller_and_script() -> None:
+    text = textwrap.dedent("""\
+        --define=LEVEL=SOL_IP
+        --define=MSG="hello"
+        --define=CMD=`echo hi`
+        0 setsockopt(3, LEVEL, TYPE, [1], 4) = 0
+        +0 write(3, MSG, 5) = 5
+        +0 CMD
+        +0 < S 0:0(0) win 100 <mss 1460,FO TFO_COOKIE>
+    """)
+    parsed = parse(text, "d.pkt", defines={"TYPE": "IP_RECVERR", "TFO_COOKIE": "3021b9d889017eeb"})
+    assert parsed.defines == {"TYPE": "IP_RECVERR", "TFO_COOKIE": "3021b9d889017eeb", "LEVEL": "SOL_IP",
+                              "MSG": '"hello"', "CMD": "`echo hi`"}
+    setsockopt, write, command, syn = parsed.events
+    assert setsockopt.args[1:3] == [Word("SOL_IP"), Word("IP_RECVERR")]
+    assert write.args[1] == Str("hello")
+    assert isinstance(command, CommandEvent) and command.command == "echo hi"
+    assert syn.options == [("MSS", 1460), (34, bytes.fromhex("3021b9d889017eeb"))]
+
+
+def test_undefined_cookie_symbol_is_an_error() -> None:
+    error = error_of("0 < S 0:0(0) win 100 <FO TFO_COOKIE>\n")
+    assert error.message == "TCP fast open cookie 'TFO_COOKIE' is not a hex string"

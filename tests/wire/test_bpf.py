@@ -3,6 +3,7 @@ side by side with what ``tcpdump -dd`` compiles for the same connection."""
 
 from __future__ import annotations
 
+import operator
 import re
 import shutil
 import socket
@@ -17,6 +18,10 @@ from rawtcp.wire.bpf import ACCEPT, DROP_ALL, FilterProgram, Instruction, attach
 from rawtcp.wire.errors import WireError
 
 LOCAL, LPORT, REMOTE, RPORT = "198.18.0.1", 40000, "198.18.0.2", 8080
+
+
+ALU = {0x00: operator.add, 0x10: operator.sub, 0x20: operator.mul, 0x40: operator.or_,
+       0x50: operator.and_, 0x60: operator.lshift, 0x70: operator.rshift, 0x80: lambda a, _k: -a}
 
 
 def run_bpf(program: list[Instruction], pkt: bytes) -> int:
@@ -59,9 +64,7 @@ def run_bpf(program: list[Instruction], pkt: bytes) -> int:
         elif cls == 0x04:  # ALU
             src = x if code & 0x08 else k
             op = code & 0xF0
-            a = {0x00: lambda: a + src, 0x10: lambda: a - src, 0x20: lambda: a * src,
-                 0x40: lambda: a | src, 0x50: lambda: a & src, 0x60: lambda: a << src,
-                 0x70: lambda: a >> src, 0x80: lambda: -a}[op]() & 0xFFFFFFFF
+            a = ALU[op](a, src) & 0xFFFFFFFF
         elif cls == 0x05:  # JMP
             src = x if code & 0x08 else k
             op = code & 0xF0

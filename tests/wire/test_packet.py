@@ -95,7 +95,7 @@ def assert_same_as_scapy(dec: Decoded, pkt: IP) -> None:
     assert seg.payload == bytes(tcp.payload)
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seg=segments, f=ip_fields(), bad=st.booleans())
 def test_build_is_byte_for_byte_scapy_and_parses_like_scapy(seg: Segment, f: dict, bad: bool) -> None:
     fb = FrameBuilder(f["src"], f["dst"], None, None, ttl=f["ttl"], df=f["df"], tos=f["tos"])
@@ -113,7 +113,7 @@ def test_build_is_byte_for_byte_scapy_and_parses_like_scapy(seg: Segment, f: dic
     assert decode_ipv4(ours, verify=False).checksum_ok is None
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(seg=segments, f=ip_fields())
 def test_frame_matches_scapy_ether_and_survives_padding(seg: Segment, f: dict) -> None:
     fb = FrameBuilder(f["src"], f["dst"], SRC_MAC, DST_MAC, ttl=f["ttl"], df=f["df"], tos=f["tos"])
@@ -126,7 +126,7 @@ def test_frame_matches_scapy_ether_and_survives_padding(seg: Segment, f: dict) -
     assert_same_as_scapy(dec, Ether(ours)[IP])
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(seg=segments, f=ip_fields(), nops=st.integers(1, 10))
 def test_parses_ip_options_like_scapy(seg: Segment, f: dict, nops: int) -> None:
     pkt = scapy_packet(seg, f)
@@ -138,7 +138,7 @@ def test_parses_ip_options_like_scapy(seg: Segment, f: dict, nops: int) -> None:
     assert_same_as_scapy(dec, IP(raw))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(data=st.binary(max_size=80))
 def test_option_parsing_matches_scapy_on_any_bytes(data: bytes) -> None:
     data = data[: len(data) - len(data) % 4][:40]
@@ -180,7 +180,7 @@ def test_ip_id_counter_and_frame_without_macs() -> None:
     assert fb.frame(seg, ip_id=7) == fb.packet(seg, ip_id=7)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(deadline=None)
 @given(data=st.binary(max_size=200), src=st.binary(min_size=4, max_size=4),
        dst=st.binary(min_size=4, max_size=4))
 def test_checksums_agree_with_scapy(data: bytes, src: bytes, dst: bytes) -> None:
@@ -189,7 +189,7 @@ def test_checksums_agree_with_scapy(data: bytes, src: bytes, dst: bytes) -> None
     assert tcp_checksum(src, dst, data) == scapy_checksum(pseudo + data)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(deadline=None)
 @given(data=st.binary(max_size=120), offset=st.integers(0, 20))
 def test_garbage_never_raises(data: bytes, offset: int) -> None:
     for buf in (data, memoryview(data), b"\x45" + data, b"\x46" + data):
@@ -197,7 +197,7 @@ def test_garbage_never_raises(data: bytes, offset: int) -> None:
         decode_frame(buf, offset)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(deadline=None)
 @given(seg=segments, cut=st.integers(0, 1600), pos=st.integers(0, 1600), byte=u8)
 def test_damaged_packets_never_raise(seg: Segment, cut: int, pos: int, byte: int) -> None:
     raw = bytearray(FrameBuilder("198.18.0.1", "198.18.0.2", SRC_MAC, DST_MAC).frame(seg))

@@ -1,0 +1,110 @@
+"""``rawtcp ladder`` and ``rawtcp compare``: draw a capture's TCP streams, compare two captures.
+
+Registered lazily by rawtcp/cli.py as ``rawtcp.commands.capture:ladder`` and ``…:compare``. Bad
+input (missing, empty, truncated or non-pcap files, an unsupported link type, no TCP, a stream that
+does not exist) ends in one line on stderr, ``rawtcp: error: <message>``, and exit status 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import NoReturn
+
+import click
+
+from rawtcp.capture.errors import CaptureError
+
+EXIT_SAME, EXIT_DIFFERENT, EXIT_ERROR = 0, 1, 2
+
+
+def _fail(message: str) -> NoReturn:
+    click.echo(f"rawtcp: error: {message}", err=True)
+    sys.exit(EXIT_ERROR)
+
+
+def _message(path: str, exc: Exception) -> str:
+    if isinstance(exc, OSError):
+        text = f"{exc.strerror or exc}"
+        return f"{exc.filename or path}: {text}"
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    return text if path in text else f"{path}: {text}"
+
+
+@click.command("ladder")
+@click.argument("file", metavar="FILE")
+@click.option("--svg", "svg_out", metavar="OUT.svg", help="Write a standalone SVG ladder to OUT.svg ('-' for stdout).")
+@click.option("--stream", "stream_no", type=click.IntRange(min=0), metavar="N",
+              help="Only TCP stream N (tshark's tcp.stream numbering).")
+@click.option("--absolute", is_flag=True, help="Absolute seq/ack instead of relative (ISN = 0, as tshark).")
+@click.option("--color/--no-color", default=None, help="Colour the text ladder (default: when stdout is a terminal).")
+def ladder(file: str, svg_out: str | None, stream_no: int | None, absolute: bool, color: bool | None) -> None:
+    """Draw the TCP streams of a pcap/pcapng FILE as ladder diagrams, with both ends' states."""
+    from rawtcp.capture.ladder import render_svg, render_text
+    from rawtcp.capture.streams import count_streams, read_streams
+
+    try:
+        streams = read_streams(file, stream=stream_no)
+        if not streams:
+            total = count_streams(file) if stream_no is not None else 0
+            if total == 0:
+                _fail(f"no TCP segments in {file}")
+            _fail(f"no stream {stream_no} in {file} (it has 0..{total - 1})")
+        if svg_out:
+            svg = render_svg(streams, absolute=absolute, title=file)
+            if svg_out == "-":
+                click.echo(svg, nl=False)
+            else:
+                with open(svg_out, "w", encoding="utf-8") as f:
+                    f.write(svg)
+                click.echo(f"wrote {svg_out} ({len(streams)} stream{'s' if len(streams) != 1 else ''})",
+                           err=True)
+            return
+        for i, stream in enumerate(streams):
+            if i:
+                click.echo("")
+            click.echo(render_text(stream, absolute=absolute, color=color is not False), nl=False,
+                       color=color)
+    except (CaptureError, OSError) as exc:
+        _fail(_message(file, exc))
+
+
+@click.command("compare")
+@click.argument("a", metavar="A")
+@click.argument("b", metavar="B", required=False)
+@click.option("--ignore", "ignore", multiple=True, metavar="FIELD",
+              help="Leave FIELD out: direction, flags, seq, ack, len, window, options, payload, time "
+                   "(repeat or separate with commas).")
+@click.option("--time-tolerance", type=click.FloatRange(min=0), metavar="MS",
+              help="Also compare the gaps between consecutive segments, within MS milliseconds.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+@click.option("--color/--no-color", default=None, help="Colour the output (default: when stdout is a terminal).")
+@click.option("--kernel", is_flag=True,
+              help="Run the exchange twice in the lab (crafted and kernel client) and compare (needs root).")
+def compare(a: str, b: str | None, ignore: tuple[str, ...], time_tolerance: float | None, as_json: bool,
+            color: bool | None, kernel: bool) -> None:
+    """Compare the TCP exchanges of captures A and B; exit 0 same, 1 different, 2 error.
+
+    Connections are matched by order and role, not port; ISNs, ports, IP ID, TTL, checksums,
+    timestamp values and times are normalised away.
+    """
+    from rawtcp.capture.compare import compare_captures, render_compare
+
+    if kernel:
+        # The live run belongs to the session layer; this command only compares finished captures.
+        _fail("compare --kernel needs root and the lab (network namespaces); it is run by the session "
+              "layer, not available here")
+    if b is None:
+        _fail("compare needs two captures: rawtcp compare A B")
+    fields = {part.strip() for item in ignore for part in item.split(",") if part.strip()}
+    try:
+        result = compare_captures(a, b, ignore=fields, time_tolerance_ms=time_tolerance)
+    except CaptureError as exc:  # its message already names the file
+        _fail(str(exc).splitlines()[0])
+    except OSError as exc:
+        _fail(_message(a, exc))
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2))
+    else:
+        click.echo(render_compare(result, color=color is not False), nl=False, color=color)
+    sys.exit(EXIT_SAME if result.same else EXIT_DIFFERENT)
