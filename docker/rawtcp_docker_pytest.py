@@ -1,19 +1,26 @@
 """pytest plugin for the compose `tests` service: proves the integration tests ran, not skipped.
 
 Loaded with ``-p rawtcp_docker_pytest`` (PYTHONPATH=/opt/rawtcp-docker in the image). It prints one line
-``rawtcp-docker: integration tests: N passed, N failed, N skipped`` and, with
+``rawtcp-docker: integration tests: N passed, N failed, N skipped, N kernel-skipped`` and, with
 RAWTCP_REQUIRE_INTEGRATION=1, fails the session when none ran or any was skipped: inside the container
-they have every capability they need, so a skip there means the lab is broken, not absent.
+they have every capability they need, so a skip there means the lab is broken, not absent. The exception
+is a skip whose reason matches RAWTCP_KERNEL_SKIPS (a regex): a feature the shared kernel lacks (netem
+on a kernel built without it) is missing on the host too, so it is counted and shown, not failed.
 """
 
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 
+# Reasons the integration tests give when the kernel itself lacks a feature (same in every container).
+DEFAULT_KERNEL_SKIPS = r"kernel has no|CONFIG_[A-Z0-9_]+ is (off|not set)"
+
 _integration: set[str] = set()
 _outcome: dict[str, str] = {}
+_kernel_skips: list[str] = []
 
 
 def _required() -> bool:
@@ -36,13 +43,19 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.failed:
         _outcome[report.nodeid] = "failed"
     elif report.skipped and not hasattr(report, "wasxfail"):
-        _outcome.setdefault(report.nodeid, "skipped")
+        reason = str(report.longrepr[2]) if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        pattern = os.environ.get("RAWTCP_KERNEL_SKIPS", DEFAULT_KERNEL_SKIPS)
+        if pattern and re.search(pattern, reason):
+            _outcome.setdefault(report.nodeid, "kernel-skipped")
+            _kernel_skips.append(f"{report.nodeid}: {reason}")
+        else:
+            _outcome.setdefault(report.nodeid, "skipped")
     elif report.when == "call":
         _outcome.setdefault(report.nodeid, "passed")
 
 
 def _counts() -> dict[str, int]:
-    counts = {"passed": 0, "failed": 0, "skipped": 0}
+    counts = {"passed": 0, "failed": 0, "skipped": 0, "kernel-skipped": 0}
     for outcome in _outcome.values():
         counts[outcome] += 1
     return counts
@@ -69,8 +82,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     counts = _counts()
     terminalreporter.write_line(
         f"rawtcp-docker: integration tests: {counts['passed']} passed, {counts['failed']} failed, "
-        f"{counts['skipped']} skipped (of {len(_integration)} collected)"
+        f"{counts['skipped']} skipped, {counts['kernel-skipped']} kernel-skipped (of {len(_integration)} collected)"
     )
+    for line in _kernel_skips:
+        terminalreporter.write_line(f"rawtcp-docker: kernel-skipped (the host kernel lacks it too): {line}")
     problem = _problem()
     if problem is not None and _required():
         terminalreporter.write_line(f"rawtcp-docker: FAIL: {problem} (RAWTCP_REQUIRE_INTEGRATION=1)", red=True)

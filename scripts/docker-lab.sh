@@ -221,7 +221,7 @@ cmd_test() {
     # Belt and braces besides the plugin's own exit status: its summary line must be there and clean.
     [[ -n "$line" ]] || die "the tests service printed no integration summary (plugin not loaded?)"
     [[ $rc -eq 0 ]] || die "tests service failed (exit $rc): $line"
-    if [[ ! "$line" =~ :\ ([1-9][0-9]*)\ passed,\ 0\ failed,\ 0\ skipped ]]; then
+    if [[ ! "$line" =~ :\ ([1-9][0-9]*)\ passed,\ 0\ failed,\ 0\ skipped, ]]; then
         die "integration tests did not all run: $line"
     fi
     say "${line#rawtcp-docker: }"

@@ -468,7 +468,7 @@ def _fit(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "\u2026"
 
 
-def render_compare(result: CompareResult, *, color: bool = False, width: int = 68) -> str:
+def render_compare(result: CompareResult, *, color: bool = False, width: int = 72) -> str:
     """The two captures' ladders side by side, differing segments marked, then the summary line.
 
     Connections that are the same are listed with their pairs only when there are few of them;
@@ -498,23 +498,22 @@ def render_compare(result: CompareResult, *, color: bool = False, width: int = 6
         pairs = conn.pairs
         if not pairs:  # beyond the kept connections: show the recorded differences only
             pairs = [(r.segment, r.a, r.b, r.fields) for r in rows_by_conn.get(conn.index, [])]
-        lines.append(f"  {'#':>4}  {'A':<{width}}  {'B':<{width}}")
+        col = min(width, max([len(v.text()) for _p, va, vb, _f in pairs for v in (va, vb) if v] or [6]))
+        lines.append(f"  {'#':>4}  {'A':<{col}}  B")
         last = -1
         for pos, va, vb, fields in pairs:
             if pos != last + 1:
                 lines.append(f"  {'…':>4}")
             last = pos
-            ta = _fit(va.text(), width) if va else "(none)"
-            tb = _fit(vb.text(), width) if vb else "(none)"
-            mark = " "
+            ta = _fit(va.text(), col) if va else "(none)"
+            tb = _fit(vb.text(), col) if vb else "(none)"
             if fields:
-                mark = "!"
-                ta = style(ta.ljust(width), fg="red")
-                tb = style(tb.ljust(width), fg="red")
+                ta = style(ta.ljust(col), fg="red")
+                tb = style(tb.ljust(col), fg="red")
                 note = style(" " + ", ".join(fields), fg="yellow")
+                lines.append(f"! {pos + 1:>4}  {ta}  {tb}{note}")
             else:
-                ta, tb, note = ta.ljust(width), tb.ljust(width), ""
-            lines.append(f"{mark} {pos + 1:>4}  {ta}  {tb}{note}")
+                lines.append(f"  {pos + 1:>4}  {ta.ljust(col)}  {tb}")
         shown = {p[0] for p in pairs}
         more = [r for r in rows_by_conn.get(conn.index, []) if r.segment not in shown]
         if more or conn.differences > len([p for p in pairs if p[3]]) + len(more):

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import errno
 import itertools
 import json
@@ -66,6 +67,8 @@ SS_STATE_NAMES = {
 }
 
 Endpoint = tuple[str, int]
+# States from which a normal close goes through TIME-WAIT (RFC 9293 §3.3.2).
+_TO_TIME_WAIT = ("FIN-WAIT-1", "FIN-WAIT-2", "CLOSING")
 
 
 @dataclass(frozen=True)
@@ -525,8 +528,23 @@ class KernelStateWatcher:
                     continue
                 event = parse_trace_line(line)
                 if event is not None:
-                    events.append(event)
+                    events.append(self._time_wait(event))
             self._add(events, markers)
+
+    def _time_wait(self, event: KernelStateEvent) -> KernelStateEvent:
+        """Report TIME-WAIT where the tracepoint says CLOSED.
+
+        Linux hands a connection entering TIME-WAIT to a separate timewait socket and closes the
+        full one: the tracepoint shows FIN-WAIT-2 (or CLOSING, FIN-WAIT-1) -> CLOSED. The timewait
+        socket is already in the table by then, so one sock_diag look-up in `netns` tells them apart.
+        """
+        if event.new != "CLOSED" or event.old not in _TO_TIME_WAIT or self.netns is None:
+            return event
+        try:
+            now = kernel_socket_state(self.netns, (event.saddr, event.sport), (event.daddr, event.dport))
+        except LabError:
+            return event
+        return dataclasses.replace(event, new="TIME-WAIT") if now == "TIME-WAIT" else event
 
     def _poll_local(self, ports: set[int]) -> None:
         tracker = DiagTracker(ports)
@@ -621,17 +639,14 @@ class KernelStateWatcher:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                with_state = [e for e in self._match_locked(local, remote) if e.new == state]
+                # events_for takes the same (re-entrant) lock.
+                with_state = [e for e in self.events_for(local, remote) if e.new == state]
                 if any(since is None or e.time >= since for e in with_state):
                     return True
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False
                 self._cond.wait(min(left, 0.05))
-
-    def _match_locked(self, local: Endpoint, remote: Endpoint) -> list[KernelStateEvent]:
-        return [e for e in self._events
-                if (e.saddr, e.sport) == tuple(local) and (e.daddr, e.dport) == tuple(remote)]
 
 
 # ----------------------------------------------------------------------------------------------

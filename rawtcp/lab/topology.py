@@ -276,13 +276,23 @@ def spawn_listener(
         cmd += ["--log", str(log)]
     if netns is not None:
         cmd = ["ip", "netns", "exec", netns, *cmd]
+    popen, words = _spawn_ready(cmd, "listener", stderr_path, timeout)
+    if len(words) != 2 or not words[1].isdigit():
+        _terminate([popen.pid])
+        raise LabError(f"listener said {b' '.join(words)!r} instead of 'ready <port>'")
+    return ListenerProcess(pid=popen.pid, port=int(words[1]), mode=mode, netns=netns, log=log, popen=popen)
+
+
+def _spawn_ready(cmd: list[str], what: str, stderr_path: Path | None,
+                 timeout: float) -> tuple[subprocess.Popen[bytes], list[bytes]]:
+    """Start a helper and wait for its "ready ..." line; returns the process and that line's words."""
     err_fh = open(stderr_path, "wb") if stderr_path is not None else subprocess.DEVNULL  # noqa: SIM115
     try:
-        # A new session: a Ctrl-C meant for the CLI must not take a persistent lab's listener with it.
+        # A new session: a Ctrl-C meant for the CLI must not take a persistent lab's helpers with it.
         popen = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err_fh,
                                  env=_child_env(), start_new_session=True)
     except FileNotFoundError:
-        raise LabError("ip not found: install iproute2 (apt-get install iproute2)") from None
+        raise LabError(f"{cmd[0]} not found: {_INSTALL_HINTS.get(cmd[0], 'install it')}") from None
     finally:
         if stderr_path is not None:
             err_fh.close()  # type: ignore[union-attr]
@@ -291,12 +301,15 @@ def spawn_listener(
     fd = popen.stdout.fileno()
     buf = b""
     deadline = time.monotonic() + timeout
-    bound: int | None = None
     try:
-        while bound is None:
+        while True:
+            for line in buf.split(b"\n")[:-1]:
+                words = line.split()
+                if words and words[0] == b"ready":
+                    return popen, words
             left = deadline - time.monotonic()
             if left <= 0:
-                raise LabError(f"listener did not start within {timeout:g} s")
+                raise LabError(f"{what} did not start within {timeout:g} s")
             ready, _, _ = select.select([fd], [], [], left)
             if not ready:
                 continue
@@ -304,18 +317,13 @@ def spawn_listener(
             if not chunk:
                 popen.wait(timeout=5)
                 reason = _last_line(stderr_path) or f"exit status {popen.returncode}"
-                raise LabError(f"listener failed to start: {reason}")
+                raise LabError(f"{what} failed to start: {reason}")
             buf += chunk
-            for line in buf.split(b"\n")[:-1]:
-                parts = line.split()
-                if len(parts) == 2 and parts[0] == b"ready" and parts[1].isdigit():
-                    bound = int(parts[1])
     except BaseException:
         _terminate([popen.pid])
         raise
     finally:
         popen.stdout.close()
-    return ListenerProcess(pid=popen.pid, port=bound, mode=mode, netns=netns, log=log, popen=popen)
 
 
 def _last_line(path: Path | None) -> str:
@@ -551,6 +559,30 @@ def _listening(netns: str, port: int) -> bool:
     return proc.returncode == 0 and bool(proc.stdout.strip())
 
 
+def accept_queue(netns: str, port: int) -> int | None:
+    """Connections the kernel completed that the listener on `port` has not accept()ed yet."""
+    proc = _run(["ss", "-N", netns, "-tlnH", f"sport = :{port}"], check=False)
+    fields = proc.stdout.split()
+    # For a LISTEN socket, ss's Recv-Q column is the accept queue's length.
+    return int(fields[1]) if proc.returncode == 0 and len(fields) > 1 and fields[1].isdigit() else None
+
+
+def wait_accepted(cfg: LabConfig, timeout: float = 2.0) -> bool:
+    """Wait until the lab's listener has accept()ed every completed handshake.
+
+    The seed listener's answer rides on the ACK only if it turned quick-ACK off (right after
+    accept()) before the client's data arrived: a client that sends at once after the handshake
+    should wait for this first.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if accept_queue(cfg.server_ns, cfg.port) == 0:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.002)
+
+
 def _tx_checksum(netns: str, ifname: str) -> bool | None:
     if shutil.which("ethtool") is None:
         return None
@@ -592,6 +624,8 @@ def lab_status(cfg: LabConfig) -> dict[str, Any]:
         "listener": listener,
         "netem": netem,
         "impairments": state.get("impairments"),
+        "impairment_backend": state.get("impairment_backend"),
+        "relay": [{"pid": p, "alive": pid_alive(p)} for p in state.get("relay_pids") or []],
         "owner_pid": owner,
         "owner_alive": pid_alive(owner) if owner else None,
         "temporary": state.get("temporary"),
@@ -666,46 +700,136 @@ def _require_up(cfg: LabConfig) -> None:
         raise LabError("no lab is up (rawtcp lab up first)")
 
 
-def impair(cfg: LabConfig, loss: float | None = None, delay_ms: float | None = None,
-           jitter_ms: float | None = None, reorder: float | None = None, duplicate: float | None = None,
-           corrupt: float | None = None) -> dict[str, float | None]:
-    """Make the lab's links behave exactly as given, in both directions (netem on both veth ends).
+RELAY_IF = "rtimp-a"  # where the lab link's egress is redirected (its peer, RELAY_PEER_IF, is read)
+RELAY_PEER_IF = "rtimp-b"
 
-    Settings not given are off; giving none clears all impairments.
-    """
-    _require_up(cfg)
-    settings = {"loss": loss, "delay_ms": delay_ms, "jitter_ms": jitter_ms, "reorder": reorder,
-                "duplicate": duplicate, "corrupt": corrupt}
-    args = netem_args(**settings)
-    if not any(settings.values()):
-        clear_impairments(cfg)
-        return settings
+
+def _ends(cfg: LabConfig) -> tuple[tuple[str, str], tuple[str, str]]:
     # Egress of each end: veth-c shapes client->server, veth-s shapes server->client.
-    for ns, ifname in ((cfg.client_ns, cfg.client_if), (cfg.server_ns, cfg.server_if)):
+    return (cfg.client_ns, cfg.client_if), (cfg.server_ns, cfg.server_if)
+
+
+def _link_exists(netns: str, ifname: str) -> bool:
+    return _run(["ip", "-n", netns, "link", "show", "dev", ifname], check=False).returncode == 0
+
+
+def _apply_netem(cfg: LabConfig, args: list[str]) -> None:
+    for ns, ifname in _ends(cfg):
         proc = _run(["tc", "-n", ns, "qdisc", "replace", "dev", ifname, "root", "netem", *args], check=False)
         if proc.returncode != 0 and "qdisc kind is unknown" in proc.stderr:
             raise LabError(NO_NETEM_MESSAGE)
         if proc.returncode != 0:
             lines = proc.stderr.strip().splitlines()
             raise LabError(f"tc netem on {ifname} failed: {lines[0] if lines else proc.returncode}")
-    state = _read_state(cfg)
-    if state is not None:
-        state["impairments"] = settings
+
+
+def _remove_netem(cfg: LabConfig) -> list[str]:
+    removed = []
+    for ns, ifname in _ends(cfg):
+        if netns_exists(ns) and _netem_info(ns, ifname) is not None:
+            _run(["tc", "-n", ns, "qdisc", "del", "dev", ifname, "root"])
+            removed.append(ifname)
+    return removed
+
+
+def _relay_start(cfg: LabConfig, settings: dict[str, float | None]) -> list[int]:
+    """netem's stand-in: redirect each end's egress through `python -m rawtcp.lab.relay`."""
+    if shutil.which("ethtool") is None:
+        raise LabError("ethtool not found: install it (apt-get install ethtool); impairing without netem needs it")
+    pids: list[int] = []
+    try:
+        for ns, ifname in _ends(cfg):
+            _run(["ip", "-n", ns, "link", "add", RELAY_IF, "type", "veth", "peer", "name", RELAY_PEER_IF])
+            # Segment and checksum in software before the relay sees a frame: it forwards frames
+            # as they would leave the wire (no 64 KiB GSO frames, no partial checksums).
+            _run(["ip", "netns", "exec", ns, "ethtool", "-K", RELAY_IF, "tx", "off", "gso", "off", "tso", "off"])
+            _run(["ip", "netns", "exec", ns, "ethtool", "-K", RELAY_PEER_IF, "gro", "off"], check=False)
+            _run(["ip", "-n", ns, "link", "set", RELAY_IF, "up"])
+            _run(["ip", "-n", ns, "link", "set", RELAY_PEER_IF, "up"])
+            cmd = ["ip", "netns", "exec", ns, sys.executable, "-m", "rawtcp.lab.relay",
+                   "--in", RELAY_PEER_IF, "--out", ifname]
+            for key, flag in (("loss", "--loss"), ("delay_ms", "--delay"), ("jitter_ms", "--jitter"),
+                              ("reorder", "--reorder"), ("duplicate", "--duplicate"), ("corrupt", "--corrupt")):
+                if settings.get(key):
+                    cmd += [flag, f"{settings[key]:g}"]
+            popen, _ = _spawn_ready(cmd, "impairment relay", None, _LISTENER_READY_TIMEOUT)
+            pids.append(popen.pid)
+            _run(["tc", "-n", ns, "qdisc", "add", "dev", ifname, "clsact"])
+            _run(["tc", "-n", ns, "filter", "add", "dev", ifname, "egress", "protocol", "all", "prio", "1",
+                  "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", RELAY_IF])
+    except BaseException:
+        with contextlib.suppress(Exception):
+            _relay_stop(cfg, {"relay_pids": pids})
+        raise
+    return pids
+
+
+def _relay_stop(cfg: LabConfig, state: dict[str, Any] | None) -> list[str]:
+    stopped = []
+    for ns, ifname in _ends(cfg):
+        if not netns_exists(ns):
+            continue
+        # The redirect first, so traffic flows straight again before the relay goes.
+        had = _run(["tc", "-n", ns, "qdisc", "del", "dev", ifname, "clsact"], check=False).returncode == 0
+        if had:
+            stopped.append(ifname)
+    pids = [p for p in (state or {}).get("relay_pids") or []
+            if isinstance(p, int) and pid_alive(p) and "rawtcp.lab.relay" in _pid_cmdline(p)]
+    _terminate(pids)
+    for ns, ifname in _ends(cfg):
+        if netns_exists(ns) and _link_exists(ns, RELAY_IF):
+            _run(["ip", "-n", ns, "link", "del", RELAY_IF], check=False)
+            if ifname not in stopped:
+                stopped.append(ifname)
+    return stopped
+
+
+def impair(cfg: LabConfig, loss: float | None = None, delay_ms: float | None = None,
+           jitter_ms: float | None = None, reorder: float | None = None, duplicate: float | None = None,
+           corrupt: float | None = None, *, backend: str = "auto") -> dict[str, Any]:
+    """Make the lab's links behave exactly as given, in both directions (each veth end's egress).
+
+    Settings not given are off; giving none clears all impairments. `backend`: "netem" (tc netem),
+    "relay" (rawtcp.lab.relay, for kernels without netem) or "auto" (netem, else the relay).
+    Returns the settings and the backend used.
+    """
+    if backend not in ("auto", "netem", "relay"):
+        raise LabError(f"unknown impairment backend {backend!r} (auto, netem or relay)")
+    _require_up(cfg)
+    settings: dict[str, float | None] = {"loss": loss, "delay_ms": delay_ms, "jitter_ms": jitter_ms,
+                                         "reorder": reorder, "duplicate": duplicate, "corrupt": corrupt}
+    args = netem_args(**settings)
+    if not any(settings.values()):
+        clear_impairments(cfg)
+        return {**settings, "backend": None}
+    state = _read_state(cfg) or {}
+    _relay_stop(cfg, state)
+    used = "relay"
+    if backend != "relay":
+        try:
+            _apply_netem(cfg, args)
+            used = "netem"
+        except LabError as exc:
+            if backend == "netem" or str(exc) != NO_NETEM_MESSAGE:
+                raise
+    pids: list[int] = []
+    if used == "relay":
+        _remove_netem(cfg)
+        pids = _relay_start(cfg, settings)
+    if state:
+        state.update(impairments=settings, impairment_backend=used, relay_pids=pids)
         _write_state(cfg, state)
-    return settings
+    return {**settings, "backend": used}
 
 
 def clear_impairments(cfg: LabConfig) -> list[str]:
-    """Remove netem from both ends; returns the interfaces that had one."""
+    """Remove every impairment (netem or relay) from both ends; returns the interfaces that had one."""
     _require_up(cfg)
-    cleared = []
-    for ns, ifname in ((cfg.client_ns, cfg.client_if), (cfg.server_ns, cfg.server_if)):
-        if _netem_info(ns, ifname) is not None:
-            _run(["tc", "-n", ns, "qdisc", "del", "dev", ifname, "root"])
-            cleared.append(ifname)
     state = _read_state(cfg)
-    if state is not None and state.get("impairments") is not None:
-        state["impairments"] = None
+    cleared = _remove_netem(cfg)
+    cleared += [ifname for ifname in _relay_stop(cfg, state) if ifname not in cleared]
+    if state is not None and (state.get("impairments") is not None or state.get("relay_pids")):
+        state.update(impairments=None, impairment_backend=None, relay_pids=[])
         _write_state(cfg, state)
     return cleared
 

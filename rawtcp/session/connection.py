@@ -42,7 +42,7 @@ class Connection:
     """A driver plus the host resources it holds; ``close()`` releases every one of them."""
 
     def __init__(self, spec: ConnectionSpec, rng: random.Random | None = None) -> None:
-        from rawtcp.wire import bpf, nft, route
+        from rawtcp.wire import nft, route
         from rawtcp.wire.link import PacketLink
         from rawtcp.wire.packet import FrameBuilder
 
@@ -51,7 +51,7 @@ class Connection:
         rng = rng or random.SystemRandom()
         try:
             if spec.passive:
-                path = route.local_path(spec.iface, spec.local_ip)
+                path = _local_path(spec.iface, spec.local_ip)
             else:
                 path = route.resolve(spec.remote_ip, spec.iface)
             self.path = path
@@ -63,12 +63,11 @@ class Connection:
             if spec.passive:
                 self.guard.add_bind(path.src_ip, lport)
                 self._stack.callback(self.guard.remove_bind, path.src_ip, lport)
-                program = bpf.tcp4_filter(path.src_ip, lport, None, None)
+                self.link = PacketLink(path.ifname, path.src_ip, lport)
             else:
                 self.guard.add_conn(path.src_ip, lport, spec.remote_ip, spec.remote_port)
                 self._stack.callback(self.guard.remove_conn, path.src_ip, lport, spec.remote_ip, spec.remote_port)
-                program = bpf.tcp4_filter(path.src_ip, lport, spec.remote_ip, spec.remote_port)
-            self.link = PacketLink(path.ifname, program)
+                self.link = PacketLink(path.ifname, path.src_ip, lport, spec.remote_ip, spec.remote_port)
             self._stack.callback(self.link.close)
             builder = None if spec.passive else FrameBuilder(path.src_ip, spec.remote_ip, path.src_mac,
                                                               path.dst_mac)
@@ -101,7 +100,6 @@ class Connection:
     def _accept_peer(self, decoded: Any, frame: bytes) -> None:
         """Passive open: the first SYN names the peer; answer it at its MAC, and narrow the socket
         filter and the RST entry to its 4-tuple (one connection per session)."""
-        from rawtcp.wire import bpf
         from rawtcp.wire.packet import FrameBuilder
 
         remote_ip, remote_port = decoded.src_ip, decoded.segment.sport
@@ -109,7 +107,7 @@ class Connection:
         self.spec.remote_ip, self.spec.remote_port = remote_ip, remote_port
         self.guard.add_conn(self.local_ip, lport, remote_ip, remote_port)
         self._stack.callback(self.guard.remove_conn, self.local_ip, lport, remote_ip, remote_port)
-        self.link.set_filter(bpf.tcp4_filter(self.local_ip, lport, remote_ip, remote_port))
+        self.link.set_filter(self.local_ip, lport, remote_ip, remote_port)
         self.driver.builder = FrameBuilder(self.local_ip, remote_ip, self.path.src_mac, bytes(frame[6:12]))
         self.driver.remote_ip = remote_ip
 
@@ -145,3 +143,27 @@ def _reserve_port(ip: str, port: int | None, rng: random.Random) -> tuple[socket
             continue
     sock.close()
     raise SessionError(f"no free local port on {ip}")
+
+
+def _local_path(ifname: str | None, local_ip: str | None) -> Any:
+    """Passive open: the interface and address we answer from; the peer's MAC comes with its SYN."""
+    from rawtcp.session.errors import SessionError
+    from rawtcp.wire.route import Path
+
+    if ifname is None:
+        raise SessionError("a passive open needs --iface (or the lab's server namespace)")
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        links = ipr.link_lookup(ifname=ifname)
+        if not links:
+            raise SessionError(f"no such interface: {ifname}")
+        link = ipr.get_links(links[0])[0]
+        mac = link.get_attr("IFLA_ADDRESS")
+        mtu = link.get_attr("IFLA_MTU") or 1500
+        addrs = [a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=links[0], family=socket.AF_INET)]
+    if local_ip is None:
+        if not addrs:
+            raise SessionError(f"{ifname} has no IPv4 address")
+        local_ip = addrs[0]
+    return Path(ifname, local_ip, bytes.fromhex(mac.replace(":", "")) if mac else None, "", None, mtu)

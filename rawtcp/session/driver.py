@@ -34,7 +34,7 @@ class Driver:
         pcap: Any = None,  # rawtcp.capture.pcap.PcapWriter
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        from rawtcp.wire.packet import decode_frame
+        from rawtcp.wire.link import decode
 
         self.ep = endpoint
         self.link = link
@@ -43,7 +43,7 @@ class Driver:
         self.remote_ip = remote_ip
         self.pcap = pcap
         self.clock = clock
-        self._decode = decode_frame
+        self._decode = decode
         self.listeners: list[Listener] = []
         self.t0 = clock()
         self.wall0 = time.time()
@@ -115,7 +115,7 @@ class Driver:
     def _receive_ready(self) -> None:
         for frame, status in self.link.recv_frames():
             now = self.clock()
-            decoded = self._decode(frame, status=status)
+            decoded = self._decode(frame, status)
             if decoded is None:
                 continue
             if self.remote_ip is None and self.accept_peer is not None:
@@ -175,9 +175,17 @@ class Driver:
 
 
 def _with_checksum(frame: bytes, decoded: Any) -> bytes:
-    """Fill in a checksum the sender's NIC offload left partial (veth), so captures carry valid sums."""
-    if decoded.checksum_ok is not True:
-        return frame
-    from rawtcp.wire.packet import fill_tcp_checksum
+    """Fill in a checksum the sender's offload left partial (veth), so captures carry valid sums."""
+    import socket
+    import struct
 
-    return fill_tcp_checksum(frame)
+    from rawtcp.wire.packet import tcp_checksum
+
+    ihl = (frame[14] & 0x0F) * 4
+    total = struct.unpack_from("!H", frame, 16)[0]
+    tcp = bytearray(frame[14 + ihl:14 + total])
+    if len(tcp) < 20:
+        return frame
+    tcp[16:18] = b"\0\0"
+    csum = tcp_checksum(socket.inet_aton(decoded.src_ip), socket.inet_aton(decoded.dst_ip), bytes(tcp))
+    return frame[:14 + ihl + 16] + struct.pack("!H", csum) + frame[14 + ihl + 18:]

@@ -12,7 +12,7 @@ from typing import Any
 
 Record = dict[str, Any]
 HOLD = 0.004  # seconds a record waits for the kernel's state events to be read
-AFTER_SEND = 0.002  # the kernel handles a segment we sent within this (veth delivers synchronously)
+AFTER_SEND = 0.002  # the kernel has handled a segment we sent within this (veth delivers synchronously)
 
 
 class KernelView:
@@ -35,9 +35,10 @@ class KernelView:
             return []
         return list(self.watcher.events_for(self.local, self.remote))
 
-    def state_at(self, mono: float) -> str | None:
+    def state_at(self, mono: float, events: list[Any] | None = None) -> str | None:
+        """The kernel socket's state at ``mono`` (None before it existed)."""
         state = None
-        for event in self._events():
+        for event in self._events() if events is None else events:
             if event.time <= mono:
                 state = event.new
             else:
@@ -56,24 +57,37 @@ class KernelView:
         return self._pending[0][0] if self._pending else None
 
     def release(self, now: float, emit: Callable[[Record], None], force: bool = False) -> None:
-        """Annotate and emit every record whose hold has passed (all of them with ``force``)."""
+        """Annotate and emit, in time order, every record whose hold has passed (all with ``force``).
+
+        A segment the kernel sent is shown with the state the kernel was in when it arrived; a segment
+        we sent, with the state the kernel reached by handling it: its state just before our next
+        record, or AFTER_SEND later if nothing followed (veth delivers synchronously, so the kernel's
+        reaction precedes anything else we do).
+        """
+        self._pending.sort(key=lambda item: item[1]["t"])
         ready = [item for item in self._pending if force or item[0] <= now]
         if not ready:
             return
-        self._pending = [item for item in self._pending if not (force or item[0] <= now)]
         events = self._events()
-        horizon = self.t0 + ready[-1][1]["t"] + (AFTER_SEND if ready[-1][1].get("dir") == "out" else 0.0)
-        for _, rec in ready:
-            mono = self.t0 + rec["t"]
+        times = [self.t0 + rec["t"] for _, rec in self._pending]
+        self._pending = self._pending[len(ready):] if not force else []
+        horizon = 0.0
+        for i, (_, rec) in enumerate(ready):
+            mono = times[i]
+            at = mono
+            if rec.get("type") == "segment" and rec["dir"] == "out":
+                following = [t for t in times[i + 1:] if t > mono]
+                at = min([mono + AFTER_SEND, *following[:1]])
             # Kernel transitions that happened before this record come out first, in order.
-            while self._emitted_events < len(events) and events[self._emitted_events].time <= mono:
-                emit(self._kernel_record(events[self._emitted_events]))
-                self._emitted_events += 1
+            self._emit_events_until(events, mono, emit)
             if self.watcher is not None and rec["type"] == "segment":
-                at = mono + (AFTER_SEND if rec["dir"] == "out" else 0.0)
-                rec["kernel_state"] = self.state_at(at)
+                rec["kernel_state"] = self.state_at(at, events)
             emit(rec)
-        while self._emitted_events < len(events) and events[self._emitted_events].time <= horizon:
+            horizon = max(horizon, at)
+        self._emit_events_until(events, horizon, emit)
+
+    def _emit_events_until(self, events: list[Any], until: float, emit: Callable[[Record], None]) -> None:
+        while self._emitted_events < len(events) and events[self._emitted_events].time <= until:
             emit(self._kernel_record(events[self._emitted_events]))
             self._emitted_events += 1
 

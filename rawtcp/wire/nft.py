@@ -22,12 +22,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import errno
 import fcntl
 import json
 import os
 import re
 import shutil
 import socket
+import struct
 import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -117,16 +119,107 @@ class _NftProcess:
         self._path = path
 
     def run(self, cmd: str, json_output: bool = False) -> tuple[int, str, str]:
-        argv = [self._path, *(["-j"] if json_output else []), "-f", "-"]
-        proc = subprocess.run(argv, input=cmd, capture_output=True, text=True, check=False)
+        if json_output:  # with -j, -f expects JSON input: pass the (simple, list) command as words
+            proc = subprocess.run([self._path, "-j", *cmd.split()], capture_output=True, text=True, check=False)
+        else:
+            proc = subprocess.run([self._path, "-f", "-"], input=cmd, capture_output=True, text=True, check=False)
         return (0 if proc.returncode == 0 else -1), proc.stdout, proc.stderr
 
     def close(self) -> None:
         pass
 
 
-def _backend() -> _LibNft | _NftProcess:
-    for name in ("libnftables.so.1", ctypes.util.find_library("nftables")):
+class _ElementSocket:
+    """Set-element updates as one nf_tables netlink batch each, no parser or cache on the way.
+
+    libnftables spends ~80 µs per ``add element`` (parse, cache fetch, evaluation); the kernel itself
+    needs a few. Keys are laid out as nftables does for a concatenation: each field in its own
+    4-byte-aligned slot, ports big-endian; the owner comment goes in the element's user data
+    exactly as nft stores it (libnftnl udata TLV, type 0 = comment, NUL-terminated), so ``nft list``
+    shows it and ``reap`` finds it. The socket, like libnftables' context, belongs to the namespace
+    it was opened in.
+    """
+
+    NETLINK_NETFILTER = 12
+    NFNL_SUBSYS_NFTABLES = 10
+    NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END = 0x10, 0x11
+    NFT_MSG_NEWSETELEM, NFT_MSG_DELSETELEM = 12, 14
+    NLM_F_REQUEST, NLM_F_ACK, NLM_F_CREATE = 0x1, 0x4, 0x400
+    NLMSG_ERROR = 2
+    NFPROTO_INET = 1
+    NLA_F_NESTED = 0x8000
+
+    _NLMSG = struct.Struct("=IHHII")
+    _NFGEN = struct.Struct("=BBH")
+    _ATTR = struct.Struct("=HH")
+
+    def __init__(self) -> None:
+        self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, self.NETLINK_NETFILTER)
+        self._sock.bind((0, 0))
+        self._sock.settimeout(5.0)
+        self._seq = 1
+        self._tables: dict[str, bytes] = {}  # set name -> encoded table/set attributes (constant)
+        nftables = socket.htons(self.NFNL_SUBSYS_NFTABLES)
+        self._begin_payload = self._NFGEN.pack(socket.AF_UNSPEC, 0, nftables)
+
+    @classmethod
+    def _attr(cls, kind: int, payload: bytes) -> bytes:
+        n = 4 + len(payload)
+        return cls._ATTR.pack(n, kind) + payload + b"\0" * (-n % 4)
+
+    def _msg(self, kind: int, flags: int, payload: bytes) -> bytes:
+        self._seq = (self._seq + 1) & 0xFFFFFFFF
+        return self._NLMSG.pack(16 + len(payload), kind, flags, self._seq, 0) + payload
+
+    def update(self, set_name: str, key: bytes, comment: str | None, add: bool) -> int:
+        """Add or delete one element; 0 or the kernel's errno."""
+        head = self._tables.get(set_name)
+        if head is None:
+            head = self._tables[set_name] = (
+                self._NFGEN.pack(self.NFPROTO_INET, 0, 0)
+                + self._attr(1, TABLE.encode() + b"\0")  # NFTA_SET_ELEM_LIST_TABLE
+                + self._attr(2, set_name.encode() + b"\0"))  # NFTA_SET_ELEM_LIST_SET
+        elem = self._attr(1 | self.NLA_F_NESTED, self._attr(1, key))  # NFTA_SET_ELEM_KEY { NFTA_DATA_VALUE }
+        if comment is not None:
+            text = comment.encode() + b"\0"
+            elem += self._attr(6, bytes((0, len(text))) + text)  # NFTA_SET_ELEM_USERDATA: comment TLV
+        elements = self._attr(3 | self.NLA_F_NESTED, self._attr(1 | self.NLA_F_NESTED, elem))
+        subsys = self.NFNL_SUBSYS_NFTABLES << 8
+        if add:
+            kind, flags = subsys | self.NFT_MSG_NEWSETELEM, self.NLM_F_REQUEST | self.NLM_F_ACK | self.NLM_F_CREATE
+        else:
+            kind, flags = subsys | self.NFT_MSG_DELSETELEM, self.NLM_F_REQUEST | self.NLM_F_ACK
+        begin = self._msg(self.NFNL_MSG_BATCH_BEGIN, self.NLM_F_REQUEST, self._begin_payload)
+        body = self._msg(kind, flags, head + elements)
+        want = self._seq
+        end = self._msg(self.NFNL_MSG_BATCH_END, self.NLM_F_REQUEST, self._begin_payload)
+        self._sock.send(begin + body + end)
+        for _ in range(64):  # bounded: the kernel acks the element message (or an error) at once
+            data = self._sock.recv(65536)
+            off = 0
+            while off + 16 <= len(data):
+                length, mtype, _flags, seq, _pid = self._NLMSG.unpack_from(data, off)
+                if mtype == self.NLMSG_ERROR and seq in (want - 1, want, want + 1):
+                    code = struct.unpack_from("=i", data, off + 16)[0]
+                    if code != 0 or seq == want:
+                        return -code
+                off += max(16, (length + 3) & ~3)
+        raise WireError("no answer from nf_tables over netlink")
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+def _conn_key(local_ip: str, lport: int, remote_ip: str, rport: int) -> bytes:
+    return struct.pack("!4sH2x4sH2x", socket.inet_aton(local_ip), lport, socket.inet_aton(remote_ip), rport)
+
+
+def _bind_key(local_ip: str, lport: int) -> bytes:
+    return struct.pack("!4sH2x", socket.inet_aton(local_ip), lport)
+
+
+def _backend(use_library: bool = True) -> _LibNft | _NftProcess:
+    for name in ("libnftables.so.1", ctypes.util.find_library("nftables")) if use_library else ():
         if not name:
             continue
         try:
@@ -162,12 +255,21 @@ class RstGuard:
 
     Entries added through a guard are remembered and removed by ``close()`` (normal exit, signal
     handlers and ``finally`` blocks call it); ``close()`` also drops the table when it is empty.
+    Element updates go straight to nf_tables over netlink; the table itself is made and listed
+    through libnftables (or the ``nft`` program when the library is missing).
     """
 
-    def __init__(self, owner_pid: int | None = None) -> None:
+    def __init__(self, owner_pid: int | None = None, fast: bool = True, use_library: bool = True) -> None:
+        """``fast=False`` sends element updates through libnftables too; ``use_library=False`` runs
+        the ``nft`` program instead of libnftables (both exist for comparison and as fallbacks)."""
         self.owner_pid = os.getpid() if owner_pid is None else owner_pid
-        self._nft = _backend()
-        self._mine: set[tuple[str, str]] = set()  # (set name, element key) added by this guard
+        self._nft = _backend(use_library)
+        self._nl: _ElementSocket | None = None
+        if fast:
+            with contextlib.suppress(OSError):
+                self._nl = _ElementSocket()
+        # (set name, element text, element key bytes) added by this guard
+        self._mine: set[tuple[str, str, bytes]] = set()
         self._lock_fd: int | None = None
         self._table_ready = False
 
@@ -211,36 +313,58 @@ class RstGuard:
         if not self.table_exists():
             self._check(_TABLE_DEF, "creating nftables table inet rawtcp")
 
-    def _add(self, set_name: str, key: str) -> None:
-        cmd = f'add element {FAMILY} {TABLE} {set_name} {{ {key} comment "pid={self.owner_pid}" }}'
+    def _update(self, set_name: str, text: str, key: bytes | None, add: bool) -> int:
+        """One element added or deleted: 0, or an errno."""
+        comment = f"pid={self.owner_pid}"
+        if self._nl is not None and key is not None:
+            try:
+                return self._nl.update(set_name, key, comment if add else None, add)
+            except OSError as exc:
+                return exc.errno or errno.EIO
+        cmd = f"{'add' if add else 'delete'} element {FAMILY} {TABLE} {set_name} {{ {text}"
+        cmd += f' comment "{comment}" }}' if add else " }"
+        rc, _out, err = self._run(cmd)
+        if rc == 0:
+            return 0
+        if "No such file or directory" in err:
+            return errno.ENOENT
+        if "Operation not permitted" in err:
+            return errno.EPERM
+        raise WireError(f"{'adding' if add else 'removing'} RST-suppression entry {text} failed: {_one_line(err)}")
+
+    def _add(self, set_name: str, text: str, key: bytes) -> None:
         with self._locked():
             if not self._table_ready:
                 self._ensure_table()
-            rc, _out, err = self._run(cmd)
-            if rc != 0 and "No such file or directory" in err:
-                self._ensure_table()  # another process dropped the table since we last looked
-                rc, _out, err = self._run(cmd)
-            if rc != 0:
-                if "Operation not permitted" in err:
-                    raise WireError("RST suppression needs root (CAP_NET_ADMIN): run it with sudo")
-                raise WireError(f"adding RST-suppression entry {key} failed: {_one_line(err)}")
-            self._table_ready = True
-        self._mine.add((set_name, key))
+                self._table_ready = True
+            code = self._update(set_name, text, key, add=True)
+            if code == errno.ENOENT:  # another process dropped the table since we last looked
+                self._ensure_table()
+                code = self._update(set_name, text, key, add=True)
+        if code == errno.EPERM:
+            raise WireError("RST suppression needs root (CAP_NET_ADMIN): run it with sudo")
+        if code:
+            raise WireError(f"adding RST-suppression entry {text} failed: {os.strerror(code)}")
+        self._mine.add((set_name, text, key))
 
-    def _remove(self, set_name: str, key: str) -> bool:
+    def _remove(self, set_name: str, text: str, key: bytes | None) -> bool:
         """Delete one element; False when it (or the table) was already gone."""
-        self._mine.discard((set_name, key))
-        rc, _out, err = self._run(f"delete element {FAMILY} {TABLE} {set_name} {{ {key} }}")
-        if rc != 0:
-            if "No such file or directory" in err:
-                return False
-            raise WireError(f"removing RST-suppression entry {key} failed: {_one_line(err)}")
+        if key is not None:
+            self._mine.discard((set_name, text, key))
+        code = self._update(set_name, text, key, add=False)
+        if code == errno.ENOENT:
+            return False
+        if code == errno.EPERM:
+            raise WireError("RST suppression needs root (CAP_NET_ADMIN): run it with sudo")
+        if code:
+            raise WireError(f"removing RST-suppression entry {text} failed: {os.strerror(code)}")
         return True
 
     # -- public API -----------------------------------------------------------------------
 
     @staticmethod
     def conn_key(local_ip: str, lport: int, remote_ip: str, rport: int) -> str:
+        """The element as nft writes it: ``local ip . local port . remote ip . remote port``."""
         return f"{_ip(local_ip)} . {_port(lport)} . {_ip(remote_ip)} . {_port(rport)}"
 
     @staticmethod
@@ -249,17 +373,19 @@ class RstGuard:
 
     def add_conn(self, local_ip: str, lport: int, remote_ip: str, rport: int) -> None:
         """Drop the local kernel's RSTs from local_ip:lport to remote_ip:rport."""
-        self._add("conns", self.conn_key(local_ip, lport, remote_ip, rport))
+        text = self.conn_key(local_ip, lport, remote_ip, rport)
+        self._add("conns", text, _conn_key(local_ip, lport, remote_ip, rport))
 
     def remove_conn(self, local_ip: str, lport: int, remote_ip: str, rport: int) -> bool:
-        return self._remove("conns", self.conn_key(local_ip, lport, remote_ip, rport))
+        text = self.conn_key(local_ip, lport, remote_ip, rport)
+        return self._remove("conns", text, _conn_key(local_ip, lport, remote_ip, rport))
 
     def add_bind(self, local_ip: str, lport: int) -> None:
         """Drop the local kernel's RSTs from local_ip:lport to anyone (passive open, peer unknown)."""
-        self._add("binds", self.bind_key(local_ip, lport))
+        self._add("binds", self.bind_key(local_ip, lport), _bind_key(local_ip, lport))
 
     def remove_bind(self, local_ip: str, lport: int) -> bool:
-        return self._remove("binds", self.bind_key(local_ip, lport))
+        return self._remove("binds", self.bind_key(local_ip, lport), _bind_key(local_ip, lport))
 
     def entries(self) -> list[tuple[str, tuple[Any, ...], int | None]]:
         """Every element in the table: ``(set name, key fields, owner pid or None)``."""
@@ -285,8 +411,7 @@ class RstGuard:
         for set_name, fields, pid in self.entries():
             if pid is None or alive(pid):
                 continue
-            key = " . ".join(str(f) for f in fields)
-            if self._remove(set_name, key):
+            if self._remove(set_name, " . ".join(str(f) for f in fields), None):
                 if set_name == "conns" and len(fields) == 4:
                     what = f"{fields[0]}:{fields[1]} -> {fields[2]}:{fields[3]}"
                 else:
@@ -297,24 +422,23 @@ class RstGuard:
     def drop_table_if_empty(self) -> bool:
         """Delete ``inet rawtcp`` if neither set holds an element; True when it was deleted."""
         with self._locked():
-            rc, _out, _err = self._run(f"list table {FAMILY} {TABLE}")
-            if rc != 0:
-                self._table_ready = False
-                return False
-            if self.entries():
+            self._table_ready = False
+            if not self.table_exists() or self.entries():
                 return False
             self._check(f"delete table {FAMILY} {TABLE}", "deleting nftables table inet rawtcp")
-            self._table_ready = False
             return True
 
     def close(self) -> None:
         """Remove this guard's own entries, drop the table if that left it empty, release resources."""
         try:
-            for set_name, key in sorted(self._mine):
-                self._remove(set_name, key)
+            for set_name, text, key in sorted(self._mine):
+                self._remove(set_name, text, key)
             self.drop_table_if_empty()
         finally:
             self._nft.close()
+            if self._nl is not None:
+                self._nl.close()
+                self._nl = None
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None

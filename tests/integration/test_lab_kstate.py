@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -94,8 +95,21 @@ def test_tracefs_sees_every_server_state_and_leaves_no_instance():
     assert by_state["LAST-ACK"] - by_state["CLOSE-WAIT"] >= 0.29  # the seed listener's close delay
     assert watcher.current(local, remote) == "CLOSED"
     # The client's side of the same connection (its SYN-SENT is reported before it has a port).
+    # Its TIME-WAIT shows as CLOSED here: the watcher checks TIME-WAIT only in its own netns.
     assert states(watcher.events_for(remote, local)) == [
         "SYN-SENT", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "CLOSED"]
+
+
+@pytest.mark.skipif(not tracefs_available(), reason="tracefs unavailable (container?)")
+def test_tracefs_reports_time_wait_of_the_side_that_closed_first():
+    cfg = fresh_lab("rtt-lab", listener="seed", port=18083)
+    # The kernel client closes first, so its socket ends in TIME-WAIT (in the client namespace).
+    with temporary_lab(cfg), KernelStateWatcher(netns=cfg.client_ns).start({cfg.port}) as watcher:
+        server, client = run_half_close(cfg)
+        assert watcher.wait_for(client, server, "TIME-WAIT", timeout=5)
+        assert kernel_socket_state(cfg.client_ns, client, server) == "TIME-WAIT"
+    assert states(watcher.events_for(client, server)) == [
+        "SYN-SENT", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT"]
 
 
 def test_sock_diag_fallback_sees_the_long_states():
@@ -149,3 +163,28 @@ def test_reap_removes_only_instances_of_dead_processes():
             stale.rmdir()
     mine = [p.name for p in (TRACEFS / "instances").iterdir() if p.name.startswith(f"rawtcp-{os.getpid()}-")]
     assert mine == []
+
+
+WATCHER_OWNER = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from rawtcp.lab.kstate import KernelStateWatcher
+w = KernelStateWatcher(source="tracefs").start({1})
+print(w.instance.name, flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.skipif(not tracefs_available(), reason="tracefs unavailable (container?)")
+def test_instance_of_a_killed_watcher_is_reaped():
+    root = str(Path(__file__).resolve().parents[2])
+    owner = subprocess.Popen([sys.executable, "-c", WATCHER_OWNER, root], stdout=subprocess.PIPE, text=True)
+    try:
+        name = owner.stdout.readline().strip()
+    finally:
+        owner.kill()
+        owner.wait(timeout=10)
+        owner.stdout.close()
+    assert name.startswith(f"rawtcp-{owner.pid}-") and (TRACEFS / "instances" / name).is_dir()
+    assert name in reap_trace_instances()
+    assert not (TRACEFS / "instances" / name).exists()

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from rawtcp.lab.listener import SEED_ANSWER
-from rawtcp.lab.topology import fresh_lab, listener_log, temporary_lab
+from rawtcp.lab.topology import fresh_lab, listener_log, temporary_lab, wait_accepted
 
 pytestmark = [
     pytest.mark.integration,
@@ -76,17 +76,12 @@ def test_echo_and_sink_with_a_kernel_client(mode):
 
 
 # The seed client, as SEED.md's: 20 bytes, read the 10, half-close, read to EOF.
+# It sends when told (a line on stdin): the test first waits until the listener has accept()ed.
 SEED_CLIENT = """
-import json, socket, subprocess, sys, time
-server_ns, addr, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
-s = socket.create_connection((addr, port), timeout=10)
-# The answer rides on the ACK only if the listener turned quick-ACK off before our data arrives:
-# wait until it has accept()ed (its accept queue, Recv-Q of the LISTEN socket, is empty again).
-for _ in range(2000):
-    fields = subprocess.run(["ss", "-N", server_ns, "-tlnH", f"sport = :{port}"],
-                            capture_output=True, text=True).stdout.split()
-    if fields and fields[1] == "0":
-        break
+import json, socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+print("connected", flush=True)
+sys.stdin.readline()
 s.sendall(b"A" * 20)
 got = b""
 while len(got) < 10:
@@ -168,9 +163,15 @@ def test_seed_listener_makes_seed_md_segments(tcpdump, tmp_path):
     pcap = tmp_path / "seed.pcap"
     with temporary_lab(cfg):
         tcpdump(cfg.client_ns, cfg.client_if, pcap, f"tcp port {cfg.port}")
-        out = in_ns(cfg.client_ns, SEED_CLIENT, cfg.server_ns, cfg.server_ip, str(cfg.port))
-        assert out.returncode == 0, out.stderr
-        res = json.loads(out.stdout)
+        client = subprocess.Popen(["ip", "netns", "exec", cfg.client_ns, sys.executable, "-c", SEED_CLIENT,
+                                   cfg.server_ip, str(cfg.port)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        assert client.stdout.readline().strip() == "connected"
+        # The answer rides on the ACK only if the listener set TCP_QUICKACK=0 before the data came.
+        assert wait_accepted(cfg)
+        stdout, stderr = client.communicate("go\n", timeout=30)
+        assert client.returncode == 0, stderr
+        res = json.loads(stdout)
         server = (cfg.server_ip, cfg.port)
 
         def from_server(pkts):

@@ -123,7 +123,7 @@ def test_resolve_errors(lpair: Pair) -> None:
     with netns.inside(lpair.a):
         with pytest.raises(WireError, match=r"^no route to 198\.18\.99\.1 \(ENETUNREACH\)$"):
             resolve("198.18.99.1")
-        with pytest.raises(WireError, match="^no such interface: nope0$"):
+        with pytest.raises(WireError, match=r"^no such interface: nope0$"):
             resolve(lpair.b_ip, iface="nope0")
         with pytest.raises(WireError, match="not an IPv4 address"):
             resolve("300.1.1.1")
@@ -204,7 +204,7 @@ def test_own_transmissions_not_received(lpair: Pair) -> None:
 
 def test_link_errors(lpair: Pair) -> None:
     with netns.inside(lpair.a):
-        with pytest.raises(WireError, match="^no such interface: nope0$"):
+        with pytest.raises(WireError, match=r"^no such interface: nope0$"):
             PacketLink("nope0", lpair.a_ip, 1)
         made = subprocess.run(["ip", "tuntap", "add", "rttwtun", "mode", "tun"], capture_output=True,
                               check=False).returncode == 0

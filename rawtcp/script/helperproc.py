@@ -1,0 +1,138 @@
+"""The runner's side of the system-call helper: start it inside a namespace, send requests, collect answers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+from typing import Any
+
+from rawtcp.lab.errors import LabError
+from rawtcp.lab.topology import _child_env
+
+_START_TIMEOUT = 15.0
+
+
+class HelperProcess:
+    """``ip netns exec NS python -m rawtcp.script.syscall_helper``, answering JSON lines by request id."""
+
+    def __init__(self, netns: str, local_ip: str, remote_ip: str, bind_port: int, connect_port: int) -> None:
+        cmd = ["ip", "netns", "exec", netns, sys.executable, "-m", "rawtcp.script.syscall_helper",
+               "--local-ip", local_ip, "--remote-ip", remote_ip, "--bind-port", str(bind_port),
+               "--connect-port", str(connect_port)]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      env=_child_env())
+        self._replies: dict[int, dict[str, Any]] = {}
+        self._cond = threading.Condition()
+        self._next = 1
+        self._eof = False
+        self._stderr = b""
+        assert self._proc.stdout is not None
+        first = self._readline(self._proc.stdout.fileno(), _START_TIMEOUT)
+        try:
+            ready = json.loads(first).get("ready")
+        except ValueError:
+            ready = False
+        if not ready:
+            err = self._drain_stderr()
+            self.close()
+            raise LabError(f"the system-call helper did not start: {err or first.strip() or 'no output'}")
+        self._reader = threading.Thread(target=self._read, name="rawtcp-syscall-helper", daemon=True)
+        self._reader.start()
+
+    @staticmethod
+    def _readline(fd: int, timeout: float) -> str:
+        buf = b""
+        deadline = time.monotonic() + timeout
+        while not buf.endswith(b"\n"):
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                break
+            chunk = os.read(fd, 1)
+            if not chunk:
+                break
+            buf += chunk
+        return buf.decode(errors="replace")
+
+    def _drain_stderr(self) -> str:
+        if self._proc.stderr is None:
+            return ""
+        with contextlib.suppress(OSError, ValueError):
+            if select.select([self._proc.stderr], [], [], 0.5)[0]:
+                self._stderr += self._proc.stderr.read1(65536)  # type: ignore[attr-defined]
+        lines = [ln for ln in self._stderr.decode(errors="replace").splitlines() if ln.strip()]
+        return lines[-1] if lines else ""
+
+    def _read(self) -> None:
+        assert self._proc.stdout is not None
+        for raw in self._proc.stdout:
+            try:
+                msg = json.loads(raw)
+            except ValueError:
+                continue
+            with self._cond:
+                self._replies[int(msg.get("id") or 0)] = msg
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def send(self, op: str, **fields: Any) -> int:
+        with self._cond:
+            rid = self._next
+            self._next += 1
+        line = json.dumps({"id": rid, "op": op, **fields}) + "\n"
+        assert self._proc.stdin is not None
+        try:
+            self._proc.stdin.write(line.encode())
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise LabError(f"the system-call helper died: {self._drain_stderr() or 'broken pipe'}") from None
+        return rid
+
+    def poll(self, rid: int) -> dict[str, Any] | None:
+        with self._cond:
+            return self._replies.pop(rid, None)
+
+    def wait(self, rid: int, timeout: float) -> dict[str, Any] | None:
+        """The reply to ``rid``, or None after ``timeout`` seconds; LabError if the helper died."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while rid not in self._replies:
+                if self._eof:
+                    raise LabError(f"the system-call helper died: {self._drain_stderr() or 'no reason given'}")
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self._cond.wait(left)
+            return self._replies.pop(rid)
+
+    def request(self, op: str, timeout: float = 30.0, **fields: Any) -> dict[str, Any]:
+        rid = self.send(op, **fields)
+        reply = self.wait(rid, timeout)
+        if reply is None:
+            raise LabError(f"the system-call helper did not answer a {op} request within {timeout:g} s")
+        return reply
+
+    def close(self) -> None:
+        """Ask it to close its sockets and exit; kill it if it does not."""
+        proc = self._proc
+        if proc.poll() is None:
+            with contextlib.suppress(Exception):
+                self.send("exit")
+                assert proc.stdin is not None
+                proc.stdin.close()
+            try:
+                proc.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=3)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            with contextlib.suppress(Exception):
+                if stream is not None:
+                    stream.close()

@@ -1,0 +1,664 @@
+"""``rawtcp run``: play a packetdrill script against the Linux kernel in a fresh pair of namespaces.
+
+The kernel under test lives in the server namespace (198.18.0.2, interface ``tun0``, so scripts'
+``tc ... dev tun0`` commands work unchanged). rawtcp is the remote peer in the client namespace
+(198.18.0.1): it sends the script's ``<`` packets through an AF_PACKET socket and sniffs the
+kernel's ``>`` packets through the same socket, opened with its BPF filter before the first event.
+The peer namespace's own kernel has no socket for these connections and would answer every
+SYN-ACK or data segment with a RST; an nftables RstGuard silences it for the peer's port.
+A helper process inside the kernel's namespace (rawtcp.script.syscall_helper) performs the
+script's system calls and shell commands.
+
+Semantics follow packetdrill's run.c / run_packet.c:
+- a relative time is an offset from *now* when the event is reached, except between two inbound
+  packets, which are anchored to the previous one's script time (no drift from our own overhead);
+  the event after a blocking call is therefore timed from the call's start;
+- outbound packets are sniffed, not waited for: the first one not yet checked must match;
+- times are checked within max(tolerance_usecs, tolerance_percent of the gap from the last event);
+- the peer's sequence numbers are the script's (the remote ISN is what the script says); the
+  kernel's are relative to its ISN, learned from its SYN or SYN-ACK, and ``ack`` numbers the peer
+  sends are mapped the same way;
+- outbound TCP options must match byte for byte, except the TS val (not checked unless
+  ``--tcp_ts_tick_usecs`` is given); ``<...>`` skips the option check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import random
+import select
+import subprocess
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rawtcp.core.segment import Flags, Segment, flags_str, format_options
+from rawtcp.script import ast
+from rawtcp.script.errors import ScriptError
+from rawtcp.script.parser import parse_file
+from rawtcp.script.syscalls import SUPPORTED, encode_expr
+from rawtcp.script.tcpinfo import TCP_CA_STATES, TCP_STATES
+
+SEQ_MASK = 0xFFFF_FFFF
+DEFAULT_TOLERANCE_USECS = 10_000  # packetdrill's 4 ms, plus room for a Python peer on a shared VM
+DEFAULT_BIND_PORT = 8080  # packetdrill's live_bind_port / live_connect_port
+SNIFF_GRACE = 1.0  # seconds past an outbound packet's window before "timed out waiting"
+SYSCALL_GRACE = 2.0
+EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+
+_FLAG_LETTERS = {"F": Flags.FIN, "S": Flags.SYN, "R": Flags.RST, "P": Flags.PSH, ".": Flags.ACK,
+                 "A": Flags.ACK, "U": Flags.URG, "E": Flags.ECE, "W": Flags.CWR}
+_ECN_BITS = {"noecn": 0, "ect1": 1, "ect0": 2, "ce": 3}
+
+# packetdrill's gtests/net/common/defaults.sh, applied before every script so that catalogue labs
+# (which cannot call ../common/defaults.sh) see the same kernel settings as packetdrill's suite.
+DEFAULT_SYSCTLS = {
+    "net.ipv4.tcp_rmem": "4096 540000 15728640",
+    "net.ipv4.tcp_wmem": "4096 262144 4194304",
+    "net.ipv4.tcp_timestamps": "1",
+    "net.ipv4.tcp_syn_retries": "5",
+    "net.ipv4.tcp_synack_retries": "5",
+    "net.ipv4.tcp_frto": "2",
+    "net.ipv4.tcp_sack": "1",
+    "net.ipv4.tcp_dsack": "1",
+    "net.ipv4.tcp_reordering": "3",
+    "net.ipv4.tcp_congestion_control": "cubic",
+    "net.ipv4.tcp_slow_start_after_idle": "0",
+    "net.ipv4.tcp_early_retrans": "4",
+    "net.ipv4.tcp_recovery": "1",
+    "net.ipv4.tcp_tso_win_divisor": "3",
+    "net.ipv4.tcp_ecn": "0",
+    "net.ipv4.tcp_pacing_ss_ratio": "200",
+    "net.ipv4.tcp_pacing_ca_ratio": "120",
+    "net.ipv4.tcp_fastopen": "0x70403",
+    "net.ipv4.tcp_syncookies": "1",
+}
+
+
+class ScriptFailure(Exception):
+    """The kernel did not do what the script says: a packetdrill-style ``path:line: ...`` message."""
+
+
+@dataclass
+class RunOptions:
+    tolerance_usecs: int | None = None  # None: the script's --tolerance_usecs, else the default
+    pcap: str | None = None
+    lab: str = "netns"
+    watch_states: bool = False  # record the kernel's socket states for the ladder (rawtcp lab run)
+    peer_port: int | None = None
+
+
+@dataclass
+class LadderEntry:
+    time: float  # seconds since the script's time 0
+    direction: str  # "<" peer -> kernel, ">" kernel -> peer
+    segment: Segment
+    rel_seq: int
+    rel_ack: int
+    line: int | None = None
+    kstate: str | None = None
+
+    def text(self) -> str:
+        seg = self.segment
+        plen = len(seg.payload)
+        line = f"{self.time:9.6f} {self.direction} {flags_str(int(seg.flags)):<5} "
+        line += f"{self.rel_seq}:{(self.rel_seq + plen) & SEQ_MASK}({plen})"
+        if seg.flags & Flags.ACK:
+            line += f" ack {self.rel_ack}"
+        line += f" win {seg.window}"
+        if seg.options:
+            line += f" <{format_options(seg.options)}>"
+        if self.kstate:
+            line = f"{line:<72} kernel: {self.kstate}"
+        return line
+
+    def to_dict(self) -> dict[str, Any]:
+        seg = self.segment
+        return {"time": round(self.time, 6), "dir": self.direction, "flags": flags_str(int(seg.flags)),
+                "seq": self.rel_seq, "ack": self.rel_ack if seg.flags & Flags.ACK else None,
+                "abs_seq": seg.seq, "abs_ack": seg.ack, "win": seg.window, "len": len(seg.payload),
+                "options": format_options(seg.options), "line": self.line, "kernel_state": self.kstate}
+
+
+@dataclass
+class RunResult:
+    path: str
+    exit_code: int
+    error: str | None = None
+    ladder: list[LadderEntry] = field(default_factory=list)
+    duration: float = 0.0
+    events: int = 0
+    kernel_isn: int | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == EXIT_PASS
+
+    def ladder_text(self) -> str:
+        return "\n".join(entry.text() for entry in self.ladder)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"script": self.path, "result": "pass" if self.passed else "fail", "exit_code": self.exit_code,
+                "error": self.error, "events": self.events, "duration": round(self.duration, 3),
+                "kernel_isn": self.kernel_isn, "ladder": [e.to_dict() for e in self.ladder]}
+
+
+def _flags_value(text: str) -> int:
+    value = 0
+    for letter in text:
+        if letter == "-":
+            continue
+        value |= _FLAG_LETTERS[letter]
+    return value
+
+
+def _script_flags_text(text: str) -> str:
+    return flags_str(_flags_value(text)) if text != "-" else "none"
+
+
+def preflight(script: ast.Script) -> None:
+    """Refuse, before any namespace exists, what this runner cannot run (exit 2, not a failed test)."""
+    version = script.options.get("ip_version", "ipv4")
+    if version != "ipv4":
+        raise ScriptError(script.path, None, f"--ip_version={version} is not supported (ipv4 only)")
+    if not script.events:
+        raise ScriptError(script.path, None, "script has no events")
+    first = script.events[0]
+    if first.time.kind == "absolute" and first.time.start != 0:
+        raise ScriptError(script.path, first.line, "first event should be at time 0")
+    for event in script.events:
+        if isinstance(event, ast.SyscallEvent) and event.name not in SUPPORTED:
+            raise ScriptError(script.path, event.line, f"system call '{event.name}' is not supported")
+    for key in ("tolerance_usecs", "tolerance_percent", "bind_port", "connect_port", "tcp_ts_tick_usecs"):
+        if key in script.options:
+            try:
+                float(script.options[key])
+            except ValueError:
+                raise ScriptError(script.path, None, f"--{key} needs a number") from None
+
+
+class Runner:
+    """One run of one script. Use :func:`run_script`."""
+
+    def __init__(self, script: ast.Script, opts: RunOptions) -> None:
+        self.script = script
+        self.opts = opts
+        self.path = script.path
+        so = script.options
+        self.tolerance = (opts.tolerance_usecs if opts.tolerance_usecs is not None
+                          else int(float(so.get("tolerance_usecs", DEFAULT_TOLERANCE_USECS)))) / 1e6
+        self.tolerance_percent = float(so.get("tolerance_percent", 0))
+        self.ts_tick = float(so["tcp_ts_tick_usecs"]) if "tcp_ts_tick_usecs" in so else None
+        self.bind_port = int(float(so.get("bind_port", DEFAULT_BIND_PORT)))
+        self.connect_port = int(float(so.get("connect_port", DEFAULT_BIND_PORT)))
+        active = any(isinstance(e, ast.SyscallEvent) and e.name == "connect" for e in script.events)
+        # packetdrill: the peer of an active open listens on connect_port; for a passive open it
+        # uses an ephemeral port of its own.
+        self.peer_port = opts.peer_port or (self.connect_port if active else random.randint(32768, 60999))
+        self.kernel_port: int | None = None if active else self.bind_port
+        self.kernel_off: int | None = None  # live kernel seq - script kernel seq
+        self.ts_off: int | None = None  # live TS val - script TS val (maps inbound TS ecr)
+        self.sniffed: deque[tuple[float, float, Segment, bytes]] = deque()
+        self.sniff_cond = threading.Condition()
+        self.ladder: list[LadderEntry] = []
+        self.frames: list[tuple[float, bytes]] = []
+        self.live_start = 0.0
+        self.pending: tuple[ast.SyscallEvent, int, float] | None = None  # blocking call, reply id, expected end
+        self.events_done = 0
+
+    # -- infrastructure -----------------------------------------------------------------------------
+
+    def run(self) -> RunResult:
+        from rawtcp.lab.topology import fresh_lab, temporary_lab
+
+        cfg = fresh_lab("rtt-run", server_if="tun0", client_if="peer0")
+        started = time.monotonic()
+        result = RunResult(self.path, EXIT_PASS)
+        with temporary_lab(cfg, listener=False) as info:
+            self.cfg = cfg
+            self._apply_defaults(cfg.server_ns)
+            watcher = None
+            if self.opts.watch_states:
+                watcher = self._start_watcher()
+            try:
+                self._run_in_lab(cfg, info)
+            except ScriptFailure as exc:
+                result.exit_code, result.error = EXIT_FAIL, str(exc)
+            finally:
+                if watcher is not None:
+                    with contextlib.suppress(Exception):
+                        watcher.sync(0.5)
+                    self._annotate_states(watcher)
+                    with contextlib.suppress(Exception):
+                        watcher.stop()
+        result.ladder = self.ladder
+        result.duration = time.monotonic() - started
+        result.events = self.events_done
+        result.kernel_isn = None
+        for entry in self.ladder:
+            if entry.direction == ">" and entry.segment.flags & Flags.SYN:
+                result.kernel_isn = entry.segment.seq
+                break
+        if self.opts.pcap:
+            self._write_pcap(self.opts.pcap)
+        return result
+
+    def _apply_defaults(self, netns: str) -> None:
+        args = [f"{k}={v}" for k, v in DEFAULT_SYSCTLS.items()]
+        subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-q", "-w", *args], capture_output=True,
+                       check=False, timeout=20)
+
+    def _start_watcher(self) -> Any:
+        from rawtcp.lab.kstate import KernelStateWatcher
+
+        ports = {self.bind_port, self.peer_port, self.connect_port}
+        try:
+            return KernelStateWatcher(self.cfg.server_ns).start(ports)
+        except Exception:  # states are a nicety of the ladder, never a reason to fail the run
+            return None
+
+    def _annotate_states(self, watcher: Any) -> None:
+        events = [e for e in watcher.events() if e.saddr == self.cfg.server_ip and e.daddr == self.cfg.client_ip]
+        if not events:
+            return
+        ends = [e.time for e in self.ladder[1:]] + [float("inf")]
+        for entry, end in zip(self.ladder, ends, strict=True):
+            # the connection's state after this segment: the last change before the next segment
+            abs_end = self.live_start + end
+            changes = [e for e in events if e.time < abs_end]
+            if changes:
+                entry.kstate = changes[-1].new
+
+    def _write_pcap(self, path: str) -> None:
+        from rawtcp.capture.pcap import PcapWriter
+
+        with PcapWriter(path) as writer:
+            for ts, frame in sorted(self.frames, key=lambda f: f[0]):
+                writer.write(frame, ts)
+
+    def _run_in_lab(self, cfg: Any, info: Any) -> None:
+        from rawtcp.script.helperproc import HelperProcess
+        from rawtcp.wire import netns
+        from rawtcp.wire.link import PacketLink
+        from rawtcp.wire.nft import RstGuard
+        from rawtcp.wire.packet import FrameBuilder
+
+        self.client_mac = bytes.fromhex(info.client_mac.replace(":", ""))
+        self.server_mac = bytes.fromhex(info.server_mac.replace(":", ""))
+        self.builder = FrameBuilder(cfg.client_ip, cfg.server_ip, self.client_mac, self.server_mac)
+        link = guard = helper = None
+        stop_r, stop_w = os.pipe()
+        sniffer = None
+        try:
+            with netns.inside(cfg.client_ns):
+                # Open and filter before the first event: the kernel answers in microseconds.
+                link = PacketLink(cfg.client_if, cfg.client_ip, self.peer_port, cfg.server_ip, None)
+                guard = RstGuard()
+                guard.add_bind(cfg.client_ip, self.peer_port)
+            self.link = link
+            sniffer = threading.Thread(target=self._sniff, args=(link, stop_r), name="rawtcp-run-sniffer",
+                                       daemon=True)
+            sniffer.start()
+            helper = HelperProcess(cfg.server_ns, cfg.server_ip, cfg.client_ip, self.bind_port, self.connect_port)
+            self.helper = helper
+            script_dir = str(Path(self.path).resolve().parent)
+            self.script_dir = script_dir
+            for cmd in self.script.init_commands:
+                self._shell(cmd.command, cmd.line, "init")
+            self._events()
+            self._finish_pending()
+            for cmd in self.script.cleanup_commands:
+                self._shell(cmd.command, cmd.line, "cleanup")
+        finally:
+            os.write(stop_w, b"x")
+            if sniffer is not None:
+                sniffer.join(timeout=2)
+            if helper is not None:
+                helper.close()
+            if link is not None:
+                link.close()
+            if guard is not None:
+                with contextlib.suppress(Exception), netns.inside(cfg.client_ns):
+                    guard.close()
+            os.close(stop_r)
+            os.close(stop_w)
+
+    def _sniff(self, link: Any, stop_fd: int) -> None:
+        from rawtcp.wire.link import decode
+
+        fd = link.fileno()
+        while True:
+            ready, _, _ = select.select([fd, stop_fd], [], [], 1.0)
+            if stop_fd in ready:
+                return
+            if fd not in ready:
+                continue
+            try:
+                frames = link.recv_frames()
+            except OSError:
+                return
+            now, wall = time.monotonic(), time.time()
+            for frame, status in frames:
+                dec = decode(frame, status)
+                if dec is None or dec.src_ip != self.cfg.server_ip:
+                    continue
+                with self.sniff_cond:
+                    self.sniffed.append((now, wall, dec.segment, frame))
+                    self.sniff_cond.notify_all()
+
+    # -- timing -----------------------------------------------------------------------------------
+
+    def now(self) -> float:
+        return time.monotonic() - self.live_start
+
+    def _wait_until(self, t: float) -> None:
+        target = self.live_start + t
+        while True:
+            left = target - time.monotonic()
+            if left <= 0:
+                return
+            self._check_pending()
+            time.sleep(min(left, 0.002) if left < 0.003 else min(left - 0.001, 0.05))
+
+    def _tolerance(self, script_t: float, last_t: float | None) -> float:
+        tol = self.tolerance
+        if last_t is not None and self.tolerance_percent:
+            tol = max(tol, self.tolerance_percent / 100.0 * (script_t - last_t))
+        return tol
+
+    def _verify_time(self, line: int, kind: str, t: float, t_end: float | None, actual: float,
+                     last_t: float | None, what: str) -> None:
+        if kind == "any":
+            return
+        tol = self._tolerance(t, last_t)
+        if t_end is not None:
+            if actual < t - tol or actual > t_end + tol:
+                raise self.fail(line, f"timing error: expected {what} in time range {t:.6f}~{t_end:.6f} sec "
+                                      f"but happened at {actual:.6f} sec; tolerance {tol:.6f} sec")
+            return
+        if actual < t - tol or actual > t + tol:
+            raise self.fail(line, f"timing error: expected {what} at {t:.6f} sec but happened at "
+                                  f"{actual:.6f} sec; tolerance {tol:.6f} sec")
+
+    def fail(self, line: int | None, message: str) -> ScriptFailure:
+        return ScriptFailure(f"{self.path}:{line}: {message}" if line else f"{self.path}: {message}")
+
+    # -- the event loop -----------------------------------------------------------------------------
+
+    def _events(self) -> None:
+        last: ast.AnyEvent | None = None
+        last_t: float | None = None
+        self.live_start = time.monotonic()
+        for event in self.script.events:
+            self._check_pending()
+            tm = event.time
+            t_end: float | None = None
+            if tm.kind == "absolute":
+                t = tm.start
+                if tm.end is not None:
+                    t_end = tm.end
+            elif tm.kind == "any":
+                t = self.now()
+            else:
+                anchored = (last is not None and _inbound(last) and _inbound(event) and last_t is not None)
+                offset = last_t if anchored and last_t is not None else self.now()
+                t = offset + tm.start
+                if tm.end is not None:
+                    t_end = offset + tm.end
+            if last_t is not None and tm.kind == "absolute" and _absolute(last) and t < last_t:
+                raise ScriptError(self.path, event.line, "time goes backward in script")
+            if isinstance(event, ast.PacketEvent) and event.direction == ">":
+                self._outbound(event, t, None if tm.blocking else t_end, last_t)
+            elif isinstance(event, ast.PacketEvent):
+                self._wait_until(t)
+                self._verify_time(event.line, tm.kind, t, None, self.now(), last_t, "inbound packet")
+                self._inbound(event)
+            elif isinstance(event, ast.SyscallEvent):
+                self._syscall(event, t, t_end if tm.blocking else None, last_t)
+            elif isinstance(event, ast.CommandEvent):
+                self._wait_until(t)
+                self._verify_time(event.line, tm.kind, t, None, self.now(), last_t, "command")
+                self._shell(event.command, event.line, "timed")
+            elif isinstance(event, ast.CodeEvent):
+                self._wait_until(t)
+                self._code(event)
+            last, last_t = event, t
+            self.events_done += 1
+
+    # -- packets ------------------------------------------------------------------------------------
+
+    def _map_kernel_seq(self, value: int) -> int:
+        return (value + (self.kernel_off or 0)) & SEQ_MASK
+
+    def _inbound(self, ev: ast.PacketEvent) -> None:
+        from rawtcp.wire.packet import FrameBuilder
+
+        flags = _flags_value(ev.flags)
+        ack = self._map_kernel_seq(ev.ack) if ev.ack is not None else 0
+        options: list[Any] = []
+        for name, value in ev.options or []:
+            if name == "Timestamp":
+                val, ecr = value
+                if ecr and self.ts_off is not None:
+                    ecr = (ecr + self.ts_off) & SEQ_MASK
+                value = (val, ecr)
+            elif name == "SAck":
+                value = tuple(self._map_kernel_seq(v) for v in value)
+            options.append((name, value))
+        if self.kernel_port is None:
+            raise self.fail(ev.line, "cannot send an inbound packet before the kernel's port is known "
+                                     "(no connect() or outbound SYN yet)")
+        window = ev.window if ev.window is not None else (0 if flags & Flags.RST else 65535)
+        seg = Segment(self.peer_port, self.kernel_port, ev.seq_start & SEQ_MASK, ack, Flags(flags), window,
+                      tuple(options), b"\0" * ev.seq_len, ev.urg or 0)
+        builder = self.builder
+        if ev.ecn is not None or ev.tos is not None or ev.ttl is not None:
+            tos = (ev.tos or 0) | _ECN_BITS.get(ev.ecn or "noecn", 0)
+            builder = FrameBuilder(self.cfg.client_ip, self.cfg.server_ip, self.client_mac, self.server_mac,
+                                   ttl=ev.ttl if ev.ttl is not None else 64, tos=tos)
+        try:
+            frame = builder.frame(seg)
+        except ValueError as exc:
+            raise ScriptError(self.path, ev.line, f"cannot build this packet: {exc}") from None
+        sent_at, wall = self.now(), time.time()
+        self.link.send(frame)
+        self.frames.append((wall, frame))
+        self.ladder.append(LadderEntry(sent_at, "<", seg, seg.seq, ev.ack if ev.ack is not None else 0, ev.line))
+
+    def _next_sniffed(self, deadline: float) -> tuple[float, float, Segment, bytes] | None:
+        with self.sniff_cond:
+            while not self.sniffed:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return None
+                self.sniff_cond.wait(min(left, 0.01))
+                if not self.sniffed:
+                    # let a finished blocking call report while we wait
+                    self.sniff_cond.release()
+                    try:
+                        self._check_pending()
+                    finally:
+                        self.sniff_cond.acquire()
+            return self.sniffed.popleft()
+
+    def _outbound(self, ev: ast.PacketEvent, t: float, t_end: float | None, last_t: float | None) -> None:
+        if ev.time.kind == "any":
+            deadline = time.monotonic() + 10.0
+        else:
+            deadline = self.live_start + (t_end if t_end is not None else t) + self.tolerance + SNIFF_GRACE
+        got = self._next_sniffed(deadline)
+        if got is None:
+            raise self.fail(ev.line, "error handling packet: timed out waiting for packet "
+                                     f"{ev.direction} {ev.flags} {ev.seq_start}:{ev.seq_end}({ev.seq_len})")
+        mono, wall, seg, frame = got
+        self.frames.append((wall, frame))
+        if self.kernel_port is None:
+            self.kernel_port = seg.sport
+        if seg.flags & Flags.SYN and self.kernel_off is None and "S" in ev.flags:
+            self.kernel_off = (seg.seq - ev.seq_start) & SEQ_MASK
+        rel_seq = (seg.seq - (self.kernel_off or 0)) & SEQ_MASK
+        self.ladder.append(LadderEntry(mono - self.live_start, ">", seg, rel_seq, seg.ack, ev.line))
+        self._check_fields(ev, seg, rel_seq)
+        kind = ev.time.kind if not ev.time.is_range else ev.time.kind
+        self._verify_time(ev.line, kind, t, t_end, mono - self.live_start, last_t, "outbound packet")
+
+    def _check_fields(self, ev: ast.PacketEvent, seg: Segment, rel_seq: int) -> None:
+        def field_error(name: str, want: Any, got: Any) -> ScriptFailure:
+            return self.fail(ev.line, f"error handling packet: live packet field {name}: "
+                                      f"expected: {want} vs actual: {got}")
+
+        want_flags = _flags_value(ev.flags)
+        if want_flags != int(seg.flags):
+            raise field_error("tcp_flags", _script_flags_text(ev.flags), flags_str(int(seg.flags)))
+        if rel_seq != ev.seq_start:
+            raise field_error("tcp_seq", ev.seq_start, rel_seq)
+        if ev.ack is not None and seg.ack != ev.ack:
+            raise field_error("tcp_ack", ev.ack, seg.ack)
+        if ev.window is not None and seg.window != ev.window:
+            raise field_error("tcp_window", ev.window, seg.window)
+        if ev.urg is not None and seg.urgent != ev.urg:
+            raise field_error("tcp_urg_ptr", ev.urg, seg.urgent)
+        if len(seg.payload) != ev.seq_len:
+            raise self.fail(ev.line, f"error handling packet: live packet payload: expected {ev.seq_len} bytes "
+                                     f"vs actual {len(seg.payload)} bytes")
+        if ev.options is not None:
+            self._check_options(ev, seg)
+
+    def _check_options(self, ev: ast.PacketEvent, seg: Segment) -> None:
+        from rawtcp.wire.packet import encode_options
+
+        assert ev.options is not None
+        live_ts = seg.option("Timestamp")
+        expected: list[Any] = []
+        for name, value in ev.options:
+            if name == "Timestamp" and live_ts is not None:
+                if self.ts_off is None:
+                    self.ts_off = (live_ts[0] - value[0]) & SEQ_MASK
+                if self.ts_tick is not None:
+                    want_val = (value[0] + (self.ts_off or 0)) & SEQ_MASK
+                    if abs(live_ts[0] - want_val) * self.ts_tick > self.tolerance * 1e6:
+                        raise self.fail(ev.line, f"error handling packet: bad outbound TCP timestamp value: "
+                                                 f"expected: {value[0]} vs actual: "
+                                                 f"{(live_ts[0] - self.ts_off) & SEQ_MASK}")
+                value = (live_ts[0], value[1])  # packetdrill rewrites the live TS val before comparing
+            expected.append((name, value))
+        try:
+            want = encode_options(expected)
+            got = encode_options(list(seg.options))
+        except ValueError:
+            want, got = b"", b"?"
+        if want != got:
+            shown = [(n, (v[0] - (self.ts_off or 0) & SEQ_MASK, v[1]) if n == "Timestamp" else v)
+                     for n, v in seg.options]
+            raise self.fail(ev.line, f"error handling packet: bad outbound TCP options: expected: "
+                                     f"<{format_options(list(ev.options))}> vs actual: <{format_options(shown)}>")
+
+    # -- system calls, commands, code -------------------------------------------------------------------
+
+    def _check_pending(self) -> None:
+        if self.pending is None:
+            return
+        ev, rid, _t_end = self.pending
+        reply = self.helper.poll(rid)
+        if reply is not None:
+            self._complete(ev, reply, blocking=True)
+
+    def _finish_pending(self) -> None:
+        if self.pending is None:
+            return
+        ev, rid, t_end = self.pending
+        left = self.live_start + t_end + self.tolerance + SYSCALL_GRACE - time.monotonic()
+        reply = self.helper.wait(rid, max(left, 0.0))
+        if reply is None:
+            raise self.fail(ev.line, f"timing error: expected {ev.name} system call to return at {t_end:.6f} sec "
+                                     f"but it is still blocked at {self.now():.6f} sec; "
+                                     f"tolerance {self.tolerance:.6f} sec")
+        self._complete(ev, reply, blocking=True)
+
+    def _complete(self, ev: ast.SyscallEvent, reply: dict[str, Any], blocking: bool) -> None:
+        expected_end = None
+        if blocking and self.pending is not None:
+            expected_end = self.pending[2]
+            self.pending = None
+        if "script_error" in reply:
+            raise ScriptError(self.path, ev.line, reply["script_error"])
+        if "fatal" in reply:
+            raise ScriptError(self.path, ev.line, f"{ev.name}() could not be run: {reply['fatal']}")
+        if reply.get("error"):
+            raise self.fail(ev.line, f"runtime error in {ev.name} call: {reply['error']}")
+        end = reply["end"] - self.live_start
+        if expected_end is not None:
+            self._verify_time(ev.line, "absolute", expected_end, None, end, None, "system call return")
+        else:
+            start = reply["start"] - self.live_start
+            if end - start > self.tolerance:
+                raise self.fail(ev.line, f"timing error: expected non-blocking {ev.name} call to return at "
+                                         f"{start:.6f} sec but it returned at {end:.6f} sec; "
+                                         f"tolerance {self.tolerance:.6f} sec")
+
+    def _syscall(self, ev: ast.SyscallEvent, t: float, t_end: float | None, last_t: float | None) -> None:
+        self._wait_until(t)
+        if self.pending is not None:
+            # packetdrill has one system-call thread: the next call waits for a blocked one
+            self._finish_pending()
+        self._verify_time(ev.line, ev.time.kind, t, None, self.now(), last_t, "system call start")
+        rid = self.helper.send("call", name=ev.name, args=[encode_expr(a) for a in ev.args],
+                               result=encode_expr(ev.result), errno=ev.errno)
+        if ev.time.blocking:
+            assert t_end is not None
+            self.pending = (ev, rid, t_end)
+            return
+        reply = self.helper.wait(rid, self.tolerance + SYSCALL_GRACE + 5.0)
+        if reply is None:
+            raise self.fail(ev.line, f"runtime error in {ev.name} call: the call blocked, but the script "
+                                     f"does not say it blocks (write it as +T...END {ev.name}(...))")
+        self._complete(ev, reply, blocking=False)
+
+    def _shell(self, command: str, line: int, what: str) -> None:
+        # Scripts aim commands at packetdrill's tun0: the kernel's lab interface has that very name.
+        reply = self.helper.request("cmd", timeout=120.0, cmd=command, cwd=self.script_dir, timeout_s=60)
+        status = reply.get("status", -1)
+        if status != 0:
+            tail = (reply.get("output") or "").strip().splitlines()
+            detail = f": {tail[-1]}" if tail else ""
+            label = {"init": "init command", "cleanup": "cleanup command"}.get(what, "command")
+            raise self.fail(line, f"error executing {label} `{command}`: non-zero status {status}{detail}")
+
+    def _code(self, ev: ast.CodeEvent) -> None:
+        reply = self.helper.request("tcpinfo", timeout=10.0)
+        if "script_error" in reply:
+            raise ScriptError(self.path, ev.line, reply["script_error"])
+        if "fatal" in reply:
+            raise ScriptError(self.path, ev.line, f"cannot read TCP_INFO: {reply['fatal']}")
+        env: dict[str, Any] = {**TCP_STATES, **TCP_CA_STATES, **reply["info"]}
+        try:
+            exec(compile(ev.code, f"{self.path}:{ev.line}", "exec"), env)  # noqa: S102 (the script's own code)
+        except AssertionError as exc:
+            raise self.fail(ev.line, f"runtime error in code: AssertionError: {exc}") from None
+        except SyntaxError as exc:
+            raise ScriptError(self.path, ev.line, f"Python code does not compile: {exc.msg}") from None
+        except Exception as exc:
+            raise self.fail(ev.line, f"runtime error in code: {type(exc).__name__}: {exc}") from None
+
+
+def _inbound(event: ast.AnyEvent | None) -> bool:
+    return isinstance(event, ast.PacketEvent) and event.direction == "<"
+
+
+def _absolute(event: ast.AnyEvent | None) -> bool:
+    return event is not None and event.time.kind == "absolute"
+
+
+def run_script(path: str, opts: RunOptions | None = None, defines: dict[str, str] | None = None) -> RunResult:
+    """Run the script at ``path`` in fresh namespaces. ScriptError for a bad script (exit 2);
+    LabError/WireError when the lab cannot be made; otherwise a RunResult (exit 0 pass, 1 fail)."""
+    opts = opts or RunOptions()
+    if opts.lab != "netns":
+        raise ScriptError(path, None, f"--lab {opts.lab} is not supported by this build (use --lab netns)")
+    script = parse_file(path, defines)
+    preflight(script)
+    return Runner(script, opts).run()
