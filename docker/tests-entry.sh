@@ -7,4 +7,11 @@ set -eu
 if ! mount -o remount,rw,bind /proc/sys 2>/dev/null; then
     echo "tests: /proc/sys stays read-only (no CAP_SYS_ADMIN?): sysctl writes will fail" >&2
 fi
-exec python -m pytest "$@"
+# Bounded: a hung test must not hang CI. SIGINT first, so pytest prints where it was and its summary.
+limit="${RAWTCP_TEST_TIMEOUT:-900}"
+status=0
+timeout -s INT -k 30 "$limit" python -m pytest "$@" || status=$?
+if [ "$status" -eq 124 ] || [ "$status" -eq 137 ]; then
+    echo "tests: pytest stopped after ${limit} s (RAWTCP_TEST_TIMEOUT)" >&2
+fi
+exit "$status"

@@ -15,7 +15,8 @@
 # Environment: BASE_IMAGE (default python:3.12-slim when it can be pulled, else a local debootstrap image
 # rawtcp-base:bookworm), RAWTCP_LOCAL_BASE=1 (always the local base; CI), RAWTCP_IMAGE (rawtcp:local),
 # PYTHON (interpreter that builds the wheels), RAWTCP_DEBIAN_MIRROR, RAWTCP_CACHE (/var/cache/rawtcp),
-# RAWTCP_KEEP_UP=1 (leave the listener running after demo/lab/run).
+# RAWTCP_KEEP_UP=1 (leave the listener running after demo/lab/run), RAWTCP_TEST_TIMEOUT (s, for `test`;
+# 480).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -215,7 +216,9 @@ cmd_test() {
     local out rc=0 line
     out="$(mktemp)"
     # pipefail: rc is the tests service's exit status, not tee's.
-    RAWTCP_REQUIRE_INTEGRATION=1 compose run --rm tests 2>&1 | tee "$out" || rc=$?
+    # Bounded (docker/tests-entry.sh interrupts pytest): a hung test must not eat CI's time limit.
+    RAWTCP_TEST_TIMEOUT="${RAWTCP_TEST_TIMEOUT:-480}" RAWTCP_REQUIRE_INTEGRATION=1 \
+        compose run --rm tests 2>&1 | tee "$out" || rc=$?
     line="$(grep -a 'rawtcp-docker: integration tests:' "$out" | tail -n1 || true)"
     rm -f "$out"
     # Belt and braces besides the plugin's own exit status: its summary line must be there and clean.

@@ -65,8 +65,12 @@ def normalise_options(raw: bytes) -> bytes:
     return bytes(out)
 
 
-class _Conns:
-    """One capture's connections: per connection [index, base0, base1, set0, set1, last_ts, count, ckey]."""
+class Connections:
+    """One capture's connections as :func:`scan` tracks them (tshark's numbering and base numbers).
+
+    Per connection a list ``[index, base0, base1, set0, set1, last_ts, count, client_key]`` (a list, not
+    an object: the hot loop indexes it); ``table`` maps both directions' address/port keys to it.
+    """
 
     def __init__(self) -> None:
         self.table: dict[bytes, tuple[list[Any], int]] = {}
@@ -125,7 +129,7 @@ def _locate(linktype: int, buf: bytes, off: int, caplen: int) -> tuple[int, int,
     return off + tcp, off + iend, addrs + frame[tcp:tcp + 4]
 
 
-def scan(path: str | os.PathLike[str], conns: _Conns, *, with_time: bool = False,
+def scan(path: str | os.PathLike[str], conns: Connections, *, with_time: bool = False,
          with_payload: bool = True, with_options: bool = True) -> Iterator[tuple[Any, ...]]:
     """Normalised records ``(connection, direction, flags, rel_seq, rel_ack, len, window, options,
     payload[, gap], position)`` for every TCP segment of a capture, in file order (the hot loop).
@@ -139,7 +143,7 @@ def scan(path: str | os.PathLike[str], conns: _Conns, *, with_time: bool = False
         raise CaptureError(f"{os.fspath(path)}: {exc}") from None
 
 
-def _scan(path: str | os.PathLike[str], conns: _Conns, with_time: bool, with_payload: bool,
+def _scan(path: str | os.PathLike[str], conns: Connections, with_time: bool, with_payload: bool,
           with_options: bool) -> Iterator[tuple[Any, ...]]:
     table_get = conns.table.get
     new = conns.new
@@ -380,7 +384,7 @@ def compare_captures(a: str | os.PathLike[str], b: str | os.PathLike[str], *,
     with_time = time_tolerance_ms is not None and "time" not in ignored
     tol = (time_tolerance_ms or 0.0) / 1000.0
     checked = [i for i, name in enumerate(FIELDS, 1) if name not in ignored and name != "time"]
-    ca, cb = _Conns(), _Conns()
+    ca, cb = Connections(), Connections()
     opts = {"with_time": with_time, "with_payload": "payload" not in ignored,
             "with_options": "options" not in ignored}
     ga, gb = scan(a, ca, **opts), scan(b, cb, **opts)
@@ -514,10 +518,9 @@ def render_compare(result: CompareResult, *, color: bool = False, width: int = 7
                 lines.append(f"! {pos + 1:>4}  {ta}  {tb}{note}")
             else:
                 lines.append(f"  {pos + 1:>4}  {ta.ljust(col)}  {tb}")
-        shown = {p[0] for p in pairs}
-        more = [r for r in rows_by_conn.get(conn.index, []) if r.segment not in shown]
-        if more or conn.differences > len([p for p in pairs if p[3]]) + len(more):
-            lines.append(f"  … {conn.differences - len([p for p in pairs if p[3]])} more differences")
+        shown = sum(1 for p in pairs if p[3])
+        if conn.differences > shown:
+            lines.append(f"  … {conn.differences - shown} more differences not shown")
     if hidden:
         lines.append("")
         lines.append(f"({hidden} identical connection{'s' if hidden != 1 else ''} not shown)")

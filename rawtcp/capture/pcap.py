@@ -53,10 +53,12 @@ class PcapWriter:
     """Write frames to a classic little-endian microsecond pcap file, streaming (one record per write).
 
     Microsecond pcap is chosen over nanosecond pcap or pcapng because every tool reads it.
+    ``fix_checksums=True`` recomputes IPv4/TCP checksums first (frames captured before veth's
+    checksum offload filled them in would otherwise show as corrupt in Wireshark).
     """
 
     def __init__(self, path: str | os.PathLike[str], linktype: int = LINKTYPE_ETHERNET,
-                 snaplen: int = 65535) -> None:
+                 snaplen: int = 65535, fix_checksums: bool = False) -> None:
         if linktype not in SUPPORTED_LINKTYPES:
             raise CaptureError(f"unsupported link type {linktype}")
         if not 0 < snaplen <= 0x7FFFFFFF:
@@ -65,6 +67,11 @@ class PcapWriter:
         self.linktype = linktype
         self.snaplen = snaplen
         self.count = 0
+        self._fix = None
+        if fix_checksums:
+            from rawtcp.capture.checksum import with_valid_checksums  # imports decode, which imports us
+
+            self._fix = with_valid_checksums
         self._file: BinaryIO | None = open(self.path, "wb", buffering=1 << 16)  # noqa: SIM115
         self._file.write(_PCAP_HEADER_LE.pack(PCAP_MAGIC_US, 2, 4, 0, 0, snaplen, linktype))
 
@@ -72,6 +79,8 @@ class PcapWriter:
         """Append ``frame`` captured at ``ts`` (seconds since the epoch); longer frames are cut at snaplen."""
         if self._file is None:
             raise ValueError("write to a closed PcapWriter")
+        if self._fix is not None:
+            frame = self._fix(self.linktype, frame)
         sec = int(ts)
         usec = round((ts - sec) * 1_000_000)
         if usec >= 1_000_000:  # rounding carried into the next second

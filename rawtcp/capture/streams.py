@@ -289,6 +289,7 @@ def _addr_matches(text: str, end: tuple[str, int]) -> bool:
 def overlay_states(stream: Stream, events: Iterable[dict[str, Any]]) -> None:
     """Put recorded state changes on the stream and let them override the inferred states.
 
+    Call after :func:`infer_states`.
     An event belongs to an end when its ``addr`` is that end; its ``peer`` must be the other end,
     except for listener events (LISTEN, or a peer of port 0) which carry no peer.
     """
@@ -312,12 +313,18 @@ def overlay_states(stream: Stream, events: Iterable[dict[str, Any]]) -> None:
         side = [e for e in mine if e.client_side == client_side]
         if not side:
             continue
-        i, current = 0, None
+        # A recorded state holds until the segments show a later change than the last record: records
+        # that are complete (the kernel's watcher) then win, partial ones do not freeze the ladder.
+        i, current, recorded_at = 0, None, float("-inf")
+        changed_at, previous = float("-inf"), None
         for seg in stream.segments:
+            inferred = seg.client_state if client_side else seg.server_state
+            if inferred != previous:
+                changed_at, previous = seg.ts, inferred
             while i < len(side) and side[i].ts <= seg.ts:
-                current = side[i].new
+                current, recorded_at = side[i].new, side[i].ts
                 i += 1
-            if current is None:
+            if current is None or recorded_at < changed_at:
                 continue
             if client_side:
                 seg.client_state, seg.client_recorded = current, True

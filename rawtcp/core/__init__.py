@@ -3,7 +3,7 @@
 Inputs are segments and ``now`` (seconds, any monotonic origin); outputs are segments and events.
 """
 
-from rawtcp.core.endpoint import Endpoint, EndpointConfig
+from rawtcp.core.endpoint import Endpoint, EndpointConfig, TcpError
 from rawtcp.core.events import (
     ConnectionRefused,
     ConnectionReset,
@@ -30,5 +30,6 @@ __all__ = [
     "Segment",
     "State",
     "StateChanged",
+    "TcpError",
     "TimedOut",
 ]

@@ -69,6 +69,26 @@ class EndpointConfig:
     msl2: float = 60.0              # TIME-WAIT duration (2*MSL), configurable
     dupack_threshold: int = 3       # RFC 5681 fast retransmit
 
+    def __post_init__(self) -> None:
+        problems = [
+            (not 0 < self.local_port < 65536, f"local port {self.local_port} outside 1-65535"),
+            (not 0 <= self.remote_port < 65536, f"remote port {self.remote_port} outside 0-65535"),
+            (not 0 < self.mss < 65536, f"MSS {self.mss} outside 1-65535"),
+            (self.window is not None and self.window < 0, f"window {self.window} is negative"),
+            (self.wscale is not None and not 0 <= self.wscale <= MAX_WSCALE,
+             f"window scale {self.wscale} outside 0-{MAX_WSCALE} (RFC 7323 §2.3)"),
+            (self.recv_buffer < 0 or self.send_buffer < 0, "buffer sizes must not be negative"),
+            (not 0 < self.rto_min <= self.rto_max, f"need 0 < rto_min <= rto_max, got {self.rto_min}, "
+                                                  f"{self.rto_max}"),
+            (self.rto_initial <= 0, f"rto_initial {self.rto_initial} must be positive"),
+            (self.max_retries < 0, f"max_retries {self.max_retries} is negative"),
+            (self.msl2 < 0, f"msl2 {self.msl2} is negative"),
+            (self.dupack_threshold < 1, f"dupack_threshold {self.dupack_threshold} must be at least 1"),
+        ]
+        for bad, message in problems:
+            if bad:
+                raise TcpError(message)
+
 
 class Endpoint:
     """One connection. See the module docstring; every state change goes through ``_set_state``."""
@@ -113,6 +133,7 @@ class Endpoint:
         self._head_since = 0.0
         self._probes = 0                 # zero-window probes sent since the window closed (backoff)
         self._unanswered = 0             # probes sent since the peer last sent an ACK (give-up count)
+        self._last_heard = 0.0           # when the peer last sent an acceptable ACK
         # congestion control (RFC 5681, RFC 6582)
         self._cwnd = 0
         self._ssthresh = 1 << 30         # RFC 5681 §3.1: initially arbitrarily high
@@ -379,11 +400,15 @@ class Endpoint:
         if self._max == self._una:
             return
         what = self._head_name()
-        if self._retries >= self._cfg.max_retries:
+        # The peer shrank its window to zero under data in flight: our retransmissions are window probes
+        # now, and a peer that keeps answering is alive, so they don't count toward giving up (Linux).
+        shrunk = self._una >= 1 and self._snd_wnd == 0 and now - self._last_heard <= self._cfg.rto_max
+        if self._retries >= self._cfg.max_retries and not shrunk:
             self._events.append(TimedOut(now, what, self._retries, now - self._head_since))
             self._set_state(S.CLOSED, now, f"{what} not acknowledged after {self._retries} retransmissions")
             return
-        self._retries += 1
+        if not shrunk:
+            self._retries += 1
         if self._una == 0:
             self._syn_retransmitted = True
         # RFC 6298 §5.5 back off; §5.6 restart with the new RTO (done by _rearm).
@@ -793,6 +818,7 @@ class Endpoint:
     def _process_ack(self, seg: Segment, ack_pos: int, now: float) -> None:
         """RFC 9293 §3.10.7.4 fifth (ESTABLISHED rules), with RFC 5681/6582 dupack handling."""
         self._unanswered = 0  # the peer answers: the persist timer's give-up count restarts
+        self._last_heard = now
         old_wnd = self._snd_wnd
         if ack_pos > self._una:
             self._ack_advance(ack_pos, now)

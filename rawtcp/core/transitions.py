@@ -70,3 +70,4 @@ def state_diagram_text() -> str:
     """One line per transition, RFC names: ``CLOSED -> SYN-SENT  (open_active / snd SYN)``."""
     width = max(len(f"{old} -> {new}") for old, new in TRANSITIONS)
     return "".join(f"{f'{old} -> {new}':<{width}}  ({label})\n" for (old, new), label in TRANSITIONS.items())
+

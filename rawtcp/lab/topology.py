@@ -4,6 +4,10 @@ Everything is created with iproute2 subprocesses (``ip``, ``tc``, ``ss``): they 
 would type, their errors are readable, and nothing here needs to enter a namespace itself.
 A state file per lab (``/run/rawtcp/labs/<client_ns>.json``) records what was made and by whom,
 so ``lab_down`` and ``reap_stale_labs`` can remove a lab left by a killed process.
+
+Impairments use ``tc netem`` on each veth end's egress; on kernels built without netem the same
+settings are applied by a user-space relay (``rawtcp.lab.relay``) that the link's egress is
+redirected through (``tc`` clsact + mirred, both built into such kernels).
 """
 
 from __future__ import annotations
@@ -145,6 +149,18 @@ def _ensure_state_dir() -> None:
     STATE_DIR.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     STATE_DIR.mkdir(mode=0o700, exist_ok=True)
     os.chmod(STATE_DIR, 0o700)
+
+
+def _create_state(cfg: LabConfig, state: dict[str, Any]) -> bool:
+    """Write the first state record; False if one exists (O_EXCL: two `lab up`s cannot both win)."""
+    _ensure_state_dir()
+    try:
+        fd = os.open(_state_path(cfg), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as fh:
+        json.dump(state, fh, indent=1)
+    return True
 
 
 def _write_state(cfg: LabConfig, state: dict[str, Any]) -> None:
@@ -391,10 +407,13 @@ def lab_up(cfg: LabConfig, listener: bool = True, *, temporary: bool = False,
         "listener_log": None, "impairments": None, "created": time.time(),
     }
     # Recorded before anything exists, so a process killed half-way still leaves a findable record.
-    _write_state(cfg, state)
+    if not _create_state(cfg, state):
+        raise LabError("lab is already up (rawtcp lab down to remove it)")
+    created: list[str] = []
     try:
-        _run(["ip", "netns", "add", cfg.client_ns])
-        _run(["ip", "netns", "add", cfg.server_ns])
+        for ns in (cfg.client_ns, cfg.server_ns):
+            _run(["ip", "netns", "add", ns])
+            created.append(ns)
         for ns in (cfg.client_ns, cfg.server_ns):
             # No IPv6 on the lab links: no DAD / router solicitations / MLD noise in captures.
             _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
@@ -426,27 +445,30 @@ def lab_up(cfg: LabConfig, listener: bool = True, *, temporary: bool = False,
                      client_mac=client_mac, server_mac=server_mac)
         _write_state(cfg, state)
     except BaseException:
+        # Roll back only what this call made: a namespace that appeared meanwhile is someone else's.
         with contextlib.suppress(Exception):
-            _teardown(cfg, state)
+            _teardown(cfg, state, namespaces=created)
         raise
     return LabInfo(config=cfg, listener_pid=listener_pid, listener_log=log, client_mac=client_mac,
                    server_mac=server_mac, state_file=_state_path(cfg))
 
 
-def _teardown(cfg: LabConfig, state: dict[str, Any] | None) -> list[str]:
+def _teardown(cfg: LabConfig, state: dict[str, Any] | None, namespaces: list[str] | None = None) -> list[str]:
     removed: list[str] = []
+    if namespaces is None:
+        namespaces = [cfg.client_ns, cfg.server_ns]
     pids: list[int] = []
     lpid = (state or {}).get("listener_pid")
     # Only signal the recorded pid if it still is our listener (pids get reused).
     if isinstance(lpid, int) and pid_alive(lpid) and "rawtcp.lab.listener" in _pid_cmdline(lpid):
         pids.append(lpid)
     # Anything else still running inside the lab's namespaces would keep them (and the veth) alive.
-    for ns in (cfg.client_ns, cfg.server_ns):
+    for ns in namespaces:
         pids += [p for p in _netns_pids(ns) if p not in pids and p != os.getpid()]
     for pid in _terminate(pids):
         what = "listener" if pid == lpid else "process"
         removed.append(f"{what} pid {pid}")
-    for ns in (cfg.client_ns, cfg.server_ns):
+    for ns in namespaces:
         if netns_exists(ns):
             _run(["ip", "netns", "delete", ns])
             removed.append(f"namespace {ns}")
@@ -845,3 +867,8 @@ def set_tx_checksum(cfg: LabConfig, on: bool) -> None:
         raise LabError("ethtool not found: install it (apt-get install ethtool)")
     for ns, ifname in ((cfg.client_ns, cfg.client_if), (cfg.server_ns, cfg.server_if)):
         _run(["ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "on" if on else "off"])
+
+
+# Public names for helpers other layers use (script runner, helper processes).
+run_tool = _run
+child_env = _child_env

@@ -1,4 +1,5 @@
-"""The runner's side of the system-call helper: start it inside a namespace, send requests, collect answers."""
+"""The runner's side of the system-call helper: start it inside a namespace (or reach a serving one over
+TCP, for ``--lab docker``), send requests, collect answers."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import contextlib
 import json
 import os
 import select
+import socket
 import subprocess
 import sys
 import threading
@@ -68,16 +70,25 @@ class HelperProcess:
         lines = [ln for ln in self._stderr.decode(errors="replace").splitlines() if ln.strip()]
         return lines[-1] if lines else ""
 
-    def _read(self) -> None:
+    def _lines(self) -> Any:
         assert self._proc.stdout is not None
-        for raw in self._proc.stdout:
-            try:
-                msg = json.loads(raw)
-            except ValueError:
-                continue
-            with self._cond:
-                self._replies[int(msg.get("id") or 0)] = msg
-                self._cond.notify_all()
+        return self._proc.stdout
+
+    def _write(self, data: bytes) -> None:
+        assert self._proc.stdin is not None
+        self._proc.stdin.write(data)
+        self._proc.stdin.flush()
+
+    def _read(self) -> None:
+        with contextlib.suppress(OSError, ValueError):  # the stream closed under us: same as end of input
+            for raw in self._lines():
+                try:
+                    msg = json.loads(raw)
+                except ValueError:
+                    continue
+                with self._cond:
+                    self._replies[int(msg.get("id") or 0)] = msg
+                    self._cond.notify_all()
         with self._cond:
             self._eof = True
             self._cond.notify_all()
@@ -87,10 +98,8 @@ class HelperProcess:
             rid = self._next
             self._next += 1
         line = json.dumps({"id": rid, "op": op, **fields}) + "\n"
-        assert self._proc.stdin is not None
         try:
-            self._proc.stdin.write(line.encode())
-            self._proc.stdin.flush()
+            self._write(line.encode())
         except (BrokenPipeError, OSError):
             raise LabError(f"the system-call helper died: {self._drain_stderr() or 'broken pipe'}") from None
         return rid
@@ -132,7 +141,64 @@ class HelperProcess:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=3)
+        reader = getattr(self, "_reader", None)
+        if reader is not None:
+            reader.join(timeout=2)  # it sees end of input now that the helper has exited
         for stream in (proc.stdin, proc.stdout, proc.stderr):
             with contextlib.suppress(Exception):
                 if stream is not None:
                     stream.close()
+
+
+class HelperConnection(HelperProcess):
+    """A helper serving on TCP (``syscall_helper --serve``) in another container's namespace.
+
+    The first line sent carries the shared token (``RAWTCP_HELPER_TOKEN``) and this run's addresses;
+    the helper answers ``ready`` and gives this connection a fresh set of sockets, closed when it ends.
+    """
+
+    def __init__(self, host: str, port: int, token: str, local_ip: str, remote_ip: str, bind_port: int,
+                 connect_port: int) -> None:
+        self._replies = {}
+        self._cond = threading.Condition()
+        self._next = 1
+        self._eof = False
+        self._stderr = b""
+        try:
+            self._sock = socket.create_connection((host, port), timeout=_START_TIMEOUT)
+        except OSError as exc:
+            raise LabError(f"cannot reach the system-call helper at {host}:{port}: {exc.strerror or exc}") from None
+        self._sock.settimeout(None)
+        self._rfile = self._sock.makefile("rb")
+        hello = {"token": token, "local_ip": local_ip, "remote_ip": remote_ip, "bind_port": bind_port,
+                 "connect_port": connect_port}
+        self._sock.sendall((json.dumps(hello) + "\n").encode())
+        ready, _, _ = select.select([self._sock], [], [], _START_TIMEOUT)
+        first = self._rfile.readline().decode(errors="replace") if ready else ""
+        try:
+            msg = json.loads(first)
+        except ValueError:
+            msg = {}
+        if not msg.get("ready"):
+            self.close()
+            raise LabError(f"the system-call helper at {host}:{port} refused: {msg.get('error') or 'no answer'}")
+        self._reader = threading.Thread(target=self._read, name="rawtcp-syscall-helper", daemon=True)
+        self._reader.start()
+
+    def _lines(self) -> Any:
+        return self._rfile
+
+    def _write(self, data: bytes) -> None:
+        self._sock.sendall(data)
+
+    def _drain_stderr(self) -> str:
+        return "connection closed"
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.send("exit")
+        with contextlib.suppress(OSError):
+            self._sock.shutdown(socket.SHUT_WR)
+        with contextlib.suppress(OSError):
+            self._rfile.close()
+            self._sock.close()

@@ -25,6 +25,7 @@ Semantics follow packetdrill's run.c / run_packet.c:
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import random
 import select
@@ -40,7 +41,7 @@ from rawtcp.core.segment import Flags, Segment, flags_str, format_options
 from rawtcp.script import ast
 from rawtcp.script.errors import ScriptError
 from rawtcp.script.parser import parse_file
-from rawtcp.script.syscalls import SUPPORTED, encode_expr
+from rawtcp.script.syscalls import SUPPORTED, encode_expr, realtime_priority
 from rawtcp.script.tcpinfo import TCP_CA_STATES, TCP_STATES
 
 SEQ_MASK = 0xFFFF_FFFF
@@ -49,6 +50,8 @@ DEFAULT_BIND_PORT = 8080  # packetdrill's live_bind_port / live_connect_port
 SNIFF_GRACE = 1.0  # seconds past an outbound packet's window before "timed out waiting"
 SYSCALL_GRACE = 2.0
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+BIG_MTU = 65535  # veth's maximum: inbound segments of any size reach the kernel, as through tun
+PATH_MTU = 1500  # packetdrill's tun0 MTU: what the kernel's route says
 
 _FLAG_LETTERS = {"F": Flags.FIN, "S": Flags.SYN, "R": Flags.RST, "P": Flags.PSH, ".": Flags.ACK,
                  "A": Flags.ACK, "U": Flags.URG, "E": Flags.ECE, "W": Flags.CWR}
@@ -101,11 +104,14 @@ class LadderEntry:
     rel_ack: int
     line: int | None = None
     kstate: str | None = None
+    label: str | None = None  # which connection, when a lab has several (the peer's port)
 
     def text(self) -> str:
         seg = self.segment
         plen = len(seg.payload)
         line = f"{self.time:9.6f} {self.direction} {flags_str(int(seg.flags)):<5} "
+        if self.label:
+            line = f"{self.time:9.6f} [{self.label}] {self.direction} {flags_str(int(seg.flags)):<5} "
         line += f"{self.rel_seq}:{(self.rel_seq + plen) & SEQ_MASK}({plen})"
         if seg.flags & Flags.ACK:
             line += f" ack {self.rel_ack}"
@@ -133,6 +139,7 @@ class RunResult:
     duration: float = 0.0
     events: int = 0
     kernel_isn: int | None = None
+    notes: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -144,7 +151,7 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         return {"script": self.path, "result": "pass" if self.passed else "fail", "exit_code": self.exit_code,
                 "error": self.error, "events": self.events, "duration": round(self.duration, 3),
-                "kernel_isn": self.kernel_isn, "ladder": [e.to_dict() for e in self.ladder]}
+                "kernel_isn": self.kernel_isn, "notes": self.notes, "ladder": [e.to_dict() for e in self.ladder]}
 
 
 def _flags_value(text: str) -> int:
@@ -181,6 +188,111 @@ def preflight(script: ast.Script) -> None:
                 raise ScriptError(script.path, None, f"--{key} needs a number") from None
 
 
+def prepare_lab(cfg: Any) -> None:
+    """packetdrill's defaults.sh sysctls in the kernel's namespace, and tun0-like links (see below)."""
+    args = [f"{k}={v}" for k, v in DEFAULT_SYSCTLS.items()]
+    subprocess.run(["ip", "netns", "exec", cfg.server_ns, "sysctl", "-q", "-w", *args], capture_output=True,
+                   check=False, timeout=20)
+    setup_links(cfg)
+
+
+def setup_links(cfg: Any) -> None:
+    """Make the veth behave like packetdrill's tun0 for what the kernel sees.
+
+    packetdrill writes inbound packets into a tun device, which takes packets of any size, while a
+    veth drops frames above the receiving end's MTU; scripts inject 2000-byte segments. So both
+    ends get the largest MTU, and the kernel's route keeps packetdrill's 1500-byte path MTU
+    (``mtu lock 1500 advmss 1460``): the kernel still advertises MSS 1460 and sizes its segments
+    for a 1500-byte path, exactly as on tun0.
+    """
+    from rawtcp.lab.topology import _run
+
+    for ns, ifname in ((cfg.client_ns, cfg.client_if), (cfg.server_ns, cfg.server_if)):
+        _run(["ip", "-n", ns, "link", "set", "dev", ifname, "mtu", str(BIG_MTU)])
+    net = f"{ipaddress.ip_interface(f'{cfg.server_ip}/{cfg.prefix}').network}"
+    _run(["ip", "-n", cfg.server_ns, "route", "replace", net, "dev", cfg.server_if, "proto", "kernel",
+          "scope", "link", "src", cfg.server_ip, "mtu", "lock", str(PATH_MTU), "advmss", str(PATH_MTU - 40)])
+
+
+def _inside(ns: str | None) -> Any:
+    """Enter the peer's namespace (netns labs), or stay where we are (the Docker lab's rawtcp container)."""
+    if ns is None:
+        return contextlib.nullcontext()
+    from rawtcp.wire import netns
+
+    return netns.inside(ns)
+
+
+@dataclass
+class _DockerCfg:
+    client_ip: str
+    server_ip: str
+    client_if: str
+    helper: tuple[str, int, str] | None
+    client_ns: str | None = None
+    server_ns: str | None = None
+
+
+@dataclass
+class _DockerInfo:
+    client_mac: str
+    server_mac: str
+
+
+def docker_target() -> tuple[_DockerCfg, _DockerInfo]:
+    """``--lab docker``: rawtcp runs in the compose ``rawtcp`` container, the kernel under test is the
+    ``listener`` container's, whose ``syscall_helper --serve`` performs the script's calls.
+
+    Environment (set by docker/compose.yaml): RAWTCP_DOCKER_LOCAL (this container's address),
+    RAWTCP_DOCKER_PEER (the listener's), RAWTCP_HELPER (host:port of the serving helper, default
+    PEER:7700), RAWTCP_HELPER_TOKEN (shared secret). The kernel's sysctls are the listener's (fixed by
+    compose at start: /proc/sys is read-only in a container); the script's own port is
+    RAWTCP_DOCKER_SCRIPT_PORT (default 8081, as the listener's demo server holds 8080).
+    """
+    from rawtcp.wire.route import resolve
+
+    peer = os.environ.get("RAWTCP_DOCKER_PEER")
+    if not peer:
+        raise ScriptError("--lab docker", None, "RAWTCP_DOCKER_PEER is not set: run it in the compose rawtcp "
+                                                "container (docker compose -f docker/compose.yaml run rawtcp ...)")
+    path = resolve(peer, src_ip=os.environ.get("RAWTCP_DOCKER_LOCAL") or None)
+    if path.src_mac is None or path.dst_mac is None:
+        raise ScriptError("--lab docker", None, f"{path.ifname} is not an Ethernet interface")
+    host, _, port = os.environ.get("RAWTCP_HELPER", f"{peer}:7700").rpartition(":")
+    cfg = _DockerCfg(path.src_ip, peer, path.ifname, (host, int(port), os.environ.get("RAWTCP_HELPER_TOKEN", "")))
+    return cfg, _DockerInfo(path.src_mac.hex(":"), path.dst_mac.hex(":"))
+
+
+def annotate_states(ladder: list[LadderEntry], events: list[Any], kernel_ip: str, peer_ip: str, start: float,
+                    end: float) -> None:
+    """Write the kernel socket's state beside each segment of ``ladder`` (times relative to ``start``).
+
+    ``events`` are rawtcp.lab.kstate records. The tracepoint sees every namespace, so only this
+    run's connections count: kernel address to peer address, the segment's own ports, after start.
+    An outbound segment is sent after the state change that caused it (and sniffed just after); an
+    inbound one is judged by the change it causes (within 300 us, the kernel's processing time, and
+    before that connection's next segment).
+    """
+    def key(entry: LadderEntry) -> tuple[int, int]:
+        seg = entry.segment
+        return (seg.dport, seg.sport) if entry.direction == "<" else (seg.sport, seg.dport)
+
+    mine = [e for e in events if e.saddr == kernel_ip and e.daddr == peer_ip and e.time >= start]
+    for i, entry in enumerate(ladder):
+        kport, pport = key(entry)
+        nxt = next((later.time for later in ladder[i + 1:] if key(later) == (kport, pport)), end)
+        limit = min(entry.time if entry.direction == ">" else entry.time + 0.0003, nxt)
+        changes = [e for e in mine if e.sport == kport and e.dport == pport and e.time <= start + limit]
+        if not changes:
+            continue
+        last = changes[-1]
+        entry.kstate = last.new
+        if last.new == "CLOSED" and last.old in ("FIN-WAIT-1", "FIN-WAIT-2", "CLOSING"):
+            # tcp_time_wait(): a small timewait socket takes over (FIN-WAIT-2 or TIME-WAIT) and the
+            # full socket is closed; the tracepoint only sees the full socket.
+            entry.kstate = "CLOSED (timewait socket took over)"
+
+
 class Runner:
     """One run of one script. Use :func:`run_script`."""
 
@@ -193,7 +305,10 @@ class Runner:
                           else int(float(so.get("tolerance_usecs", DEFAULT_TOLERANCE_USECS)))) / 1e6
         self.tolerance_percent = float(so.get("tolerance_percent", 0))
         self.ts_tick = float(so["tcp_ts_tick_usecs"]) if "tcp_ts_tick_usecs" in so else None
-        self.bind_port = int(float(so.get("bind_port", DEFAULT_BIND_PORT)))
+        default_bind = DEFAULT_BIND_PORT
+        if opts.lab == "docker":
+            default_bind = int(os.environ.get("RAWTCP_DOCKER_SCRIPT_PORT", "8081"))
+        self.bind_port = int(float(so.get("bind_port", default_bind)))
         self.connect_port = int(float(so.get("connect_port", DEFAULT_BIND_PORT)))
         active = any(isinstance(e, ast.SyscallEvent) and e.name == "connect" for e in script.events)
         # packetdrill: the peer of an active open listens on connect_port; for a passive open it
@@ -209,18 +324,40 @@ class Runner:
         self.live_start = 0.0
         self.pending: tuple[ast.SyscallEvent, int, float] | None = None  # blocking call, reply id, expected end
         self.events_done = 0
+        self.script_end = float("inf")
 
     # -- infrastructure -----------------------------------------------------------------------------
 
     def run(self) -> RunResult:
+        # Like packetdrill: a real-time scheduling class while the script runs (threads started now
+        # inherit it), so a busy machine does not shift packets and calls by milliseconds.
+        saved = None
+        with contextlib.suppress(OSError, AttributeError):
+            saved = (os.sched_getscheduler(0), os.sched_getparam(0))
+        realtime_priority()
+        try:
+            return self._run()
+        finally:
+            if saved is not None:
+                with contextlib.suppress(OSError):
+                    os.sched_setscheduler(0, saved[0], saved[1])
+
+    def _run(self) -> RunResult:
         from rawtcp.lab.topology import fresh_lab, temporary_lab
 
-        cfg = fresh_lab("rtt-run", server_if="tun0", client_if="peer0")
         started = time.monotonic()
         result = RunResult(self.path, EXIT_PASS)
-        with temporary_lab(cfg, listener=False) as info:
+        if self.opts.lab == "docker":
+            cfg, info = docker_target()
             self.cfg = cfg
-            self._apply_defaults(cfg.server_ns)
+            lab: Any = contextlib.nullcontext(info)
+        else:
+            cfg = fresh_lab("rtt-run", server_if="tun0", client_if="peer0")
+            self.cfg = cfg
+            lab = temporary_lab(cfg, listener=False)
+        with lab as info:
+            if self.opts.lab != "docker":
+                prepare_lab(cfg)
             watcher = None
             if self.opts.watch_states:
                 watcher = self._start_watcher()
@@ -229,6 +366,8 @@ class Runner:
             except ScriptFailure as exc:
                 result.exit_code, result.error = EXIT_FAIL, str(exc)
             finally:
+                if self.script_end == float("inf"):
+                    self.script_end = self.now()
                 if watcher is not None:
                     with contextlib.suppress(Exception):
                         watcher.sync(0.5)
@@ -247,31 +386,18 @@ class Runner:
             self._write_pcap(self.opts.pcap)
         return result
 
-    def _apply_defaults(self, netns: str) -> None:
-        args = [f"{k}={v}" for k, v in DEFAULT_SYSCTLS.items()]
-        subprocess.run(["ip", "netns", "exec", netns, "sysctl", "-q", "-w", *args], capture_output=True,
-                       check=False, timeout=20)
-
     def _start_watcher(self) -> Any:
         from rawtcp.lab.kstate import KernelStateWatcher
 
         ports = {self.bind_port, self.peer_port, self.connect_port}
         try:
             return KernelStateWatcher(self.cfg.server_ns).start(ports)
-        except Exception:  # states are a nicety of the ladder, never a reason to fail the run
+        except Exception:  # noqa: BLE001 (states are a nicety of the ladder, never a reason to fail the run)
             return None
 
     def _annotate_states(self, watcher: Any) -> None:
-        events = [e for e in watcher.events() if e.saddr == self.cfg.server_ip and e.daddr == self.cfg.client_ip]
-        if not events:
-            return
-        ends = [e.time for e in self.ladder[1:]] + [float("inf")]
-        for entry, end in zip(self.ladder, ends, strict=True):
-            # the connection's state after this segment: the last change before the next segment
-            abs_end = self.live_start + end
-            changes = [e for e in events if e.time < abs_end]
-            if changes:
-                entry.kstate = changes[-1].new
+        annotate_states(self.ladder, watcher.events(), self.cfg.server_ip, self.cfg.client_ip, self.live_start,
+                        self.script_end)
 
     def _write_pcap(self, path: str) -> None:
         from rawtcp.capture.pcap import PcapWriter
@@ -281,8 +407,7 @@ class Runner:
                 writer.write(frame, ts)
 
     def _run_in_lab(self, cfg: Any, info: Any) -> None:
-        from rawtcp.script.helperproc import HelperProcess
-        from rawtcp.wire import netns
+        from rawtcp.script.helperproc import HelperConnection, HelperProcess
         from rawtcp.wire.link import PacketLink
         from rawtcp.wire.nft import RstGuard
         from rawtcp.wire.packet import FrameBuilder
@@ -294,7 +419,7 @@ class Runner:
         stop_r, stop_w = os.pipe()
         sniffer = None
         try:
-            with netns.inside(cfg.client_ns):
+            with _inside(cfg.client_ns):
                 # Open and filter before the first event: the kernel answers in microseconds.
                 link = PacketLink(cfg.client_if, cfg.client_ip, self.peer_port, cfg.server_ip, None)
                 guard = RstGuard()
@@ -303,16 +428,30 @@ class Runner:
             sniffer = threading.Thread(target=self._sniff, args=(link, stop_r), name="rawtcp-run-sniffer",
                                        daemon=True)
             sniffer.start()
-            helper = HelperProcess(cfg.server_ns, cfg.server_ip, cfg.client_ip, self.bind_port, self.connect_port)
+            if getattr(cfg, "helper", None) is not None:
+                host, port, token = cfg.helper
+                helper = HelperConnection(host, port, token, cfg.server_ip, cfg.client_ip, self.bind_port,
+                                          self.connect_port)
+            else:
+                helper = HelperProcess(cfg.server_ns, cfg.server_ip, cfg.client_ip, self.bind_port,
+                                       self.connect_port)
             self.helper = helper
+            if getattr(cfg, "helper", None) is not None:
+                # Best effort: a container's /proc/sys is read-only, compose's `sysctls:` must set them there.
+                sysctls = " ".join(f"{k}='{v}'" for k, v in DEFAULT_SYSCTLS.items())
+                helper.request("cmd", timeout=30.0, cmd=f"sysctl -q -w {sysctls} 2>/dev/null", cwd="/")
             script_dir = str(Path(self.path).resolve().parent)
             self.script_dir = script_dir
             for cmd in self.script.init_commands:
                 self._shell(cmd.command, cmd.line, "init")
-            self._events()
-            self._finish_pending()
-            for cmd in self.script.cleanup_commands:
-                self._shell(cmd.command, cmd.line, "cleanup")
+            try:
+                self._events()
+                self._finish_pending()
+                self.script_end = self.now()
+            finally:
+                # packetdrill runs the cleanup command whatever happened
+                for cmd in self.script.cleanup_commands:
+                    self._shell(cmd.command, cmd.line, "cleanup")
         finally:
             os.write(stop_w, b"x")
             if sniffer is not None:
@@ -322,7 +461,7 @@ class Runner:
             if link is not None:
                 link.close()
             if guard is not None:
-                with contextlib.suppress(Exception), netns.inside(cfg.client_ns):
+                with contextlib.suppress(Exception), _inside(cfg.client_ns):
                     guard.close()
             os.close(stop_r)
             os.close(stop_w)
@@ -498,13 +637,74 @@ class Runner:
         self.frames.append((wall, frame))
         if self.kernel_port is None:
             self.kernel_port = seg.sport
-        if seg.flags & Flags.SYN and self.kernel_off is None and "S" in ev.flags:
+        if seg.flags & Flags.SYN and "S" in ev.flags:
+            # every SYN the script expects starts a connection: learn (or re-learn) the kernel's ISN
             self.kernel_off = (seg.seq - ev.seq_start) & SEQ_MASK
         rel_seq = (seg.seq - (self.kernel_off or 0)) & SEQ_MASK
         self.ladder.append(LadderEntry(mono - self.live_start, ">", seg, rel_seq, seg.ack, ev.line))
+        if rel_seq == ev.seq_start and 0 < len(seg.payload) < ev.seq_len:
+            seg = self._coalesce(ev, seg)
+        self._check_ip(ev, frame)
         self._check_fields(ev, seg, rel_seq)
-        kind = ev.time.kind if not ev.time.is_range else ev.time.kind
-        self._verify_time(ev.line, kind, t, t_end, mono - self.live_start, last_t, "outbound packet")
+        self._verify_time(ev.line, ev.time.kind, t, t_end, mono - self.live_start, last_t, "outbound packet")
+
+    def _coalesce(self, ev: ast.PacketEvent, seg: Segment) -> Segment:
+        """Merge back-to-back contiguous data segments into the one super-segment the script expects.
+
+        packetdrill sees a TSO burst as one packet (``> . 1:11001(11000)``). On veth the kernel's TCP
+        autosizing (tcp_tso_autosize: pacing rate >> 10, at least 2 segments) may cut the same burst
+        into several GSO packets sent together; a receiver's GRO would merge them again, and so do we:
+        only segments that continue the sequence exactly, carry the same ACK and no SYN/FIN/RST,
+        arriving within the tolerance of the first. Anything else is left for the next event.
+        """
+        parts = [seg.payload]
+        flags = int(seg.flags)
+        total = len(seg.payload)
+        last = seg
+        deadline = time.monotonic() + self.tolerance
+        bad = Flags.SYN | Flags.FIN | Flags.RST
+        if seg.flags & bad:
+            return seg
+        while total < ev.seq_len:
+            got = self._next_sniffed(deadline)
+            if got is None:
+                break
+            mono, wall, nxt, frame = got
+            if (nxt.seq != (last.seq + len(last.payload)) & SEQ_MASK or nxt.ack != seg.ack or nxt.flags & bad
+                    or not nxt.payload or total + len(nxt.payload) > ev.seq_len):
+                with self.sniff_cond:
+                    self.sniffed.appendleft(got)
+                break
+            self.frames.append((wall, frame))
+            rel = (nxt.seq - (self.kernel_off or 0)) & SEQ_MASK
+            self.ladder.append(LadderEntry(mono - self.live_start, ">", nxt, rel, nxt.ack, ev.line))
+            parts.append(nxt.payload)
+            flags |= int(nxt.flags)
+            total += len(nxt.payload)
+            last = nxt
+        if len(parts) == 1:
+            return seg
+        return Segment(seg.sport, seg.dport, seg.seq, seg.ack, Flags(flags), last.window, seg.options,
+                       b"".join(parts), seg.urgent)
+
+    def _check_ip(self, ev: ast.PacketEvent, frame: bytes) -> None:
+        """``[ect0]``, ``[tos 0x..]``, ``[ttl N]`` on an outbound packet (RFC 3168 ECN codepoints)."""
+        if ev.ecn is None and ev.tos is None and ev.ttl is None:
+            return
+        ip = 18 if frame[12:14] == b"\x81\x00" else 14  # one 802.1Q tag allowed, as decode_frame does
+        tos, ttl = frame[ip + 1], frame[ip + 8]
+        names = {0: "noecn", 1: "ect1", 2: "ect0", 3: "ce"}
+        if ev.ecn is not None:
+            ok = (tos & 3) in (1, 2) if ev.ecn == "ect01" else (tos & 3) == _ECN_BITS[ev.ecn]
+            if not ok:
+                raise self.fail(ev.line, f"error handling packet: live packet field ip_ecn: expected: {ev.ecn} "
+                                         f"vs actual: {names[tos & 3]}")
+        if ev.tos is not None and (tos & 0xFC) != (ev.tos & 0xFC):
+            raise self.fail(ev.line, f"error handling packet: live packet field ip_tos: expected: {ev.tos:#04x} "
+                                     f"vs actual: {tos & 0xFC:#04x}")
+        if ev.ttl is not None and ttl != ev.ttl:
+            raise self.fail(ev.line, f"error handling packet: live packet field ip_ttl: expected: {ev.ttl} "
+                                     f"vs actual: {ttl}")
 
     def _check_fields(self, ev: ast.PacketEvent, seg: Segment, rel_seq: int) -> None:
         def field_error(name: str, want: Any, got: Any) -> ScriptFailure:
@@ -607,7 +807,7 @@ class Runner:
             self._finish_pending()
         self._verify_time(ev.line, ev.time.kind, t, None, self.now(), last_t, "system call start")
         rid = self.helper.send("call", name=ev.name, args=[encode_expr(a) for a in ev.args],
-                               result=encode_expr(ev.result), errno=ev.errno)
+                               result=encode_expr(ev.result), errno=ev.errno, blocking=ev.time.blocking)
         if ev.time.blocking:
             assert t_end is not None
             self.pending = (ev, rid, t_end)
@@ -636,12 +836,12 @@ class Runner:
             raise ScriptError(self.path, ev.line, f"cannot read TCP_INFO: {reply['fatal']}")
         env: dict[str, Any] = {**TCP_STATES, **TCP_CA_STATES, **reply["info"]}
         try:
-            exec(compile(ev.code, f"{self.path}:{ev.line}", "exec"), env)  # noqa: S102 (the script's own code)
+            exec(compile(ev.code, f"{self.path}:{ev.line}", "exec"), env)
         except AssertionError as exc:
             raise self.fail(ev.line, f"runtime error in code: AssertionError: {exc}") from None
         except SyntaxError as exc:
             raise ScriptError(self.path, ev.line, f"Python code does not compile: {exc.msg}") from None
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (any error in the script's own code fails the script)
             raise self.fail(ev.line, f"runtime error in code: {type(exc).__name__}: {exc}") from None
 
 
@@ -657,8 +857,8 @@ def run_script(path: str, opts: RunOptions | None = None, defines: dict[str, str
     """Run the script at ``path`` in fresh namespaces. ScriptError for a bad script (exit 2);
     LabError/WireError when the lab cannot be made; otherwise a RunResult (exit 0 pass, 1 fail)."""
     opts = opts or RunOptions()
-    if opts.lab != "netns":
-        raise ScriptError(path, None, f"--lab {opts.lab} is not supported by this build (use --lab netns)")
+    if opts.lab not in ("netns", "docker"):
+        raise ScriptError(path, None, f"unknown lab kind {opts.lab!r} (netns or docker)")
     script = parse_file(path, defines)
     preflight(script)
     return Runner(script, opts).run()

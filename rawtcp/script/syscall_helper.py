@@ -7,37 +7,59 @@ It lives in the kernel-under-test's namespace and talks JSON lines over stdin/st
     {"id": 3, "op": "tcpinfo"}
     {"id": 4, "op": "exit"}
 
-Every request runs in a thread of its own, so a blocking ``accept()`` does not stop the runner's
-packets, and answers ``{"id": N, ...}`` when it finishes, with its start and end times on
-CLOCK_MONOTONIC. It prints ``ready`` once it is listening. On exit (or end of input) it closes
-every socket the script opened.
+A blocking call (``"blocking": true``) runs in a thread of its own, so a blocked ``accept()`` does not
+stop the runner's packets or later requests; everything else runs at once. Each request is answered
+with ``{"id": N, ...}`` when it finishes, with its start and end times on CLOCK_MONOTONIC. The
+helper says ``ready`` first (``{"id": 0, "ready": true}``). On exit (or end of input) it closes
+every socket the script opened. ``--serve HOST:PORT`` serves runs over TCP instead (the Docker lab).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import socket
 import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from rawtcp.script.syscalls import Addresses, CallScriptError, Executor
+from rawtcp.script.syscalls import Addresses, CallScriptError, Executor, realtime_priority
 
-_OUTPUT_TAIL = 2000  # characters of a failing command's output sent back
+_OUTPUT_TAIL = 65536  # characters of a command's output sent back (the end of it)
 
 
 class Helper:
-    def __init__(self, executor: Executor) -> None:
+    def __init__(self, executor: Executor, write: Callable[[str], None] | None = None) -> None:
         self.executor = executor
         self._out_lock = threading.Lock()
+        self._write = write or _stdout_write
 
     def reply(self, message: dict[str, Any]) -> None:
         line = json.dumps(message) + "\n"
         with self._out_lock:
-            sys.stdout.write(line)
-            sys.stdout.flush()
+            self._write(line)
+
+    def serve(self, lines: Iterable[str]) -> None:
+        """Answer requests until ``exit`` or the end of input, then close the script's sockets."""
+        try:
+            for line in lines:
+                if not line.strip():
+                    continue
+                req = json.loads(line)
+                if req.get("op") == "exit":
+                    self.reply({"id": req.get("id"), "bye": True})
+                    break
+                if req.get("blocking"):
+                    threading.Thread(target=self.handle, args=(req,), daemon=True).start()
+                else:  # inline: no thread start between the runner's request and the system call
+                    self.handle(req)
+        finally:
+            self.executor.close_all()
 
     def handle(self, req: dict[str, Any]) -> None:
         rid = req.get("id")
@@ -48,7 +70,10 @@ class Helper:
                 self.reply({"id": rid, **outcome.to_dict()})
             elif op == "cmd":
                 start = time.monotonic()
-                proc = subprocess.run(["/bin/sh", "-c", req["cmd"]], cwd=req.get("cwd") or None,
+                cwd = req.get("cwd")
+                if not cwd or not os.path.isdir(cwd):  # a served helper may not see the script's directory
+                    cwd = None
+                proc = subprocess.run(["/bin/sh", "-c", req["cmd"]], cwd=cwd,
                                       capture_output=True, text=True, errors="replace",
                                       timeout=req.get("timeout", 60), check=False)
                 output = (proc.stdout + proc.stderr)[-_OUTPUT_TAIL:]
@@ -62,31 +87,64 @@ class Helper:
             self.reply({"id": rid, "script_error": str(exc)})
         except subprocess.TimeoutExpired:
             self.reply({"id": rid, "status": -1, "output": "command timed out", "start": 0, "end": 0})
-        except Exception as exc:  # report, never die silently: the runner is waiting for this id
+        except Exception as exc:  # noqa: BLE001 (report, never die silently: the runner is waiting for this id)
             self.reply({"id": rid, "fatal": f"{type(exc).__name__}: {exc}"})
+
+
+def _stdout_write(line: str) -> None:
+    sys.stdout.write(line)
+    sys.stdout.flush()
+
+
+def serve_tcp(address: str, token: str) -> None:
+    """``--serve HOST:PORT``: one run at a time over TCP (the Docker lab's listener container).
+
+    The first line of a connection must carry the shared token and the run's addresses; every
+    connection gets fresh sockets, all closed when it ends. Only meant for the lab's internal network.
+    """
+    host, _, port = address.rpartition(":")
+    srv = socket.create_server((host or "0.0.0.0", int(port)), reuse_port=False)
+    print(f"ready {srv.getsockname()[1]}", flush=True)
+    while True:
+        conn, _peer = srv.accept()
+        with conn, conn.makefile("r", encoding="utf-8", errors="replace") as rfile:
+            try:
+                hello = json.loads(rfile.readline() or "{}")
+            except ValueError:
+                hello = {}
+            if not token or hello.get("token") != token:
+                conn.sendall(b'{"id": 0, "error": "bad or missing token (RAWTCP_HELPER_TOKEN)"}\n')
+                continue
+            addrs = Addresses(str(hello["local_ip"]), str(hello["remote_ip"]), int(hello.get("bind_port", 8080)),
+                              int(hello.get("connect_port", 8080)))
+            lock = threading.Lock()
+
+            def send(line: str, conn: socket.socket = conn, lock: threading.Lock = lock) -> None:
+                with lock, contextlib.suppress(OSError):
+                    conn.sendall(line.encode())
+
+            helper = Helper(Executor(addrs), send)
+            helper.reply({"id": 0, "ready": True})
+            helper.serve(rfile)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="rawtcp.script.syscall_helper")
-    parser.add_argument("--local-ip", required=True)
-    parser.add_argument("--remote-ip", required=True)
+    parser.add_argument("--local-ip")
+    parser.add_argument("--remote-ip")
     parser.add_argument("--bind-port", type=int, default=8080)
     parser.add_argument("--connect-port", type=int, default=8080)
+    parser.add_argument("--serve", metavar="HOST:PORT", help="serve runs over TCP (token in RAWTCP_HELPER_TOKEN)")
     args = parser.parse_args(argv)
-    executor = Executor(Addresses(args.local_ip, args.remote_ip, args.bind_port, args.connect_port))
-    helper = Helper(executor)
+    realtime_priority()
+    if args.serve:
+        serve_tcp(args.serve, os.environ.get("RAWTCP_HELPER_TOKEN", ""))
+        return 0
+    if not args.local_ip or not args.remote_ip:
+        parser.error("--local-ip and --remote-ip are required")
+    helper = Helper(Executor(Addresses(args.local_ip, args.remote_ip, args.bind_port, args.connect_port)))
     helper.reply({"id": 0, "ready": True})
-    try:
-        for line in sys.stdin:
-            if not line.strip():
-                continue
-            req = json.loads(line)
-            if req.get("op") == "exit":
-                helper.reply({"id": req.get("id"), "bye": True})
-                break
-            threading.Thread(target=helper.handle, args=(req,), daemon=True).start()
-    finally:
-        executor.close_all()
+    helper.serve(sys.stdin)
     return 0
 
 

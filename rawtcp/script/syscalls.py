@@ -13,6 +13,7 @@ fd 3 stand for whatever descriptor the kernel returned.
 
 from __future__ import annotations
 
+import contextlib
 import errno as errno_mod
 import fcntl
 import os
@@ -440,10 +441,19 @@ class Executor:
         with self._lock:
             socks, self.socks = list(self.socks.values()), {}
         for sock in socks:
-            try:
+            with contextlib.suppress(OSError):
                 sock.close()
-            except OSError:
-                pass
+
+
+def realtime_priority() -> None:
+    """SCHED_RR at the lowest real-time priority, as packetdrill's set_scheduling_priority() does, so a
+    busy machine does not delay a system call or a packet by milliseconds. Skipped on one CPU (a
+    real-time thread must never make the machine unresponsive) and when not permitted."""
+    if (os.cpu_count() or 1) <= 1:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        policy = os.SCHED_RR
+        os.sched_setscheduler(0, policy, os.sched_param(os.sched_get_priority_min(policy)))
 
 
 class _CallFailed(Exception):

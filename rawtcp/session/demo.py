@@ -111,7 +111,6 @@ def run_demo(pcap: str, emit: Callable[[Record], None], *, isn: int = 1000, mss:
                 run(lambda: ep.state is State.TIME_WAIT, "the four-way close")  # 8, 9, 10
                 run(lambda: ep.state is State.CLOSED, "TIME-WAIT's end")
                 watcher.wait_for((cfg.server_ip, cfg.port), (conn.local_ip, ep.local_port), "CLOSED", 2.0)
-                time.sleep(0.01)  # let the tracing thread hand over the last event it read
                 view.release(time.monotonic(), keep, force=True)
                 view.flush_kernel(keep)
         finally:

@@ -117,6 +117,8 @@ class Keeper:
         now = time.monotonic()
         if spec.passive:
             ep.open_passive(now)
+            self.driver.flush(now)
+            self._release(force=True)  # "CLOSED → LISTEN" tells the starting command we are ready for a SYN
         else:
             ep.open_active(now)
         timeout = float(self.spec.get("open_timeout", 3600.0 if spec.passive else 120.0))
@@ -146,10 +148,11 @@ class Keeper:
             if isinstance(event, ev.ConnectionReset):
                 return SessionError(f"connection reset by {spec.remote_ip}:{spec.remote_port}")
             if isinstance(event, ev.TimedOut):
+                tries = event.tries + 1  # the first transmission and each retransmission
                 if event.what.upper().startswith("SYN"):
                     return PeerSilent(f"no SYN-ACK from {spec.remote_ip}:{spec.remote_port} after "
-                                      f"{event.tries} tries, {event.elapsed:.1f} s")
-                return PeerSilent(f"gave up: {event.what} not acknowledged after {event.tries} tries, "
+                                      f"{tries} tries, {event.elapsed:.1f} s")
+                return PeerSilent(f"gave up: {event.what} not acknowledged after {tries} tries, "
                                   f"{event.elapsed:.1f} s")
         return SessionError(f"{what} did not complete (state {self.conn.endpoint.state})")
 
@@ -253,12 +256,14 @@ class Keeper:
                     ep.abort(now)
                 elif ep.state in (State.ESTABLISHED, State.CLOSE_WAIT, State.SYN_RECEIVED):
                     (ep.shutdown if op == "shutdown" else ep.close)(now)
-                elif op == "close" and ep.state in (State.FIN_WAIT_1, State.FIN_WAIT_2):
-                    pass  # already half-closed: close now waits for the peer's FIN
+                elif op == "close" and ep.state in (State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSING,
+                                                    State.LAST_ACK, State.TIME_WAIT):
+                    pass  # our FIN is already out: close waits for the rest of the close
                 else:
                     raise SessionError(f"cannot {op} in state {ep.state}")
             else:
                 raise SessionError(f"unknown request {op!r}")
+            self.driver.flush(now)  # what the request queued leaves now, before we wait on anything
         except SessionError as exc:
             self._finish(client, {"type": "error", "message": str(exc)})
 
@@ -398,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         keeper = Keeper(spec, out)
         keeper.start()
         keeper.open()
-        keeper._emit({"type": "ready", **keeper.status()})
+        keeper._emit({**keeper.status(), "type": "ready"})
         keeper.detach()
         keeper.serve()
     except Terminate:

@@ -7,6 +7,7 @@ segment we just sent to be read, short enough to feel live.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -68,6 +69,8 @@ class KernelView:
         ready = [item for item in self._pending if force or item[0] <= now]
         if not ready:
             return
+        if force and self.watcher is not None:
+            self._catch_up(self.t0 + ready[-1][1]["t"] + AFTER_SEND)
         events = self._events()
         times = [self.t0 + rec["t"] for _, rec in self._pending]
         self._pending = self._pending[len(ready):] if not force else []
@@ -85,6 +88,16 @@ class KernelView:
             emit(rec)
             horizon = max(horizon, at)
         self._emit_events_until(events, horizon, emit)
+
+    def _catch_up(self, until: float) -> None:
+        """Before releasing everything: let the kernel's reaction to our last segment happen (at most
+        AFTER_SEND) and be read by the tracing thread."""
+        delay = until - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        sync = getattr(self.watcher, "sync", None)
+        if sync is not None:
+            sync(0.1)
 
     def _emit_events_until(self, events: list[Any], until: float, emit: Callable[[Record], None]) -> None:
         while self._emitted_events < len(events) and events[self._emitted_events].time <= until:

@@ -20,7 +20,7 @@ import struct
 import threading
 from types import TracebackType
 
-from rawtcp.wire.bpf import DROP_ALL, FilterProgram, Instruction, attach, tcp4_filter
+from rawtcp.wire.bpf import FilterProgram, Instruction, attach, tcp4_filter
 from rawtcp.wire.errors import WireError
 from rawtcp.wire.packet import Decoded, decode_frame
 
@@ -195,9 +195,7 @@ class PacketLink:
         if wait:
             self._sock.close()
             return
-        with contextlib.suppress(WireError):
-            self.set_program(DROP_ALL)  # nothing more is queued while the close is pending
-        _closer().put(self._sock.detach())
+        _closer().put(self._sock.detach())  # frames queued meanwhile die with the socket
 
     @staticmethod
     def flush_closes(timeout: float = 5.0) -> bool:

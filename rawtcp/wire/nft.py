@@ -232,6 +232,18 @@ def _backend(use_library: bool = True) -> _LibNft | _NftProcess:
     return _NftProcess(path)
 
 
+def table_exists() -> bool:
+    """Whether this namespace has rawtcp's table (a cheap check before reaping); False without nft."""
+    try:
+        backend = _backend()
+    except WireError:
+        return False
+    try:
+        return backend.run(f"list table {FAMILY} {TABLE}")[0] == 0
+    finally:
+        backend.close()
+
+
 def _one_line(err: str) -> str:
     first = next((line for line in err.splitlines() if line.strip()), "unknown error")
     return first.removeprefix("Error: ").strip()

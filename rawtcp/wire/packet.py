@@ -32,6 +32,7 @@ _IP_TCP = struct.Struct("!BBHHHBBH4s4sHHIIBBHHH")
 _IP_HDR = struct.Struct("!BBHHHBBH4s4s")
 _TCP_HDR = struct.Struct("!HHIIBBHHH")
 _ETH_TYPE = struct.Struct("!H")
+_II = struct.Struct("!II")
 
 # Every flag combination as a Flags value, so decoding does not construct IntFlag pseudo-members.
 _FLAGS: tuple[Flags, ...] = tuple(Flags(i) for i in range(256))
@@ -152,6 +153,24 @@ def parse_options(data: bytes) -> tuple[Option, ...]:
             i += 1
             continue
         olen = data[i + 1] if i + 1 < n else 0
+        # fast paths for what every SYN carries, when well-formed and complete
+        if i + olen <= n:
+            if kind == 2 and olen == 4:
+                opts.append(("MSS", data[i + 2] << 8 | data[i + 3]))
+                i += 4
+                continue
+            if kind == 8 and olen == 10:
+                opts.append(("Timestamp", _II.unpack_from(data, i + 2)))
+                i += 10
+                continue
+            if kind == 3 and olen == 3:
+                opts.append(("WScale", data[i + 2]))
+                i += 3
+                continue
+            if kind == 4 and olen == 2:
+                opts.append(("SAckOK", b""))
+                i += 2
+                continue
         if olen < 2:  # malformed length: scapy assumes 2 and carries on
             olen = 2
         value: Any = data[i + 2 : i + olen]

@@ -346,3 +346,43 @@ def test_sidecar_round_trip_and_errors(tmp_path: Path) -> None:
         read_sidecar(pcap)
     with pytest.raises(ValueError, match="lacks"):
         write_sidecar(pcap, [{"time": 1.0}])
+
+
+_FRAMES = [bytes(p) for p in seed_packets(ts_base=1)[:4]]
+
+
+@given(linktype=st.sampled_from([0, 1, 101, 113, 228, 229, 276]), which=st.integers(0, 3),
+       skip=st.integers(0, 20), cut=st.integers(0, 120),
+       flips=st.lists(st.tuples(st.integers(0, 119), st.integers(0, 255)), max_size=4))
+def test_fuzz_decode_never_raises(linktype: int, which: int, skip: int, cut: int,
+                                  flips: list[tuple[int, int]]) -> None:
+    data = bytearray(_FRAMES[which][skip:skip + cut])
+    for pos, value in flips:
+        if pos < len(data):
+            data[pos] = value
+    pkt = decode_tcp(linktype, bytes(data))
+    assert pkt is None or 0 <= pkt.payload_len <= len(data)
+
+
+def test_checksums_filled_in_as_scapy_computes_them() -> None:
+    from rawtcp.capture.checksum import with_valid_checksums
+
+    frames = [bytes(p) for p in seed_packets(ts_base=7)]  # scapy fills in valid checksums
+    frames.append(bytes(tcp_frame("2001:db8::1", "2001:db8::2", 5, 6, "PA", 1, 2, b"odd", ipv6=True)))
+    for good in frames:
+        bad = bytearray(good)
+        tcp = 14 + (20 if good[14] >> 4 == 4 else 40)
+        bad[tcp + 16:tcp + 18] = b"\x12\x34"  # what veth's checksum offload leaves behind
+        if good[14] >> 4 == 4:
+            bad[24:26] = b"\0\0"
+        assert with_valid_checksums(LINKTYPE_ETHERNET, bytes(bad)) == good
+    assert with_valid_checksums(LINKTYPE_ETHERNET, frames[0][:30]) == frames[0][:30]  # cut short: as is
+
+
+def test_writer_can_fix_checksums(tmp_path: Path) -> None:
+    good = bytes(seed_packets()[3])
+    bad = bytearray(good)
+    bad[14 + 20 + 16:14 + 20 + 18] = b"\0\0"
+    with PcapWriter(tmp_path / "f.pcap", fix_checksums=True) as w:
+        w.write(bytes(bad), T0)
+    assert [p.data for p in iter_packets(tmp_path / "f.pcap")] == [good]

@@ -168,12 +168,12 @@ def test_window_capped_without_scaling_and_scaled_with_it():
 def test_no_scaling_unless_both_offer():
     p = EndpointPair.client_server(client={"wscale": 7}, server={})
     p.transfer()
-    synack = [s.seg for s in p.log if s.src == "b"][0]
+    synack = next(s.seg for s in p.log if s.src == "b")
     assert synack.option("WScale") is None
     assert p.a.rcv_wscale == p.a.snd_wscale == 0 and p.a.rcv_wnd == 65535
     p = EndpointPair.client_server(client={}, server={"wscale": 7})
     p.transfer()
-    assert [s.seg for s in p.log if s.src == "b"][0].option("WScale") is None
+    assert next(s.seg for s in p.log if s.src == "b").option("WScale") is None
 
 
 def test_fixed_window_override():
@@ -268,3 +268,20 @@ def test_ack_processing_at_zero_window_still_accepts_acks():
     assert ep.in_flight == 0
     feed(ep, 0.2, replace(PEER_FIN, seq=SISN + 11, ack=CISN + 3))   # a bare FIN fits a zero window
     assert ep.state is State.CLOSE_WAIT
+
+
+def test_window_shrunk_to_zero_under_data_in_flight_does_not_time_out():
+    ep = endpoint_established(max_retries=2)
+    ep.send(b"k" * 100, 0.0)
+    ep.segments_to_send(0.0)
+    t = 0.0
+    for _ in range(6):                              # the peer keeps answering with a zero window
+        feed(ep, t + 0.1, replace(PEER_ACK, window=0))
+        t = ep.next_timer()
+        ep.handle_timer(t)
+        expect(ep, t, [Want("P.", CISN + 1, SISN + 1, 100)])
+    assert ep.state is State.ESTABLISHED
+    for _ in range(4):                              # then it goes silent: give up after max_retries
+        ep.handle_timer(ep.next_timer())
+        ep.segments_to_send(0.0)
+    assert ep.state is State.CLOSED

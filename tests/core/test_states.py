@@ -369,3 +369,14 @@ def test_timed_out_event_closes():
     assert ep.state is State.CLOSED
     (timeout,) = [e for e in drain_events(ep) if isinstance(e, TimedOut)]
     assert (timeout.what, timeout.tries, timeout.elapsed) == ("SYN", 1, 3.0)
+
+
+@pytest.mark.parametrize("bad", [{"local_port": 0}, {"local_port": 70000}, {"remote_port": -1}, {"mss": 0},
+                                 {"wscale": 15}, {"window": -1}, {"rto_min": 2.0, "rto_max": 1.0},
+                                 {"max_retries": -1}, {"dupack_threshold": 0}, {"rto_initial": 0}])
+def test_bad_config_is_one_line_tcp_error(bad):
+    from .helpers import client_config
+
+    with pytest.raises(TcpError) as info:
+        client_config(**bad)
+    assert "\n" not in str(info.value)

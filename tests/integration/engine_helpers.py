@@ -36,9 +36,22 @@ def nft_tables(netns: str) -> str:
     return ns_exec(netns, "nft", "list", "tables").stdout
 
 
-def keeper_pids() -> list[int]:
+def keeper_pids(runtime_dir: str | None = None) -> list[int]:
+    """Session keepers alive on this machine (only those using ``runtime_dir`` when given, so that
+    other runs — a user's sessions, a container's tests — do not count)."""
     out = subprocess.run(["pgrep", "-f", "rawtcp.session.keeper"], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split() if int(p) != os.getpid()]
+    pids = [int(p) for p in out.split() if int(p) != os.getpid()]
+    if runtime_dir is None:
+        return pids
+    mine = []
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as fh:
+                if f"RAWTCP_RUNTIME_DIR={runtime_dir}".encode() in fh.read().split(b"\0"):
+                    mine.append(pid)
+        except OSError:
+            continue
+    return mine
 
 
 def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> bool:

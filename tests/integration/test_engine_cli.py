@@ -68,7 +68,8 @@ def _listener_log(info):
 
 
 def _assert_nothing_left(cfg, env):
-    assert wait_until(lambda: not keeper_pids(), 10), f"keeper processes left: {keeper_pids()}"
+    run_dir = env["RAWTCP_RUNTIME_DIR"]
+    assert wait_until(lambda: not keeper_pids(run_dir), 10), f"keeper processes left: {keeper_pids(run_dir)}"
     assert "rawtcp" not in nft_tables(cfg.client_ns)
     assert not [p for p in os.listdir(env["RAWTCP_RUNTIME_DIR"] + "/sessions")], "session files left"
 
@@ -160,12 +161,18 @@ def test_passive_open_with_a_kernel_client(echo_lab, env):
     cfg, _ = echo_lab
     listener = subprocess.Popen([sys.executable, "-m", "rawtcp", "listen", "9000", "--name", "s1", "--netns",
                                  cfg.server_ns, "--json"], stdout=subprocess.PIPE, text=True, env=env)
+    lines = []
+    for line in listener.stdout:  # wait until rawtcp listens (its socket, filter and RST entry exist)
+        lines.append(line)
+        if '"new": "LISTEN"' in line:
+            break
     # The kernel client connects, sends, waits for our answer, then closes.
     code = (f"import socket,sys;s=socket.create_connection(('{cfg.server_ip}',9000),timeout=10);s.sendall(b'ping');"
             "print(s.recv(100).decode());s.close()")
     kernel_client = subprocess.Popen(["ip", "netns", "exec", cfg.client_ns, sys.executable, "-c", code],
                                      stdout=subprocess.PIPE, text=True)
     out, _ = listener.communicate(timeout=30)
+    out = "".join(lines) + out
     assert listener.returncode == 0, out
     flags = [(s["dir"], s["flags"]) for s in segments(json_lines(out))]
     assert flags[:3] == [("in", "S"), ("out", "S."), ("in", ".")]

@@ -50,7 +50,8 @@ def netns_list() -> set[str]:
     return {line.split()[0] for line in out.splitlines() if line.strip()}
 
 
-def listener_pids() -> set[int]:
+def listener_pids(cfg: LabConfig) -> set[int]:
+    """Listener processes of this lab (their log path names the lab; other labs may run meanwhile)."""
     pids = set()
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -58,7 +59,7 @@ def listener_pids() -> set[int]:
                 cmd = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-            if b"rawtcp.lab.listener" in cmd:
+            if b"rawtcp.lab.listener" in cmd and cfg.client_ns.encode() in cmd:
                 pids.add(int(entry.name))
     return pids
 
@@ -80,18 +81,18 @@ print(data.decode())
 """
 
 
-def assert_nothing_left(cfg: LabConfig, listeners_before: set[int]) -> None:
+def assert_nothing_left(cfg: LabConfig) -> None:
     assert not {cfg.client_ns, cfg.server_ns} & netns_list()
     assert not lab_exists(cfg)
-    assert listener_pids() <= listeners_before
+    assert not listener_pids(cfg)
 
 
 def test_up_status_down(labs):
     cfg = fresh_lab("rtt-lab")
     labs.append(cfg)
-    before = listener_pids()
     info = lab_up(cfg)
     assert {cfg.client_ns, cfg.server_ns} <= netns_list()
+    assert listener_pids(cfg) == {info.listener_pid}
     status = lab_status(cfg)
     assert status["up"] and status["exists"]
     assert status["interfaces"][cfg.client_ns]["addresses"] == ["198.18.0.1/24"]
@@ -116,7 +117,7 @@ def test_up_status_down(labs):
     assert f"namespace {cfg.client_ns}" in removed and f"namespace {cfg.server_ns}" in removed
     assert f"listener pid {info.listener_pid}" in removed
     assert not pid_alive(info.listener_pid)
-    assert_nothing_left(cfg, before)
+    assert_nothing_left(cfg)
     with pytest.raises(LabError, match=r"^no lab is up$"):
         lab_down(cfg)
     assert lab_status(cfg)["up"] is False
@@ -125,19 +126,17 @@ def test_up_status_down(labs):
 def test_rollback_when_the_listener_cannot_start(labs):
     cfg = fresh_lab("rtt-lab", listener="bogus")
     labs.append(cfg)
-    before = listener_pids()
     with pytest.raises(LabError, match="listener failed to start"):
         lab_up(cfg)
-    assert_nothing_left(cfg, before)
+    assert_nothing_left(cfg)
 
 
 def test_rollback_when_the_veth_cannot_be_made(labs):
     cfg = fresh_lab("rtt-lab", client_if="an-interface-name-too-long")
     labs.append(cfg)
-    before = listener_pids()
     with pytest.raises(LabError, match="ip link add"):
         lab_up(cfg)
-    assert_nothing_left(cfg, before)
+    assert_nothing_left(cfg)
 
 
 @pytest.mark.parametrize(
@@ -156,11 +155,10 @@ def test_bad_config_is_refused_before_anything_is_made(labs, overrides, message)
 def test_temporary_lab_is_removed_when_the_block_raises(labs):
     cfg = fresh_lab("rtt-lab", listener="sink")
     labs.append(cfg)
-    before = listener_pids()
     with pytest.raises(RuntimeError), temporary_lab(cfg) as info:
         assert pid_alive(info.listener_pid)
         raise RuntimeError("boom")
-    assert_nothing_left(cfg, before)
+    assert_nothing_left(cfg)
 
 
 OWNER = """
@@ -178,7 +176,6 @@ def test_labs_left_by_a_killed_process_are_found_and_removed(labs):
     temp_cfg, kept_cfg = fresh_lab("rtt-lab"), fresh_lab("rtt-lab")
     labs += [temp_cfg, kept_cfg]
     base = lambda cfg: cfg.client_ns[:-2]  # noqa: E731
-    before = listener_pids()
     owner = subprocess.Popen([sys.executable, "-c", OWNER, ROOT, base(temp_cfg), base(kept_cfg)],
                              stdout=subprocess.PIPE, text=True)
     try:
@@ -198,5 +195,30 @@ def test_labs_left_by_a_killed_process_are_found_and_removed(labs):
     # `lab down` removes the persistent lab even though its owner is gone.
     removed = lab_down(kept_cfg)
     assert any(line.startswith("listener pid") for line in removed)
-    assert_nothing_left(kept_cfg, before)
-    assert_nothing_left(temp_cfg, before)
+    assert_nothing_left(kept_cfg)
+    assert_nothing_left(temp_cfg)
+
+
+def test_two_concurrent_lab_ups_one_wins_and_the_lab_stays_whole(labs):
+    import threading
+
+    cfg = fresh_lab("rtt-lab")
+    labs.append(cfg)
+    results: list[object] = []
+
+    def up() -> None:
+        try:
+            results.append(lab_up(cfg))
+        except LabError as exc:
+            results.append(exc)
+
+    threads = [threading.Thread(target=up) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    errors = [r for r in results if isinstance(r, LabError)]
+    assert len(results) == 2 and len(errors) == 1 and "already up" in str(errors[0])
+    status = lab_status(cfg)
+    assert status["up"] and status["listener"]["alive"] and status["listener"]["listening"]
+    lab_down(cfg)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pytest
 
 from rawtcp.core.segment import Flags, Segment
-from rawtcp.wire import netns
+from rawtcp.wire import netns, nft
 from rawtcp.wire.link import TP_STATUS_CSUMNOTREADY, PacketLink, decode
 from rawtcp.wire.nft import RstGuard
 from rawtcp.wire.packet import Decoded, FrameBuilder
@@ -191,7 +191,7 @@ def test_reap_removes_a_dead_owners_entry(pair: Pair) -> None:
         guard = RstGuard()
         try:
             guard.add_conn(pair.a_ip, 41001, pair.b_ip, 8080)  # ours, alive: must survive the reap
-            assert {e[2] for e in guard.entries()} == {dead_pid, os.getpid()}
+            assert {e[2] for e in guard.entries()} == {dead_pid, os.getpid()} and nft.table_exists()
             removed = guard.reap()
             assert removed == [f"removed RST-suppression entry {pair.a_ip}:41000 -> {pair.b_ip}:8080 "
                                f"left by dead process {dead_pid}"]
@@ -200,7 +200,7 @@ def test_reap_removes_a_dead_owners_entry(pair: Pair) -> None:
             assert guard.drop_table_if_empty() is False  # our entry is still there
             guard.remove_conn(pair.a_ip, 41001, pair.b_ip, 8080)
             assert guard.drop_table_if_empty() is True
-            assert guard.table_exists() is False
+            assert guard.table_exists() is False and nft.table_exists() is False
             assert guard.drop_table_if_empty() is False  # nothing to drop: no error
             guard.add_bind(pair.a_ip, 41002)  # a dropped table comes back on the next add
             assert [e[:2] for e in guard.entries()] == [("binds", (pair.a_ip, 41002))]
