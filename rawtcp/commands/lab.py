@@ -145,3 +145,14 @@ def impair(client_ns: str, server_ns: str, client_ip: str, server_ip: str, port:
     topology.impair(cfg, loss=loss, delay_ms=delay, jitter_ms=jitter, reorder=reorder, duplicate=duplicate,
                     corrupt=corrupt)
     click.echo(json.dumps(topology.lab_status(cfg).get("netem"), default=str))
+
+
+def _attach_lab_run() -> None:
+    """`rawtcp lab run NAME|--all` lives with the script runner; attach it here without importing
+    the runner until the command runs."""
+    from rawtcp.commands.script import lab_run
+
+    lab.add_command(lab_run, "run")
+
+
+_attach_lab_run()  # noqa: E305

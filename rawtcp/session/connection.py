@@ -75,7 +75,7 @@ class Connection:
             if spec.pcap:
                 from rawtcp.capture.pcap import PcapWriter
 
-                pcap = PcapWriter(spec.pcap)
+                pcap = PcapWriter(spec.pcap, fix_checksums=True)  # veth leaves our peer's sums partial
                 self._stack.callback(pcap.close)
             config = EndpointConfig(
                 local_port=lport,

@@ -103,7 +103,9 @@ def run_demo(pcap: str, emit: Callable[[Record], None], *, isn: int = 1000, mss:
 
                 ep.open_active(time.monotonic())  # segment 1
                 run(lambda: ep.state is State.ESTABLISHED, "the three-way open")  # 2, 3
-                time.sleep(0.05)
+                # The seed server turns quick-ACK off right after accept(): let it, or its answer
+                # cannot ride on its ACK (SEED.md segment 5).
+                topology.wait_accepted(cfg)
                 ep.send(REQUEST, time.monotonic())  # 4
                 run(lambda: ep.readable >= 10 and ep.in_flight == 0, "the server's 10-byte answer")  # 5, 6
                 result.received = ep.read()

@@ -129,7 +129,7 @@ class Driver:
                 self._segment(now, "in", decoded.segment, note="bad checksum: dropped")
                 continue
             if self.pcap is not None:
-                self.pcap.write(_with_checksum(frame, decoded), self.wall0 + (now - self.t0))
+                self.pcap.write(frame, self.wall0 + (now - self.t0))
             seg = decoded.segment
             self._receive_segment(seg, now)
 
@@ -172,20 +172,3 @@ class Driver:
                 return done()
             self.pump(min(left, 0.5))
         return True
-
-
-def _with_checksum(frame: bytes, decoded: Any) -> bytes:
-    """Fill in a checksum the sender's offload left partial (veth), so captures carry valid sums."""
-    import socket
-    import struct
-
-    from rawtcp.wire.packet import tcp_checksum
-
-    ihl = (frame[14] & 0x0F) * 4
-    total = struct.unpack_from("!H", frame, 16)[0]
-    tcp = bytearray(frame[14 + ihl:14 + total])
-    if len(tcp) < 20:
-        return frame
-    tcp[16:18] = b"\0\0"
-    csum = tcp_checksum(socket.inet_aton(decoded.src_ip), socket.inet_aton(decoded.dst_ip), bytes(tcp))
-    return frame[:14 + ihl + 16] + struct.pack("!H", csum) + frame[14 + ihl + 18:]
