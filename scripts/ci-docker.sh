@@ -6,8 +6,8 @@
 # Idempotent. Cached on the machine: the debootstrap rootfs (/var/cache/rawtcp) and the base image
 # rawtcp-base:bookworm (kept), pip's download cache. Prints the time of each stage.
 #
-# Environment: RAWTCP_CI_LAB (lab for the lab stage, default seed), RAWTCP_CI_PKT (script for the run
-# stage), RAWTCP_DOCKER_KEEP=1 (leave the engine, the lab and the image for inspection).
+# Environment: RAWTCP_CI_LAB (lab for the lab stage, default seed-exchange), RAWTCP_CI_PKT (script for
+# the run stage, default the first tests/script/pkt/*.pkt), RAWTCP_DOCKER_KEEP=1 (leave the engine, the lab and the image for inspection).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -64,14 +64,18 @@ start_engine() {
 image_has() { docker run --rm --network none "$RAWTCP_IMAGE" "$@" >/dev/null 2>&1; }
 
 lab_stage() {
-    if ! image_has labs; then say "SKIPPED: the image has no 'rawtcp labs' yet (TODO: issue 3)"; return; fi
-    "$LAB" lab "${RAWTCP_CI_LAB:-seed}"
+    if ! image_has labs || ! image_has lab run --help; then
+        say "SKIPPED: the image has no 'rawtcp labs' / 'rawtcp lab run' yet (TODO: issue 3)"
+        return
+    fi
+    # SEED.md's exchange as a lab (scripts/labs/02-seed-exchange.pkt).
+    "$LAB" lab "${RAWTCP_CI_LAB:-seed-exchange}"
 }
 
 pkt_stage() {
     local pkt="${RAWTCP_CI_PKT:-}"
     if [[ -z "$pkt" ]]; then
-        pkt="$(find "$REPO/tests" "$REPO/examples" "$REPO/rawtcp" -name '*.pkt' 2>/dev/null | sort | head -n1 || true)"
+        pkt="$(find "$REPO/tests/script/pkt" "$REPO/examples" -name '*.pkt' 2>/dev/null | sort | head -n1 || true)"
     fi
     if [[ -z "$pkt" ]] || ! image_has run --help; then
         say "SKIPPED: no .pkt script or no 'rawtcp run' in the image yet (TODO: issue 3)"

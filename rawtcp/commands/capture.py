@@ -70,7 +70,7 @@ def ladder(file: str, svg_out: str | None, stream_no: int | None, absolute: bool
 
 
 @click.command("compare")
-@click.argument("a", metavar="A")
+@click.argument("a", metavar="A", required=False)
 @click.argument("b", metavar="B", required=False)
 @click.option("--ignore", "ignore", multiple=True, metavar="FIELD",
               help="Leave FIELD out: direction, flags, seq, ack, len, window, options, payload, time "
@@ -91,10 +91,8 @@ def compare(a: str, b: str | None, ignore: tuple[str, ...], time_tolerance: floa
     from rawtcp.capture.compare import compare_captures, render_compare
 
     if kernel:
-        # The live run belongs to the session layer; this command only compares finished captures.
-        _fail("compare --kernel needs root and the lab (network namespaces); it is run by the session "
-              "layer, not available here")
-    if b is None:
+        a, b = _run_kernel_exchange(a or "rawtcp-crafted.pcap", b or "rawtcp-kernel.pcap", as_json)
+    if a is None or b is None:
         _fail("compare needs two captures: rawtcp compare A B")
     fields = {part.strip() for item in ignore for part in item.split(",") if part.strip()}
     try:
@@ -108,3 +106,19 @@ def compare(a: str, b: str | None, ignore: tuple[str, ...], time_tolerance: floa
     else:
         click.echo(render_compare(result, color=color is not False), nl=False, color=color)
     sys.exit(EXIT_SAME if result.same else EXIT_DIFFERENT)
+
+
+def _run_kernel_exchange(crafted: str, kernel: str, as_json: bool) -> tuple[str, str]:
+    """`compare --kernel`: the same exchange by rawtcp and by a kernel client, captured in one lab."""
+    from rawtcp import errors
+    from rawtcp.commands.common import reap_leftovers
+    from rawtcp.commands.output import Printer
+    from rawtcp.session.kernel_compare import run_both
+
+    errors.require_privileges("rawtcp compare --kernel")
+    printer = Printer(as_json)
+    reap_leftovers(printer)
+    if not as_json:
+        click.echo(f"running the exchange twice in a fresh lab: crafted → {crafted}, kernel → {kernel}", err=True)
+    run_both(crafted, kernel, lambda rec: None)
+    return crafted, kernel
