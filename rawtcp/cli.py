@@ -27,6 +27,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "labs": ("rawtcp.commands.script:labs", "List the lab catalogue (one lab per question in SEED.md)."),
     "ladder": ("rawtcp.commands.capture:ladder", "Draw a capture's TCP streams as a ladder (text or SVG)."),
     "compare": ("rawtcp.commands.capture:compare", "Compare the TCP exchanges of two captures."),
+    "probe": ("rawtcp.commands.craft:probe", "Send crafted segments and show the answers (nping/hping style)."),
+    "flood": ("rawtcp.commands.craft:flood", "Bounded SYN flood to a lab address (random ports and ISNs)."),
+    "bench": ("rawtcp.commands.craft:bench", "Benchmark rawtcp beside the kernel, scapy, hping3 and tshark."),
 }
 
 

@@ -7,7 +7,7 @@
 # rawtcp-base:bookworm (kept), pip's download cache. Prints the time of each stage.
 #
 # Environment: RAWTCP_CI_LAB (lab for the lab stage, default seed-exchange), RAWTCP_CI_PKT (script for
-# the run stage, default the first tests/script/pkt/*.pkt), RAWTCP_DOCKER_KEEP=1 (leave the engine, the lab and the image for inspection).
+# the run stage, default scripts/labs/01-handshake.pkt), RAWTCP_DOCKER_KEEP=1 (leave the engine, the lab and the image for inspection).
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -73,11 +73,8 @@ lab_stage() {
 }
 
 pkt_stage() {
-    local pkt="${RAWTCP_CI_PKT:-}"
-    if [[ -z "$pkt" ]]; then
-        pkt="$(find "$REPO/tests/script/pkt" "$REPO/examples" -name '*.pkt' 2>/dev/null | sort | head -n1 || true)"
-    fi
-    if [[ -z "$pkt" ]] || ! image_has run --help; then
+    local pkt="${RAWTCP_CI_PKT:-$REPO/scripts/labs/01-handshake.pkt}"
+    if [[ ! -f "$pkt" ]] || ! image_has run --help; then
         say "SKIPPED: no .pkt script or no 'rawtcp run' in the image yet (TODO: issue 3)"
         return
     fi

@@ -45,7 +45,6 @@ def demo(pcap: str, isn: int, msl2: float, as_json: bool) -> None:
                     "server on 198.18.0.2:8080; rawtcp is the client at 198.18.0.1 with ISN "
                     f"{isn}.\n")
     result = run_demo(pcap_path, printer, isn=isn, msl2=msl2)
-    _write_sidecar(pcap_path, result.records)
     if as_json:
         click.echo(json.dumps({"type": "summary", "mismatches": result.mismatches, "pcap": pcap_path,
                                "listener": result.listener_log}))
@@ -73,20 +72,3 @@ def demo(pcap: str, isn: int, msl2: float, as_json: bool) -> None:
                f"`rawtcp ladder {Path(pcap).name}` draws it again)")
     if problems:
         raise SystemExit(errors.FAILED)
-
-
-def _write_sidecar(pcap_path: str, records: list[Record]) -> None:
-    try:
-        from rawtcp.capture.pcap import write_sidecar
-    except ImportError:
-        return
-    import time
-
-    now = time.time()
-    last = records[-1]["t"] if records else 0.0
-    states = []
-    for rec in records:
-        if rec["type"] == "state":
-            states.append({"time": now - last + rec["t"], "who": rec.get("who", "rawtcp"),
-                           "old": rec["old"], "new": rec["new"]})
-    write_sidecar(pcap_path, states)

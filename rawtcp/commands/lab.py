@@ -142,9 +142,11 @@ def impair(client_ns: str, server_ns: str, client_ip: str, server_ip: str, port:
         for line in topology.clear_impairments(cfg):
             click.echo(line)
         return
-    topology.impair(cfg, loss=loss, delay_ms=delay, jitter_ms=jitter, reorder=reorder, duplicate=duplicate,
-                    corrupt=corrupt)
-    click.echo(json.dumps(topology.lab_status(cfg).get("netem"), default=str))
+    # What is now in force and by which backend (netem, or the relay on kernels without netem, where
+    # lab_status()'s "netem" key would wrongly show nothing).
+    applied = topology.impair(cfg, loss=loss, delay_ms=delay, jitter_ms=jitter, reorder=reorder,
+                              duplicate=duplicate, corrupt=corrupt)
+    click.echo(json.dumps(applied, default=str))
 
 
 def _attach_lab_run() -> None:

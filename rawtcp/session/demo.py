@@ -70,6 +70,7 @@ def run_demo(pcap: str, emit: Callable[[Record], None], *, isn: int = 1000, mss:
     from rawtcp.session.connection import Connection, ConnectionSpec
     from rawtcp.session.errors import SessionError
     from rawtcp.session.kernelview import KernelView
+    from rawtcp.session.sidecar import write_states
     from rawtcp.wire import netns
 
     result = DemoResult(pcap=pcap)
@@ -115,6 +116,8 @@ def run_demo(pcap: str, emit: Callable[[Record], None], *, isn: int = 1000, mss:
                 watcher.wait_for((cfg.server_ip, cfg.port), (conn.local_ip, ep.local_port), "CLOSED", 2.0)
                 view.release(time.monotonic(), keep, force=True)
                 view.flush_kernel(keep)
+                write_states(pcap, result.records, driver.wall0, f"{conn.local_ip}:{ep.local_port}",
+                             f"{cfg.server_ip}:{cfg.port}")
         finally:
             watcher.stop()
         result.listener_log = topology.read_listener_log(lab.listener_log) if lab.listener_log else []

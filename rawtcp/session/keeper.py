@@ -10,6 +10,7 @@ keepalives and window probes, honours TIME-WAIT, and closes the connection after
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import signal
@@ -369,7 +370,16 @@ class Keeper:
                 except Exception:  # noqa: BLE001 - best effort on the way out
                     pass
             self._release(force=True)
-            self.conn.close()
+            if self.view is not None:
+                self.view.flush_kernel(self._emit)
+            self.conn.close()  # closes the pcap too
+            if self.conn.spec.pcap and self.conn.spec.remote_ip:
+                from rawtcp.session.sidecar import write_states
+
+                with contextlib.suppress(Exception):
+                    write_states(self.conn.spec.pcap, self.history, self.driver.wall0,
+                                 f"{self.conn.local_ip}:{ep.local_port}",
+                                 f"{self.conn.spec.remote_ip}:{self.conn.spec.remote_port}")
         if self.watcher is not None:
             self.watcher.stop()
         for client in self.clients:

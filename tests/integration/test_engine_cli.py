@@ -206,3 +206,55 @@ def test_unknown_session_lists_the_live_ones(env):
     proc = rawtcp("send", "nope", "x", env=env)
     assert proc.returncode == 3
     assert proc.stderr.strip() == "rawtcp: error: no session named 'nope' (live sessions: none)"
+
+
+def test_sequence_numbers_wrap_around_against_the_kernel(echo_lab, env):
+    cfg, info = echo_lab
+    isn = 2**32 - 5  # our data crosses 2**32 after 4 bytes
+    rawtcp("connect", cfg.server_ip, "8080", "--name", "w1", "--isn", str(isn), "--netns", cfg.client_ns,
+           env=env, check=True)
+    sent = json_lines(rawtcp("send", "w1", "0123456789", "--json", env=env, check=True).stdout)
+    data = segments(sent)[0]
+    assert data["seq"] == 2**32 - 4 and data["rel_seq"] == 1
+    got = rawtcp("recv", "w1", "--bytes", "10", "--out", "-", env=env, check=True)
+    assert got.stdout == "0123456789"
+    st = json_lines(rawtcp("status", "w1", "--json", env=env, check=True).stdout)[0]
+    assert st["snd_nxt"] == 6 and st["rel_snd_nxt"] == 11  # wrapped
+    rawtcp("close", "w1", env=env, check=True)
+    assert wait_until(lambda: _listener_log(info), 5)
+    assert _listener_log(info)[0]["received"] == 10
+    _assert_nothing_left(cfg, env)
+
+
+def test_sessions_json_and_idle_close(echo_lab, env):
+    cfg, info = echo_lab
+    rawtcp("connect", cfg.server_ip, "8080", "--name", "i1", "--idle", "1", "--msl2", "0.5", "--netns",
+           cfg.client_ns, env=env, check=True)
+    rows = json_lines(rawtcp("sessions", "--json", env=env, check=True).stdout)
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["name"] == "i1" and row["state"] == "ESTABLISHED" and row["pid"] in keeper_pids()
+    assert (row["local_addr"], row["remote_addr"], row["remote_port"]) == (cfg.client_ip, cfg.server_ip, 8080)
+    # Idle for a second: the keeper closes the connection politely (FIN, TIME-WAIT) and exits.
+    assert wait_until(lambda: not keeper_pids(env["RAWTCP_RUNTIME_DIR"]), 15)
+    assert wait_until(lambda: _listener_log(info), 5)  # the kernel saw the connection end (EOF)
+    assert _listener_log(info)[0]["error"] in (None, "")
+    _assert_nothing_left(cfg, env)
+
+
+def test_lab_commands_are_idempotent_and_down_aborts_sessions(require_root, env):
+    names = ["--client-ns", f"rtt-eng-cli-{os.getpid()}-c", "--server-ns", f"rtt-eng-cli-{os.getpid()}-s"]
+    try:
+        first = rawtcp("lab", "up", *names, env=env, check=True)
+        assert "lab up" in first.stdout
+        again = rawtcp("lab", "up", *names, env=env, check=True)
+        assert "already up" in again.stdout
+        rawtcp("connect", "198.18.0.2", "8080", "--name", "d1", "--netns", names[1], env=env, check=True)
+        down = rawtcp("lab", "down", *names, env=env, check=True)
+        assert "aborted session d1 (RST)" in down.stdout
+        assert f"removed namespace {names[1]}" in down.stdout
+        assert wait_until(lambda: not keeper_pids(env["RAWTCP_RUNTIME_DIR"]), 10)
+        none = rawtcp("lab", "down", *names, env=env, check=True)
+        assert "no lab is up" in none.stdout
+    finally:
+        rawtcp("lab", "down", *names, env=env)

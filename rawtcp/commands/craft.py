@@ -1,0 +1,183 @@
+"""probe, flood, bench: crafted segments with matched answers, a bounded SYN flood, the benchmark."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+
+import click
+
+from rawtcp import errors
+from rawtcp.commands.common import default_lab, lab_is_up, reap_leftovers, resolve_host
+from rawtcp.commands.output import Printer
+
+
+def _where(netns: str | None, iface: str | None) -> str | None:
+    """The namespace to send from: --netns, else the lab's client namespace (unless --iface is given)."""
+    if netns is None and iface is None:
+        if not lab_is_up(default_lab()):
+            raise errors.RawtcpError("no lab is up: run `sudo rawtcp lab up` first (or give --netns/--iface)",
+                                     errors.NO_LAB)
+        return str(default_lab().client_ns)
+    return netns
+
+
+@contextlib.contextmanager
+def _inside(netns: str | None) -> Iterator[None]:
+    if netns is None:
+        yield
+        return
+    from rawtcp.wire import netns as ns
+
+    with ns.inside(netns):
+        yield
+
+
+@click.command()
+@click.argument("host")
+@click.argument("port", type=click.IntRange(1, 65535))
+@click.option("--flags", "flag_letters", default="S", show_default=True,
+              help="TCP flags, letters from FSRPAUEC (A = ACK, E = ECE, C = CWR).")
+@click.option("--seq", type=click.IntRange(0, 2**32 - 1), help="Sequence number (default random per probe).")
+@click.option("--ack", type=click.IntRange(0, 2**32 - 1), default=0, help="Acknowledgment number.")
+@click.option("--win", type=click.IntRange(0, 65535), default=64240, show_default=True, help="Window.")
+@click.option("--mss", type=click.IntRange(0, 65535), help="MSS option.")
+@click.option("--wscale", type=click.IntRange(0, 255), help="Window-scale option.")
+@click.option("--sackok", is_flag=True, help="SACK-permitted option.")
+@click.option("--ts", help="Timestamps option: VAL,ECR.")
+@click.option("--opt", "raw_opts", multiple=True, metavar="KIND:HEX", help="Raw option (repeatable).")
+@click.option("--data", help="Payload text (0x... for hex).")
+@click.option("--data-len", type=int, help="Payload of N zero bytes.")
+@click.option("--ttl", type=click.IntRange(0, 255), default=64, show_default=True)
+@click.option("--id", "ip_id", type=click.IntRange(0, 65535), help="IP identification (default counts from 1).")
+@click.option("--df", is_flag=True, help="Set IP Don't Fragment.")
+@click.option("--tos", type=click.IntRange(0, 255), default=0, show_default=True)
+@click.option("--badsum", is_flag=True, help="Send a wrong TCP checksum.")
+@click.option("--count", "-c", type=click.IntRange(1, 100_000), default=4, show_default=True)
+@click.option("--interval", type=float, help="Seconds between probes (default 1).")
+@click.option("--rate", type=float, help="Probes per second (instead of --interval).")
+@click.option("--timeout", type=float, default=1.0, show_default=True, help="Seconds to wait for each answer.")
+@click.option("--sport", type=click.IntRange(1, 65535), help="Source port (default: one random port).")
+@click.option("--sport-range", help="Source ports LO-HI, one per probe in turn.")
+@click.option("--netns", help="Namespace to send from (default: the lab's client namespace).")
+@click.option("--iface", help="Interface to send on (default: by routing table).")
+@click.option("--no-rst", is_flag=True, help="Do not RST the half-open connection a SYN-ACK answer leaves.")
+@click.option("--pcap", type=click.Path(dir_okay=False), help="Write probes and answers to this pcap.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per probe, then a summary object.")
+def probe(host: str, port: int, flag_letters: str, seq: int | None, ack: int, win: int, mss: int | None,
+          wscale: int | None, sackok: bool, ts: str | None, raw_opts: tuple[str, ...], data: str | None,
+          data_len: int | None, ttl: int, ip_id: int | None, df: bool, tos: int, badsum: bool, count: int,
+          interval: float | None, rate: float | None, timeout: float, sport: int | None, sport_range: str | None,
+          netns: str | None, iface: str | None, no_rst: bool, pcap: str | None, as_json: bool) -> None:
+    """Send crafted TCP segments to HOST PORT and show each answer (nping/hping style)."""
+    from rawtcp.craft import probe as pr
+    from rawtcp.craft import spec as sp
+    from rawtcp.craft.errors import CraftError
+
+    if interval is not None and rate is not None:
+        raise CraftError("give --interval or --rate, not both")
+    if rate is not None and rate <= 0:
+        raise CraftError("--rate must be positive")
+    if sport is not None and sport_range is not None:
+        raise CraftError("give --sport or --sport-range, not both")
+    spec = pr.ProbeSpec(
+        dst_ip=resolve_host(host), dport=port, flags=sp.parse_flags(flag_letters), seq=seq, ack=ack, window=win,
+        options=sp.build_options(mss, wscale, sackok, ts, raw_opts), payload=sp.build_payload(data, data_len),
+        ttl=ttl, ip_id=ip_id, df=df, tos=tos, badsum=badsum, count=count,
+        interval=1.0 / rate if rate is not None else (1.0 if interval is None else interval), timeout=timeout,
+        sport=sport, sport_range=sp.parse_port_range(sport_range) if sport_range else None, iface=iface,
+        pcap=pcap, reset_half_open=not no_rst,
+    )
+    spec.check()
+    errors.require_privileges("rawtcp probe")
+    printer = Printer(as_json)
+    if not as_json:
+        reap_leftovers(printer)
+    where = _where(netns, iface)
+
+    def started(run: pr.ProbeRun) -> None:
+        if not as_json:
+            click.echo(f"PROBE {count} x [{sp.flag_text(spec.flags)}] to {spec.dst_ip}:{port} from {run.src_ip} "
+                       f"via {run.ifname} in {f'namespace {where}' if where else 'this namespace'} "
+                       f"(interval {spec.interval:g} s, timeout {timeout:g} s)")
+
+    def show(res: pr.ProbeResult) -> None:
+        if as_json:
+            click.echo(json.dumps(res.to_json()))
+            return
+        click.echo(pr.sent_line(res))
+        click.echo(pr.reply_line(res))
+        if res.rst_sent:
+            click.echo(f"     RST sent: removes the half-open connection the SYN-ACK left on {res.dst}")
+
+    with _inside(where):
+        run = pr.run_probes(spec, show, started)
+    summary = run.summary()
+    if as_json:
+        summary.update(src=run.src_ip, dst=f"{spec.dst_ip}:{port}", iface=run.ifname, netns=where)
+        click.echo(json.dumps(summary))
+    else:
+        for line in pr.summary_lines(summary):
+            click.echo(line)
+        if pcap:
+            click.echo(f"wrote {pcap}")
+
+
+@click.command()
+@click.argument("host")
+@click.argument("port", type=click.IntRange(1, 65535))
+@click.option("--syn", is_flag=True, required=True, help="SYN flood (the only kind so far; required).")
+@click.option("--count", "-c", type=int, help="Stop after this many packets.")
+@click.option("--duration", "-d", type=float, help="Stop after this many seconds.")
+@click.option("--rate", type=float, help="Packets per second at most (default: as fast as possible).")
+@click.option("--netns", help="Namespace to send from (default: the lab's client namespace).")
+@click.option("--iface", help="Interface to send on (default: by routing table).")
+@click.option("--keep-rsts", is_flag=True, help="Let our kernel RST the SYN-ACKs (the SYN queue then drains).")
+@click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
+def flood(host: str, port: int, syn: bool, count: int | None, duration: float | None, rate: float | None,
+          netns: str | None, iface: str | None, keep_rsts: bool, as_json: bool) -> None:
+    """Bounded SYN flood to HOST PORT (lab addresses 198.18.0.0/15 only) from random ports and ISNs."""
+    from rawtcp.craft import flood as fl
+
+    dst = resolve_host(host)
+    fl.check_target(dst)
+    fl.check_bounds(count, duration, rate)
+    errors.require_privileges("rawtcp flood")
+    printer = Printer(as_json)
+    if not as_json:
+        reap_leftovers(printer)
+    where = _where(netns, iface)
+
+    def started(info: dict[str, object]) -> None:
+        if as_json:
+            return
+        bounds = [f"{count} packets" if count else "", f"{duration:g} s" if duration else "",
+                  f"{rate:g} pps" if rate else "as fast as possible"]
+        click.echo(f"FLOOD SYN to {dst}:{port} from {info['src']} (source ports {fl.SPORT_RANGE[0]}-"
+                   f"{fl.SPORT_RANGE[1]}, random ISNs) via {info['iface']} in "
+                   f"{f'namespace {where}' if where else 'this namespace'}: "
+                   f"{', '.join(b for b in bounds if b)}"
+                   + ("" if keep_rsts else "; our kernel's RSTs to the SYN-ACKs are dropped meanwhile"))
+
+    with _inside(where):
+        res = fl.flood_syn(dst, port, count=count, duration=duration, rate=rate, iface=iface,
+                           suppress=not keep_rsts, on_start=started)
+    if as_json:
+        click.echo(json.dumps({**res.to_json(), "netns": where}))
+    else:
+        click.echo(f"sent {res.sent} SYNs in {res.seconds:.3f} s: {res.pps:,.0f} packets/s "
+                   f"(stopped by {res.stopped_by})")
+
+
+@click.command(context_settings={"ignore_unknown_options": True})
+@click.option("--quick", is_flag=True, help="Small counts (1-2 minutes; what CI runs).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the JSON record here.")
+@click.option("--handshakes", type=int, help="Handshakes for the latency/missed-replies rows.")
+def bench(quick: bool, json_path: str | None, handshakes: int | None) -> None:
+    """Benchmark rawtcp beside kernel sockets, scapy, hping3 and tshark in a lab of its own."""
+    from rawtcp.craft.bench import run_bench
+
+    errors.require_privileges("rawtcp bench")
+    ok = run_bench(quick=quick, json_path=json_path, handshakes=handshakes)
+    raise SystemExit(0 if ok else 1)
