@@ -157,4 +157,4 @@ def _attach_lab_run() -> None:
     lab.add_command(lab_run, "run")
 
 
-_attach_lab_run()  # noqa: E305
+_attach_lab_run()

@@ -86,7 +86,11 @@ def labs(as_json: bool) -> None:
 @click.argument("name", required=False)
 @click.option("--all", "run_all", is_flag=True, help="Run every lab and print a summary.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per lab.")
-def lab_run(name: str | None, run_all: bool, as_json: bool) -> int:
+@click.option("--pcap", type=click.Path(dir_okay=False), help="Capture the lab's segments (one lab) or "
+              "each lab's to PCAP with the lab's name inserted (--all).")
+@click.option("--compare-kernel", is_flag=True, help="Also run the same exchange with a kernel client and "
+              "compare the captures (labs handshake, seed-exchange, syn-fin-seq).")
+def lab_run(name: str | None, run_all: bool, as_json: bool, pcap: str | None, compare_kernel: bool) -> int:
     """Run lab NAME (see `rawtcp labs`) in fresh namespaces, with its ladder and the kernel's states."""
     from rawtcp.script.catalogue import LABS, find, run_lab
     from rawtcp.script.errors import ScriptError
@@ -95,13 +99,21 @@ def lab_run(name: str | None, run_all: bool, as_json: bool) -> int:
         raise click.UsageError("give a lab NAME or --all")
     errors.require_privileges("rawtcp lab run")
     chosen = list(LABS) if run_all else [find(name or "")]
+    if compare_kernel:
+        if run_all or chosen[0].name not in KERNEL_COMPARABLE:
+            raise click.UsageError(f"--compare-kernel applies to one of: {', '.join(KERNEL_COMPARABLE)}")
+        return _lab_vs_kernel(chosen[0], pcap)
     failed = []
     for lab in chosen:
         if not as_json:
             click.echo(f"== lab {lab.number}: {lab.name} — {lab.summary}")
             click.echo(_intro(lab.path))
         try:
-            result = _guard_setup(run_lab, lab)
+            lab_pcap = pcap
+            if pcap and run_all:
+                stem, dot, ext = pcap.rpartition(".")
+                lab_pcap = f"{stem}-{lab.name}.{ext}" if dot else f"{pcap}-{lab.name}"
+            result = _guard_setup(run_lab, lab, pcap=lab_pcap)
         except (ScriptError, _SetupError) as exc:
             if not run_all:
                 raise
@@ -126,6 +138,29 @@ def lab_run(name: str | None, run_all: bool, as_json: bool) -> int:
         click.echo(f"{len(chosen) - len(failed)}/{len(chosen)} labs passed"
                    + (f"; failed: {', '.join(failed)}" if failed else ""))
     return errors.FAILED if failed else errors.OK
+
+
+# Labs where rawtcp plays a client doing what a kernel client can do the same way (connect, data, close).
+KERNEL_COMPARABLE = ("handshake", "seed-exchange", "syn-fin-seq")
+
+
+def _lab_vs_kernel(lab: Any, pcap: str | None) -> int:
+    import tempfile
+
+    from rawtcp.capture.compare import compare_captures, render_compare
+    from rawtcp.script.catalogue import run_lab
+    from rawtcp.session.kernel_compare import run_kernel_client
+
+    crafted = pcap or tempfile.mktemp(prefix=f"rawtcp-{lab.name}-", suffix=".pcap")
+    kernel = crafted.rsplit(".", 1)[0] + "-kernel.pcap"
+    result = _guard_setup(run_lab, lab, pcap=crafted)
+    click.echo(result.ladder_text())
+    click.echo(f"lab {lab.name}: {'pass' if result.passed else 'FAIL'}; now a kernel client, same exchange…\n")
+    _guard_setup(run_kernel_client, kernel)
+    compared = compare_captures(crafted, kernel, ignore={"payload"})
+    click.echo(render_compare(compared), nl=False)
+    click.echo(f"captures: {crafted} (lab) and {kernel} (kernel client)")
+    return errors.OK if result.passed else errors.FAILED
 
 
 def _intro(path: Any) -> str:

@@ -71,7 +71,7 @@ def load_scenario(path: Path):  # type: ignore[no-untyped-def]
     return body
 
 
-def run_lab(lab: Lab, watch_states: bool = True):  # type: ignore[no-untyped-def]
+def run_lab(lab: Lab, watch_states: bool = True, pcap: str | None = None):  # type: ignore[no-untyped-def]
     """Run one lab in fresh namespaces; a RunResult."""
     from rawtcp.script.runner import RunOptions, run_script
 
@@ -81,5 +81,5 @@ def run_lab(lab: Lab, watch_states: bool = True):  # type: ignore[no-untyped-def
     if path.suffix == ".py":
         from rawtcp.script.scenario import run_scenario
 
-        return run_scenario(str(path), load_scenario(path), watch_states=watch_states)
-    return run_script(str(path), RunOptions(watch_states=watch_states))
+        return run_scenario(str(path), load_scenario(path), watch_states=watch_states, pcap=pcap)
+    return run_script(str(path), RunOptions(watch_states=watch_states, pcap=pcap))

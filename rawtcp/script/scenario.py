@@ -53,6 +53,13 @@ class Scenario:
         self._cond = threading.Condition()
         self._isn: dict[int, int] = {}
         self.start = time.monotonic()
+        self.pcap: Any = None  # a PcapWriter when the lab runs with --pcap (written from two threads)
+        self._pcap_lock = threading.Lock()
+
+    def _capture(self, frame: bytes) -> None:
+        if self.pcap is not None:
+            with self._pcap_lock:
+                self.pcap.write(frame, time.time())
 
     # -- set-up --------------------------------------------------------------------------------------
 
@@ -118,6 +125,7 @@ class Scenario:
                 dec = decode(frame, status)
                 if dec is None:
                     continue
+                self._capture(frame)
                 with self._cond:
                     self._queues[port].append((now, dec.segment))
                     self._cond.notify_all()
@@ -126,7 +134,9 @@ class Scenario:
              options: list[Any] | tuple[Any, ...] = (), payload: bytes = b"", kernel_port: int = 8080) -> Segment:
         seg = Segment(port, kernel_port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, Flags(_flags_value(flags)), window,
                       tuple(options), payload)
-        self._links[port].send(self.builder.frame(seg))
+        frame = self.builder.frame(seg)
+        self._links[port].send(frame)
+        self._capture(frame)
         self._record("<", seg, seg.seq, ack - self._isn.get(port, 0))
         return seg
 
@@ -209,12 +219,17 @@ def _watcher(cfg: Any) -> Any:
         return None
 
 
-def run_scenario(path: str, body: Callable[[Scenario], None], watch_states: bool = False) -> RunResult:
+def run_scenario(path: str, body: Callable[[Scenario], None], watch_states: bool = False,
+                 pcap: str | None = None) -> RunResult:
     """Run ``body`` in fresh namespaces, as ``rawtcp run`` runs a script."""
     from rawtcp.lab.topology import fresh_lab, temporary_lab
 
     cfg = fresh_lab("rtt-run", server_if="tun0", client_if="peer0")
     sc = Scenario(path)
+    if pcap:
+        from rawtcp.capture.pcap import PcapWriter
+
+        sc.pcap = PcapWriter(pcap, fix_checksums=True)
     result = RunResult(path, EXIT_PASS)
     started = time.monotonic()
     with temporary_lab(cfg, listener=False) as info:
@@ -229,6 +244,8 @@ def run_scenario(path: str, body: Callable[[Scenario], None], watch_states: bool
         finally:
             end = time.monotonic() - sc.start
             sc._close()
+            if sc.pcap is not None:
+                sc.pcap.close()
             sc.ladder.sort(key=lambda entry: entry.time)
             if watcher is not None:
                 with contextlib.suppress(Exception):

@@ -50,10 +50,9 @@ class Connection:
         self._stack = contextlib.ExitStack()
         rng = rng or random.SystemRandom()
         try:
-            if spec.passive:
-                path = _local_path(spec.iface, spec.local_ip)
-            else:
-                path = route.resolve(spec.remote_ip, spec.iface)
+            # A passive open answers from its interface; the peer's MAC comes with its SYN.
+            path = _local_path(spec.iface, spec.local_ip) if spec.passive else route.resolve(spec.remote_ip,
+                                                                                              spec.iface)
             self.path = path
             self.local_ip = path.src_ip
             port_holder, lport = _reserve_port(path.src_ip, spec.local_port, rng)

@@ -25,6 +25,8 @@ REQUEST = b"hello, kernel! (20B)"
 KERNEL_CLIENT = """
 import socket, sys
 s = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10)
+print("connected", flush=True)
+sys.stdin.readline()  # go: the seed server has accept()ed (as the crafted client waits for it too)
 s.sendall(sys.argv[3].encode())
 got = b""
 while len(got) < 10:
@@ -42,8 +44,9 @@ s.close()
 @contextlib.contextmanager
 def tcpdump(netns: str, ifname: str, port: int, path: str) -> Iterator[None]:
     """tcpdump in ``netns`` writing ``path``; returns only once it is capturing (it says so on stderr)."""
-    proc = subprocess.Popen(["ip", "netns", "exec", netns, "tcpdump", "-i", ifname, "-U", "--immediate-mode", "-n", "-s", "0",
-                             "-w", path, f"tcp port {port}"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    command = ["ip", "netns", "exec", netns, "tcpdump", "-i", ifname, "-U", "--immediate-mode", "-n", "-s", "0",
+               "-w", path, f"tcp port {port}"]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     assert proc.stderr is not None
     try:
         deadline = time.monotonic() + 10
@@ -105,10 +108,38 @@ def run_both(crafted_pcap: str, kernel_pcap: str, emit: Callable[[dict[str, Any]
             ep.read()
             ep.close(time.monotonic())
             run(lambda: ep.state is State.CLOSED, "the crafted close")
-        with tcpdump(cfg.server_ns, cfg.server_if, cfg.port, kernel_pcap):
-            subprocess.run(["ip", "netns", "exec", cfg.client_ns, sys.executable, "-c", KERNEL_CLIENT,
-                            cfg.server_ip, str(cfg.port), REQUEST.decode()], check=True, timeout=30,
-                           capture_output=True)
-            time.sleep(0.4)  # the seed server closes 300 ms after EOF; let its FIN and our ACK be captured
+        _kernel_exchange(cfg, kernel_pcap)
     _complete_checksums(crafted_pcap)
     _complete_checksums(kernel_pcap)
+
+
+def _kernel_exchange(cfg: Any, pcap: str) -> None:
+    with tcpdump(cfg.server_ns, cfg.server_if, cfg.port, pcap):
+        from rawtcp.lab import topology
+
+        proc = subprocess.Popen(["ip", "netns", "exec", cfg.client_ns, sys.executable, "-c", KERNEL_CLIENT,
+                                 cfg.server_ip, str(cfg.port), REQUEST.decode()], stdin=subprocess.PIPE,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert proc.stdout is not None and proc.stdin is not None
+        if proc.stdout.readline().strip() == "connected":
+            topology.wait_accepted(cfg)
+        try:
+            _, err = proc.communicate("go\n", timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise RuntimeError("the kernel client did not finish its exchange in 30 s") from None
+        if proc.returncode != 0:
+            last = err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}"
+            raise RuntimeError(f"the kernel client failed: {last}")
+        time.sleep(0.4)  # the seed server closes 300 ms after EOF; let its FIN and the last ACK be captured
+
+
+def run_kernel_client(pcap: str) -> None:
+    """Only the kernel client's exchange with the seed server, in a fresh lab (for `lab run
+    --compare-kernel`, whose crafted side is the lab itself)."""
+    from rawtcp.lab import topology
+
+    cfg = topology.fresh_lab("rawtcp-cmp", listener="seed")
+    with topology.temporary_lab(cfg):
+        _kernel_exchange(cfg, pcap)
+    _complete_checksums(pcap)
