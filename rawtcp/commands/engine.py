@@ -165,7 +165,7 @@ def send(name: str, data: str | None, file_: Any, wait: float, as_json: bool) ->
 @json_option
 def recv(name: str, nbytes: int | None, wait: float | None, out: Any, as_json: bool) -> None:
     """Print what the peer has sent on session NAME (the keeper ACKed and buffered it meanwhile)."""
-    printer = Printer(as_json)
+    printer = Printer(as_json, err=out is not None and getattr(out, "name", "") == "<stdout>")
     if wait is None and nbytes is not None:
         wait = 10.0
     data, final = client.recv_data(name, nbytes, wait, printer)
@@ -225,10 +225,18 @@ STATUS_FIELDS = ("state", "local", "remote", "snd_una", "snd_nxt", "rcv_nxt", "p
 
 @click.command()
 @click.argument("name", required=False)
+@click.option("--history", is_flag=True, help="Also print every segment and state change so far, including "
+              "what the keeper did while no command ran.")
 @json_option
-def status(name: str | None, as_json: bool) -> None:
+def status(name: str | None, history: bool, as_json: bool) -> None:
     """Session state: RFC state, snd_una/snd_nxt/rcv_nxt (absolute and relative), peer window and MSS,
     and the kernel's own socket state when the peer lives in the lab."""
+    if history:
+        if not name:
+            raise errors.RawtcpError("--history needs a session NAME", errors.BAD_INPUT)
+        printer = Printer(as_json)
+        for rec in client.request(name, {"op": "history"}, lambda rec: None)["records"]:
+            printer(rec)
     names = [name] if name else [s.name for s in registry.all_sessions()]
     if not names:
         click.echo("no live sessions", err=not as_json)

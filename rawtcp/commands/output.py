@@ -59,17 +59,18 @@ def style_line(rec: Record, line: str) -> str:
 class Printer:
     """Prints records as lines (coloured on a terminal) or as JSON lines with ``--json``."""
 
-    def __init__(self, as_json: bool = False) -> None:
+    def __init__(self, as_json: bool = False, err: bool = False) -> None:
         self.as_json = as_json
-        self.color = sys.stdout.isatty()
+        self.err = err  # records on stderr, when stdout carries data (recv --out -)
+        self.color = (sys.stderr if err else sys.stdout).isatty()
 
     def __call__(self, rec: Record) -> None:
         if self.as_json:
-            click.echo(json.dumps(rec))
+            click.echo(json.dumps(rec), err=self.err)
             return
         line = format_record(rec)
         if line is not None:
-            click.echo(style_line(rec, line) if self.color else line)
+            click.echo(style_line(rec, line) if self.color else line, err=self.err)
 
     def message(self, text: str, **fields: Any) -> None:
         if self.as_json:

@@ -258,3 +258,37 @@ def test_lab_commands_are_idempotent_and_down_aborts_sessions(require_root, env)
         assert "no lab is up" in none.stdout
     finally:
         rawtcp("lab", "down", *names, env=env)
+
+
+def test_keeper_answers_keepalives_while_no_command_runs(echo_lab, env):
+    cfg, _ = echo_lab
+    listener = subprocess.Popen([sys.executable, "-m", "rawtcp", "listen", "9001", "--name", "k1", "--netns",
+                                 cfg.server_ns, "--json"], stdout=subprocess.PIPE, text=True, env=env)
+    for line in listener.stdout:
+        if '"new": "LISTEN"' in line:
+            break
+    # A kernel client with 1 s keepalives: idle, it probes with seq = our rcv_nxt - 1 and no data.
+    code = ("import socket,time;s=socket.create_connection(('%s',9001));"
+            "s.setsockopt(socket.SOL_SOCKET,socket.SO_KEEPALIVE,1);"
+            "s.setsockopt(socket.IPPROTO_TCP,socket.TCP_KEEPIDLE,1);"
+            "s.setsockopt(socket.IPPROTO_TCP,socket.TCP_KEEPINTVL,1);"
+            "s.setsockopt(socket.IPPROTO_TCP,socket.TCP_KEEPCNT,2);"
+            "time.sleep(3.5);s.sendall(b'alive');print(s.recv(10).decode());s.close()") % cfg.server_ip
+    kernel_client = subprocess.Popen(["ip", "netns", "exec", cfg.client_ns, sys.executable, "-c", code],
+                                     stdout=subprocess.PIPE, text=True)
+    listener.communicate(timeout=20)
+    assert listener.returncode == 0
+    got = rawtcp("recv", "k1", "--bytes", "5", "--wait", "10", "--out", "-", env=env, check=True)
+    assert got.stdout == "alive"  # the kernel kept the connection: every keepalive was answered
+    rawtcp("send", "k1", "yes", env=env, check=True)
+    answer, _ = kernel_client.communicate(timeout=20)
+    assert answer.strip() == "yes"
+    history = segments(json_lines(rawtcp("status", "k1", "--history", "--json", env=env, check=True).stdout))
+    probes = [s for s in history if s["dir"] == "in" and s["len"] == 0 and s["rel_seq"] == 0
+              and s["flags"] == "."]
+    assert len(probes) >= 2, history
+    for probe in probes:  # each probe got an ACK right after it
+        after = history[history.index(probe) + 1]
+        assert after["dir"] == "out" and after["flags"] == "." and after["rel_ack"] == 1
+    rawtcp("close", "k1", env=env, check=True)
+    _assert_nothing_left(cfg, env)
