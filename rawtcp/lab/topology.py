@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from rawtcp.lab.errors import LabError
+from rawtcp.proc import pid_alive
 
 STATE_DIR = Path("/run/rawtcp/labs")
 NETNS_DIR = Path("/run/netns")
@@ -179,18 +180,6 @@ def _read_state(cfg: LabConfig) -> dict[str, Any] | None:
     except (OSError, ValueError):
         return None
     return data if isinstance(data, dict) else None
-
-
-def pid_alive(pid: int | None) -> bool:
-    """True if the process exists and is not a zombie."""
-    if not pid or pid <= 0:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    # The state letter follows the parenthesised command name, which may contain spaces.
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def _pid_cmdline(pid: int) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import subprocess
 
+from rawtcp.proc import pid_alive
 from rawtcp.session import registry
 
 
@@ -29,7 +30,7 @@ def _reap_nft_here(where: str) -> list[str]:
         return []
     guard = nft.RstGuard()
     try:
-        lines = guard.reap(alive=registry.pid_alive)
+        lines = guard.reap(alive=pid_alive)
         guard.drop_table_if_empty()
     finally:
         guard.close()

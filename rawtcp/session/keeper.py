@@ -121,8 +121,12 @@ class Keeper:
         else:
             ep.open_active(now)
         timeout = float(self.spec.get("open_timeout", 3600.0 if spec.passive else 120.0))
-        self.driver.run_until(lambda: ep.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.LISTEN)
-                              or self._learned_peer(), timeout)
+        def opened() -> bool:
+            # Show what happened so far while we wait (a SYN retransmitted for minutes must not be silent).
+            self._release()
+            return ep.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.LISTEN) or self._learned_peer()
+
+        self.driver.run_until(opened, timeout)
         if spec.passive and ep.state in (State.LISTEN, State.SYN_RECEIVED):
             self.driver.run_until(lambda: ep.state not in (State.SYN_RECEIVED, State.LISTEN), timeout)
         self._release(force=True)

@@ -34,6 +34,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from rawtcp.proc import pid_alive
 from rawtcp.wire.errors import WireError
 
 TABLE = "rawtcp"
@@ -52,16 +53,6 @@ _TABLE_DEF = f"""table {FAMILY} {TABLE} {{
     tcp flags & rst == rst ip saddr . tcp sport @binds counter drop
   }}
 }}"""
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, belongs to someone else
-    return True
 
 
 class _LibNft:
