@@ -78,6 +78,8 @@ def _exit_code_for(exc: BaseException) -> int:
     code = getattr(exc, "exit_code", None)
     if isinstance(code, int):
         return code
+    if isinstance(exc, PermissionError):
+        return errors.NO_PRIVILEGE  # e.g. /run/rawtcp-<uid> or a lab state file, as a non-root user
     by_name = {"LabError": errors.NO_LAB, "WireError": errors.MISSING_TOOL, "CaptureError": errors.BAD_INPUT,
                "ScriptError": errors.BAD_INPUT}
     return by_name.get(type(exc).__name__, errors.FAILED)
@@ -93,8 +95,14 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         click.echo("rawtcp: interrupted; cleaned up", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        # One line like every other error (click's own usage message takes four).
+        where = exc.ctx.command_path if exc.ctx is not None else "rawtcp"
+        message = " ".join(exc.format_message().split())
+        click.echo(f"rawtcp: error: {message} (see '{where} --help')", err=True)
+        sys.exit(2)
     except click.ClickException as exc:
-        exc.show()
+        click.echo(f"rawtcp: error: {' '.join(exc.format_message().split())}", err=True)
         sys.exit(exc.exit_code)
     except Exception as exc:
         if os.environ.get("RAWTCP_DEBUG"):

@@ -26,6 +26,11 @@ export COMPOSE_PROJECT_NAME="${COMPOSE_PROJECT_NAME:-rawtcp}"
 export RAWTCP_IMAGE="${RAWTCP_IMAGE:-rawtcp:local}"
 # Classic builder: Debian's docker-compose 1.29 drives it through the API, and no buildx plugin is needed.
 export COMPOSE_DOCKER_CLI_BUILD=0 DOCKER_BUILDKIT=0
+# The system-call helper in the listener container obeys only this run's token (compose has a default).
+if [[ -z "${RAWTCP_HELPER_TOKEN:-}" ]]; then
+    RAWTCP_HELPER_TOKEN="$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
+    export RAWTCP_HELPER_TOKEN
+fi
 
 BASE_TAG="rawtcp-base:bookworm"
 BASE_SUITE="bookworm"

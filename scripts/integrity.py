@@ -77,9 +77,12 @@ class Failed(Exception):
     pass
 
 
-def rawtcp(env: dict[str, str], *args: str, timeout: float = 900.0) -> subprocess.CompletedProcess[str]:
+STEP_TIMEOUT = 700.0  # bound on one CLI step (the transfers' own --wait is --timeout); set by main()
+
+
+def rawtcp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run([sys.executable, "-m", "rawtcp", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+                          timeout=STEP_TIMEOUT)
     if proc.returncode != 0:
         raise Failed(f"rawtcp {' '.join(args[:3])} exited {proc.returncode}: {proc.stderr.strip()[-500:]}")
     return proc
@@ -125,9 +128,9 @@ def wait_keeper_gone(env: dict[str, str], name: str, timeout: float) -> bool:
 
 
 def listener_log(cfg_client_ns: str) -> list[dict[str, Any]]:
-    from rawtcp.lab.topology import LabConfig, listener_log as read
+    from rawtcp.lab import topology
 
-    return read(LabConfig(client_ns=cfg_client_ns))
+    return topology.listener_log(topology.LabConfig(client_ns=cfg_client_ns))
 
 
 def run_client(env: dict[str, str], lab: dict[str, str], work: Path, payload: bytes, args: Any) -> dict[str, Any]:
@@ -238,6 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prefix", default=f"rtt-flt-{os.getpid()}", help="lab namespace name prefix")
     parser.add_argument("--json", action="store_true", help="print one JSON summary object")
     args = parser.parse_args(argv)
+    global STEP_TIMEOUT
+    STEP_TIMEOUT = args.timeout + 60
     if os.geteuid() != 0:
         print("integrity.py needs root (namespaces, raw sockets): run it with sudo", file=sys.stderr)
         return 6
@@ -262,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
             run = run_client if role == "client" else run_server
             summary["runs"].append(run(env, lab, work, payload, args))
         code = 0 if all(r["ok"] for r in summary["runs"]) else 1
-    except (Failed, subprocess.TimeoutExpired, OSError, ValueError, KeyError) as exc:
+    except (Failed, subprocess.TimeoutExpired, OSError, ValueError, KeyError, KeyboardInterrupt) as exc:
         summary["error"] = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         code = 1
     finally:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket
+from pathlib import Path
 from typing import Any
 
 import click
@@ -45,6 +47,21 @@ def reap_leftovers(printer: Any) -> None:
 
     for line in reap():
         printer.message(f"removed leftover: {line}")
+
+
+def output_path(path: str | None, what: str = "--pcap") -> str | None:
+    """An output file's absolute path, checked before anything is made: a directory that does not
+    exist or cannot be written is bad input (exit 2), not a failure after the work was done."""
+    if path is None:
+        return None
+    full = Path(path).resolve()
+    if full.is_dir():
+        raise errors.RawtcpError(f"cannot write {what} {path}: it is a directory", errors.BAD_INPUT)
+    if not full.parent.is_dir():
+        raise errors.RawtcpError(f"cannot write {what} {path}: no directory {full.parent}", errors.BAD_INPUT)
+    if not os.access(full.parent, os.W_OK) or (full.exists() and not os.access(full, os.W_OK)):
+        raise errors.RawtcpError(f"cannot write {what} {path}: permission denied", errors.BAD_INPUT)
+    return str(full)
 
 
 def json_option(f: Any) -> Any:

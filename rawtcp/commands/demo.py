@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from rawtcp import errors
-from rawtcp.commands.common import reap_leftovers
+from rawtcp.commands.common import output_path, reap_leftovers
 from rawtcp.commands.output import Printer
 
 Record = dict[str, Any]
@@ -40,7 +40,7 @@ def demo(pcap: str, isn: int, msl2: float, as_json: bool) -> None:
     errors.require_privileges("rawtcp demo")
     printer = Printer(as_json)
     reap_leftovers(printer)
-    pcap_path = str(Path(pcap).resolve())
+    pcap_path = output_path(pcap)
     printer.message("rawtcp demo: a fresh lab (two namespaces, a veth), Linux listening with the seed "
                     "server on 198.18.0.2:8080; rawtcp is the client at 198.18.0.1 with ISN "
                     f"{isn}.\n")

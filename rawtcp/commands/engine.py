@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import click
@@ -15,6 +14,7 @@ from rawtcp.commands.common import (
     json_option,
     lab_for_namespace,
     lab_is_up,
+    output_path,
     reap_leftovers,
     resolve_host,
 )
@@ -79,7 +79,7 @@ def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | 
             remote_ip=remote_ip, remote_port=port, local_port=sport, iface=iface, isn=isn, mss=mss,
             window=window, wscale=wscale, rto_min=rto_min, max_retries=retries,
             msl2=msl2 if msl2 is not None else (LAB_MSL2 if in_lab else 60.0),
-            pcap=str(Path(pcap).resolve()) if pcap else None,
+            pcap=output_path(pcap),
         ),
     }
     ready = client.start_keeper(spec, printer)
@@ -129,7 +129,7 @@ def listen(port: int, name: str | None, netns: str | None, iface: str | None, is
             remote_ip=None, remote_port=0, local_port=port, iface=iface, isn=isn, mss=mss, window=window,
             rto_min=rto_min, max_retries=retries, passive=True,
             msl2=msl2 if msl2 is not None else (LAB_MSL2 if kernel else 60.0),
-            pcap=str(Path(pcap).resolve()) if pcap else None,
+            pcap=output_path(pcap),
         ),
     }
     spec["connection"]["remote_ip"] = None

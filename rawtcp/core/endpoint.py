@@ -870,6 +870,12 @@ class Endpoint:
                 self._cwnd += max(1, mss * mss // max(self._cwnd, 1))
         # RFC 6298 §5.2/§5.3: stop the timer when all is acknowledged, else restart it.
         if self._max > self._una:
+            # The peer acknowledged new data while more is outstanding (typically the go-back after a
+            # timeout, where Karn's rule allows no RTT sample): it is alive and answering, so the timer
+            # restarts from the estimated RTO, not the backed-off one. Otherwise every further loss in
+            # the go-back region doubles the RTO again and heavy loss stalls the sender for up to
+            # rto_max per segment (Linux gets samples from timestamps there; we negotiate none).
+            self._rto.collapse()
             self._timer = Timer(TimerKind.RETRANSMIT, now + self._rto.rto)
             self._head_since = now
         elif self._timer is not None and self._timer.kind is TimerKind.RETRANSMIT:

@@ -68,6 +68,12 @@ class RtoEstimator:
         """RFC 6298 §5.5: double the RTO when the retransmission timer expires."""
         self.rto = min(self.rto * 2, self.maximum)
 
+    def collapse(self) -> None:
+        """Undo §5.5's backoff: the RTO from the current SRTT/RTTVAR again (RFC 6298 §5, the note on
+        "collapsing" RTO). No-op before the first sample and when nothing was backed off."""
+        if self.srtt is not None and self.rttvar is not None:
+            self.rto = self._clamp(self.srtt + max(CLOCK_GRANULARITY, K * self.rttvar))
+
     def reset_after_syn_loss(self) -> None:
         """RFC 6298 §5.7: the SYN was retransmitted and no sample exists, so start data at 3 s."""
         if self.srtt is None:

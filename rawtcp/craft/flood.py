@@ -34,6 +34,7 @@ from typing import Any
 
 from rawtcp.core.segment import Flags, Option, Segment
 from rawtcp.craft.errors import CraftError
+from rawtcp.proc import pid_alive
 
 LAB_NET = ipaddress.ip_network("198.18.0.0/15")  # RFC 2544 benchmarking range: the lab's only addresses
 MAX_COUNT = 50_000_000
@@ -170,12 +171,7 @@ def reap_flood_tables() -> list[str]:
     removed = []
     for pid_text in re.findall(r"table inet rawtcp_flood_(\d+)", out):
         pid = int(pid_text)
-        try:
-            os.kill(pid, 0)
-            continue
-        except ProcessLookupError:
-            pass
-        except PermissionError:
+        if pid_alive(pid):
             continue
         if _nft(f"delete table inet {guard_table(pid)}\n").returncode == 0:
             removed.append(f"nftables table inet {guard_table(pid)} left by dead process {pid}")

@@ -143,6 +143,7 @@ def run_probes(spec: ProbeSpec, on_result: Callable[[ProbeResult], None] | None 
                on_start: Callable[[ProbeRun], None] | None = None,
                rng: random.Random | None = None, clock: Callable[[], float] = time.perf_counter) -> ProbeRun:
     """Send ``spec.count`` probes, one at a time; each waits up to ``spec.timeout`` for its answer."""
+    from rawtcp.craft.closer import ClosePool
     from rawtcp.wire import nft, route
     from rawtcp.wire.errors import WireError
     from rawtcp.wire.link import PacketLink, decode
@@ -165,6 +166,8 @@ def run_probes(spec: ProbeSpec, on_result: Callable[[ProbeResult], None] | None 
     with contextlib.ExitStack() as stack:
         guard = nft.RstGuard()
         stack.callback(guard.close)
+        closer = ClosePool()  # one socket per probe; closing one waits for an RCU grace period
+        stack.callback(closer.shutdown)
         pcap = None
         fix = None
         if spec.pcap:
@@ -192,6 +195,8 @@ def run_probes(spec: ProbeSpec, on_result: Callable[[ProbeResult], None] | None 
             seq = spec.seq if spec.seq is not None else rng.getrandbits(32)
             seg = Segment(sport, spec.dport, seq, spec.ack, spec.flags, spec.window, spec.options, spec.payload)
             link = PacketLink(path.ifname, path.src_ip, sport, spec.dst_ip, spec.dport)  # before the send
+            poller = select.poll()
+            poller.register(link.fileno(), select.POLLIN)
             try:
                 ip_id = spec.ip_id if spec.ip_id is not None else None
                 try:
@@ -210,8 +215,7 @@ def run_probes(spec: ProbeSpec, on_result: Callable[[ProbeResult], None] | None 
                     left = deadline - clock()
                     if left <= 0:
                         break
-                    ready, _, _ = select.select([link], [], [], left)
-                    if not ready:
+                    if not poller.poll(left * 1000.0):
                         break
                     t_recv = clock()
                     for raw, status in link.recv_frames():
@@ -238,7 +242,7 @@ def run_probes(spec: ProbeSpec, on_result: Callable[[ProbeResult], None] | None 
             except WireError as exc:
                 raise CraftError(str(exc), 1) from None
             finally:
-                link.close(wait=False)
+                closer.close_link(link)
             run.results.append(res)
             if on_result is not None:
                 on_result(res)

@@ -156,7 +156,9 @@ def _local_path(ifname: str | None, local_ip: str | None) -> Any:
     with IPRoute() as ipr:
         links = ipr.link_lookup(ifname=ifname)
         if not links:
-            raise SessionError(f"no such interface: {ifname}")
+            err = SessionError(f"no such interface: {ifname}")
+            err.exit_code = 2  # bad input (README's exit codes)
+            raise err
         link = ipr.get_links(links[0])[0]
         mac = link.get_attr("IFLA_ADDRESS")
         mtu = link.get_attr("IFLA_MTU") or 1500

@@ -49,7 +49,13 @@ class Client:
 
     def send(self, rec: Record) -> None:
         with contextlib.suppress(OSError):  # a client that went away just misses the rest
-            self.sock.sendall(json.dumps(rec).encode() + b"\n")
+            # Blocking, bounded, for the write: a big record (recv's data) exceeds the socket buffer, and
+            # sendall on the non-blocking socket would stop part-way, leaving the command waiting forever.
+            self.sock.settimeout(30.0)
+            try:
+                self.sock.sendall(json.dumps(rec).encode() + b"\n")
+            finally:
+                self.sock.setblocking(False)
 
 
 class Keeper:

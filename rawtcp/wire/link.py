@@ -121,7 +121,7 @@ class PacketLink:
         hw = _hw_address(sock, ifname)
         if hw is None:
             sock.close()
-            raise WireError(f"no such interface: {ifname}")
+            raise WireError(f"no such interface: {ifname}", 2)
         kind, self.mac = hw
         if kind not in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
             sock.close()

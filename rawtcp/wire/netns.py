@@ -55,7 +55,7 @@ def _open(name: str) -> int:
     try:
         return os.open(path(name), os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise WireError(f"no network namespace {name!r} (see `ip netns list`)") from None
+        raise WireError(f"no network namespace {name!r} (see `ip netns list`)", 2) from None
     except PermissionError:
         raise WireError(f"entering network namespace {name!r} {NEEDS_ROOT}") from None
 

@@ -68,7 +68,7 @@ def resolve(dst_ip: str, iface: str | None = None, src_ip: str | None = None) ->
             if iface is not None:
                 found = ipr.link_lookup(ifname=iface)
                 if not found:
-                    raise WireError(f"no such interface: {iface}")
+                    raise WireError(f"no such interface: {iface}", 2)
                 query["oif"] = found[0]
             if src_ip is not None:
                 query["src"] = src_ip
@@ -147,4 +147,4 @@ def arp(ifname: str, src_ip: str, src_mac: bytes, target_ip: str,
                 op, sha, sender_ip = fields[7], fields[8], fields[9]
                 if fields[2] == ETH_P_ARP and op == 2 and sender_ip == tpa:
                     return sha
-    raise WireError(f"no ARP reply from {target_ip} on {ifname}")
+    raise WireError(f"no ARP reply from {target_ip} on {ifname}", 8)  # README: exit 8

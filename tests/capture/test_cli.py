@@ -132,4 +132,3 @@ def test_compare_argument_errors(runner: CliRunner, seed_pcap: Path) -> None:
     one_line_error(runner.invoke(compare, [str(seed_pcap), str(seed_pcap), "--ignore", "colour"]),
                    "unknown field 'colour'")
     one_line_error(runner.invoke(compare, [str(seed_pcap)]), "needs two captures")
-    one_line_error(runner.invoke(compare, [str(seed_pcap), "--kernel"]), "needs root and the lab")

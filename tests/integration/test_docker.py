@@ -8,6 +8,7 @@ skip into a failure.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -88,3 +89,15 @@ def test_image_has_the_lab_tools(image: str) -> None:
     result = _run(["docker", "run", "--rm", "--network", "none", "--entrypoint", "sh", image, "-c", script])
     assert result.returncode == 0, result.stderr
     assert result.stdout == ""
+
+
+def test_listener_sysctls_match_the_script_runner(compose: list[str]) -> None:
+    # `rawtcp run --lab docker` must see the kernel settings `rawtcp run` gives its own namespaces.
+    from rawtcp.script.runner import DEFAULT_SYSCTLS
+
+    config = _run([*compose, "config"])
+    assert config.returncode == 0, config.stderr
+    found = dict(re.findall(r"^\s+(net\.ipv4\.tcp_\w+): '?([^'\n]*)'?$", config.stdout, flags=re.MULTILINE))
+    # Refused outside the initial namespace unless the host allows the algorithm (see compose.yaml).
+    expected = {k: v for k, v in DEFAULT_SYSCTLS.items() if k != "net.ipv4.tcp_congestion_control"}
+    assert found == expected
