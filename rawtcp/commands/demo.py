@@ -35,16 +35,21 @@ def _ladder_line(n: int, rec: Record) -> str:
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of text.")
 def demo(pcap: str, isn: int, msl2: float, as_json: bool) -> None:
     """Reproduce SEED.md's segments 1–10 against a real kernel in a lab of its own, then remove the lab."""
-    from rawtcp.session.demo import check_shape, run_demo
+    from rawtcp.session.demo import DockerPeer, check_shape, run_demo
 
     errors.require_privileges("rawtcp demo")
     printer = Printer(as_json)
     reap_leftovers(printer)
     pcap_path = output_path(pcap)
-    printer.message("rawtcp demo: a fresh lab (two namespaces, a veth), Linux listening with the seed "
-                    "server on 198.18.0.2:8080; rawtcp is the client at 198.18.0.1 with ISN "
-                    f"{isn}.\n")
-    result = run_demo(pcap_path, printer, isn=isn, msl2=msl2)
+    docker = DockerPeer.from_env()
+    if docker is None:
+        printer.message("rawtcp demo: a fresh lab (two namespaces, a veth), Linux listening with the seed "
+                        "server on 198.18.0.2:8080; rawtcp is the client at 198.18.0.1 with ISN "
+                        f"{isn}.\n")
+    else:
+        printer.message(f"rawtcp demo (compose lab): Linux's seed server in the listener container at "
+                        f"{docker.ip}:{docker.port}; rawtcp is the client in this container, ISN {isn}.\n")
+    result = run_demo(pcap_path, printer, isn=isn, msl2=msl2, docker=docker)
     if as_json:
         click.echo(json.dumps({"type": "summary", "mismatches": result.mismatches, "pcap": pcap_path,
                                "listener": result.listener_log}))

@@ -1,5 +1,8 @@
 """The lab catalogue: one self-checking exercise per question in SEED.md, in ``scripts/labs/``.
 
+The files live in the package (rawtcp/script/labs, so an installed rawtcp has them);
+``scripts/labs`` in the repository is a link to that folder.
+
 A lab is a ``.pkt`` script (run exactly as ``rawtcp run`` runs any script) or, where the dialect
 cannot say it, a Python scenario (a module with ``run(sc: Scenario) -> None``).
 """
@@ -46,7 +49,7 @@ LABS: tuple[Lab, ...] = (
 
 
 def labs_dir() -> Path:
-    return Path(__file__).resolve().parents[2] / "scripts" / "labs"
+    return Path(__file__).resolve().parent / "labs"
 
 
 def find(name: str) -> Lab:

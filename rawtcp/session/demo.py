@@ -8,6 +8,8 @@ change (tracefs) and shown beside each segment.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +18,7 @@ from typing import Any
 from rawtcp.core import State
 
 Record = dict[str, Any]
+ACCEPT_PAUSE = 0.1  # across containers: time for the seed server's accept() and its TCP_QUICKACK 0
 REQUEST = b"hello, kernel! (20B)"  # segment 4: exactly 20 bytes, seq 1001-1020
 assert len(REQUEST) == 20
 
@@ -62,9 +65,25 @@ def check_shape(segments: list[Record]) -> list[str]:
     return problems
 
 
+@dataclass
+class DockerPeer:
+    """The compose lab: the seed listener in its own container, reached over the lab network."""
+
+    ip: str
+    port: int = 8080
+
+    @classmethod
+    def from_env(cls) -> DockerPeer | None:
+        if os.environ.get("RAWTCP_LAB") != "docker":
+            return None
+        return cls(os.environ.get("RAWTCP_DOCKER_PEER", "198.18.10.2"),
+                   int(os.environ.get("RAWTCP_DOCKER_PORT", "8080")))
+
+
 def run_demo(pcap: str, emit: Callable[[Record], None], *, isn: int = 1000, mss: int = 1460,
-             msl2: float = 1.0, timeout: float = 20.0) -> DemoResult:
-    """Bring up a fresh lab, run the exchange, tear the lab down; records go to ``emit`` as they happen."""
+             msl2: float = 1.0, timeout: float = 20.0, docker: DockerPeer | None = None) -> DemoResult:
+    """Bring up a fresh lab (or use the compose lab's listener container), run the exchange, tear
+    down what was made; records go to ``emit`` as they happen."""
     from rawtcp.lab import topology
     from rawtcp.lab.kstate import KernelStateWatcher
     from rawtcp.session.connection import Connection, ConnectionSpec
@@ -83,43 +102,53 @@ def run_demo(pcap: str, emit: Callable[[Record], None], *, isn: int = 1000, mss:
             (result.kernel_states if rec.get("who") == "kernel" else result.client_states).append(rec["new"])
         emit(rec)
 
-    cfg = topology.fresh_lab("rawtcp-demo", listener="seed")
-    with topology.temporary_lab(cfg) as lab:
+    with contextlib.ExitStack() as stack:
+        if docker is None:
+            cfg = topology.fresh_lab("rawtcp-demo", listener="seed")
+            lab = stack.enter_context(topology.temporary_lab(cfg))
+            server_ip, port = cfg.server_ip, cfg.port
+        else:
+            lab, server_ip, port = None, docker.ip, docker.port
+        # The tracepoint sees every namespace's sockets (containers share the host's kernel).
         watcher = KernelStateWatcher()
-        watcher.start({cfg.port})
-        try:
-            with netns.inside(cfg.client_ns), Connection(ConnectionSpec(
-                remote_ip=cfg.server_ip, remote_port=cfg.port, isn=isn, mss=mss, msl2=msl2, pcap=pcap,
-                rto_min=0.2,
-            )) as conn:
-                ep, driver = conn.endpoint, conn.driver
-                view = KernelView(watcher, (cfg.server_ip, cfg.port), (conn.local_ip, ep.local_port), driver.t0)
-                driver.listeners.append(lambda rec: view.add(rec, time.monotonic()))
+        watcher.start({port})
+        stack.callback(watcher.stop)
+        if lab is not None:
+            stack.enter_context(netns.inside(cfg.client_ns))
+        conn = stack.enter_context(Connection(ConnectionSpec(
+            remote_ip=server_ip, remote_port=port, isn=isn, mss=mss, msl2=msl2, pcap=pcap, rto_min=0.2,
+        )))
+        ep, driver = conn.endpoint, conn.driver
+        kernel_side = (server_ip, port)
+        ours = (conn.local_ip, ep.local_port)
+        view = KernelView(watcher, kernel_side, ours, driver.t0)
+        driver.listeners.append(lambda rec: view.add(rec, time.monotonic()))
 
-                def run(done: Callable[[], bool], what: str) -> None:
-                    ok = driver.run_until(lambda: done() or ep.state is State.CLOSED, timeout)
-                    view.release(time.monotonic(), keep)
-                    if not ok or (ep.state is State.CLOSED and not done()):
-                        raise SessionError(f"demo: {what} did not happen (state {ep.state})")
+        def run(done: Callable[[], bool], what: str) -> None:
+            ok = driver.run_until(lambda: done() or ep.state is State.CLOSED, timeout)
+            view.release(time.monotonic(), keep)
+            if not ok or (ep.state is State.CLOSED and not done()):
+                raise SessionError(f"demo: {what} did not happen (state {ep.state})")
 
-                ep.open_active(time.monotonic())  # segment 1
-                run(lambda: ep.state is State.ESTABLISHED, "the three-way open")  # 2, 3
-                # The seed server turns quick-ACK off right after accept(): let it, or its answer
-                # cannot ride on its ACK (SEED.md segment 5).
-                topology.wait_accepted(cfg)
-                ep.send(REQUEST, time.monotonic())  # 4
-                run(lambda: ep.readable >= 10 and ep.in_flight == 0, "the server's 10-byte answer")  # 5, 6
-                result.received = ep.read()
-                ep.close(time.monotonic())  # 7
-                run(lambda: ep.state is State.TIME_WAIT, "the four-way close")  # 8, 9, 10
-                run(lambda: ep.state is State.CLOSED, "TIME-WAIT's end")
-                watcher.wait_for((cfg.server_ip, cfg.port), (conn.local_ip, ep.local_port), "CLOSED", 2.0)
-                view.release(time.monotonic(), keep, force=True)
-                view.flush_kernel(keep)
-                write_states(pcap, result.records, driver.wall0, f"{conn.local_ip}:{ep.local_port}",
-                             f"{cfg.server_ip}:{cfg.port}")
-        finally:
-            watcher.stop()
-        result.listener_log = topology.read_listener_log(lab.listener_log) if lab.listener_log else []
+        ep.open_active(time.monotonic())  # segment 1
+        run(lambda: ep.state is State.ESTABLISHED, "the three-way open")  # 2, 3
+        # The seed server turns quick-ACK off right after accept(): let it, or its answer cannot ride
+        # on its ACK (SEED.md segment 5). Across containers its accept queue is out of sight: a pause.
+        if lab is not None:
+            topology.wait_accepted(cfg)
+        else:
+            time.sleep(ACCEPT_PAUSE)
+        ep.send(REQUEST, time.monotonic())  # 4
+        run(lambda: ep.readable >= 10 and ep.in_flight == 0, "the server's 10-byte answer")  # 5, 6
+        result.received = ep.read()
+        ep.close(time.monotonic())  # 7
+        run(lambda: ep.state is State.TIME_WAIT, "the four-way close")  # 8, 9, 10
+        run(lambda: ep.state is State.CLOSED, "TIME-WAIT's end")
+        watcher.wait_for(kernel_side, ours, "CLOSED", 2.0)
+        view.release(time.monotonic(), keep, force=True)
+        view.flush_kernel(keep)
+        write_states(pcap, result.records, driver.wall0, f"{ours[0]}:{ours[1]}", f"{server_ip}:{port}")
+        if lab is not None and lab.listener_log:  # the listener logged the connection when it ended
+            result.listener_log = topology.read_listener_log(lab.listener_log)
     result.mismatches = check_shape(result.segments)
     return result

@@ -38,7 +38,9 @@ def runtime_dir() -> Path:
 
 def check_name(name: str) -> str:
     if not NAME_RE.match(name):
-        raise SessionError(f"bad session name {name!r}: use letters, digits, '.', '_' or '-' (max 64)")
+        err = SessionError(f"bad session name {name!r}: use letters, digits, '.', '_' or '-' (max 64)")
+        err.exit_code = 2  # bad input (README's exit codes)
+        raise err
     return name
 
 
