@@ -26,14 +26,17 @@ def _rawtcp_namespaces() -> list[str]:
 def _reap_nft_here(where: str) -> list[str]:
     from rawtcp.wire import nft
 
-    if not nft.table_exists():
-        return []
-    guard = nft.RstGuard()
-    try:
-        lines = guard.reap(alive=pid_alive)
-        guard.drop_table_if_empty()
-    finally:
-        guard.close()
+    lines: list[str] = []
+    if nft.table_exists():
+        guard = nft.RstGuard()
+        try:
+            lines = guard.reap(alive=pid_alive)
+            guard.drop_table_if_empty()
+        finally:
+            guard.close()
+    from rawtcp.craft.flood import reap_flood_tables
+
+    lines += reap_flood_tables()  # a killed flood's own table (one rule for its source ports)
     return [f"{line} in {where}" for line in lines]
 
 

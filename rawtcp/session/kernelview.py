@@ -69,8 +69,9 @@ class KernelView:
         ready = [item for item in self._pending if force or item[0] <= now]
         if not ready:
             return
-        if force and self.watcher is not None:
-            self._catch_up(self.t0 + ready[-1][1]["t"] + AFTER_SEND)
+        if self.watcher is not None:
+            # Everything the kernel did up to now must have been read before we annotate.
+            self._catch_up(self.t0 + ready[-1][1]["t"] + AFTER_SEND if force else 0.0)
         events = self._events()
         times = [self.t0 + rec["t"] for _, rec in self._pending]
         self._pending = self._pending[len(ready):] if not force else []
