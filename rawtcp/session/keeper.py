@@ -126,10 +126,16 @@ class Keeper:
             self._release(force=True)  # "CLOSED → LISTEN" tells the starting command we are ready for a SYN
         else:
             ep.open_active(now)
-        timeout = float(self.spec.get("open_timeout", 3600.0 if spec.passive else 120.0))
+        # An active open is bounded by the endpoint itself (--retries with RTO backoff: 127 s by default);
+        # a shorter bound here would cut that short and say "open did not complete" instead of
+        # "no SYN-ACK after N tries" (exit 5).
+        timeout = float(self.spec.get("open_timeout", 3600.0))
+
         def opened() -> bool:
-            # Show what happened so far while we wait (a SYN retransmitted for minutes must not be silent).
-            self._release()
+            # A slow open shows what happened so far (a SYN retransmitted for minutes must not be
+            # silent); a quick one is printed at once at the end, as before.
+            if time.monotonic() - now > 0.5:
+                self._release()
             return ep.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.LISTEN) or self._learned_peer()
 
         self.driver.run_until(opened, timeout)

