@@ -44,6 +44,7 @@ def _connection_spec(**fields: Any) -> dict[str, Any]:
 @click.option("--mss", type=click.IntRange(88, 65495), help="MSS to announce (default: interface MTU - 40).")
 @click.option("--window", type=click.IntRange(0, 65535), help="Fixed receive window to advertise.")
 @click.option("--wscale", type=click.IntRange(0, 14), help="Offer window scaling with this shift.")
+@click.option("--timestamps", is_flag=True, help="Offer RFC 7323 timestamps (RTT samples under heavy loss).")
 @click.option("--sport", type=click.IntRange(1, 65535), help="Source port (default: a free ephemeral one).")
 @click.option("--netns", help="Network namespace to send from (default: the lab's client namespace).")
 @click.option("--iface", help="Interface to send on, outside any lab (next hop by routing table and ARP).")
@@ -56,8 +57,8 @@ def _connection_spec(**fields: Any) -> dict[str, Any]:
 @click.option("--pcap", type=click.Path(dir_okay=False), help="Record both directions to this pcap.")
 @json_option
 def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | None, window: int | None,
-            wscale: int | None, sport: int | None, netns: str | None, iface: str | None, rto_min: float,
-            retries: int, msl2: float | None, idle: float, pcap: str | None, as_json: bool) -> None:
+            wscale: int | None, timestamps: bool, sport: int | None, netns: str | None, iface: str | None,
+            rto_min: float, retries: int, msl2: float | None, idle: float, pcap: str | None, as_json: bool) -> None:
     """Open a connection to HOST PORT with hand-built segments and keep it in a session."""
     errors.require_privileges("rawtcp connect")
     remote_ip = resolve_host(host)
@@ -77,7 +78,7 @@ def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | 
         "name": name, "netns": netns, "kernel": kernel, "idle": idle,
         "connection": _connection_spec(
             remote_ip=remote_ip, remote_port=port, local_port=sport, iface=iface, isn=isn, mss=mss,
-            window=window, wscale=wscale, rto_min=rto_min, max_retries=retries,
+            window=window, wscale=wscale, timestamps=timestamps or None, rto_min=rto_min, max_retries=retries,
             msl2=msl2 if msl2 is not None else (LAB_MSL2 if in_lab else 60.0),
             pcap=output_path(pcap),
         ),
@@ -96,6 +97,7 @@ def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | 
 @click.option("--isn", type=click.IntRange(0, 2**32 - 1), help="Our ISN (default random).")
 @click.option("--mss", type=click.IntRange(88, 65495), help="MSS to announce.")
 @click.option("--window", type=click.IntRange(0, 65535), help="Fixed receive window to advertise.")
+@click.option("--timestamps", is_flag=True, help="Use RFC 7323 timestamps if the client's SYN offers them.")
 @click.option("--rto-min", type=float, default=1.0, show_default=True)
 @click.option("--retries", type=click.IntRange(0, 20), default=6, show_default=True)
 @click.option("--msl2", type=float, help="TIME-WAIT length, s (default 2 in the lab, else 60).")
@@ -104,7 +106,7 @@ def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | 
 @click.option("--pcap", type=click.Path(dir_okay=False))
 @json_option
 def listen(port: int, name: str | None, netns: str | None, iface: str | None, isn: int | None,
-           mss: int | None, window: int | None, rto_min: float, retries: int, msl2: float | None,
+           mss: int | None, window: int | None, timestamps: bool, rto_min: float, retries: int, msl2: float | None,
            timeout: float, idle: float, pcap: str | None, as_json: bool) -> None:
     """Passive open on PORT: rawtcp answers a kernel client's SYN with its own SYN-ACK."""
     errors.require_privileges("rawtcp listen")
@@ -127,7 +129,7 @@ def listen(port: int, name: str | None, netns: str | None, iface: str | None, is
         "name": name, "netns": netns, "kernel": kernel, "idle": idle, "open_timeout": timeout,
         "connection": _connection_spec(
             remote_ip=None, remote_port=0, local_port=port, iface=iface, isn=isn, mss=mss, window=window,
-            rto_min=rto_min, max_retries=retries, passive=True,
+            timestamps=timestamps or None, rto_min=rto_min, max_retries=retries, passive=True,
             msl2=msl2 if msl2 is not None else (LAB_MSL2 if kernel else 60.0),
             pcap=output_path(pcap),
         ),

@@ -41,6 +41,14 @@ MAX_WINDOW_FIELD = 0xFFFF
 MAX_WSCALE = 14
 # Bound on separately owed pure ACKs, so an endpoint nobody pulls from cannot grow without limit.
 MAX_OWED_ACKS = 64
+# RFC 7323 §3.2: TSopt is 10 bytes, sent after two NOPs so it stays 4-byte aligned.
+TSOPT_LEN = 12
+
+
+def _ts_clock(now: float) -> int:
+    """TSval: milliseconds of the caller's clock, modulo 2**32 (RFC 7323 §5.4: 1 ms to 1 s per tick)."""
+    return int(now * 1000) % (1 << 32)
+
 
 # States in which the peer may still send us data (its FIN not yet received).
 _RECEIVING = (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2)
@@ -68,6 +76,7 @@ class EndpointConfig:
     max_retries: int = 6            # retransmissions of one segment (SYN, data, FIN) before giving up
     msl2: float = 60.0              # TIME-WAIT duration (2*MSL), configurable
     dupack_threshold: int = 3       # RFC 5681 fast retransmit
+    timestamps: bool = False        # RFC 7323: offer TSopt (used only if the peer's SYN carries it too)
 
     def __post_init__(self) -> None:
         problems = [
@@ -125,6 +134,9 @@ class Endpoint:
         self._wl2 = 0
         self._peer_mss = DEFAULT_PEER_MSS
         self._peer_wscale: int | None = None
+        self._ts_ok = False              # RFC 7323 §3.2: both SYNs carried TSopt
+        self._ts_recent = 0              # RFC 7323 §4.3 TS.Recent: the peer's TSval we echo
+        self._ack_tsecr: int | None = None  # TSecr of the segment being processed (RTTM, §4.1)
         self._snd_wscale = 0
         self._rcv_wscale = 0
         self._resend_syn = False
@@ -206,7 +218,8 @@ class Endpoint:
 
     @property
     def send_mss(self) -> int:
-        return max(1, min(self._peer_mss, self._cfg.mss))
+        # RFC 6691: the MSS counts no TCP options, so TSopt's 12 bytes (with NOPs) come off the payload.
+        return max(1, min(self._peer_mss, self._cfg.mss) - (TSOPT_LEN if self._ts_ok else 0))
 
     @property
     def local_port(self) -> int:
@@ -557,6 +570,8 @@ class Endpoint:
         self._acks_owed = 0
         out += fresh
         self._rearm(now)
+        if self._cfg.timestamps:
+            out = [self._with_timestamp(seg, now) for seg in out]
         return out
 
     def _fill(self, now: float) -> list[Segment]:
@@ -618,6 +633,7 @@ class Endpoint:
             return
         if self._remote_port and seg.sport != self._remote_port:
             return
+        self._ack_tsecr = self._note_timestamp(seg)
         if state is S.LISTEN:
             self._receive_listen(seg, now)
         elif state is S.SYN_SENT:
@@ -625,6 +641,30 @@ class Endpoint:
         else:
             self._receive_other(seg, now)
         self._rearm(now)
+
+    def _note_timestamp(self, seg: Segment) -> int | None:
+        """RFC 7323 §4.3: TS.Recent follows the peer's TSval of segments at or before RCV.NXT (our
+        Last.ACK.sent). Returns the segment's TSecr for RTT measurement (§4.1), if usable."""
+        if not self._ts_ok or seg.has(Flags.SYN | Flags.RST):
+            return None
+        ts = seg.option("Timestamp")
+        if not (isinstance(ts, tuple) and len(ts) == 2):
+            return None
+        tsval, tsecr = int(ts[0]) % sq.MOD, int(ts[1]) % sq.MOD
+        if self._irs is not None and sq.le(seg.seq, self.rcv_nxt) and sq.le(self._ts_recent, tsval):
+            self._ts_recent = tsval
+        return tsecr if seg.has(Flags.ACK) and tsecr else None
+
+    def _with_timestamp(self, seg: Segment, now: float) -> Segment:
+        """Add TSopt (RFC 7323 §3.2): on our SYN when offering, on everything else once both SYNs had
+        it; never on RST. TSval is a 1 ms clock taken from the caller's time (§5.4)."""
+        syn_only = seg.has(Flags.SYN) and not seg.has(Flags.ACK)
+        if seg.has(Flags.RST) or not (self._ts_ok or (syn_only and self._cfg.timestamps)):
+            return seg
+        ecr = 0 if syn_only else self._ts_recent
+        options = (*seg.options, ("NOP", None), ("NOP", None), ("Timestamp", (_ts_clock(now), ecr)))
+        return Segment(seg.sport, seg.dport, seg.seq, seg.ack, seg.flags, seg.window, options, seg.payload,
+                       seg.urgent)
 
     def _rst_for(self, seg: Segment) -> Segment:
         """A reset answering ``seg`` (RFC 9293 §3.10.7.1, also used by §3.10.7.2-4)."""
@@ -641,6 +681,11 @@ class Endpoint:
         mss = seg.mss
         # RFC 9293 §3.7.1: without the option assume 536; ignore nonsense values.
         self._peer_mss = mss if isinstance(mss, int) and mss > 0 else DEFAULT_PEER_MSS
+        ts = seg.option("Timestamp")
+        # RFC 7323 §3.2: timestamps are used only if both SYNs carried TSopt.
+        self._ts_ok = bool(self._cfg.timestamps and isinstance(ts, tuple) and len(ts) == 2)
+        if self._ts_ok:
+            self._ts_recent = int(ts[0]) % sq.MOD
         ws = seg.option("WScale")
         self._peer_wscale = min(ws, MAX_WSCALE) if isinstance(ws, int) and ws >= 0 else None
         if self._peer_wscale is not None and self._cfg.wscale is not None:
@@ -846,6 +891,13 @@ class Endpoint:
             del self._sndbuf[:drop]
             self._buf_pos += drop
         self._retries = 0
+        if self._ack_tsecr is not None:
+            # Timestamps on: this ACK echoes one of our transmissions, so the path works. Like Linux,
+            # which resets its backoff on every timestamped ACK, undo RFC 6298 §5.5's backoff; but the
+            # echo is not fed into SRTT: after a loss it times the hole, not the path (RFC 7323 §4.3
+            # echoes the TSval of the segment that left the hole), and one such sample of minutes
+            # would push the RTO to its maximum.
+            self._rto.collapse()
         if self._rtt_pos is not None and ack_pos > self._rtt_pos:
             self._rto.sample(now - self._rtt_time)
             self._rtt_pos = None

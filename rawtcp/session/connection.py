@@ -29,6 +29,7 @@ class ConnectionSpec:
     mss: int | None = None  # None: from the interface MTU
     window: int | None = None
     wscale: int | None = None
+    timestamps: bool = False  # RFC 7323 TSopt offered in our SYN (used if the peer's SYN has it too)
     rto_min: float = 1.0
     max_retries: int = 6
     msl2: float = 60.0
@@ -83,6 +84,7 @@ class Connection:
                 mss=spec.mss or max(536, path.mtu - 40),
                 window=spec.window,
                 wscale=spec.wscale,
+                timestamps=spec.timestamps,
                 rto_min=spec.rto_min,
                 max_retries=spec.max_retries,
                 msl2=spec.msl2,

@@ -268,12 +268,12 @@ def test_keeper_answers_keepalives_while_no_command_runs(echo_lab, env):
         if '"new": "LISTEN"' in line:
             break
     # A kernel client with 1 s keepalives: idle, it probes with seq = our rcv_nxt - 1 and no data.
-    code = ("import socket,time;s=socket.create_connection(('%s',9001));"
+    code = (f"import socket,time;s=socket.create_connection(('{cfg.server_ip}',9001));"
             "s.setsockopt(socket.SOL_SOCKET,socket.SO_KEEPALIVE,1);"
             "s.setsockopt(socket.IPPROTO_TCP,socket.TCP_KEEPIDLE,1);"
             "s.setsockopt(socket.IPPROTO_TCP,socket.TCP_KEEPINTVL,1);"
             "s.setsockopt(socket.IPPROTO_TCP,socket.TCP_KEEPCNT,2);"
-            "time.sleep(3.5);s.sendall(b'alive');print(s.recv(10).decode());s.close()") % cfg.server_ip
+            "time.sleep(3.5);s.sendall(b'alive');print(s.recv(10).decode());s.close()")
     kernel_client = subprocess.Popen(["ip", "netns", "exec", cfg.client_ns, sys.executable, "-c", code],
                                      stdout=subprocess.PIPE, text=True)
     listener.communicate(timeout=20)

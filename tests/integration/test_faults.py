@@ -75,13 +75,15 @@ def test_impairments_apply_in_both_directions_and_clear(cli_lab, env):
     assert not status.get("impairments") and not [r for r in status.get("relay") or [] if r.get("alive")]
 
 
-def test_integrity_both_roles_through_loss_reorder_duplication_delay(require_root):
+@pytest.mark.parametrize("timestamps", ["--timestamps", "--no-timestamps"])
+def test_integrity_both_roles_through_loss_reorder_duplication_delay(require_root, timestamps):
     """The shorter CI version of scripts/integrity.py: 256 KiB each way, 10 % loss, 10 % reorder,
-    5 % duplication, 30 ± 10 ms delay, rawtcp as client and as server."""
+    5 % duplication, 30 ± 10 ms delay, rawtcp as client and as server, with and without RFC 7323
+    timestamps."""
     proc = subprocess.Popen(
         [sys.executable, str(REPO / "scripts" / "integrity.py"), "--size", str(256 * 1024), "--loss", "10",
          "--reorder", "10", "--duplicate", "5", "--delay", "30", "--jitter", "10", "--timeout", "60", "--json",
-         "--prefix", f"rtt-flt-i{os.getpid()}"],
+         timestamps, "--prefix", f"rtt-flt-i{os.getpid()}"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, err = proc.communicate(timeout=240)

@@ -225,12 +225,30 @@ def test_demo_interrupted_in_time_wait(require_root, env, tmp_path, sig):
     assert not [p for p in Path("/run/rawtcp/labs").glob(f"rawtcp-demo-{pid}-*")]
 
 
-def test_flood_interrupted(require_root):
+def _flood_available() -> None:
     from rawtcp.cli import COMMANDS, _available
 
     if "flood" not in COMMANDS or not _available(COMMANDS["flood"][0]):
-        pytest.skip("`rawtcp flood` is not part of this build yet (another helper is writing it)")
-    pytest.skip("`rawtcp flood` exists now: add its SIGINT/SIGTERM check here (its options were unknown)")
+        pytest.skip("`rawtcp flood` is not part of this build")
+
+
+def _flood_tables(netns: str, pid: int) -> bool:
+    return f"rawtcp_flood_{pid}" in nft_tables(netns) or f"pid={pid}" in _rst_entries(netns)
+
+
+@pytest.mark.parametrize("sig", SIGNALS)
+def test_flood_interrupted(echo_lab, env, sig):
+    _flood_available()
+    cfg, _ = echo_lab
+    flood = Running(["flood", cfg.server_ip, "8080", "--syn", "--duration", "60", "--rate", "200",
+                     "--netns", cfg.client_ns], env)
+    pid = flood.proc.pid
+    flood.wait_for(r"FLOOD SYN to 198\.18\.0\.2:8080")  # it says where it sends
+    assert wait_until(lambda: _flood_tables(cfg.client_ns, pid), 10)  # its RST drop is in place
+    flood.proc.send_signal(sig)
+    code, _out, err = flood.finish()
+    _one_line_interrupted(code, err)
+    assert not _flood_tables(cfg.client_ns, pid), nft_tables(cfg.client_ns)
 
 
 # --- SIGKILL: the next command reaps ---------------------------------------------------------------
@@ -248,6 +266,24 @@ def test_killed_keeper_is_reaped_by_the_next_connect(echo_lab, env):
     assert any(f"session k1 (keeper pid {pid} is gone)" in line for line in said), nxt.stdout
     assert f"pid={pid}" not in _rst_entries(cfg.client_ns)
     rawtcp("close", "k2", "--abort", env=env, check=True)
+    _assert_clean(env, cfg.client_ns)
+
+
+def test_killed_flood_is_reaped_by_the_next_connect(echo_lab, env):
+    _flood_available()
+    cfg, _ = echo_lab
+    flood = Running(["flood", cfg.server_ip, "8080", "--syn", "--duration", "60", "--rate", "200",
+                     "--netns", cfg.client_ns], env)
+    pid = flood.proc.pid
+    assert wait_until(lambda: _flood_tables(cfg.client_ns, pid) or flood.proc.poll() is not None, 20)
+    flood.proc.kill()
+    flood.finish()
+    assert _flood_tables(cfg.client_ns, pid)  # SIGKILL: left behind
+    nxt = rawtcp("connect", cfg.server_ip, "8080", "--name", "f2", "--netns", cfg.client_ns, env=env, check=True)
+    said = [line for line in nxt.stdout.splitlines() if line.startswith("removed leftover:")]
+    assert any(str(pid) in line and cfg.client_ns in line for line in said), nxt.stdout
+    assert not _flood_tables(cfg.client_ns, pid)
+    rawtcp("close", "f2", "--abort", env=env, check=True)
     _assert_clean(env, cfg.client_ns)
 
 
