@@ -88,11 +88,15 @@ def _exit_code_for(exc: BaseException) -> int:
 def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _on_term)
     try:
-        result = cli.main(args=argv, prog_name="rawtcp", standalone_mode=False)
-    except click.exceptions.Abort:
-        click.echo("rawtcp: interrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
+        # Not cli.main(): it turns Ctrl-C into a blank line and Abort; we want our one line.
+        with cli.make_context("rawtcp", list(sys.argv[1:] if argv is None else argv)) as ctx:
+            result = cli.invoke(ctx)
+    except click.exceptions.Exit as exc:  # --help, --version
+        sys.exit(exc.exit_code)
+    except BrokenPipeError:  # `rawtcp labs | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except (KeyboardInterrupt, click.exceptions.Abort):
         click.echo("rawtcp: interrupted; cleaned up", err=True)
         sys.exit(130)
     except click.UsageError as exc:
