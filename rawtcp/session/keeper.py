@@ -107,6 +107,17 @@ class Keeper:
         theirs = (cspec.remote_ip, cspec.remote_port) if not cspec.passive else None
         self.view = KernelView(self.watcher, theirs, ours if theirs else None, self.driver.t0)
         self.driver.listeners.append(self._record)
+        if cspec.passive:
+            # Once the SYN names the peer, the kernel view follows that kernel client's socket.
+            learn = self.driver.accept_peer
+            assert learn is not None
+
+            def accept_peer(decoded: Any, frame: bytes) -> None:
+                learn(decoded, frame)
+                assert self.view is not None
+                self.view.set_peer((cspec.remote_ip, cspec.remote_port), ours)
+
+            self.driver.accept_peer = accept_peer
         registry.write_info({
             "name": self.name, "pid": os.getpid(), "netns": spec.get("netns"),
             "local": f"{self.conn.local_ip}:{ep.local_port}",
@@ -136,23 +147,12 @@ class Keeper:
             # silent); a quick one is printed at once at the end, as before.
             if time.monotonic() - now > 0.5:
                 self._release()
-            return ep.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.LISTEN) or self._learned_peer()
+            return ep.state not in (State.SYN_SENT, State.SYN_RECEIVED, State.LISTEN)
 
         self.driver.run_until(opened, timeout)
-        if spec.passive and ep.state in (State.LISTEN, State.SYN_RECEIVED):
-            self.driver.run_until(lambda: ep.state not in (State.SYN_RECEIVED, State.LISTEN), timeout)
         self._release(force=True)
         if ep.state is not State.ESTABLISHED:
             raise self._failure("open")
-
-    def _learned_peer(self) -> bool:
-        """Passive open: once the SYN named the peer, the kernel view can follow its socket."""
-        assert self.conn is not None and self.view is not None
-        spec = self.conn.spec
-        if spec.passive and spec.remote_ip and self.view.remote is None:
-            self.view.set_peer((spec.remote_ip, spec.remote_port),
-                               (self.conn.local_ip, self.conn.endpoint.local_port))
-        return False
 
     def _failure(self, what: str) -> SessionError:
         assert self.conn is not None
