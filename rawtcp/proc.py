@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import select
+import time
+
 
 def pid_alive(pid: int | None) -> bool:
     """True if the process exists and is not a zombie (/proc works for any owner's process)."""
@@ -14,3 +18,22 @@ def pid_alive(pid: int | None) -> bool:
         return False
     # The state letter follows the parenthesised command name, which may contain spaces.
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def readline_with_timeout(fd: int, timeout: float) -> bytes:
+    """One line from a child's pipe, or what came before ``timeout`` seconds passed (b"" if nothing).
+
+    Byte by byte on the raw fd, so nothing after the line is swallowed into a buffer the caller's
+    own reader would then miss.
+    """
+    buf = b""
+    deadline = time.monotonic() + timeout
+    while not buf.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break
+        chunk = os.read(fd, 1)
+        if not chunk:
+            break
+        buf += chunk
+    return buf

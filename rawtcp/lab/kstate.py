@@ -40,6 +40,7 @@ from typing import Any
 
 from rawtcp.lab.errors import LabError
 from rawtcp.lab.topology import pid_alive
+from rawtcp.proc import readline_with_timeout
 
 TRACEFS = Path("/sys/kernel/tracing")
 EVENT = "sock/inet_sock_set_state"
@@ -402,7 +403,7 @@ class KernelStateWatcher:
             self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                           stderr=subprocess.PIPE, env=_child_env())
             assert self._proc.stdout is not None
-            line = self._readline_with_timeout(self._proc.stdout.fileno(), 15.0)
+            line = readline_with_timeout(self._proc.stdout.fileno(), 15.0)
             if line.strip() != b"ready":
                 err = self._proc.stderr.read().decode(errors="replace").strip() if self._proc.stderr else ""
                 self._kill_proc()
@@ -413,20 +414,6 @@ class KernelStateWatcher:
             args = ()
         self._thread = threading.Thread(target=target, args=args, name="kstate-diag", daemon=True)
         self._thread.start()
-
-    @staticmethod
-    def _readline_with_timeout(fd: int, timeout: float) -> bytes:
-        buf = b""
-        deadline = time.monotonic() + timeout
-        while not buf.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                break
-            chunk = os.read(fd, 1)
-            if not chunk:
-                break
-            buf += chunk
-        return buf
 
     def stop(self) -> None:
         """Stop recording; the trace instance is disabled and removed (recorded events stay)."""

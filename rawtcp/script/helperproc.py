@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import select
 import socket
 import subprocess
@@ -16,6 +15,7 @@ from typing import Any
 
 from rawtcp.lab.errors import LabError
 from rawtcp.lab.topology import _child_env
+from rawtcp.proc import readline_with_timeout
 
 _START_TIMEOUT = 15.0
 
@@ -35,7 +35,7 @@ class HelperProcess:
         self._eof = False
         self._stderr = b""
         assert self._proc.stdout is not None
-        first = self._readline(self._proc.stdout.fileno(), _START_TIMEOUT)
+        first = _readline(self._proc.stdout.fileno(), _START_TIMEOUT)
         try:
             ready = json.loads(first).get("ready")
         except ValueError:
@@ -46,20 +46,6 @@ class HelperProcess:
             raise LabError(f"the system-call helper did not start: {err or first.strip() or 'no output'}")
         self._reader = threading.Thread(target=self._read, name="rawtcp-syscall-helper", daemon=True)
         self._reader.start()
-
-    @staticmethod
-    def _readline(fd: int, timeout: float) -> str:
-        buf = b""
-        deadline = time.monotonic() + timeout
-        while not buf.endswith(b"\n"):
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([fd], [], [], left)[0]:
-                break
-            chunk = os.read(fd, 1)
-            if not chunk:
-                break
-            buf += chunk
-        return buf.decode(errors="replace")
 
     def _drain_stderr(self) -> str:
         if self._proc.stderr is None:
@@ -202,3 +188,7 @@ class HelperConnection(HelperProcess):
         with contextlib.suppress(OSError):
             self._rfile.close()
             self._sock.close()
+
+
+def _readline(fd: int, timeout: float) -> str:
+    return readline_with_timeout(fd, timeout).decode(errors="replace")
