@@ -177,11 +177,12 @@ def _stream_svg(stream: Stream, top: float, absolute: bool) -> tuple[list[str], 
         out.append(f'<line x1="{x1}" y1="{y:.1f}" x2="{x2}" y2="{y + _DROP:.1f}" stroke="{colour}" '
                    f'class="segment" marker-end="url(#arrow-{name})"/>')
         mid_y = y + _DROP / 2
-        out.append(_t(_SVG_W / 2, mid_y - 6, segment_label(seg, absolute), anchor="middle", fill=colour,
+        # Above the arrow (it passes through mid_y at the centre), not through it.
+        out.append(_t(_SVG_W / 2, mid_y - 10, segment_label(seg, absolute), anchor="middle", fill=colour,
                       cls="label"))
         opt = options_label(seg)
         if opt:
-            out.append(_t(_SVG_W / 2, mid_y + 17, opt, anchor="middle", size=10, cls="options"))
+            out.append(_t(_SVG_W / 2, mid_y + 15, opt, anchor="middle", size=10, cls="options"))
         out.append(_t(20, y + 5, f"{seg.ts - t0:.6f}", size=11, cls="muted"))
         arrive = y + _DROP + 4
         cstate = _state_text(seg.client_state, seg.client_recorded)
