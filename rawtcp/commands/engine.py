@@ -33,7 +33,9 @@ def _next_name() -> str:
 
 
 def _connection_spec(**fields: Any) -> dict[str, Any]:
-    return {k: v for k, v in fields.items() if v is not None}
+    """ConnectionSpec fields for the keeper; unset options take the spec's defaults (remote_ip stays:
+    a passive open has none yet)."""
+    return {k: v for k, v in fields.items() if v is not None or k == "remote_ip"}
 
 
 @click.command()
@@ -134,7 +136,6 @@ def listen(port: int, name: str | None, netns: str | None, iface: str | None, is
             pcap=output_path(pcap),
         ),
     }
-    spec["connection"]["remote_ip"] = None
     printer.message(f"listening on port {port} in {netns or 'this namespace'} ({iface}); waiting for a SYN")
     ready = client.start_keeper(spec, printer)
     printer.message(f"session {name}: {ready['state']} {ready['local']} ← {ready['remote']} "
