@@ -14,3 +14,9 @@ def require_root():
         pytest.skip("needs root: network namespaces, raw sockets and nftables (run the suite with sudo)")
     if shutil.which("nft") is None:
         pytest.skip("needs nftables (apt-get install nftables)")
+
+
+@pytest.fixture
+def env(tmp_path):
+    """The environment for CLI runs: a private runtime directory, so sessions never mix with a user's."""
+    return dict(os.environ, RAWTCP_RUNTIME_DIR=str(tmp_path / "run"))

@@ -62,3 +62,15 @@ def wait_until(predicate: Any, timeout: float, interval: float = 0.05) -> bool:
             return True
         time.sleep(interval)
     return bool(predicate())
+
+
+def namespaces() -> list[str]:
+    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def rst_entries(netns: str | None) -> str:
+    """The `inet rawtcp` table in ``netns`` (None: the root namespace), or "" when there is none."""
+    cmd = ["nft", "list", "table", "inet", "rawtcp"]
+    proc = ns_exec(netns, *cmd) if netns else subprocess.run(cmd, capture_output=True, text=True)
+    return proc.stdout if proc.returncode == 0 else ""

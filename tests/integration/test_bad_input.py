@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from engine_helpers import keeper_pids, ns_exec, wait_until
+from engine_helpers import keeper_pids, namespaces, ns_exec, rst_entries, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -131,15 +131,6 @@ def files(tmp_path_factory, bad_lab):
     return t
 
 
-def _namespaces() -> list[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return [line.split()[0] for line in out.splitlines() if line.strip()]
-
-
-def _entries(netns: str | None) -> str:
-    cmd = ["nft", "list", "table", "inet", "rawtcp"]
-    proc = ns_exec(netns, *cmd) if netns else subprocess.run(cmd, capture_output=True, text=True)
-    return proc.stdout if proc.returncode == 0 else ""
 
 
 def _run(prefix: list[str], argv: list[str], env: dict[str, str]) -> tuple[int, str, str, int]:
@@ -157,10 +148,10 @@ def _check(code: int, err: str, pid: int, want_code: int, want: str, env: dict[s
     assert want in lines[0], lines[0]
     assert code == want_code, (code, lines[0])
     # Nothing left behind by this process.
-    assert not [n for n in _namespaces() if f"-{pid}-" in n]
-    assert f"pid={pid}" not in _entries(None)
+    assert not [n for n in namespaces() if f"-{pid}-" in n]
+    assert f"pid={pid}" not in rst_entries(None)
     if client_ns:
-        assert f"pid={pid}" not in _entries(client_ns)
+        assert f"pid={pid}" not in rst_entries(client_ns)
     run_dir = env["RAWTCP_RUNTIME_DIR"]
     assert wait_until(lambda: not keeper_pids(run_dir), 10)
     sessions = Path(run_dir) / "sessions"

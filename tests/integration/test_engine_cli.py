@@ -25,11 +25,6 @@ from engine_helpers import (
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def env(tmp_path):
-    environ = dict(os.environ)
-    environ["RAWTCP_RUNTIME_DIR"] = str(tmp_path / "run")
-    return environ
 
 
 def _lab(listener: str, tag: str):

@@ -33,9 +33,6 @@ s.close()
 """
 
 
-@pytest.fixture
-def env(tmp_path):
-    return dict(os.environ, RAWTCP_RUNTIME_DIR=str(tmp_path / "run"))
 
 
 @pytest.fixture

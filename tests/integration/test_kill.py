@@ -19,7 +19,7 @@ import threading
 from pathlib import Path
 
 import pytest
-from engine_helpers import json_lines, keeper_pids, nft_tables, ns_exec, rawtcp, wait_until
+from engine_helpers import json_lines, keeper_pids, namespaces, nft_tables, ns_exec, rawtcp, rst_entries, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -55,9 +55,6 @@ class Running:
         return code, "".join(self.lines), self.proc.stderr.read()
 
 
-@pytest.fixture
-def env(tmp_path):
-    return dict(os.environ, RAWTCP_RUNTIME_DIR=str(tmp_path / "run"))
 
 
 @pytest.fixture
@@ -69,15 +66,6 @@ def echo_lab(require_root):
         yield cfg, info
 
 
-def _namespaces() -> list[str]:
-    out = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    return [line.split()[0] for line in out.splitlines() if line.strip()]
-
-
-def _rst_entries(netns: str | None) -> str:
-    cmd = ["nft", "list", "table", "inet", "rawtcp"]
-    proc = ns_exec(netns, *cmd) if netns else subprocess.run(cmd, capture_output=True, text=True)
-    return proc.stdout if proc.returncode == 0 else ""
 
 
 def _assert_clean(env: dict[str, str], client_ns: str | None = None) -> None:
@@ -86,7 +74,7 @@ def _assert_clean(env: dict[str, str], client_ns: str | None = None) -> None:
     sessions = Path(run_dir) / "sessions"
     assert not sessions.exists() or not list(sessions.iterdir()), list(sessions.iterdir())
     if client_ns is not None:
-        assert "rawtcp" not in nft_tables(client_ns), _rst_entries(client_ns)
+        assert "rawtcp" not in nft_tables(client_ns), rst_entries(client_ns)
 
 
 def _one_line_interrupted(code: int, err: str) -> None:
@@ -114,7 +102,7 @@ def test_connect_interrupted_mid_handshake(echo_lab, env, sig):
     cmd = Running(["connect", cfg.server_ip, "7777", "--name", "hs", "--netns", cfg.client_ns, "--retries", "10",
                    "--json"], env)
     cmd.wait_for(r'"event": "retransmission"')  # stuck retransmitting the SYN
-    assert "pid=" in _rst_entries(cfg.client_ns)  # its RST-suppression entry exists now
+    assert "pid=" in rst_entries(cfg.client_ns)  # its RST-suppression entry exists now
     cmd.proc.send_signal(sig)
     code, _out, err = cmd.finish()
     _one_line_interrupted(code, err)
@@ -152,7 +140,7 @@ def test_keeper_signalled_in_time_wait(echo_lab, env, sig):
     pid = _keeper_pid(env, "tw")
     closed = rawtcp("close", "tw", env=env, check=True)
     assert "TIME-WAIT" in closed.stdout
-    assert f"pid={pid}" in _rst_entries(cfg.client_ns)  # TIME-WAIT still holds the 4-tuple's entry
+    assert f"pid={pid}" in rst_entries(cfg.client_ns)  # TIME-WAIT still holds the 4-tuple's entry
     os.kill(pid, sig)
     assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10)
     _assert_clean(env, cfg.client_ns)
@@ -173,7 +161,7 @@ LONG_SCRIPT = """// Handshake, then the script waits 60 s for a segment: long en
 
 
 def _netns_of(pid: int, prefix: str) -> list[str]:
-    return [n for n in _namespaces() if n.startswith(f"{prefix}-{pid}-")]
+    return [n for n in namespaces() if n.startswith(f"{prefix}-{pid}-")]
 
 
 @pytest.mark.parametrize("sig", SIGNALS)
@@ -191,9 +179,9 @@ def test_run_interrupted(require_root, env, tmp_path, sig):
     cmd.proc.send_signal(sig)
     code, _out, err = cmd.finish()
     _one_line_interrupted(code, err)
-    assert not _netns_of(pid, "rtt-run"), _namespaces()
+    assert not _netns_of(pid, "rtt-run"), namespaces()
     assert not [p for p in Path("/run/rawtcp/labs").glob(f"rtt-run-{pid}-*")]
-    assert f"pid={pid}" not in _rst_entries(None)
+    assert f"pid={pid}" not in rst_entries(None)
 
 
 def _demo_in_time_wait(demo: Running) -> list[str]:
@@ -217,11 +205,11 @@ def test_demo_interrupted_in_time_wait(require_root, env, tmp_path, sig):
     demo = Running(["demo", "--msl2", "60", "--pcap", str(tmp_path / "demo.pcap"), "--json"], env)
     pid = demo.proc.pid
     made = _demo_in_time_wait(demo)
-    assert f"pid={pid}" in _rst_entries(next(n for n in made if n.endswith("-c")))
+    assert f"pid={pid}" in rst_entries(next(n for n in made if n.endswith("-c")))
     demo.proc.send_signal(sig)
     code, _out, err = demo.finish()
     _one_line_interrupted(code, err)
-    assert not _netns_of(pid, "rawtcp-demo"), _namespaces()
+    assert not _netns_of(pid, "rawtcp-demo"), namespaces()
     assert not [p for p in Path("/run/rawtcp/labs").glob(f"rawtcp-demo-{pid}-*")]
 
 
@@ -233,7 +221,7 @@ def _flood_available() -> None:
 
 
 def _flood_tables(netns: str, pid: int) -> bool:
-    return f"rawtcp_flood_{pid}" in nft_tables(netns) or f"pid={pid}" in _rst_entries(netns)
+    return f"rawtcp_flood_{pid}" in nft_tables(netns) or f"pid={pid}" in rst_entries(netns)
 
 
 @pytest.mark.parametrize("sig", SIGNALS)
@@ -259,12 +247,12 @@ def test_killed_keeper_is_reaped_by_the_next_connect(echo_lab, env):
     pid = _keeper_pid(env, "k1")
     os.kill(pid, signal.SIGKILL)
     assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10)
-    assert f"pid={pid}" in _rst_entries(cfg.client_ns)  # what the dead keeper left
+    assert f"pid={pid}" in rst_entries(cfg.client_ns)  # what the dead keeper left
     nxt = rawtcp("connect", cfg.server_ip, "8080", "--name", "k2", "--netns", cfg.client_ns, env=env, check=True)
     said = [line for line in nxt.stdout.splitlines() if line.startswith("removed leftover:")]
     assert any(f"dead process {pid}" in line and f"namespace {cfg.client_ns}" in line for line in said), nxt.stdout
     assert any(f"session k1 (keeper pid {pid} is gone)" in line for line in said), nxt.stdout
-    assert f"pid={pid}" not in _rst_entries(cfg.client_ns)
+    assert f"pid={pid}" not in rst_entries(cfg.client_ns)
     rawtcp("close", "k2", "--abort", env=env, check=True)
     _assert_clean(env, cfg.client_ns)
 
@@ -295,7 +283,7 @@ def test_killed_demo_is_reaped_firewall_first_then_namespaces(require_root, env,
     demo.proc.kill()
     demo.finish()
     assert _netns_of(pid, "rawtcp-demo") == made  # SIGKILL: nothing could clean up
-    assert f"pid={pid}" in _rst_entries(client_ns)
+    assert f"pid={pid}" in rst_entries(client_ns)
 
     names = ["--client-ns", f"rtt-kill-{os.getpid()}-up-c", "--server-ns", f"rtt-kill-{os.getpid()}-up-s"]
     try:

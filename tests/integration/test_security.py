@@ -66,9 +66,6 @@ except OSError as exc:
 """
 
 
-@pytest.fixture
-def env(tmp_path):
-    return dict(os.environ, RAWTCP_RUNTIME_DIR=str(tmp_path / "run"))
 
 
 @pytest.fixture
