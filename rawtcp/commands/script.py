@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -42,30 +43,166 @@ def _print_result(result: Any, as_json: bool, verbose_ladder: bool) -> None:
         click.echo(f"  {note}")
 
 
+def _defines(values: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        name, eq, value = item.partition("=")
+        if not eq or not name.strip():
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="'-D'")
+        out[name.strip()] = value
+    return out
+
+
+def _variants(text: str | None, ip_version: str | None) -> list[str]:
+    from rawtcp.script.suite import IP_VERSIONS
+
+    if text is None:
+        return [ip_version or "ipv4"]
+    chosen = [v.strip() for v in text.split(",") if v.strip()]
+    if chosen == ["all"]:
+        return list(IP_VERSIONS)
+    bad = [v for v in chosen if v not in IP_VERSIONS]
+    if bad or not chosen:
+        raise click.BadParameter(f"{', '.join(bad) or text!r}: choose from {', '.join(IP_VERSIONS)} or all",
+                                 param_hint="'--variants'")
+    return chosen
+
+
 @click.command()
-@click.argument("script", type=click.Path(dir_okay=False))
+@click.argument("scripts", nargs=-1, required=True, type=click.Path())
+@click.option("--ip-version", "--ip_version", "ip_version",
+              type=click.Choice(["ipv4", "ipv4-mapped-ipv6", "ipv6"]), default=None,
+              help="Address mode, as packetdrill's --ip_version (default: the script's own option line, else ipv4).")
+@click.option("--variants", default=None, metavar="LIST",
+              help="Run every script in each of these modes (comma-separated: ipv4,ipv4-mapped-ipv6,ipv6, or all), "
+                   "with run_all.py's -D defines for each.")
+@click.option("-D", "--define", "defines", multiple=True, metavar="NAME=VALUE",
+              help="Define a symbol the script uses (packetdrill's -D), e.g. -D TFO_COOKIE=3021b9d889017eeb.")
+@click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Scripts run at once, each in its own namespaces.")
+@click.option("--check", is_flag=True, help="Only parse and validate the scripts (no root, no network).")
 @click.option("--lab", "lab_kind", type=click.Choice(["netns", "docker"]), default="netns", show_default=True,
               help="Where the kernel under test lives (fresh namespaces per run).")
-@click.option("--tolerance-usecs", type=click.IntRange(0), default=None,
-              help="Absolute timing tolerance (overrides the script's --tolerance_usecs; default 10000).")
+@click.option("--tolerance-usecs", "--tolerance_usecs", "tolerance_usecs", type=click.IntRange(0), default=None,
+              help="Absolute timing tolerance in microseconds (overrides the script's; default 10000).")
+@click.option("--timeout", type=click.FloatRange(1), default=None,
+              help="Seconds one script may take in a suite run before it is stopped and reported [default: 180].")
 @click.option("--pcap", type=click.Path(dir_okay=False, writable=True), default=None,
-              help="Write every segment sent and seen to this pcap file.")
-@click.option("--ladder", is_flag=True, help="Print the ladder of segments on success too.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object with the verdict and the ladder.")
-def run(script: str, lab_kind: str, tolerance_usecs: int | None, pcap: str | None, ladder: bool,
-        as_json: bool) -> int:
-    """Run a packetdrill-dialect SCRIPT against the Linux kernel in fresh namespaces.
+              help="Write every segment sent and seen to this pcap file (one script).")
+@click.option("--ladder", is_flag=True, help="Print the ladder of segments on success too (one script).")
+@click.option("--junit", type=click.Path(dir_okay=False, writable=True), default=None,
+              help="Write a JUnit XML report (one testsuite per address mode).")
+@click.option("--json", "as_json", is_flag=True,
+              help="JSON: one object for one script (verdict and ladder); one line per script and mode, then a "
+                   "summary, for several.")
+def run(scripts: tuple[str, ...], ip_version: str | None, variants: str | None, defines: tuple[str, ...],
+        jobs: int, check: bool, lab_kind: str, tolerance_usecs: int | None, timeout: float | None,
+        pcap: str | None, ladder: bool, junit: str | None, as_json: bool) -> int:
+    """Run packetdrill-dialect SCRIPTS (files or directories of *.pkt) against the Linux kernel.
 
-    Exit status: 0 the kernel did what the script says, 1 it did not (packetdrill-style message and
-    the ladder of what happened), 2 the script or the set-up is bad.
+    One script runs in fresh namespaces in this process. Several (or a directory, or --variants with
+    more than one mode) run as a suite: each script and mode in its own namespaces, -j at a time, from
+    the script's own directory, then a summary table.
+
+    Exit status: 0 everything passed, 1 a script failed (packetdrill-style message and the ladder of
+    what happened), 2 a script or the set-up is bad.
     """
-    from rawtcp.script.runner import RunOptions, run_script
+    from rawtcp.script.suite import find_scripts
 
+    symbols = _defines(defines)
+    modes = _variants(variants, ip_version)
+    files = find_scripts(scripts)
+    if not files:
+        raise click.BadParameter("no *.pkt scripts found", param_hint="SCRIPTS")
+    if check:
+        return _check(files, modes, symbols, as_json)
     errors.require_privileges("rawtcp run")
-    opts = RunOptions(tolerance_usecs=tolerance_usecs, pcap=pcap, lab=lab_kind)
-    result = _guard_setup(run_script, script, opts)
-    _print_result(result, as_json, ladder)
-    return result.exit_code
+    single = len(files) == 1 and len(modes) == 1 and all(not Path(s).is_dir() for s in scripts)
+    if single:
+        from rawtcp.script.runner import RunOptions, run_script
+
+        opts = RunOptions(tolerance_usecs=tolerance_usecs, pcap=pcap, lab=lab_kind,
+                          ip_version=ip_version if variants is None else modes[0])
+        result = _guard_setup(run_script, str(files[0]), opts, symbols)
+        _print_result(result, as_json, ladder)
+        if junit:
+            _single_junit(result, modes[0], junit)
+        return result.exit_code
+    if pcap or ladder or lab_kind != "netns":
+        raise click.UsageError("--pcap, --ladder and --lab docker apply to one script")
+    return _suite(files, modes, symbols, jobs, tolerance_usecs, timeout, junit, as_json)
+
+
+def _suite(files: list[Path], modes: list[str], symbols: dict[str, str], jobs: int, tolerance_usecs: int | None,
+           timeout: float | None, junit: str | None, as_json: bool) -> int:
+    from rawtcp.script.suite import (
+        DEFAULT_JOB_TIMEOUT,
+        SuiteOptions,
+        failures_text,
+        plan,
+        progress_line,
+        run_suite,
+        summary_table,
+        write_junit,
+    )
+
+    planned = plan(files, modes)
+    opts = SuiteOptions(variants=modes, jobs=jobs, defines=symbols, tolerance_usecs=tolerance_usecs,
+                        timeout=timeout or DEFAULT_JOB_TIMEOUT)
+
+    def report(result: Any) -> None:
+        click.echo(json.dumps(result.to_dict()) if as_json else progress_line(result))
+        sys.stdout.flush()
+
+    results = run_suite(planned, opts, report)
+    if junit:
+        write_junit(results, junit)
+    failed = [r for r in results if not r.passed]
+    if as_json:
+        counts = {m: {"passed": sum(r.passed for r in results if r.job.variant == m),
+                      "total": sum(r.job.variant == m for r in results)} for m in modes}
+        click.echo(json.dumps({"summary": counts, "failed": len(failed)}))
+    else:
+        click.echo("")
+        click.echo(summary_table(results, modes))
+        if failed:
+            click.echo("\nfailures (first error):")
+            click.echo(failures_text(results))
+    if not failed:
+        return errors.OK
+    return errors.FAILED if any(r.outcome in ("fail", "timeout") for r in failed) else errors.BAD_INPUT
+
+
+def _check(files: list[Path], modes: list[str], symbols: dict[str, str], as_json: bool) -> int:
+    """Parse and validate each script in each mode, without root or network."""
+    from rawtcp.script.check import check_script
+    from rawtcp.script.suite import VARIANT_DEFINES, variant_applies
+
+    bad = 0
+    for path in files:
+        for mode in modes:
+            if not variant_applies(path, mode):
+                continue
+            problems = check_script(str(path), {**VARIANT_DEFINES[mode], **symbols}, mode)
+            bad += bool(problems)
+            if as_json:
+                click.echo(json.dumps({"script": str(path), "variant": mode, "ok": not problems,
+                                       "problems": problems}))
+            else:
+                for problem in problems:
+                    click.echo(problem, err=True)
+    if not as_json:
+        click.echo(f"{'all scripts are valid' if not bad else f'{bad} script run(s) have problems'}")
+    return errors.BAD_INPUT if bad else errors.OK
+
+
+def _single_junit(result: Any, mode: str, path: str) -> None:
+    from rawtcp.script.suite import Job, JobResult, write_junit
+
+    outcome = "pass" if result.passed else ("fail" if result.exit_code == 1 else "error")
+    error = (result.error or "").splitlines()[0] if result.error else None
+    write_junit([JobResult(Job(Path(result.path), mode, result.path), outcome, result.duration, error,
+                           result.exit_code)], path)
 
 
 @click.command()

@@ -25,66 +25,42 @@ Semantics follow packetdrill's run.c / run_packet.c:
 from __future__ import annotations
 
 import contextlib
-import ipaddress
 import os
 import random
 import select
-import subprocess
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rawtcp.core.segment import Flags, Segment, flags_str, format_options
+from rawtcp.core.seq import MOD
 from rawtcp.script import ast
+from rawtcp.script.annotate import annotate_states
 from rawtcp.script.errors import ScriptError
 from rawtcp.script.parser import parse_file
+from rawtcp.script.results import (
+    EXIT_FAIL,
+    EXIT_PASS,
+    LadderEntry,
+    RunResult,
+    ScriptFailure,
+    flags_value,
+    script_flags_text,
+)
 from rawtcp.script.syscalls import SUPPORTED, encode_expr, realtime_priority
+from rawtcp.script.target import DEFAULT_SYSCTLS, docker_target, inside, prepare_lab
 from rawtcp.script.tcpinfo import TCP_CA_STATES, TCP_STATES
 
-SEQ_MASK = 0xFFFF_FFFF
+SEQ_MASK = MOD - 1
+
 DEFAULT_TOLERANCE_USECS = 10_000  # packetdrill's 4 ms, plus room for a Python peer on a shared VM
 DEFAULT_BIND_PORT = 8080  # packetdrill's live_bind_port / live_connect_port
 SNIFF_GRACE = 1.0  # seconds past an outbound packet's window before "timed out waiting"
 SYSCALL_GRACE = 2.0
-EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
-BIG_MTU = 65535  # veth's maximum: inbound segments of any size reach the kernel, as through tun
-PATH_MTU = 1500  # packetdrill's tun0 MTU: what the kernel's route says
-
-_FLAG_LETTERS = {"F": Flags.FIN, "S": Flags.SYN, "R": Flags.RST, "P": Flags.PSH, ".": Flags.ACK,
-                 "A": Flags.ACK, "U": Flags.URG, "E": Flags.ECE, "W": Flags.CWR}
 _ECN_BITS = {"noecn": 0, "ect1": 1, "ect0": 2, "ce": 3}
-
-# packetdrill's gtests/net/common/defaults.sh, applied before every script so that catalogue labs
-# (which cannot call ../common/defaults.sh) see the same kernel settings as packetdrill's suite.
-DEFAULT_SYSCTLS = {
-    "net.ipv4.tcp_rmem": "4096 540000 15728640",
-    "net.ipv4.tcp_wmem": "4096 262144 4194304",
-    "net.ipv4.tcp_timestamps": "1",
-    "net.ipv4.tcp_syn_retries": "5",
-    "net.ipv4.tcp_synack_retries": "5",
-    "net.ipv4.tcp_frto": "2",
-    "net.ipv4.tcp_sack": "1",
-    "net.ipv4.tcp_dsack": "1",
-    "net.ipv4.tcp_reordering": "3",
-    "net.ipv4.tcp_congestion_control": "cubic",
-    "net.ipv4.tcp_slow_start_after_idle": "0",
-    "net.ipv4.tcp_early_retrans": "4",
-    "net.ipv4.tcp_recovery": "1",
-    "net.ipv4.tcp_tso_win_divisor": "3",
-    "net.ipv4.tcp_ecn": "0",
-    "net.ipv4.tcp_pacing_ss_ratio": "200",
-    "net.ipv4.tcp_pacing_ca_ratio": "120",
-    "net.ipv4.tcp_fastopen": "0x70403",
-    "net.ipv4.tcp_syncookies": "1",
-}
-
-
-class ScriptFailure(Exception):
-    """The kernel did not do what the script says: a packetdrill-style ``path:line: ...`` message."""
-
 
 @dataclass
 class RunOptions:
@@ -93,85 +69,17 @@ class RunOptions:
     lab: str = "netns"
     watch_states: bool = False  # record the kernel's socket states for the ladder (rawtcp lab run)
     peer_port: int | None = None
+    ip_version: str | None = None  # None: the script's --ip_version option line, else ipv4
 
 
-@dataclass
-class LadderEntry:
-    time: float  # seconds since the script's time 0
-    direction: str  # "<" peer -> kernel, ">" kernel -> peer
-    segment: Segment
-    rel_seq: int
-    rel_ack: int
-    line: int | None = None
-    kstate: str | None = None
-    label: str | None = None  # which connection, when a lab has several (the peer's port)
-
-    def text(self) -> str:
-        seg = self.segment
-        plen = len(seg.payload)
-        line = f"{self.time:9.6f} {self.direction} {flags_str(int(seg.flags)):<5} "
-        if self.label:
-            line = f"{self.time:9.6f} [{self.label}] {self.direction} {flags_str(int(seg.flags)):<5} "
-        line += f"{self.rel_seq}:{(self.rel_seq + plen) & SEQ_MASK}({plen})"
-        if seg.flags & Flags.ACK:
-            line += f" ack {self.rel_ack}"
-        line += f" win {seg.window}"
-        if seg.options:
-            line += f" <{format_options(seg.options)}>"
-        if self.kstate:
-            line = f"{line:<72} kernel: {self.kstate}"
-        return line
-
-    def to_dict(self) -> dict[str, Any]:
-        seg = self.segment
-        return {"time": round(self.time, 6), "dir": self.direction, "flags": flags_str(int(seg.flags)),
-                "seq": self.rel_seq, "ack": self.rel_ack if seg.flags & Flags.ACK else None,
-                "abs_seq": seg.seq, "abs_ack": seg.ack, "win": seg.window, "len": len(seg.payload),
-                "options": format_options(seg.options), "line": self.line, "kernel_state": self.kstate}
-
-
-@dataclass
-class RunResult:
-    path: str
-    exit_code: int
-    error: str | None = None
-    ladder: list[LadderEntry] = field(default_factory=list)
-    duration: float = 0.0
-    events: int = 0
-    kernel_isn: int | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def passed(self) -> bool:
-        return self.exit_code == EXIT_PASS
-
-    def ladder_text(self) -> str:
-        return "\n".join(entry.text() for entry in self.ladder)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"script": self.path, "result": "pass" if self.passed else "fail", "exit_code": self.exit_code,
-                "error": self.error, "events": self.events, "duration": round(self.duration, 3),
-                "kernel_isn": self.kernel_isn, "notes": self.notes, "ladder": [e.to_dict() for e in self.ladder]}
-
-
-def _flags_value(text: str) -> int:
-    value = 0
-    for letter in text:
-        if letter == "-":
-            continue
-        value |= _FLAG_LETTERS[letter]
-    return value
-
-
-def _script_flags_text(text: str) -> str:
-    return flags_str(_flags_value(text)) if text != "-" else "none"
+IP_VERSIONS = ("ipv4", "ipv4-mapped-ipv6", "ipv6")
 
 
 def preflight(script: ast.Script) -> None:
     """Refuse, before any namespace exists, what this runner cannot run (exit 2, not a failed test)."""
     version = script.options.get("ip_version", "ipv4")
-    if version != "ipv4":
-        raise ScriptError(script.path, None, f"--ip_version={version} is not supported (ipv4 only)")
+    if version not in IP_VERSIONS:
+        raise ScriptError(script.path, None, f"--ip_version={version}: choose ipv4, ipv4-mapped-ipv6 or ipv6")
     if not script.events:
         raise ScriptError(script.path, None, "script has no events")
     first = script.events[0]
@@ -186,111 +94,6 @@ def preflight(script: ast.Script) -> None:
                 float(script.options[key])
             except ValueError:
                 raise ScriptError(script.path, None, f"--{key} needs a number") from None
-
-
-def prepare_lab(cfg: Any) -> None:
-    """packetdrill's defaults.sh sysctls in the kernel's namespace, and tun0-like links (see below)."""
-    args = [f"{k}={v}" for k, v in DEFAULT_SYSCTLS.items()]
-    subprocess.run(["ip", "netns", "exec", cfg.server_ns, "sysctl", "-q", "-w", *args], capture_output=True,
-                   check=False, timeout=20)
-    setup_links(cfg)
-
-
-def setup_links(cfg: Any) -> None:
-    """Make the veth behave like packetdrill's tun0 for what the kernel sees.
-
-    packetdrill writes inbound packets into a tun device, which takes packets of any size, while a
-    veth drops frames above the receiving end's MTU; scripts inject 2000-byte segments. So both
-    ends get the largest MTU, and the kernel's route keeps packetdrill's 1500-byte path MTU
-    (``mtu lock 1500 advmss 1460``): the kernel still advertises MSS 1460 and sizes its segments
-    for a 1500-byte path, exactly as on tun0.
-    """
-    from rawtcp.lab.topology import _run
-
-    for ns, ifname in ((cfg.client_ns, cfg.client_if), (cfg.server_ns, cfg.server_if)):
-        _run(["ip", "-n", ns, "link", "set", "dev", ifname, "mtu", str(BIG_MTU)])
-    net = f"{ipaddress.ip_interface(f'{cfg.server_ip}/{cfg.prefix}').network}"
-    _run(["ip", "-n", cfg.server_ns, "route", "replace", net, "dev", cfg.server_if, "proto", "kernel",
-          "scope", "link", "src", cfg.server_ip, "mtu", "lock", str(PATH_MTU), "advmss", str(PATH_MTU - 40)])
-
-
-def _inside(ns: str | None) -> Any:
-    """Enter the peer's namespace (netns labs), or stay where we are (the Docker lab's rawtcp container)."""
-    if ns is None:
-        return contextlib.nullcontext()
-    from rawtcp.wire import netns
-
-    return netns.inside(ns)
-
-
-@dataclass
-class _DockerCfg:
-    client_ip: str
-    server_ip: str
-    client_if: str
-    helper: tuple[str, int, str] | None
-    client_ns: str | None = None
-    server_ns: str | None = None
-
-
-@dataclass
-class _DockerInfo:
-    client_mac: str
-    server_mac: str
-
-
-def docker_target() -> tuple[_DockerCfg, _DockerInfo]:
-    """``--lab docker``: rawtcp runs in the compose ``rawtcp`` container, the kernel under test is the
-    ``listener`` container's, whose ``syscall_helper --serve`` performs the script's calls.
-
-    Environment (set by docker/compose.yaml): RAWTCP_DOCKER_LOCAL (this container's address),
-    RAWTCP_DOCKER_PEER (the listener's), RAWTCP_HELPER (host:port of the serving helper, default
-    PEER:7700), RAWTCP_HELPER_TOKEN (shared secret). The kernel's sysctls are the listener's (fixed by
-    compose at start: /proc/sys is read-only in a container); the script's own port is
-    RAWTCP_DOCKER_SCRIPT_PORT (default 8081, as the listener's demo server holds 8080).
-    """
-    from rawtcp.wire.route import resolve
-
-    peer = os.environ.get("RAWTCP_DOCKER_PEER")
-    if not peer:
-        raise ScriptError("--lab docker", None, "RAWTCP_DOCKER_PEER is not set: run it in the compose rawtcp "
-                                                "container (docker compose -f docker/compose.yaml run rawtcp ...)")
-    path = resolve(peer, src_ip=os.environ.get("RAWTCP_DOCKER_LOCAL") or None)
-    if path.src_mac is None or path.dst_mac is None:
-        raise ScriptError("--lab docker", None, f"{path.ifname} is not an Ethernet interface")
-    host, _, port = os.environ.get("RAWTCP_HELPER", f"{peer}:7700").rpartition(":")
-    cfg = _DockerCfg(path.src_ip, peer, path.ifname, (host, int(port), os.environ.get("RAWTCP_HELPER_TOKEN", "")))
-    return cfg, _DockerInfo(path.src_mac.hex(":"), path.dst_mac.hex(":"))
-
-
-def annotate_states(ladder: list[LadderEntry], events: list[Any], kernel_ip: str, peer_ip: str, start: float,
-                    end: float) -> None:
-    """Write the kernel socket's state beside each segment of ``ladder`` (times relative to ``start``).
-
-    ``events`` are rawtcp.lab.kstate records. The tracepoint sees every namespace, so only this
-    run's connections count: kernel address to peer address, the segment's own ports, after start.
-    An outbound segment is sent after the state change that caused it (and sniffed just after); an
-    inbound one is judged by the change it causes (within 300 us, the kernel's processing time, and
-    before that connection's next segment).
-    """
-    def key(entry: LadderEntry) -> tuple[int, int]:
-        seg = entry.segment
-        return (seg.dport, seg.sport) if entry.direction == "<" else (seg.sport, seg.dport)
-
-    mine = [e for e in events if e.saddr == kernel_ip and e.daddr == peer_ip and e.time >= start]
-    for i, entry in enumerate(ladder):
-        kport, pport = key(entry)
-        nxt = next((later.time for later in ladder[i + 1:] if key(later) == (kport, pport)), end)
-        limit = min(entry.time if entry.direction == ">" else entry.time + 0.0003, nxt)
-        changes = [e for e in mine if e.sport == kport and e.dport == pport and e.time <= start + limit]
-        if not changes:
-            continue
-        last = changes[-1]
-        entry.kstate = last.new
-        if last.new == "CLOSED" and last.old in ("FIN-WAIT-1", "FIN-WAIT-2", "CLOSING"):
-            # tcp_time_wait(): a small timewait socket takes over (FIN-WAIT-2 or TIME-WAIT) and the
-            # full socket is closed; the tracepoint only sees the full socket.
-            entry.kstate = "CLOSED (timewait socket took over)"
 
 
 class Runner:
@@ -419,7 +222,7 @@ class Runner:
         stop_r, stop_w = os.pipe()
         sniffer = None
         try:
-            with _inside(cfg.client_ns):
+            with inside(cfg.client_ns):
                 # Open and filter before the first event: the kernel answers in microseconds.
                 link = PacketLink(cfg.client_if, cfg.client_ip, self.peer_port, cfg.server_ip, None)
                 guard = RstGuard()
@@ -461,7 +264,7 @@ class Runner:
             if link is not None:
                 link.close()
             if guard is not None:
-                with contextlib.suppress(Exception), _inside(cfg.client_ns):
+                with contextlib.suppress(Exception), inside(cfg.client_ns):
                     guard.close()
             os.close(stop_r)
             os.close(stop_w)
@@ -576,7 +379,7 @@ class Runner:
     def _inbound(self, ev: ast.PacketEvent) -> None:
         from rawtcp.wire.packet import FrameBuilder
 
-        flags = _flags_value(ev.flags)
+        flags = flags_value(ev.flags)
         ack = self._map_kernel_seq(ev.ack) if ev.ack is not None else 0
         options: list[Any] = []
         for name, value in ev.options or []:
@@ -711,9 +514,9 @@ class Runner:
             return self.fail(ev.line, f"error handling packet: live packet field {name}: "
                                       f"expected: {want} vs actual: {got}")
 
-        want_flags = _flags_value(ev.flags)
+        want_flags = flags_value(ev.flags)
         if want_flags != int(seg.flags):
-            raise field_error("tcp_flags", _script_flags_text(ev.flags), flags_str(int(seg.flags)))
+            raise field_error("tcp_flags", script_flags_text(ev.flags), flags_str(int(seg.flags)))
         if rel_seq != ev.seq_start:
             raise field_error("tcp_seq", ev.seq_start, rel_seq)
         if ev.ack is not None and seg.ack != ev.ack:
@@ -860,5 +663,7 @@ def run_script(path: str, opts: RunOptions | None = None, defines: dict[str, str
     if opts.lab not in ("netns", "docker"):
         raise ScriptError(path, None, f"unknown lab kind {opts.lab!r} (netns or docker)")
     script = parse_file(path, defines)
+    if opts.ip_version is not None:
+        script.options["ip_version"] = opts.ip_version  # the command line wins over the option line
     preflight(script)
     return Runner(script, opts).run()

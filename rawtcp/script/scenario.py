@@ -28,19 +28,12 @@ from typing import Any
 
 from rawtcp.core.segment import Flags, Segment
 from rawtcp.script import ast
+from rawtcp.script.annotate import annotate_states
 from rawtcp.script.errors import ScriptError
 from rawtcp.script.parser import parse
-from rawtcp.script.runner import (
-    EXIT_FAIL,
-    EXIT_PASS,
-    LadderEntry,
-    RunResult,
-    ScriptFailure,
-    _flags_value,
-    annotate_states,
-    prepare_lab,
-)
+from rawtcp.script.results import EXIT_FAIL, EXIT_PASS, LadderEntry, RunResult, ScriptFailure, flags_value
 from rawtcp.script.syscalls import encode_expr
+from rawtcp.script.target import prepare_lab
 
 
 class Scenario:
@@ -132,7 +125,7 @@ class Scenario:
 
     def send(self, port: int, flags: str, seq: int, ack: int = 0, window: int = 65535,
              options: list[Any] | tuple[Any, ...] = (), payload: bytes = b"", kernel_port: int = 8080) -> Segment:
-        seg = Segment(port, kernel_port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, Flags(_flags_value(flags)), window,
+        seg = Segment(port, kernel_port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, Flags(flags_value(flags)), window,
                       tuple(options), payload)
         frame = self.builder.frame(seg)
         self._links[port].send(frame)
@@ -154,7 +147,7 @@ class Scenario:
         if seg.flags & Flags.SYN:
             self._isn[port] = seg.seq
         self._record(">", seg, seg.seq - self._isn.get(port, seg.seq), seg.ack, when)
-        if flags is not None and _flags_value(flags) != int(seg.flags):
+        if flags is not None and flags_value(flags) != int(seg.flags):
             raise self.fail(f"live packet field tcp_flags: expected: {flags} vs actual: {seg.flags.short()}")
         return seg
 

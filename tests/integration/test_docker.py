@@ -93,7 +93,7 @@ def test_image_has_the_lab_tools(image: str) -> None:
 
 def test_listener_sysctls_match_the_script_runner(compose: list[str]) -> None:
     # `rawtcp run --lab docker` must see the kernel settings `rawtcp run` gives its own namespaces.
-    from rawtcp.script.runner import DEFAULT_SYSCTLS
+    from rawtcp.script.target import DEFAULT_SYSCTLS
 
     config = _run([*compose, "config"])
     assert config.returncode == 0, config.stderr

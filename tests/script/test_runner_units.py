@@ -11,7 +11,8 @@ from rawtcp.core.segment import Flags, Segment
 from rawtcp.script import parse
 from rawtcp.script.catalogue import LABS, find, labs_dir
 from rawtcp.script.errors import ScriptError
-from rawtcp.script.runner import LadderEntry, _flags_value, preflight
+from rawtcp.script.results import LadderEntry, flags_value
+from rawtcp.script.runner import preflight
 from rawtcp.script.syscalls import Addresses, CallScriptError, Executor, encode_expr, int_value
 from rawtcp.script.tcpinfo import parse_tcp_info
 
@@ -97,7 +98,7 @@ def test_preflight() -> None:
 
 
 def test_flags_and_ladder_text() -> None:
-    assert _flags_value("S.") == Flags.SYN | Flags.ACK and _flags_value("-") == 0
+    assert flags_value("S.") == Flags.SYN | Flags.ACK and flags_value("-") == 0
     seg = Segment(8080, 40000, 123456, 1, Flags.SYN | Flags.ACK, 65535, (("MSS", 1460),))
     text = LadderEntry(0.1, ">", seg, 0, 1, kstate="SYN-RECEIVED").text()
     assert text.startswith(" 0.100000 > S.    0:0(0) ack 1 win 65535 <mss 1460>")

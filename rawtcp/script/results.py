@@ -1,0 +1,94 @@
+"""What a script run produced: the ladder of segments (with the kernel's states) and the verdict."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from rawtcp.core.segment import Flags, Segment, flags_str, format_options
+from rawtcp.core.seq import MOD
+
+SEQ_MASK = MOD - 1
+
+EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
+
+_FLAG_LETTERS = {"F": Flags.FIN, "S": Flags.SYN, "R": Flags.RST, "P": Flags.PSH, ".": Flags.ACK,
+                 "A": Flags.ACK, "U": Flags.URG, "E": Flags.ECE, "W": Flags.CWR}
+
+
+class ScriptFailure(Exception):
+    """The kernel did not do what the script says: a packetdrill-style ``path:line: ...`` message."""
+
+
+def flags_value(text: str) -> int:
+    value = 0
+    for letter in text:
+        if letter == "-":
+            continue
+        value |= _FLAG_LETTERS[letter]
+    return value
+
+
+def script_flags_text(text: str) -> str:
+    return flags_str(flags_value(text)) if text != "-" else "none"
+
+
+@dataclass
+class LadderEntry:
+    time: float  # seconds since the script's time 0
+    direction: str  # "<" peer -> kernel, ">" kernel -> peer
+    segment: Segment
+    rel_seq: int
+    rel_ack: int
+    line: int | None = None
+    kstate: str | None = None
+    label: str | None = None  # which connection, when a lab has several (the peer's port)
+
+    def text(self) -> str:
+        seg = self.segment
+        plen = len(seg.payload)
+        line = f"{self.time:9.6f} {self.direction} {flags_str(int(seg.flags)):<5} "
+        if self.label:
+            line = f"{self.time:9.6f} [{self.label}] {self.direction} {flags_str(int(seg.flags)):<5} "
+        line += f"{self.rel_seq}:{(self.rel_seq + plen) & SEQ_MASK}({plen})"
+        if seg.flags & Flags.ACK:
+            line += f" ack {self.rel_ack}"
+        line += f" win {seg.window}"
+        if seg.options:
+            line += f" <{format_options(seg.options)}>"
+        if self.kstate:
+            line = f"{line:<72} kernel: {self.kstate}"
+        return line
+
+    def to_dict(self) -> dict[str, Any]:
+        seg = self.segment
+        return {"time": round(self.time, 6), "dir": self.direction, "flags": flags_str(int(seg.flags)),
+                "seq": self.rel_seq, "ack": self.rel_ack if seg.flags & Flags.ACK else None,
+                "abs_seq": seg.seq, "abs_ack": seg.ack, "win": seg.window, "len": len(seg.payload),
+                "options": format_options(seg.options), "line": self.line, "kernel_state": self.kstate}
+
+
+@dataclass
+class RunResult:
+    path: str
+    exit_code: int
+    error: str | None = None
+    ladder: list[LadderEntry] = field(default_factory=list)
+    duration: float = 0.0
+    events: int = 0
+    kernel_isn: int | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return self.exit_code == EXIT_PASS
+
+    def ladder_text(self) -> str:
+        return "\n".join(entry.text() for entry in self.ladder)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"script": self.path, "result": "pass" if self.passed else "fail", "exit_code": self.exit_code,
+                "error": self.error, "events": self.events, "duration": round(self.duration, 3),
+                "kernel_isn": self.kernel_isn, "notes": self.notes, "ladder": [e.to_dict() for e in self.ladder]}
+
+
