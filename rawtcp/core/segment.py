@@ -9,10 +9,15 @@ any other kind.
 from __future__ import annotations
 
 import enum
+import struct
 from dataclasses import dataclass
 from typing import Any
 
 Option = tuple[Any, Any]
+
+TFO_KIND = 34  # RFC 7413 §4.1.1: TCP Fast Open cookie
+EXP_KIND = 254  # RFC 6994 shared experimental option; TFO's draft used it with magic 0xF989
+TFO_EXP_MAGIC = b"\xf9\x89"
 
 
 class Flags(enum.IntFlag):
@@ -102,6 +107,13 @@ def format_options(options: tuple[Option, ...] | list[Option]) -> str:
             parts.append("nop")
         elif key == "EOL":
             parts.append("eol")
+        elif key in ("TFO", TFO_KIND):
+            # RFC 7413 §4.1.1, written as packetdrill writes it: FO and the cookie in hex
+            cookie = struct.pack(f"!{len(value)}I", *value) if isinstance(value, tuple) else bytes(value or b"")
+            parts.append(f"FO {cookie.hex()}" if cookie else "FO")
+        elif key == EXP_KIND and isinstance(value, bytes | bytearray) and value[:2] == TFO_EXP_MAGIC:
+            # the experimental TFO option (kind 254, magic 0xF989) packetdrill calls FOEXP
+            parts.append(f"FOEXP {bytes(value[2:]).hex()}" if len(value) > 2 else "FOEXP")
         else:
             data = value.hex() if isinstance(value, bytes | bytearray) else value
             parts.append(f"opt-{key}:{data}")

@@ -28,6 +28,7 @@ import contextlib
 import os
 import random
 import select
+import struct
 import threading
 import time
 from collections import deque
@@ -35,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rawtcp.core.segment import Flags, Segment, flags_str, format_options
+from rawtcp.core.segment import EXP_KIND, TFO_EXP_MAGIC, TFO_KIND, Flags, Segment, flags_str, format_options
 from rawtcp.core.seq import MOD
 from rawtcp.script import ast
 from rawtcp.script.annotate import annotate_states
@@ -53,6 +54,7 @@ from rawtcp.script.results import (
 from rawtcp.script.syscalls import SUPPORTED, encode_expr, realtime_priority
 from rawtcp.script.target import DEFAULT_SYSCTLS, docker_target, inside, prepare_lab
 from rawtcp.script.tcpinfo import TCP_CA_STATES, TCP_STATES
+from rawtcp.script.tfo import CookieMap
 
 SEQ_MASK = MOD - 1
 
@@ -96,6 +98,36 @@ def preflight(script: ast.Script) -> None:
                 raise ScriptError(script.path, None, f"--{key} needs a number") from None
 
 
+# packetdrill's default addresses per mode (config.c; run_all.py passes the same): the kernel's (local)
+# and the remote peer's. Scripts and their -D cookies are written for these.
+SCRIPT_ADDRESSES = {"ipv4": ("192.168.0.1", "192.0.2.1"), "ipv4-mapped-ipv6": ("192.168.0.1", "192.0.2.1"),
+                    "ipv6": ("fd3d:a0b:17d6::1", "fd3d:fa7b:d17d::1")}
+
+
+def _cookie(option: tuple[Any, Any]) -> tuple[bytes, bytes] | None:
+    """(prefix, cookie) of a TFO option (kind 34, or 254 with TFO's experimental magic), else None."""
+    name, value = option
+    if name in ("TFO", TFO_KIND):
+        if isinstance(value, tuple):
+            value = struct.pack(f"!{len(value)}I", *value)
+        return b"", bytes(value or b"")
+    if name == EXP_KIND and isinstance(value, bytes | bytearray) and bytes(value[:2]) == TFO_EXP_MAGIC:
+        return TFO_EXP_MAGIC, bytes(value[2:])
+    return None
+
+
+def _swap_cookie(option: tuple[Any, Any], swap: Any) -> tuple[Any, Any]:
+    found = _cookie(option)
+    if found is None or not found[1]:
+        return option
+    prefix, cookie = found
+    return (TFO_KIND, swap(cookie)) if not prefix else (EXP_KIND, prefix + swap(cookie))
+
+
+def _uses_tfo(script: ast.Script) -> bool:
+    return any(isinstance(e, ast.PacketEvent) and any(_cookie(o) for o in e.options or []) for e in script.events)
+
+
 class Runner:
     """One run of one script. Use :func:`run_script`."""
 
@@ -107,6 +139,11 @@ class Runner:
         self.tolerance = (opts.tolerance_usecs if opts.tolerance_usecs is not None
                           else int(float(so.get("tolerance_usecs", DEFAULT_TOLERANCE_USECS)))) / 1e6
         self.tolerance_percent = float(so.get("tolerance_percent", 0))
+        self.ip_version = so.get("ip_version", "ipv4")
+        default_local, default_remote = SCRIPT_ADDRESSES[self.ip_version]
+        self.script_local_ip = so.get("local_ip", default_local)
+        self.script_remote_ip = so.get("remote_ip", default_remote)
+        self.cookies: CookieMap | None = None
         self.ts_tick = float(so["tcp_ts_tick_usecs"]) if "tcp_ts_tick_usecs" in so else None
         default_bind = DEFAULT_BIND_PORT
         if opts.lab == "docker":
@@ -237,7 +274,8 @@ class Runner:
                                           self.connect_port)
             else:
                 helper = HelperProcess(cfg.server_ns, cfg.server_ip, cfg.client_ip, self.bind_port,
-                                       self.connect_port)
+                                       self.connect_port, ip_version=self.ip_version,
+                                       script_ips=(self.script_local_ip, self.script_remote_ip))
             self.helper = helper
             if getattr(cfg, "helper", None) is not None:
                 # Best effort: a container's /proc/sys is read-only, compose's `sysctls:` must set them there.
@@ -247,6 +285,8 @@ class Runner:
             self.script_dir = script_dir
             for cmd in self.script.init_commands:
                 self._shell(cmd.command, cmd.line, "init")
+            if _uses_tfo(self.script):
+                self.cookies = self._cookie_map()
             try:
                 self._events()
                 self._finish_pending()
@@ -268,6 +308,16 @@ class Runner:
                     guard.close()
             os.close(stop_r)
             os.close(stop_w)
+
+    def _cookie_map(self) -> CookieMap:
+        """The kernel's TFO key, after the init command set it: the script's cookies become the lab's."""
+        reply = self.helper.request("cmd", timeout=10.0, cmd="cat /proc/sys/net/ipv4/tcp_fastopen_key", cwd="/")
+        key = (reply.get("output") or "").strip().splitlines()
+        if reply.get("status") != 0 or not key:
+            raise ScriptError(self.path, None, "cannot read net.ipv4.tcp_fastopen_key in the kernel's namespace")
+        default_local, default_remote = SCRIPT_ADDRESSES[self.ip_version]
+        pairs = [(self.script_remote_ip, self.script_local_ip), (default_remote, default_local)]
+        return CookieMap(key[-1], pairs, self.cfg.client_ip, self.cfg.server_ip)
 
     def _sniff(self, link: Any, stop_fd: int) -> None:
         from rawtcp.wire.link import decode
@@ -390,6 +440,8 @@ class Runner:
                 value = (val, ecr)
             elif name == "SAck":
                 value = tuple(self._map_kernel_seq(v) for v in value)
+            elif self.cookies is not None:
+                name, value = _swap_cookie((name, value), self.cookies.live)
             options.append((name, value))
         if self.kernel_port is None:
             raise self.fail(ev.line, "cannot send an inbound packet before the kernel's port is known "
@@ -548,6 +600,8 @@ class Runner:
                                                  f"expected: {value[0]} vs actual: "
                                                  f"{(live_ts[0] - self.ts_off) & SEQ_MASK}")
                 value = (live_ts[0], value[1])  # packetdrill rewrites the live TS val before comparing
+            elif self.cookies is not None:
+                name, value = _swap_cookie((name, value), self.cookies.live)
             expected.append((name, value))
         try:
             want = encode_options(expected)
@@ -557,6 +611,8 @@ class Runner:
         if want != got:
             shown = [(n, (v[0] - (self.ts_off or 0) & SEQ_MASK, v[1]) if n == "Timestamp" else v)
                      for n, v in seg.options]
+            if self.cookies is not None:
+                shown = [_swap_cookie(o, self.cookies.script) for o in shown]
             raise self.fail(ev.line, f"error handling packet: bad outbound TCP options: expected: "
                                      f"<{format_options(list(ev.options))}> vs actual: <{format_options(shown)}>")
 
