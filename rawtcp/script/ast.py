@@ -14,7 +14,15 @@ from typing import Any, Literal
 TimeKind = Literal["absolute", "relative", "any"]
 Direction = Literal["<", ">"]
 # scapy's option shapes, as rawtcp.core.segment uses them: ("MSS", 1000), ("NOP", None) ...
+# Kinds without a scapy name are (kind, bytes after the length byte): (34, cookie) for ``FO``,
+# (254, b"\xf9\x89" + cookie) for ``FOEXP``, (19, digest) for ``md5``.
 TcpOption = tuple[Any, Any]
+EchoedProtocol = Literal["tcp", "udp", "raw"]
+
+TCPOPT_MD5SIG = 19  # RFC 2385
+TCPOPT_FASTOPEN = 34  # RFC 7413
+TCPOPT_EXP = 254  # RFC 6994 experimental kind, shared by TFO's pre-RFC form
+TCPOPT_FASTOPEN_MAGIC = b"\xf9\x89"  # the ExID (RFC 6994) TFO used before kind 34 was assigned
 
 
 def _usecs(seconds: float) -> int:
@@ -210,7 +218,42 @@ class CodeEvent(Event):
     code: str
 
 
-AnyEvent = PacketEvent | SyscallEvent | CommandEvent | CodeEvent
+@dataclass(frozen=True, slots=True, kw_only=True)
+class IcmpPacketEvent(Event):
+    """``< icmp unreachable frag_needed mtu 1200 [1:1461(1460)]`` and its outbound twin.
+
+    ``icmp_type``/``icmp_code`` are the names as written (after -D substitution): ``unreachable``,
+    ``packet_too_big``, ``host_unreachable``, ``type_3``/``code_4`` ...; ``icmp_code`` is None when
+    absent (code 0). They are only resolved against ICMPv4 or ICMPv6 once the wire's IP version is
+    known (rawtcp.script.check.icmp_type_code), as packetdrill does.
+    ``mtu`` (``mtu N``) and ``echo_id`` (``id N``) are None when absent.
+    The bracketed tail describes the packet the ICMP message quotes: ``[1:1461(1460)]`` is a TCP
+    segment whose ``seq_start`` (relative to the kernel's ISN, as in packet lines) the runner puts in
+    the quoted TCP header; ``[udp (N)]``/``[raw (N)]`` set ``echoed_protocol`` and ``seq_len`` N.
+    Without brackets the quoted segment is TCP with sequence 0. ``ecn``/``tos``/``ttl``/``flowlabel``
+    are the outer IP header's, as on PacketEvent.
+    """
+
+    direction: Direction
+    icmp_type: str
+    icmp_code: str | None = None
+    mtu: int | None = None
+    echo_id: int | None = None
+    echoed_protocol: EchoedProtocol = "tcp"
+    seq_start: int = 0
+    seq_end: int = 0
+    seq_len: int = 0
+    ecn: str | None = None
+    tos: int | None = None
+    ttl: int | None = None
+    flowlabel: int | None = None
+
+    @property
+    def inbound(self) -> bool:
+        return self.direction == "<"
+
+
+AnyEvent = PacketEvent | SyscallEvent | CommandEvent | CodeEvent | IcmpPacketEvent
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,12 +264,23 @@ class Command:
     command: str
 
 
+@dataclass(frozen=True, slots=True)
+class Option:
+    """One ``--name[=value]`` line; ``value`` is None when written without ``=``."""
+
+    line: int
+    name: str
+    value: str | None = None
+
+
 @dataclass(slots=True)
 class Script:
     path: str
+    # name -> value ("" for a bare flag); the last line wins. option_list keeps every line in order.
     options: dict[str, str] = field(default_factory=dict)
     events: list[AnyEvent] = field(default_factory=list)
     init_commands: list[Command] = field(default_factory=list)
     cleanup_commands: list[Command] = field(default_factory=list)
     # -D symbols given to parse() plus the script's --define=NAME=value lines, already substituted.
     defines: dict[str, str] = field(default_factory=dict)
+    option_list: list[Option] = field(default_factory=list)

@@ -24,10 +24,43 @@ STRING = "STRING"
 BACKTICK = "BACKTICK"
 CODE = "CODE"
 IPV4 = "IPV4"
+IPV6 = "IPV6"
 CHAR = "CHAR"
 EOF = "EOF"
 
 _SKIP = "SKIP"
+
+# lexer.l's reserved words: flex returns a keyword token for these, never WORD, so a -D symbol of the
+# same name is not substituted and they cannot serve where the grammar wants a WORD (an ICMP code).
+KEYWORDS = frozenset({
+    "sa_family", "sin_port", "sin_addr", "msg_name", "msg_iov", "msg_flags", "msg_control", "cmsg_data",
+    "cmsg_level", "cmsg_type", "ee_errno", "ee_origin", "ee_type", "ee_code", "ee_info", "ee_data", "scm_sec",
+    "scm_nsec", "fd", "u32", "u64", "ptr", "events", "revents", "onoff", "linger", "htons", "ipv4", "ipv6",
+    "icmp", "udp", "GREv0", "gre", "raw", "sum", "off", "key", "seq", "none", "checksum", "present", "encap",
+    "psp", "spi", "mpls", "label", "tc", "ttl", "inet_addr", "inet6_addr", "ack", "eol", "ecr", "mss", "mtu",
+    "nop", "sack", "sackOK", "md5", "TS", "FO", "FOEXP", "ECN", "e0b", "e1b", "ceb", "tos", "flowlabel",
+    "flags", "Flags", "val", "win", "urg", "wscale", "ect01", "ect0", "ect1", "noecn", "ce", "id",
+})
+
+# lexer.l's IPv6 address forms. Every form needs "::" or eight groups, so sequence ranges such as
+# 1:1001 and SACK blocks never look like addresses.
+_SEG = "[0-9a-fA-F]{1,4}"
+_V4 = r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+"
+_IPV6_FORMS = [
+    "::",
+    f"(?:{_SEG}:){{7}}{_SEG}",
+    f"(?:{_SEG}:){{1,7}}:",
+    f"(?:{_SEG}:){{1,6}}:{_SEG}",
+    f"(?:{_SEG}:){{1,5}}(?::{_SEG}){{1,2}}",
+    f"(?:{_SEG}:){{1,4}}(?::{_SEG}){{1,3}}",
+    f"(?:{_SEG}:){{1,3}}(?::{_SEG}){{1,4}}",
+    f"(?:{_SEG}:){{1,2}}(?::{_SEG}){{1,5}}",
+    f"{_SEG}:(?::{_SEG}){{1,6}}",
+    f":(?::{_SEG}){{1,7}}",
+    f"::ffff:{_V4}",
+    f"::ffff:0{{1,4}}:{_V4}",
+    f"(?:{_SEG}:){{1,4}}:{_V4}",
+]
 
 # In lexer.l's order, which breaks ties between equally long matches.
 _RULES: list[tuple[str, re.Pattern[str]]] = [
@@ -46,6 +79,8 @@ _RULES: list[tuple[str, re.Pattern[str]]] = [
     (_SKIP, re.compile(r"/\*.*?\*/", re.DOTALL)),
     (CODE, re.compile(r"%\{.*?\}%", re.DOTALL)),
     (IPV4, re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")),
+    # flex matches the union of the forms at its longest; each form is tried on its own for that.
+    *((IPV6, re.compile(form)) for form in _IPV6_FORMS),
 ]
 
 # Openers whose closer may be far away: if the closer is missing, say so at the opener's line.
@@ -60,6 +95,9 @@ class Token:
     line: int
     start: int = 0  # offsets of the lexeme in the script text
     end: int = 0
+    # For a word replaced by a -D/--define value: the value as defined, which a hex blob (a TFO cookie
+    # such as 00112233) must read digit for digit even when the value also reads as an integer.
+    raw: str = ""
 
     def is_char(self, char: str) -> bool:
         return self.kind == CHAR and self.text == char

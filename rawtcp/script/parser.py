@@ -2,18 +2,22 @@
 
     script   := option* command* event* command*
     option   := --name [= value]
-    event    := time (packet | [... time] syscall | `command` | %{ code }%)
+    event    := time (packet | icmp | [... time] syscall | `command` | %{ code }%)
     time     := * | [+]secs [~ [+]secs]
     packet   := (<|>) [ip_info] flags seq [ack N] [win N] [urg N] [<tcp options> | <...>]
+    icmp     := (<|>) [ip_info] icmp type [code] [mtu N] [id N] [[seq] | [udp (N)] | [raw (N)]]
     syscall  := name ( [expr {, expr}] ) = expr [ERRNO (text)] [(note)]
 
 Every problem is a ScriptError at the offending line, never another exception.
-Unsupported parts of packetdrill's language (UDP/ICMP packets, tunnels, explicit ports, md5,
-packet fuzzing, AccECN ACE counters) are refused with a message naming them.
+Unsupported parts of packetdrill's language (UDP packets, tunnels, explicit ports, packet fuzzing,
+AccECN) are refused with a message naming them. What depends on the IP version or the runner (ICMP
+type names, option names, system calls) is left to rawtcp.script.check.
 """
 
 from __future__ import annotations
 
+import re
+import string
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -28,6 +32,8 @@ from rawtcp.script.lexer import (
     HEX,
     INT,
     IPV4,
+    IPV6,
+    KEYWORDS,
     OPTION,
     STRING,
     WORD,
@@ -41,14 +47,20 @@ _MAX_NESTING = 50  # [[[[...]]]] deeper than this is a typo, not a struct; and i
 
 _MAX_SECONDS = 1e6  # 11 days: beyond any script, and far from float overflow in usecs arithmetic
 _U8, _U16, _U32 = 0xFF, 0xFFFF, 0xFFFF_FFFF
+_MD5_DIGEST_LEN = 16  # RFC 2385: the option carries a 16-byte MD5 digest
+_LONG_MAX = 2**63 - 1  # strtol's range on the LP64 Linux packetdrill runs on
+# What strtol(s, &end, 0) consumes entirely: leading C whitespace, a sign, then hex, octal or decimal.
+_C_INTEGER = re.compile(r"[ \t\n\v\f\r]*([+-]?)(?:0[xX]([0-9a-fA-F]+)|(0[0-7]*)|([1-9][0-9]*))")
 
 
 def parse(text: str, path: str = "<script>", defines: Mapping[str, str] | None = None) -> ast.Script:
     """Parse script ``text``; ``path`` only labels error messages and the result.
 
     ``defines`` are packetdrill's ``-D NAME=value`` symbols; the script's own ``--define=NAME=value``
-    lines add to them. Like packetdrill's lexer, a word naming a symbol is replaced by its value:
-    ``"..."`` becomes a string, a backquoted value a command, anything else a word (``FO TFO_COOKIE``).
+    lines add to them (a -D of the same name wins, as packetdrill's command line overrides the script).
+    Like packetdrill's lexer, a word naming a symbol is replaced by its value wherever it stands,
+    option values included, keywords excepted: ``"..."`` becomes a string, a backquoted value a command,
+    a C integer (``5``, ``0x10``) an integer, anything else a word (``FO TFO_COOKIE``).
     """
     return _Parser(tokenize(text, path), path, text, dict(defines or {})).script()
 
@@ -130,14 +142,21 @@ class _Parser:
 
     def script(self) -> ast.Script:
         result = ast.Script(path=self.path)
+        # -D symbols are known before the lexer reaches the first option line, so they replace words
+        # in option values too; the script's own --define symbols only apply after the option lines.
+        substituted = self.substitute_defines(self.defines, set())
+        script_defines: dict[str, str] = {}
         while self.peek().kind == OPTION:
+            line = self.peek().line
             name, value = self.option()
-            result.options[name] = value
-            if name == "define":
+            result.option_list.append(ast.Option(line=line, name=name, value=value))
+            result.options[name] = value or ""
+            if name == "define" and value is not None:
                 symbol, _, replacement = value.partition("=")
-                self.defines[symbol] = replacement
-        result.defines = dict(self.defines)
-        self.substitute_defines()
+                if symbol not in self.defines:
+                    script_defines[symbol] = replacement
+        self.substitute_defines(script_defines, substituted)
+        result.defines = {**self.defines, **script_defines}
         while self.peek().kind == BACKTICK:
             token = self.take()
             result.init_commands.append(ast.Command(line=token.line, command=token.text))
@@ -153,38 +172,73 @@ class _Parser:
             raise self.unexpected("only untimed commands after the cleanup command", token)
         return result
 
-    def substitute_defines(self) -> None:
-        """Replace words naming a symbol by its value, as packetdrill's lexer word() does."""
-        if not self.defines:
-            return
+    def substitute_defines(self, defines: Mapping[str, str], skip: set[int]) -> set[int]:
+        """Replace words naming a symbol by its value, as packetdrill's lexer word() does.
+
+        Works on the tokens from the current position on, leaving indexes in ``skip`` (already
+        replaced once: a value is never looked up again) and the NAME of ``--define=NAME=...``.
+        Returns the indexes replaced.
+        """
+        done: set[int] = set()
+        if not defines:
+            return done
         for index in range(self.pos, len(self.tokens)):
             token = self.tokens[index]
-            value = self.defines.get(token.text) if token.kind == WORD else None
-            if value is None:
+            if token.kind != WORD or token.text in KEYWORDS or index in skip:
                 continue
-            kind = WORD
+            value = defines.get(token.text)
+            if value is None or self.is_define_name(index):
+                continue
+            kind, text = WORD, value
             if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"`":
-                kind, value = (STRING if value[0] == '"' else BACKTICK), value[1:-1]
-            self.tokens[index] = Token(kind, value, token.line, token.start, token.end)
+                kind, text = (STRING if value[0] == '"' else BACKTICK), value[1:-1]
+            else:
+                number = _strtol(value)
+                if number is not None:
+                    kind, text = INT, str(number)
+            self.tokens[index] = Token(kind, text, token.line, token.start, token.end, raw=value)
+            done.add(index)
+        return done
 
-    def option(self) -> tuple[str, str]:
+    def is_define_name(self, index: int) -> bool:
+        return (index >= 2 and self.tokens[index - 1].is_char("=")
+                and self.tokens[index - 2].kind == OPTION and self.tokens[index - 2].text == "--define")
+
+    def option(self) -> tuple[str, str | None]:
         name = self.take().text[2:]
         if not self.accept_char("="):
-            return name, ""
+            return name, None
         token = self.take()
         if token.kind == WORD and self.accept_char("="):
             # --define=NAME=value, as packetdrill allows
             rhs = self.take()
-            if rhs.kind == WORD:
-                return name, f"{token.text}={rhs.text}"
+            # packetdrill's grammar wants a word here; numbers are accepted too, as -D accepts them.
+            if rhs.kind in (WORD, INT, HEX, FLOAT, IPV4, IPV6):
+                return name, f"{token.text}={self.hyphenated(rhs)}"
             if rhs.kind == STRING:
                 return name, f'{token.text}="{rhs.text}"'
             if rhs.kind == BACKTICK:
                 return name, f"{token.text}=`{rhs.text}`"
             raise self.unexpected(f"a value for --{name}", rhs)
-        if token.kind in (INT, HEX, FLOAT, WORD, STRING, IPV4):
-            return name, token.text
+        if token.kind in (INT, HEX, FLOAT, WORD, STRING, IPV4, IPV6):
+            return name, self.hyphenated(token)
         raise self.unexpected(f"a value for --{name}", token)
+
+    def hyphenated(self, first: Token) -> str:
+        """``first`` plus any ``-word`` parts written flush against it: ``ipv4-mapped-ipv6``.
+
+        packetdrill's own lexer would split such a value and refuse it; accepting it lets a script
+        name the third address mode the way the command line does.
+        """
+        text, end = first.text, first.end
+        if first.kind not in (WORD, INT):
+            return text
+        while (self.peek().is_char("-") and self.peek().start == end
+               and self.peek(1).kind in (WORD, INT) and self.peek(1).start == end + 1):
+            self.take()
+            part = self.take()
+            text, end = f"{text}-{part.text}", part.end
+        return text
 
     # -- events ---------------------------------------------------------------------------------------
 
@@ -219,7 +273,7 @@ class _Parser:
             event = ast.CodeEvent(line=first.line, time=time, code=token.text)
         else:
             raise self.unexpected("a packet, system call, `command` or %{ code }%")
-        outbound_packet = isinstance(event, ast.PacketEvent) and event.direction == ">"
+        outbound_packet = isinstance(event, ast.PacketEvent | ast.IcmpPacketEvent) and event.direction == ">"
         if time.kind == "any" and not outbound_packet:
             raise self.error("event time * can only be used with outbound packets", first)
         if time.is_range and not outbound_packet:
@@ -268,7 +322,7 @@ class _Parser:
 
     # -- packets --------------------------------------------------------------------------------------
 
-    def packet(self, line: int, time: ast.Time) -> ast.PacketEvent:
+    def packet(self, line: int, time: ast.Time) -> ast.PacketEvent | ast.IcmpPacketEvent:
         direction = self.take().text
         ip: dict[str, object] = {}
         if self.peek().is_char("[") or self.peek().is_char("("):
@@ -276,12 +330,17 @@ class _Parser:
         token = self.peek()
         if token.is_word("ipv4", "ipv6", "gre", "GREv0", "mpls"):
             raise self.error(f"encapsulated packets ('{token.text}') are not supported", token)
-        if token.is_word("udp", "icmp"):
+        if token.is_word("encap"):
+            raise self.error("PSP encapsulation is not supported", token)
+        if token.is_word("udp"):
             raise self.error(f"{token.text} packets are not supported (TCP only)", token)
         if token.kind == INT and self.peek(1).is_char(">"):
             raise self.error("explicit port numbers on packets are not supported", token)
         if ip.get("ecn") == "ect01" and direction != ">":
             raise self.error("[ect01] can only be used with outbound packets", token)
+        if token.is_word("icmp"):
+            self.take()
+            return self.icmp(line, time, direction, ip)
         flags = self.flags()
         seq_start, seq_end, seq_len = self.seq()
         ack = window = urg = None
@@ -305,6 +364,47 @@ class _Parser:
             options=options, ecn=_opt_str(ip.get("ecn")), tos=_opt_int(ip.get("tos")),
             ttl=_opt_int(ip.get("ttl")), flowlabel=_opt_int(ip.get("flowlabel")),
         )
+
+    def icmp(self, line: int, time: ast.Time, direction: str, ip: dict[str, object]) -> ast.IcmpPacketEvent:
+        """The rest of an ICMP line after ``icmp``: parser.y's icmp_packet_spec."""
+        type_token = self.peek()
+        if not self.plain_word(type_token):
+            raise self.unexpected("an ICMP type such as unreachable or packet_too_big", type_token)
+        self.take()
+        code = None
+        if self.plain_word(self.peek()):
+            code = self.take().text
+        mtu = echo_id = None
+        if self.peek().is_word("mtu"):
+            self.take()
+            mtu = self.expect_int("ICMP MTU", _U32)
+        if self.peek().is_word("id"):
+            self.take()
+            echo_id = self.expect_int("ICMP echo id", _U16)
+        protocol: ast.EchoedProtocol = "tcp"
+        seq_start = seq_end = seq_len = 0
+        if self.accept_char("["):
+            if self.peek().is_word("udp", "raw"):
+                protocol = "udp" if self.take().text == "udp" else "raw"
+                self.expect_char("(")
+                seq_len = self.expect_int(f"{protocol} payload length", _U16)
+                self.expect_char(")")
+            elif self.peek().kind in (INT, HEX):
+                seq_start, seq_end, seq_len = self.seq()
+            else:
+                raise self.unexpected("the quoted packet: start:end(length), udp (N) or raw (N)")
+            self.expect_char("]")
+        return ast.IcmpPacketEvent(
+            line=line, time=time, direction="<" if direction == "<" else ">", icmp_type=type_token.text,
+            icmp_code=code, mtu=mtu, echo_id=echo_id, echoed_protocol=protocol, seq_start=seq_start,
+            seq_end=seq_end, seq_len=seq_len, ecn=_opt_str(ip.get("ecn")), tos=_opt_int(ip.get("tos")),
+            ttl=_opt_int(ip.get("ttl")), flowlabel=_opt_int(ip.get("flowlabel")),
+        )
+
+    @staticmethod
+    def plain_word(token: Token) -> bool:
+        """A WORD in parser.y's sense: not one of lexer.l's reserved words."""
+        return token.kind == WORD and token.text not in KEYWORDS
 
     def ip_info(self) -> dict[str, object]:
         closer = "]" if self.take().text == "[" else ")"
@@ -405,22 +505,32 @@ class _Parser:
             val = self.expect_int("TS val", _U32)
             self.expect_word("ecr")
             return ("Timestamp", (val, self.expect_int("TS ecr", _U32)))
-        if name == "FO":
+        if name in ("FO", "FOEXP"):
             cookie = b""
             if self.peek().kind in (WORD, INT):
-                cookie = self.hex_blob(self.take())
-            return (34, cookie)  # RFC 7413 TCP Fast Open, option kind 34
-        if name in ("md5", "FOEXP"):
-            raise self.error(f"TCP option '{name}' is not supported", token)
+                cookie = self.hex_blob(self.take(), "TCP fast open cookie")
+            if name == "FO":
+                return (ast.TCPOPT_FASTOPEN, cookie)
+            return (ast.TCPOPT_EXP, ast.TCPOPT_FASTOPEN_MAGIC + cookie)
+        if name == "md5":
+            if self.peek().kind not in (WORD, INT):
+                raise self.unexpected("an MD5 digest in hex")
+            digest_token = self.take()
+            digest = self.hex_blob(digest_token, "TCP MD5 digest")
+            if len(digest) > _MD5_DIGEST_LEN:
+                raise self.error(f"TCP MD5 digest longer than {_MD5_DIGEST_LEN} bytes", digest_token)
+            return (ast.TCPOPT_MD5SIG, digest)
+        if name in ("ECN", "e0b", "e1b", "ceb"):
+            raise self.error("AccECN TCP options are not supported", token)
         raise self.error(f"unknown TCP option '{name}'", token)
 
-    def hex_blob(self, token: Token) -> bytes:
-        if len(token.text) % 2:
-            raise self.error("TCP fast open cookie has an odd number of hex digits", token)
-        try:
-            return bytes.fromhex(token.text)
-        except ValueError:
-            raise self.error(f"TCP fast open cookie '{token.text}' is not a hex string", token) from None
+    def hex_blob(self, token: Token, what: str) -> bytes:
+        text = token.raw or token.text
+        if len(text) % 2:
+            raise self.error(f"{what} has an odd number of hex digits", token)
+        if not all(c in string.hexdigits for c in text):  # bytes.fromhex() would also skip spaces
+            raise self.error(f"{what} '{text}' is not a hex string", token)
+        return bytes.fromhex(text)
 
     # -- system calls ---------------------------------------------------------------------------------
 
@@ -521,6 +631,29 @@ def _option_size(option: ast.TcpOption) -> int:
     if name == "SAck":
         return 2 + 4 * len(value)
     return 2 + len(value)
+
+
+def _strtol(text: str) -> int | None:
+    """``text`` as C's strtol(text, &end, 0) reads it, or None unless it consumes the whole text.
+
+    packetdrill's lexer turns a symbol whose value reads this way into an integer; like it, the
+    saturated values LONG_MIN and LONG_MAX count as "not a number". An empty value reads as 0.
+    """
+    if text == "":
+        return 0
+    match = _C_INTEGER.fullmatch(text)
+    if match is None:
+        return None
+    sign, hex_digits, octal_digits, decimal_digits = match.groups()
+    if hex_digits is not None:
+        value = int(hex_digits, 16)
+    elif octal_digits is not None:
+        value = int(octal_digits, 8)
+    else:
+        value = int(decimal_digits)
+    if sign == "-":
+        value = -value
+    return value if -_LONG_MAX <= value < _LONG_MAX else None
 
 
 def _opt_int(value: object) -> int | None:
