@@ -155,7 +155,16 @@ class Runner:
         # uses an ephemeral port of its own.
         self.peer_port = opts.peer_port or (self.connect_port if active else random.randint(32768, 60999))
         self.kernel_port: int | None = None if active else self.bind_port
-        self.kernel_off: int | None = None  # live kernel seq - script kernel seq
+        # packetdrill's socket under test: a SYN injected while it listens opens a new connection
+        # from a new ephemeral port of the peer (run_packet.c, handle_listen_for_script_packet)
+        self.listening = False
+        self.passive_opens = 0
+        # packetdrill's per-connection ISNs (socket.h): the kernel's as the script wrote it and as it
+        # lives, and the peer's (the script's own). A SYN's numbers are mapped by the ISN difference;
+        # every other segment's are relative to the ISN.
+        self.script_local_isn = 0
+        self.live_local_isn: int | None = None
+        self.remote_isn = 0
         self.ts_off: int | None = None  # live TS val - script TS val (maps inbound TS ecr)
         self.sniffed: deque[tuple[float, float, Segment, bytes]] = deque()
         self.sniff_cond = threading.Condition()
@@ -265,6 +274,7 @@ class Runner:
                 guard = RstGuard()
                 guard.add_bind(cfg.client_ip, self.peer_port)
             self.link = link
+            self.guard = guard
             sniffer = threading.Thread(target=self._sniff, args=(link, stop_r), name="rawtcp-run-sniffer",
                                        daemon=True)
             sniffer.start()
@@ -423,14 +433,29 @@ class Runner:
 
     # -- packets ------------------------------------------------------------------------------------
 
-    def _map_kernel_seq(self, value: int) -> int:
-        return (value + (self.kernel_off or 0)) & SEQ_MASK
+    def _local_offset(self, syn: bool) -> int:
+        """local_seq_script_to_live_offset(): script kernel seq/ack + this = live."""
+        live = self.live_local_isn or 0
+        return (live - self.script_local_isn) & SEQ_MASK if syn else live
+
+    def _remote_offset(self, syn: bool) -> int:
+        """remote_seq_script_to_live_offset(): the peer's seq (script) + this = live."""
+        return 0 if syn else self.remote_isn
 
     def _inbound(self, ev: ast.PacketEvent) -> None:
         from rawtcp.wire.packet import FrameBuilder
 
         flags = flags_value(ev.flags)
-        ack = self._map_kernel_seq(ev.ack) if ev.ack is not None else 0
+        syn = bool(flags & Flags.SYN)
+        if syn:
+            self.remote_isn = ev.seq_start & SEQ_MASK  # a new connection from the peer (run_packet.c)
+            if self.listening and not flags & Flags.ACK:
+                self.listening = False
+                if self.passive_opens:
+                    self._new_peer_port()
+                self.passive_opens += 1
+        ack_offset = self._local_offset(syn)
+        ack = (ev.ack + ack_offset) & SEQ_MASK if ev.ack is not None else 0
         options: list[Any] = []
         for name, value in ev.options or []:
             if name == "Timestamp":
@@ -439,7 +464,7 @@ class Runner:
                     ecr = (ecr + self.ts_off) & SEQ_MASK
                 value = (val, ecr)
             elif name == "SAck":
-                value = tuple(self._map_kernel_seq(v) for v in value)
+                value = tuple((v + ack_offset) & SEQ_MASK for v in value)
             elif self.cookies is not None:
                 name, value = _swap_cookie((name, value), self.cookies.live)
             options.append((name, value))
@@ -447,7 +472,8 @@ class Runner:
             raise self.fail(ev.line, "cannot send an inbound packet before the kernel's port is known "
                                      "(no connect() or outbound SYN yet)")
         window = ev.window if ev.window is not None else (0 if flags & Flags.RST else 65535)
-        seg = Segment(self.peer_port, self.kernel_port, ev.seq_start & SEQ_MASK, ack, Flags(flags), window,
+        seq = (ev.seq_start + self._remote_offset(syn)) & SEQ_MASK
+        seg = Segment(self.peer_port, self.kernel_port, seq, ack, Flags(flags), window,
                       tuple(options), b"\0" * ev.seq_len, ev.urg or 0)
         builder = self.builder
         if ev.ecn is not None or ev.tos is not None or ev.ttl is not None:
@@ -461,7 +487,17 @@ class Runner:
         sent_at, wall = self.now(), time.time()
         self.link.send(frame)
         self.frames.append((wall, frame))
-        self.ladder.append(LadderEntry(sent_at, "<", seg, seg.seq, ev.ack if ev.ack is not None else 0, ev.line))
+        self.ladder.append(LadderEntry(sent_at, "<", seg, ev.seq_start & SEQ_MASK, ev.ack if ev.ack is not None else 0,
+                                       ev.line))
+
+    def _new_peer_port(self) -> None:
+        """A fresh ephemeral port for the peer's next passive connection, filtered and RST-guarded."""
+        old = self.peer_port
+        while self.peer_port == old:
+            self.peer_port = random.randint(32768, 60999)
+        with inside(self.cfg.client_ns):
+            self.guard.add_bind(self.cfg.client_ip, self.peer_port)
+            self.link.set_filter(self.cfg.client_ip, self.peer_port, self.cfg.server_ip, None)
 
     def _next_sniffed(self, deadline: float) -> tuple[float, float, Segment, bytes] | None:
         with self.sniff_cond:
@@ -490,17 +526,23 @@ class Runner:
                                      f"{ev.direction} {ev.flags} {ev.seq_start}:{ev.seq_end}({ev.seq_len})")
         mono, wall, seg, frame = got
         self.frames.append((wall, frame))
+        syn = bool(seg.flags & Flags.SYN)
+        if syn and "S" in ev.flags:
+            # every SYN the script expects starts a connection: learn (or re-learn) the kernel's ISN,
+            # and the kernel's port when it is the one opening
+            self.script_local_isn = ev.seq_start & SEQ_MASK
+            self.live_local_isn = seg.seq
+            if not seg.flags & Flags.ACK:
+                self.kernel_port = seg.sport
         if self.kernel_port is None:
             self.kernel_port = seg.sport
-        if seg.flags & Flags.SYN and "S" in ev.flags:
-            # every SYN the script expects starts a connection: learn (or re-learn) the kernel's ISN
-            self.kernel_off = (seg.seq - ev.seq_start) & SEQ_MASK
-        rel_seq = (seg.seq - (self.kernel_off or 0)) & SEQ_MASK
-        self.ladder.append(LadderEntry(mono - self.live_start, ">", seg, rel_seq, seg.ack, ev.line))
+        rel_seq = (seg.seq - self._local_offset(syn)) & SEQ_MASK
+        rel_ack = (seg.ack - self._remote_offset(syn)) & SEQ_MASK
+        self.ladder.append(LadderEntry(mono - self.live_start, ">", seg, rel_seq, rel_ack, ev.line))
         if rel_seq == ev.seq_start and 0 < len(seg.payload) < ev.seq_len:
             seg = self._coalesce(ev, seg)
         self._check_ip(ev, frame)
-        self._check_fields(ev, seg, rel_seq)
+        self._check_fields(ev, seg, rel_seq, rel_ack)
         self._verify_time(ev.line, ev.time.kind, t, t_end, mono - self.live_start, last_t, "outbound packet")
 
     def _coalesce(self, ev: ast.PacketEvent, seg: Segment) -> Segment:
@@ -531,8 +573,9 @@ class Runner:
                     self.sniffed.appendleft(got)
                 break
             self.frames.append((wall, frame))
-            rel = (nxt.seq - (self.kernel_off or 0)) & SEQ_MASK
-            self.ladder.append(LadderEntry(mono - self.live_start, ">", nxt, rel, nxt.ack, ev.line))
+            rel = (nxt.seq - self._local_offset(False)) & SEQ_MASK
+            rel_ack = (nxt.ack - self._remote_offset(False)) & SEQ_MASK
+            self.ladder.append(LadderEntry(mono - self.live_start, ">", nxt, rel, rel_ack, ev.line))
             parts.append(nxt.payload)
             flags |= int(nxt.flags)
             total += len(nxt.payload)
@@ -561,7 +604,7 @@ class Runner:
             raise self.fail(ev.line, f"error handling packet: live packet field ip_ttl: expected: {ev.ttl} "
                                      f"vs actual: {ttl}")
 
-    def _check_fields(self, ev: ast.PacketEvent, seg: Segment, rel_seq: int) -> None:
+    def _check_fields(self, ev: ast.PacketEvent, seg: Segment, rel_seq: int, rel_ack: int) -> None:
         def field_error(name: str, want: Any, got: Any) -> ScriptFailure:
             return self.fail(ev.line, f"error handling packet: live packet field {name}: "
                                       f"expected: {want} vs actual: {got}")
@@ -571,8 +614,8 @@ class Runner:
             raise field_error("tcp_flags", script_flags_text(ev.flags), flags_str(int(seg.flags)))
         if rel_seq != ev.seq_start:
             raise field_error("tcp_seq", ev.seq_start, rel_seq)
-        if ev.ack is not None and seg.ack != ev.ack:
-            raise field_error("tcp_ack", ev.ack, seg.ack)
+        if ev.ack is not None and rel_ack != ev.ack & SEQ_MASK:
+            raise field_error("tcp_ack", ev.ack, rel_ack)
         if ev.window is not None and seg.window != ev.window:
             raise field_error("tcp_window", ev.window, seg.window)
         if ev.urg is not None and seg.urgent != ev.urg:
@@ -660,6 +703,10 @@ class Runner:
                                          f"tolerance {self.tolerance:.6f} sec")
 
     def _syscall(self, ev: ast.SyscallEvent, t: float, t_end: float | None, last_t: float | None) -> None:
+        if ev.name == "listen":
+            self.listening = True
+        elif ev.name in ("socket", "connect"):
+            self.listening = False
         self._wait_until(t)
         if self.pending is not None:
             # packetdrill has one system-call thread: the next call waits for a blocked one
