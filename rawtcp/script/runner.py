@@ -551,18 +551,20 @@ class Runner:
         packetdrill sees a TSO burst as one packet (``> . 1:11001(11000)``). On veth the kernel's TCP
         autosizing (tcp_tso_autosize: pacing rate >> 10, at least 2 segments) may cut the same burst
         into several GSO packets sent together; a receiver's GRO would merge them again, and so do we:
-        only segments that continue the sequence exactly, carry the same ACK and no SYN/FIN/RST,
-        arriving within the tolerance of the first. Anything else is left for the next event.
+        only segments that continue the sequence exactly, carry the same ACK and no SYN/RST (a FIN
+        ends the run), arriving within the tolerance of the first. Anything else is left for the next
+        event. As packetdrill's aggregate_packets(), the merged segment has the last piece's flags
+        but the first one's CWR.
         """
         parts = [seg.payload]
         flags = int(seg.flags)
         total = len(seg.payload)
         last = seg
         deadline = time.monotonic() + self.tolerance
-        bad = Flags.SYN | Flags.FIN | Flags.RST
-        if seg.flags & bad:
+        bad = Flags.SYN | Flags.RST
+        if seg.flags & (bad | Flags.FIN):
             return seg
-        while total < ev.seq_len:
+        while total < ev.seq_len and not last.flags & Flags.FIN:
             got = self._next_sniffed(deadline)
             if got is None:
                 break
@@ -577,7 +579,7 @@ class Runner:
             rel_ack = (nxt.ack - self._remote_offset(False)) & SEQ_MASK
             self.ladder.append(LadderEntry(mono - self.live_start, ">", nxt, rel, rel_ack, ev.line))
             parts.append(nxt.payload)
-            flags |= int(nxt.flags)
+            flags = (int(nxt.flags) & ~Flags.CWR) | (int(seg.flags) & Flags.CWR)
             total += len(nxt.payload)
             last = nxt
         if len(parts) == 1:
