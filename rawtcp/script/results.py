@@ -43,8 +43,12 @@ class LadderEntry:
     line: int | None = None
     kstate: str | None = None
     label: str | None = None  # which connection, when a lab has several (the peer's port)
+    icmp: str | None = None  # an ICMP message, as the script writes it; ``segment`` is the one it quotes
 
     def text(self) -> str:
+        if self.icmp is not None:
+            line = f"{self.time:9.6f} {self.direction} icmp {self.icmp}"
+            return f"{line:<72} kernel: {self.kstate}" if self.kstate else line
         seg = self.segment
         plen = len(seg.payload)
         line = f"{self.time:9.6f} {self.direction} {flags_str(int(seg.flags)):<5} "
@@ -65,7 +69,8 @@ class LadderEntry:
         return {"time": round(self.time, 6), "dir": self.direction, "flags": flags_str(int(seg.flags)),
                 "seq": self.rel_seq, "ack": self.rel_ack if seg.flags & Flags.ACK else None,
                 "abs_seq": seg.seq, "abs_ack": seg.ack, "win": seg.window, "len": len(seg.payload),
-                "options": format_options(seg.options), "line": self.line, "kernel_state": self.kstate}
+                "options": format_options(seg.options), "line": self.line, "kernel_state": self.kstate,
+                **({"icmp": self.icmp} if self.icmp is not None else {})}
 
 
 @dataclass

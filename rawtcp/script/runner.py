@@ -413,7 +413,13 @@ class Runner:
                     t_end = offset + tm.end
             if last_t is not None and tm.kind == "absolute" and _absolute(last) and t < last_t:
                 raise ScriptError(self.path, event.line, "time goes backward in script")
-            if isinstance(event, ast.PacketEvent) and event.direction == ">":
+            if isinstance(event, ast.IcmpPacketEvent):
+                if event.direction == ">":
+                    raise ScriptError(self.path, event.line, "outbound ICMP packets are not supported")
+                self._wait_until(t)
+                self._verify_time(event.line, tm.kind, t, None, self.now(), last_t, "inbound packet")
+                self._inbound_icmp(event)
+            elif isinstance(event, ast.PacketEvent) and event.direction == ">":
                 self._outbound(event, t, None if tm.blocking else t_end, last_t)
             elif isinstance(event, ast.PacketEvent):
                 self._wait_until(t)
@@ -489,6 +495,41 @@ class Runner:
         self.frames.append((wall, frame))
         self.ladder.append(LadderEntry(sent_at, "<", seg, ev.seq_start & SEQ_MASK, ev.ack if ev.ack is not None else 0,
                                        ev.line))
+
+    def _inbound_icmp(self, ev: ast.IcmpPacketEvent) -> None:
+        """An ICMP error quoting the kernel's segment at ``ev.seq_start`` (packetdrill's icmp_packet.c):
+        the quoted sequence number is mapped like an ACK (map_inbound_icmp_tcp_packet)."""
+        from rawtcp.wire.icmp import IPPROTO_UDP, IcmpBuilder, Quoted, icmp_type_code
+
+        if self.kernel_port is None:
+            raise self.fail(ev.line, "cannot send an ICMP message before the kernel's port is known")
+        version = 6 if ":" in self.cfg.server_ip else 4
+        try:
+            icmp_type, code = icmp_type_code(version, ev.icmp_type, ev.icmp_code)
+        except ValueError as exc:
+            raise ScriptError(self.path, ev.line, str(exc)) from None
+        if ev.echoed_protocol == "tcp":
+            seq = (ev.seq_start + self._local_offset(False)) & SEQ_MASK
+            quoted = Quoted(self.kernel_port, self.peer_port, seq, ev.seq_len)
+        elif ev.echoed_protocol == "udp":
+            quoted = Quoted(self.kernel_port, self.peer_port, 0, ev.seq_len, protocol=IPPROTO_UDP)
+        else:
+            raise ScriptError(self.path, ev.line, "ICMP messages quoting raw IP packets are not supported")
+        tos = (ev.tos or 0) | _ECN_BITS.get(ev.ecn or "noecn", 0)
+        builder = IcmpBuilder(self.cfg.client_ip, self.cfg.server_ip, self.client_mac, self.server_mac,
+                              ttl=ev.ttl if ev.ttl is not None else 64, tos=tos, flow_label=ev.flowlabel or 0)
+        try:
+            frame = builder.frame(icmp_type, code, mtu=ev.mtu, echo_id=ev.echo_id, quoted=quoted)
+        except ValueError as exc:
+            raise ScriptError(self.path, ev.line, f"cannot build this ICMP message: {exc}") from None
+        sent_at, wall = self.now(), time.time()
+        self.link.send(frame)
+        self.frames.append((wall, frame))
+        text = " ".join(p for p in (ev.icmp_type, ev.icmp_code, f"mtu {ev.mtu}" if ev.mtu is not None else None)
+                        if p)
+        text += f" [{ev.seq_start}:{ev.seq_end}({ev.seq_len})]"
+        quoted_seg = Segment(self.kernel_port, self.peer_port, quoted.seq, 0, Flags(0), 0, (), b"", 0)
+        self.ladder.append(LadderEntry(sent_at, "<", quoted_seg, ev.seq_start, 0, ev.line, icmp=text))
 
     def _new_peer_port(self) -> None:
         """A fresh ephemeral port for the peer's next passive connection, filtered and RST-guarded."""
