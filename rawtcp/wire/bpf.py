@@ -35,6 +35,10 @@ RET_K = BPF_RET | BPF_K  # 0x06
 
 ACCEPT = 0x40000  # bytes to keep: tcpdump's 262144, more than any frame
 ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
+IPPROTO_TCP, IPPROTO_ICMP, IPPROTO_ICMPV6 = 6, 1, 58
+JGT_K = BPF_JMP | 0x20 | BPF_K  # 0x25
+ICMPV6_LAST_KEPT = 129  # RFC 4443 §2.1: errors are 0-127, then echo request/reply; NDP/MLD (130+) dropped
 SO_ATTACH_FILTER = 26  # asm-generic/socket.h
 SO_DETACH_FILTER = 27
 
@@ -48,52 +52,151 @@ def _ip_u32(ip: str) -> int:
         raise ValueError(f"not an IPv4 address: {ip!r}") from None
 
 
+def _ip6_words(ip: str) -> list[int]:
+    try:
+        packed = socket.inet_pton(socket.AF_INET6, ip)
+    except (OSError, TypeError, ValueError):
+        raise ValueError(f"not an IPv6 address: {ip!r}") from None
+    return [int.from_bytes(packed[i : i + 4], "big") for i in range(0, 16, 4)]
+
+
 def _port(port: int) -> int:
     if not 0 <= port <= 0xFFFF:
         raise ValueError(f"port outside 0..65535: {port}")
     return port
 
 
+class _Assembler:
+    """Straight-line code with forward jumps to labels; ``None`` as a target is the next instruction.
+
+    Every program ends ``ret #ACCEPT`` (label ``accept``) then ``ret #0`` (label ``drop``), as
+    tcpdump's do; a classic BPF jump offset is one byte, so targets must lie within 255 instructions.
+    """
+
+    def __init__(self) -> None:
+        self._code: list[tuple[int, str | None, str | None, int]] = []
+        self._labels: dict[str, int] = {}
+
+    def op(self, code: int, k: int = 0, jt: str | None = None, jf: str | None = None) -> None:
+        self._code.append((code, jt, jf, k))
+
+    def label(self, name: str) -> None:
+        self._labels[name] = len(self._code)
+
+    def assemble(self) -> list[Instruction]:
+        self.label("accept")
+        self.op(RET_K, ACCEPT)
+        self.label("drop")
+        self.op(RET_K, 0)
+        program: list[Instruction] = []
+        for i, (code, jt, jf, k) in enumerate(self._code):
+            hops = [0 if t is None else self._labels[t] - i - 1 for t in (jt, jf)]
+            if not all(0 <= h <= 255 for h in hops):
+                raise ValueError("BPF jump out of range")
+            program.append((code, hops[0], hops[1], k))
+        return program
+
+
+def _link(link: str, asm: _Assembler, ethertype: int, version_nibble: int) -> int:
+    """Check the network protocol; returns where the IP header starts."""
+    if link not in LINK_OFFSETS:
+        raise ValueError(f"link must be one of {sorted(LINK_OFFSETS)}, not {link!r}")
+    if link == "ether":
+        asm.op(LDH_ABS, 12)
+        asm.op(JEQ_K, ethertype, jf="drop")
+    else:  # no EtherType to look at: check the version nibble
+        asm.op(LDB_ABS, 0)
+        asm.op(AND_K, 0xF0)
+        asm.op(JEQ_K, version_nibble, jf="drop")
+    return LINK_OFFSETS[link]
+
+
 def tcp4_filter(local_ip: str, local_port: int, remote_ip: str | None, remote_port: int | None,
-                link: str = "ether") -> list[Instruction]:
+                link: str = "ether", *, icmp: bool = False) -> list[Instruction]:
     """Accept IPv4 TCP from ``remote_ip:remote_port`` to ``local_ip:local_port`` (None: any), drop the rest.
 
     Non-first fragments are dropped (their first bytes are not a TCP header); the TCP header is found
     through the real IHL, so packets with IP options match too. ``link`` is ``"ether"`` (Ethernet
     header, 14 bytes) or ``"raw"`` (packet starts at the IP header: cooked sockets, L3 links).
+    ``icmp`` also accepts ICMP (RFC 792) from ``remote_ip`` to ``local_ip``, of any type.
     """
-    if link not in LINK_OFFSETS:
-        raise ValueError(f"link must be one of {sorted(LINK_OFFSETS)}, not {link!r}")
-    off = LINK_OFFSETS[link]
-    # (code, k, jumps_to_drop_if_false): every test either falls through or jumps to the final drop.
-    body: list[tuple[int, int, str]] = []
-    if link == "ether":
-        body += [(LDH_ABS, 12, ""), (JEQ_K, ETH_P_IP, "f")]
-    else:  # no EtherType to look at: check the version nibble
-        body += [(LDB_ABS, 0, ""), (AND_K, 0xF0, ""), (JEQ_K, 0x40, "f")]
-    body += [
-        (LDB_ABS, off + 9, ""), (JEQ_K, 6, "f"),  # protocol TCP
-        (LDH_ABS, off + 6, ""), (JSET_K, 0x1FFF, "t"),  # fragment offset != 0: drop
-    ]
-    if remote_ip is not None:
-        body += [(LD_ABS, off + 12, ""), (JEQ_K, _ip_u32(remote_ip), "f")]
-    body += [(LD_ABS, off + 16, ""), (JEQ_K, _ip_u32(local_ip), "f")]
-    body += [(LDXB_MSH, off, "")]
+    asm = _Assembler()
+    off = _link(link, asm, ETH_P_IP, 0x40)
+    remote = None if remote_ip is None else _ip_u32(remote_ip)
+    local = _ip_u32(local_ip)
+
+    def addresses_and_fragment() -> None:
+        asm.op(LDH_ABS, off + 6)
+        asm.op(JSET_K, 0x1FFF, jt="drop")  # fragment offset != 0: drop
+        if remote is not None:
+            asm.op(LD_ABS, off + 12)
+            asm.op(JEQ_K, remote, jf="drop")
+        asm.op(LD_ABS, off + 16)
+        asm.op(JEQ_K, local, jf="drop")
+
+    asm.op(LDB_ABS, off + 9)
+    asm.op(JEQ_K, IPPROTO_TCP, jf="icmp" if icmp else "drop")
+    addresses_and_fragment()
+    asm.op(LDXB_MSH, off)
     if remote_port is not None:
-        body += [(LDH_IND, off, ""), (JEQ_K, _port(remote_port), "f")]
-    body += [(LDH_IND, off + 2, ""), (JEQ_K, _port(local_port), "f")]
-    drop = len(body) + 1  # index of "ret #0"; "ret #ACCEPT" sits just before it
-    program: list[Instruction] = []
-    for i, (code, k, to_drop) in enumerate(body):
-        hop = drop - i - 1
-        if to_drop == "f":
-            program.append((code, 0, hop, k))
-        elif to_drop == "t":
-            program.append((code, hop, 0, k))
-        else:
-            program.append((code, 0, 0, k))
-    program += [(RET_K, 0, 0, ACCEPT), (RET_K, 0, 0, 0)]
-    return program
+        asm.op(LDH_IND, off)
+        asm.op(JEQ_K, _port(remote_port), jf="drop")
+    asm.op(LDH_IND, off + 2)
+    asm.op(JEQ_K, _port(local_port), jt="accept" if icmp else None, jf="drop")
+    if icmp:
+        asm.label("icmp")
+        asm.op(JEQ_K, IPPROTO_ICMP, jf="drop")
+        addresses_and_fragment()
+    return asm.assemble()
+
+
+def tcp6_filter(local_ip: str, local_port: int, remote_ip: str | None, remote_port: int | None,
+                link: str = "ether", *, icmp: bool = False) -> list[Instruction]:
+    """Accept IPv6 TCP from ``remote_ip:remote_port`` to ``local_ip:local_port`` (None: any), drop the rest.
+
+    TCP must follow the fixed header directly (next header 6): no kernel puts extension headers on its
+    segments, and skipping them needs a loop classic BPF does not have (tcpdump's ``tcp`` does the
+    same). ``icmp`` also accepts ICMPv6 from ``remote_ip`` to ``local_ip``: errors and echo (types
+    up to 129, RFC 4443 §2.1), not neighbour discovery or MLD, which a kernel sends on its own.
+    """
+    asm = _Assembler()
+    off = _link(link, asm, ETH_P_IPV6, 0x60)
+    remote = None if remote_ip is None else _ip6_words(remote_ip)
+    local = _ip6_words(local_ip)
+
+    def addresses() -> None:  # RFC 8200 §3: source at 8, destination at 24, each four words
+        for base, words in ((off + 8, remote), (off + 24, local)):
+            for i, word in enumerate(words or ()):
+                asm.op(LD_ABS, base + 4 * i)
+                asm.op(JEQ_K, word, jf="drop")
+
+    asm.op(LDB_ABS, off + 6)  # next header
+    asm.op(JEQ_K, IPPROTO_TCP, jf="icmp" if icmp else "drop")
+    addresses()
+    if remote_port is not None:
+        asm.op(LDH_ABS, off + 40)
+        asm.op(JEQ_K, _port(remote_port), jf="drop")
+    asm.op(LDH_ABS, off + 42)
+    asm.op(JEQ_K, _port(local_port), jt="accept" if icmp else None, jf="drop")
+    if icmp:
+        asm.label("icmp")
+        asm.op(JEQ_K, IPPROTO_ICMPV6, jf="drop")
+        addresses()
+        asm.op(LDB_ABS, off + 40)  # ICMPv6 type
+        asm.op(JGT_K, ICMPV6_LAST_KEPT, jt="drop")
+    return asm.assemble()
+
+
+def tcp_filter(local_ip: str, local_port: int, remote_ip: str | None = None, remote_port: int | None = None,
+               link: str = "ether", *, icmp: bool = False) -> list[Instruction]:
+    """:func:`tcp4_filter` or :func:`tcp6_filter`, by the family of ``local_ip``."""
+    if ":" in local_ip:
+        if remote_ip is not None and ":" not in remote_ip:
+            raise ValueError(f"{local_ip} and {remote_ip} are of different address families")
+        return tcp6_filter(local_ip, local_port, remote_ip, remote_port, link, icmp=icmp)
+    if remote_ip is not None and ":" in remote_ip:
+        raise ValueError(f"{local_ip} and {remote_ip} are of different address families")
+    return tcp4_filter(local_ip, local_port, remote_ip, remote_port, link, icmp=icmp)
 
 
 DROP_ALL: list[Instruction] = [(RET_K, 0, 0, 0)]
