@@ -6,7 +6,7 @@
 # DIR: a packetdrill checkout's gtests/net/tcp (or ../shared/packetdrill/tcp). With PACKETDRILL_BINARY,
 # packetdrill runs the same scripts in the same run and sets the bar; without it, NATIVE.txt beside DIR
 # does. Prints "rawtcp passes X of the Y scripts packetdrill passes here" per mode, with wall times.
-# Environment: VARIANTS (default ipv4,ipv4-mapped-ipv6,ipv6), JOBS (2), RUNS (1), ONLY_NATIVE=1 (run
+# Environment: VARIANTS (default ipv4,ipv4-mapped-ipv6,ipv6), JOBS (2), RUNS (1), RETRIES (0), ONLY_NATIVE=1 (run
 # only what packetdrill passes and fail on any of those failing: what CI does), JSON/JUNIT (files).
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -16,7 +16,8 @@ if [ $# -lt 1 ]; then
 fi
 dir=$1
 bash "$here/scripts/setup.sh"
-args=("$dir" --variants "${VARIANTS:-ipv4,ipv4-mapped-ipv6,ipv6}" -j "${JOBS:-2}" --runs "${RUNS:-1}")
+args=("$dir" --variants "${VARIANTS:-ipv4,ipv4-mapped-ipv6,ipv6}" -j "${JOBS:-2}" --runs "${RUNS:-1}"
+      --retries "${RETRIES:-0}")
 [ $# -ge 2 ] && args+=(--packetdrill "$2")
 [ "${ONLY_NATIVE:-0}" = 1 ] && args+=(--only-native)
 [ -n "${JSON:-}" ] && args+=(--json "$JSON")

@@ -86,6 +86,8 @@ def main() -> int:
     parser.add_argument("-j", "--jobs", type=int, default=2)
     parser.add_argument("--only-native", action="store_true",
                         help="run rawtcp only on what packetdrill passes; exit 1 if any of those fails")
+    parser.add_argument("--retries", type=int, default=0,
+                        help="run a failing script again up to N times (as NATIVE.txt was measured: 3 tries)")
     parser.add_argument("--runs", type=int, default=1, help="repeat the rawtcp suite N times (flakiness)")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds per script before it is stopped")
     parser.add_argument("--json", metavar="FILE", help="write every result and the totals as JSON")
@@ -125,7 +127,7 @@ def main() -> int:
     if args.only_native:
         jobs = [j for j in jobs if native.get((j.variant, j.name))]
 
-    opts = SuiteOptions(variants=variants, jobs=args.jobs, timeout=args.timeout)
+    opts = SuiteOptions(variants=variants, jobs=args.jobs, timeout=args.timeout, retries=args.retries)
     runs: list[list[JobResult]] = []
     walls: list[dict[str, float]] = []
     for run in range(args.runs):
@@ -175,7 +177,8 @@ def totals(results: list[JobResult], native: dict[tuple[str, str], bool], varian
         bar = [r for r in mine if native.get((variant, r.job.name))]
         out[variant] = {"ran": len(mine), "passed": sum(r.passed for r in mine),
                         "native_passing": sum(1 for (v, _), ok in native.items() if v == variant and ok),
-                        "passed_of_native": sum(r.passed for r in bar)}
+                        "passed_of_native": sum(r.passed for r in bar),
+                        "retried": sum(r.passed and r.attempts > 1 for r in mine)}
     return out
 
 
@@ -184,7 +187,8 @@ def report(results: list[JobResult], native: dict[tuple[str, str], bool], wall: 
     lines = []
     for variant, t in totals(results, native, variants).items():
         line = (f"{variant}: rawtcp passes {t['passed_of_native']} of the {t['native_passing']} scripts packetdrill "
-                f"passes here ({t['passed']} of {t['ran']} run); rawtcp {wall.get(variant, 0):.0f} s")
+                f"passes here ({t['passed']} of {t['ran']} run, {t['retried']} on a retry); "
+                f"rawtcp {wall.get(variant, 0):.0f} s")
         if variant in native_wall:
             line += f", packetdrill {native_wall[variant]:.0f} s"
         lines.append(line)

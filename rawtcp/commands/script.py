@@ -80,6 +80,8 @@ def _variants(text: str | None, ip_version: str | None) -> list[str]:
               help="Define a symbol the script uses (packetdrill's -D), e.g. -D TFO_COOKIE=3021b9d889017eeb.")
 @click.option("-j", "--jobs", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Scripts run at once, each in its own namespaces.")
+@click.option("--retries", type=click.IntRange(0, 5), default=0, show_default=True,
+              help="Run a failed script again up to this many times (suites; retried passes are reported).")
 @click.option("--check", is_flag=True, help="Only parse and validate the scripts (no root, no network).")
 @click.option("--lab", "lab_kind", type=click.Choice(["netns", "docker"]), default="netns", show_default=True,
               help="Where the kernel under test lives (fresh namespaces per run).")
@@ -96,7 +98,7 @@ def _variants(text: str | None, ip_version: str | None) -> list[str]:
               help="JSON: one object for one script (verdict and ladder); one line per script and mode, then a "
                    "summary, for several.")
 def run(scripts: tuple[str, ...], ip_version: str | None, variants: str | None, defines: tuple[str, ...],
-        jobs: int, check: bool, lab_kind: str, tolerance_usecs: int | None, timeout: float | None,
+        jobs: int, retries: int, check: bool, lab_kind: str, tolerance_usecs: int | None, timeout: float | None,
         pcap: str | None, ladder: bool, junit: str | None, as_json: bool) -> int:
     """Run packetdrill-dialect SCRIPTS (files or directories of *.pkt) against the Linux kernel.
 
@@ -130,10 +132,11 @@ def run(scripts: tuple[str, ...], ip_version: str | None, variants: str | None, 
         return result.exit_code
     if pcap or ladder or lab_kind != "netns":
         raise click.UsageError("--pcap, --ladder and --lab docker apply to one script")
-    return _suite(files, modes, symbols, jobs, tolerance_usecs, timeout, junit, as_json)
+    return _suite(files, modes, symbols, jobs, retries, tolerance_usecs, timeout, junit, as_json)
 
 
-def _suite(files: list[Path], modes: list[str], symbols: dict[str, str], jobs: int, tolerance_usecs: int | None,
+def _suite(files: list[Path], modes: list[str], symbols: dict[str, str], jobs: int, retries: int,
+           tolerance_usecs: int | None,
            timeout: float | None, junit: str | None, as_json: bool) -> int:
     from rawtcp.script.suite import (
         DEFAULT_JOB_TIMEOUT,
@@ -148,7 +151,7 @@ def _suite(files: list[Path], modes: list[str], symbols: dict[str, str], jobs: i
 
     planned = plan(files, modes)
     opts = SuiteOptions(variants=modes, jobs=jobs, defines=symbols, tolerance_usecs=tolerance_usecs,
-                        timeout=timeout or DEFAULT_JOB_TIMEOUT)
+                        timeout=timeout or DEFAULT_JOB_TIMEOUT, retries=retries)
 
     def report(result: Any) -> None:
         click.echo(json.dumps(result.to_dict()) if as_json else progress_line(result))

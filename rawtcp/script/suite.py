@@ -80,6 +80,8 @@ class JobResult:
     seconds: float
     error: str | None = None  # the first error, one line
     exit_code: int | None = None
+    attempts: int = 1  # > 1: earlier tries failed (their first error is in ``retried``)
+    retried: list[str] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -88,7 +90,7 @@ class JobResult:
     def to_dict(self) -> dict[str, Any]:
         return {"script": self.job.name, "path": str(self.job.script), "variant": self.job.variant,
                 "result": self.outcome, "seconds": round(self.seconds, 3), "error": self.error,
-                "exit_code": self.exit_code}
+                "exit_code": self.exit_code, "attempts": self.attempts, "earlier_errors": self.retried}
 
 
 @dataclass
@@ -99,6 +101,10 @@ class SuiteOptions:
     tolerance_usecs: int | None = None
     timeout: float = DEFAULT_JOB_TIMEOUT
     extra_args: Sequence[str] = ()
+    # A failed or timed-out script is run again up to this many times (a shared machine's timing
+    # noise; packetdrill's own baseline here was measured with up to three tries). Scripts that
+    # needed a retry are reported as such.
+    retries: int = 0
 
 
 def plan(scripts: Sequence[Path], variants: Sequence[str]) -> list[Job]:
@@ -173,6 +179,11 @@ def run_suite(jobs: Sequence[Job], opts: SuiteOptions,
 
     def one(job: Job) -> JobResult:
         result = run_job(job, opts)
+        earlier: list[str] = []
+        while result.outcome in ("fail", "timeout") and len(earlier) < opts.retries:
+            earlier.append(result.error or result.outcome)
+            result = run_job(job, opts)
+        result.attempts, result.retried = len(earlier) + 1, earlier
         if on_result is not None:
             with lock:
                 on_result(result)
@@ -189,6 +200,8 @@ def run_suite(jobs: Sequence[Job], opts: SuiteOptions,
 def progress_line(result: JobResult) -> str:
     word = {"pass": "ok", "fail": "FAIL", "error": "ERROR", "timeout": "TIMEOUT"}[result.outcome]
     line = f"{word:<7} {result.job.name} ({result.job.variant}) {result.seconds:.1f} s"
+    if result.attempts > 1:
+        line += f" (try {result.attempts})"
     if result.error and not result.passed:
         line += f": {result.error}"
     return line
@@ -216,7 +229,9 @@ def summary_table(results: Sequence[JobResult], variants: Sequence[str]) -> str:
             continue
         passed = sum(r.passed for r in mine)
         wall = sum(r.seconds for r in mine)
-        lines.append(f"{variant}: {passed} of {len(mine)} passed ({wall:.0f} s of script time)")
+        retried = sum(r.passed and r.attempts > 1 for r in mine)
+        line = f"{variant}: {passed} of {len(mine)} passed ({wall:.0f} s of script time)"
+        lines.append(line + (f"; {retried} passed only on a retry" if retried else ""))
     return "\n".join(lines)
 
 
