@@ -5,7 +5,20 @@ It lives in the kernel-under-test's namespace and talks JSON lines over stdin/st
     {"id": 1, "op": "call", "name": "read", "args": [...], "result": {...}, "errno": null}
     {"id": 2, "op": "cmd", "cmd": "../common/defaults.sh", "cwd": "/path/of/script"}
     {"id": 3, "op": "tcpinfo"}
-    {"id": 4, "op": "exit"}
+    {"id": 4, "op": "config", "live_start": 1234.5, "tolerance_usecs": 4000}
+    {"id": 5, "op": "exit"}
+
+``live_start`` is script time 0 on CLOCK_MONOTONIC and ``tolerance_usecs`` the script's tolerance: a
+recvmsg() checking a scm_timestamping needs both (any request may carry them). Without ``live_start``
+the helper takes the start of the script's first system call as time 0.
+
+Addresses: ``--ip-version ipv4|ipv4-mapped-ipv6|ipv6`` is packetdrill's address mode (``--local-ip`` and
+``--remote-ip`` are IPv6 addresses in ipv6 mode); ``--script-local-ip``/``--script-remote-ip`` (repeatable)
+name the literals the script uses for either side, on top of packetdrill's own defaults.
+
+Shell commands run with ``PACKETDRILL_PID`` set to the helper's pid, the parent of their /bin/sh, as
+packetdrill sets it to its own: so ``set_sysctls.py`` (which writes /tmp/sysctl_restore_$PACKETDRILL_PID.sh)
+and a later ``/tmp/sysctl_restore_${PPID}.sh`` name the same file.
 
 A blocking call (``"blocking": true``) runs in a thread of its own, so a blocked ``accept()`` does not
 stop the runner's packets or later requests; everything else runs at once. Each request is answered
@@ -28,7 +41,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from rawtcp.script.syscalls import Addresses, CallScriptError, Executor, realtime_priority
+from rawtcp.script.syscalls import IP_MODES, Addresses, CallScriptError, Executor, realtime_priority
 
 _OUTPUT_TAIL = 65536  # characters of a command's output sent back (the end of it)
 
@@ -61,11 +74,20 @@ class Helper:
         finally:
             self.executor.close_all()
 
+    def _configure(self, req: dict[str, Any]) -> None:
+        if req.get("live_start") is not None:
+            self.executor.live_start = float(req["live_start"])
+        if req.get("tolerance_usecs") is not None:
+            self.executor.tolerance_usecs = int(req["tolerance_usecs"])
+
     def handle(self, req: dict[str, Any]) -> None:
         rid = req.get("id")
         try:
             op = req.get("op")
-            if op == "call":
+            self._configure(req)
+            if op == "config":
+                self.reply({"id": rid, "ok": True})
+            elif op == "call":
                 outcome = self.executor.call(req["name"], req["args"], req["result"], req.get("errno"))
                 self.reply({"id": rid, **outcome.to_dict()})
             elif op == "cmd":
@@ -73,7 +95,7 @@ class Helper:
                 cwd = req.get("cwd")
                 if not cwd or not os.path.isdir(cwd):  # a served helper may not see the script's directory
                     cwd = None
-                proc = subprocess.run(["/bin/sh", "-c", req["cmd"]], cwd=cwd,
+                proc = subprocess.run(["/bin/sh", "-c", req["cmd"]], cwd=cwd, env=command_env(),
                                       capture_output=True, text=True, errors="replace",
                                       timeout=req.get("timeout", 60), check=False)
                 output = (proc.stdout + proc.stderr)[-_OUTPUT_TAIL:]
@@ -89,6 +111,11 @@ class Helper:
             self.reply({"id": rid, "status": -1, "output": "command timed out", "start": 0, "end": 0})
         except Exception as exc:  # noqa: BLE001 (report, never die silently: the runner is waiting for this id)
             self.reply({"id": rid, "fatal": f"{type(exc).__name__}: {exc}"})
+
+
+def command_env() -> dict[str, str]:
+    """The environment of a script's shell command: ours, plus PACKETDRILL_PID (see the module doc)."""
+    return {**os.environ, "PACKETDRILL_PID": str(os.getpid())}
 
 
 def _stdout_write(line: str) -> None:
@@ -115,8 +142,13 @@ def serve_tcp(address: str, token: str) -> None:
             if not token or hello.get("token") != token:
                 conn.sendall(b'{"id": 0, "error": "bad or missing token (RAWTCP_HELPER_TOKEN)"}\n')
                 continue
-            addrs = Addresses(str(hello["local_ip"]), str(hello["remote_ip"]), int(hello.get("bind_port", 8080)),
-                              int(hello.get("connect_port", 8080)))
+            try:
+                addrs = Addresses(str(hello["local_ip"]), str(hello["remote_ip"]), int(hello.get("bind_port", 8080)),
+                                  int(hello.get("connect_port", 8080)), str(hello.get("ip_version", "ipv4")),
+                                  tuple(hello.get("script_local_ips", ())), tuple(hello.get("script_remote_ips", ())))
+            except (KeyError, ValueError, TypeError) as exc:
+                conn.sendall(json.dumps({"id": 0, "error": f"bad hello: {exc}"}).encode() + b"\n")
+                continue
             lock = threading.Lock()
 
             def send(line: str, conn: socket.socket = conn, lock: threading.Lock = lock) -> None:
@@ -134,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--remote-ip")
     parser.add_argument("--bind-port", type=int, default=8080)
     parser.add_argument("--connect-port", type=int, default=8080)
+    parser.add_argument("--ip-version", choices=IP_MODES, default="ipv4", help="packetdrill's address mode")
+    parser.add_argument("--script-local-ip", action="append", default=[],
+                        help="an address the script uses for the kernel's side (repeatable)")
+    parser.add_argument("--script-remote-ip", action="append", default=[],
+                        help="an address the script uses for the peer's side (repeatable)")
     parser.add_argument("--serve", metavar="HOST:PORT", help="serve runs over TCP (token in RAWTCP_HELPER_TOKEN)")
     args = parser.parse_args(argv)
     realtime_priority()
@@ -142,7 +179,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.local_ip or not args.remote_ip:
         parser.error("--local-ip and --remote-ip are required")
-    helper = Helper(Executor(Addresses(args.local_ip, args.remote_ip, args.bind_port, args.connect_port)))
+    addrs = Addresses(args.local_ip, args.remote_ip, args.bind_port, args.connect_port, args.ip_version,
+                      tuple(args.script_local_ip), tuple(args.script_remote_ip))
+    helper = Helper(Executor(addrs))
     helper.reply({"id": 0, "ready": True})
     helper.serve(sys.stdin)
     return 0
