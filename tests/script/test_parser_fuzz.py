@@ -15,6 +15,7 @@ VALID = """\
 // fuzz seed: every construct once
 --tolerance_usecs=10000
 --mss=1000
+--local_ip=fd3d:0a0b:17d6::1
 `../common/defaults.sh`
 /* block
    comment */
@@ -29,7 +30,8 @@ VALID = """\
   +.1 < . 1:1(0) ack 1 win 257 <nop,nop,TS val 1 ecr 2,sack 1:2 3:4>
     * > [ect0] P. 1:1001(1000) ack 1 <...>
 +0~+0.2 > F. 1001:1001(0) ack 1
-   +0 < - 1:1001(1000) win 20000
+   +0 < - 1:1001(1000) win 20000 <md5 000102030405060708090a0b0c0d0e0f,FOEXP 1234abcd>
+  +.1 < icmp unreachable frag_needed mtu 1200 [1:1001(1000)]
    +0 ioctl(4, SIOCINQ, [0]) = 0
    +0 poll([{fd=4, events=POLLIN|POLLOUT, revents=POLLIN}], 1, 0) = 1
    +0 connect(3, {sa_family=AF_INET, sin_port=htons(8080), sin_addr=inet_addr("192.0.2.1")}, 16) = 0
@@ -47,7 +49,9 @@ FRAGMENTS = ["0", "+0", "+.1", "*", "...", "~", "<", ">", "S", "S.", ".", "-", "
              "nop", "eol", "sackOK", "sack", "TS", "val", "ecr", "wscale", "FO", "md5", "[ect0]", "(",
              ")", "[", "]", "{", "}", ",", "=", "|", "socket", "close(3)", "= 0", "-1", "EAGAIN",
              "(Resource temporarily unavailable)", "`cmd`", "%{ x }%", "//c\n", "/* c */", "\n",
-             "--mss=1000", '"s"', "0x10", "htons(80)", "fd=4", "&", "udp", "ipv4", "1.2.3.4"]
+             "--mss=1000", '"s"', "0x10", "htons(80)", "fd=4", "&", "udp", "ipv4", "1.2.3.4", "icmp",
+             "unreachable", "frag_needed", "mtu 1200", "id 3", "[0:10(10)]", "[udp (8)]", "FOEXP", "md5 0011",
+             "--local_ip=fd::1", "::", "--ip_version=ipv4-mapped-ipv6"]
 
 
 def check(text: str) -> None:
@@ -67,7 +71,7 @@ def check(text: str) -> None:
 
 def test_seed_script_parses() -> None:
     parsed = parse(VALID)
-    assert len(parsed.events) == 19
+    assert len(parsed.events) == 20
     assert len(parsed.cleanup_commands) == 1
 
 

@@ -310,3 +310,11 @@ def test_multiline_code_block_keeps_newlines_and_indentation() -> None:
     # lexer.l's code() strips only spaces and tabs at both ends: the newlines stay.
     assert code.code == "\nif tcpi_rto > 0:\n    assert tcpi_snd_cwnd == 10, tcpi_snd_cwnd\n"
     assert (code.line, after.line) == (2, 6)
+
+
+def test_defines_stay_out_of_strings_commands_and_code() -> None:
+    # packetdrill substitutes words only; a quoted, backquoted or %{ }% text is one token, left as is.
+    parsed = parse('`echo LEVEL`\n0 write(3, "LEVEL", 5) = 5\n+0 %{ LEVEL = 1 }%\n', "t.pkt", {"LEVEL": "SOL_IP"})
+    assert parsed.init_commands[0].command == "echo LEVEL"
+    assert parsed.events[0].args[1] == Str("LEVEL")
+    assert parsed.events[1].code == "LEVEL = 1"
