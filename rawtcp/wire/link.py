@@ -2,15 +2,16 @@
 
 On veth a kernel answers in microseconds, so a receiver started after (or racing with) the send
 misses replies. The socket is created with protocol 0 (it receives nothing), gets its BPF filter,
-and only then is bound to the interface for IPv4: no packet can reach it unfiltered, and it is
-listening before anything is sent. PACKET_AUXDATA reports, per frame, whether the TCP checksum is
-still partial (checksum offload on veth: the sender's kernel never filled it in) or was verified by
-the NIC, so a checker does not call offloaded segments corrupt.
+and only then is bound to the interface for the connection's family (IPv4 or IPv6): no packet can
+reach it unfiltered, and it is listening before anything is sent. PACKET_AUXDATA reports, per
+frame, whether the TCP checksum is still partial (checksum offload on veth: the sender's kernel
+never filled it in) or was verified by the NIC, so a checker does not call offloaded segments corrupt.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import os
@@ -20,8 +21,9 @@ import struct
 import threading
 from types import TracebackType
 
-from rawtcp.wire.bpf import FilterProgram, Instruction, attach, tcp4_filter
+from rawtcp.wire.bpf import FilterProgram, Instruction, attach, tcp_filter
 from rawtcp.wire.errors import WireError
+from rawtcp.wire.icmp import IcmpMessage, decode_icmp_frame
 from rawtcp.wire.packet import Decoded, decode_frame
 
 SOL_PACKET = 263
@@ -30,6 +32,7 @@ PACKET_QDISC_BYPASS = 20
 PACKET_IGNORE_OUTGOING = 23  # Linux 4.20: do not hand our own transmissions back to us
 PACKET_OUTGOING = 4
 ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
 TP_STATUS_CSUMNOTREADY = 0x08  # checksum partial: the sender offloaded it and nobody filled it in
 TP_STATUS_CSUM_VALID = 0x80  # the NIC verified the checksum
 CHECKSUM_TRUSTED = TP_STATUS_CSUMNOTREADY | TP_STATUS_CSUM_VALID
@@ -50,8 +53,20 @@ def decode(frame: bytes, status: int) -> Decoded | None:
         dec = decode_frame(frame, verify=False)
         if dec is None:
             return None
-        return Decoded(dec.src_ip, dec.dst_ip, dec.segment, dec.ttl, dec.ip_id, True)
+        return dataclasses.replace(dec, checksum_ok=True)
     return decode_frame(frame)
+
+
+def decode_any(frame: bytes, status: int) -> Decoded | IcmpMessage | None:
+    """A TCP segment as :func:`decode` gives it, else an ICMP/ICMPv6 message (links opened with
+    ``icmp=True`` receive both), else None."""
+    dec = decode(frame, status)
+    if dec is not None:
+        return dec
+    msg = decode_icmp_frame(frame, verify=not status & CHECKSUM_TRUSTED)
+    if msg is not None and status & CHECKSUM_TRUSTED:
+        return dataclasses.replace(msg, checksum_ok=True)
+    return msg
 
 
 def _hw_address(sock: socket.socket, ifname: str) -> tuple[int, bytes] | None:
@@ -105,13 +120,19 @@ def _closer() -> _Closer:
 class PacketLink:
     """AF_PACKET socket on ``ifname`` seeing only TCP from ``remote`` to ``local`` (None: any).
 
-    ``recv_frames`` drains without blocking; wait for readability on ``fileno()`` (select/poll).
+    The family (IPv4 or IPv6) follows ``local_ip``; ``icmp=True`` also lets ICMP/ICMPv6 from the
+    remote address through (errors and echo, not neighbour discovery): read them with
+    :func:`decode_any`. ``recv_frames`` drains without blocking; wait for readability on
+    ``fileno()`` (select/poll).
     """
 
     def __init__(self, ifname: str, local_ip: str, local_port: int, remote_ip: str | None = None,
-                 remote_port: int | None = None, *, rcvbuf: int = 4 << 20, qdisc_bypass: bool = False) -> None:
+                 remote_port: int | None = None, *, rcvbuf: int = 4 << 20, qdisc_bypass: bool = False,
+                 icmp: bool = False) -> None:
         self.ifname = ifname
-        program = tcp4_filter(local_ip, local_port, remote_ip, remote_port)
+        self.icmp = icmp
+        self.version = 6 if ":" in local_ip else 4
+        program = tcp_filter(local_ip, local_port, remote_ip, remote_port, icmp=icmp)
         try:
             # protocol 0: nothing is delivered until bind(), and bind() comes after the filter
             sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
@@ -138,7 +159,7 @@ class PacketLink:
             except PermissionError:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
             try:
-                sock.bind((ifname, ETH_P_IP))
+                sock.bind((ifname, ETH_P_IPV6 if self.version == 6 else ETH_P_IP))
             except OSError as exc:
                 raise WireError(f"cannot bind a packet socket to {ifname}: {exc.strerror}") from None
         except BaseException:
@@ -149,8 +170,12 @@ class PacketLink:
 
     def set_filter(self, local_ip: str, local_port: int, remote_ip: str | None = None,
                    remote_port: int | None = None) -> None:
-        """Swap the filter atomically, e.g. once a passive open learns the peer's address and port."""
-        self.set_program(tcp4_filter(local_ip, local_port, remote_ip, remote_port))
+        """Swap the filter atomically, e.g. once a passive open learns the peer's address and port.
+
+        The family stays the one the socket was bound for; ICMP passes as chosen at creation."""
+        if (6 if ":" in local_ip else 4) != self.version:
+            raise ValueError(f"this link is bound for IPv{self.version}, not for {local_ip}")
+        self.set_program(tcp_filter(local_ip, local_port, remote_ip, remote_port, icmp=self.icmp))
 
     def set_program(self, program: list[Instruction]) -> None:
         self._filter = attach(self._sock, program)

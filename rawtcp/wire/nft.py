@@ -7,6 +7,12 @@ RSTs in one nftables table it owns, ``inet rawtcp``, in the namespace where that
     set conns { ipv4_addr . inet_service . ipv4_addr . inet_service }   local ip . port . remote ip . port
     set binds { ipv4_addr . inet_service }                              local ip . port (passive open)
     chain output { type filter hook output priority 0; }                drop RSTs matching either set
+    set conns6 { ipv6_addr . inet_service . ipv6_addr . inet_service }  the same for IPv6
+    set binds6 { ipv6_addr . inet_service }
+    chain output6 { type filter hook output priority 0; }               drop IPv6 RSTs matching those
+
+A set's key type is fixed, so each family has its own pair; IPv6 rules live in their own chain so a
+table made by an older rawtcp (IPv4 only) is completed in place by adding them.
 
 Elements carry ``comment "pid=N"`` (their owner), so entries left by a killed process are found and
 removed by the next rawtcp command (``reap``). Updates are one in-process libnftables call (~80 µs),
@@ -44,6 +50,15 @@ LOCK_FILE = os.path.join(LOCK_DIR, "nft.lock")
 MISSING = "nftables is missing: apt-get install nftables"
 NFT_CTX_OUTPUT_JSON = 1 << 4
 
+_IPV6_DEF = f"""table {FAMILY} {TABLE} {{
+  set conns6 {{ type ipv6_addr . inet_service . ipv6_addr . inet_service; }}
+  set binds6 {{ type ipv6_addr . inet_service; }}
+  chain output6 {{
+    type filter hook output priority 0; policy accept;
+    tcp flags & rst == rst ip6 saddr . tcp sport . ip6 daddr . tcp dport @conns6 counter drop
+    tcp flags & rst == rst ip6 saddr . tcp sport @binds6 counter drop
+  }}
+}}"""
 _TABLE_DEF = f"""table {FAMILY} {TABLE} {{
   set conns {{ type ipv4_addr . inet_service . ipv4_addr . inet_service; }}
   set binds {{ type ipv4_addr . inet_service; }}
@@ -52,7 +67,9 @@ _TABLE_DEF = f"""table {FAMILY} {TABLE} {{
     tcp flags & rst == rst ip saddr . tcp sport . ip daddr . tcp dport @conns counter drop
     tcp flags & rst == rst ip saddr . tcp sport @binds counter drop
   }}
-}}"""
+}}
+{_IPV6_DEF}"""
+SETS = ("conns", "binds", "conns6", "binds6")
 
 
 class _LibNft:
@@ -201,12 +218,19 @@ class _ElementSocket:
         self._sock.close()
 
 
+def _packed(ip: str) -> bytes:
+    return socket.inet_pton(socket.AF_INET6 if ":" in ip else socket.AF_INET, ip)
+
+
 def _conn_key(local_ip: str, lport: int, remote_ip: str, rport: int) -> bytes:
-    return struct.pack("!4sH2x4sH2x", socket.inet_aton(local_ip), lport, socket.inet_aton(remote_ip), rport)
+    # each field of a concatenation in its own 4-byte-aligned slot: 4 (or 16) address bytes, port + 2 pad
+    local, remote = _packed(local_ip), _packed(remote_ip)
+    return struct.pack(f"!{len(local)}sH2x{len(remote)}sH2x", local, lport, remote, rport)
 
 
 def _bind_key(local_ip: str, lport: int) -> bytes:
-    return struct.pack("!4sH2x", socket.inet_aton(local_ip), lport)
+    local = _packed(local_ip)
+    return struct.pack(f"!{len(local)}sH2x", local, lport)
 
 
 def _backend(use_library: bool = True) -> _LibNft | _NftProcess:
@@ -241,10 +265,20 @@ def _one_line(err: str) -> str:
 
 
 def _ip(ip: str) -> str:
+    """``ip`` as nft prints it (IPv6 compressed); WireError naming the family it looks like."""
+    family = socket.AF_INET6 if isinstance(ip, str) and ":" in ip else socket.AF_INET
     try:
-        return socket.inet_ntoa(socket.inet_pton(socket.AF_INET, ip))
-    except (OSError, TypeError):
-        raise WireError(f"not an IPv4 address: {ip!r}") from None
+        return socket.inet_ntop(family, socket.inet_pton(family, ip))
+    except (OSError, TypeError, ValueError):
+        raise WireError(f"not an IPv{6 if family == socket.AF_INET6 else 4} address: {ip!r}") from None
+
+
+def _suffix(local_ip: str, remote_ip: str | None = None) -> str:
+    """The set-name suffix of the addresses' family: "" for IPv4, "6" for IPv6 (both must agree)."""
+    v6 = ":" in local_ip
+    if remote_ip is not None and (":" in remote_ip) != v6:
+        raise WireError(f"{local_ip} and {remote_ip} are of different address families")
+    return "6" if v6 else ""
 
 
 def _port(port: int) -> int:
@@ -315,6 +349,9 @@ class RstGuard:
         # called with the lock held; rules are not idempotent, so create the table only once
         if not self.table_exists():
             self._check(_TABLE_DEF, "creating nftables table inet rawtcp")
+        elif self._run(f"list set {FAMILY} {TABLE} conns6")[0] != 0:
+            # a table made by an IPv4-only rawtcp that is still running: add the IPv6 part beside it
+            self._check(_IPV6_DEF, "adding IPv6 sets to nftables table inet rawtcp")
 
     def _update(self, set_name: str, text: str, key: bytes | None, add: bool) -> int:
         """One element added or deleted: 0, or an errno."""
@@ -368,37 +405,48 @@ class RstGuard:
     @staticmethod
     def conn_key(local_ip: str, lport: int, remote_ip: str, rport: int) -> str:
         """The element as nft writes it: ``local ip . local port . remote ip . remote port``."""
+        _suffix(_ip(local_ip), _ip(remote_ip))
         return f"{_ip(local_ip)} . {_port(lport)} . {_ip(remote_ip)} . {_port(rport)}"
 
     @staticmethod
     def bind_key(local_ip: str, lport: int) -> str:
         return f"{_ip(local_ip)} . {_port(lport)}"
 
+    @staticmethod
+    def conn_set(local_ip: str, remote_ip: str) -> str:
+        """The set a connection's entry goes in: ``conns`` (IPv4) or ``conns6`` (IPv6)."""
+        return "conns" + _suffix(_ip(local_ip), _ip(remote_ip))
+
+    @staticmethod
+    def bind_set(local_ip: str) -> str:
+        return "binds" + _suffix(_ip(local_ip))
+
     def add_conn(self, local_ip: str, lport: int, remote_ip: str, rport: int) -> None:
-        """Drop the local kernel's RSTs from local_ip:lport to remote_ip:rport."""
+        """Drop the local kernel's RSTs from local_ip:lport to remote_ip:rport (IPv4 or IPv6)."""
         text = self.conn_key(local_ip, lport, remote_ip, rport)
-        self._add("conns", text, _conn_key(local_ip, lport, remote_ip, rport))
+        self._add(self.conn_set(local_ip, remote_ip), text, _conn_key(local_ip, lport, remote_ip, rport))
 
     def remove_conn(self, local_ip: str, lport: int, remote_ip: str, rport: int) -> bool:
         text = self.conn_key(local_ip, lport, remote_ip, rport)
-        return self._remove("conns", text, _conn_key(local_ip, lport, remote_ip, rport))
+        return self._remove(self.conn_set(local_ip, remote_ip), text, _conn_key(local_ip, lport, remote_ip, rport))
 
     def add_bind(self, local_ip: str, lport: int) -> None:
         """Drop the local kernel's RSTs from local_ip:lport to anyone (passive open, peer unknown)."""
-        self._add("binds", self.bind_key(local_ip, lport), _bind_key(local_ip, lport))
+        self._add(self.bind_set(local_ip), self.bind_key(local_ip, lport), _bind_key(local_ip, lport))
 
     def remove_bind(self, local_ip: str, lport: int) -> bool:
-        return self._remove("binds", self.bind_key(local_ip, lport), _bind_key(local_ip, lport))
+        return self._remove(self.bind_set(local_ip), self.bind_key(local_ip, lport), _bind_key(local_ip, lport))
 
     def entries(self) -> list[tuple[str, tuple[Any, ...], int | None]]:
-        """Every element in the table: ``(set name, key fields, owner pid or None)``."""
+        """Every element in the table: ``(set name, key fields, owner pid or None)``; IPv6 entries are in
+        ``conns6`` and ``binds6``."""
         rc, out, _err = self._run(f"list table {FAMILY} {TABLE}", json_output=True)
         if rc != 0 or not out.strip():
             return []
         found = []
         for obj in json.loads(out).get("nftables", []):
             nset = obj.get("set")
-            if not nset or nset.get("name") not in ("conns", "binds"):
+            if not nset or nset.get("name") not in SETS:
                 continue
             for elem in nset.get("elem", []):
                 inner = elem.get("elem", elem) if isinstance(elem, dict) else elem
@@ -415,10 +463,13 @@ class RstGuard:
             if pid is None or alive(pid):
                 continue
             if self._remove(set_name, " . ".join(str(f) for f in fields), None):
-                if set_name == "conns" and len(fields) == 4:
-                    what = f"{fields[0]}:{fields[1]} -> {fields[2]}:{fields[3]}"
+                # IPv6 addresses in brackets before a port, as in URLs (RFC 3986 §3.2.2)
+                ends = [f"[{ip}]:{port}" if ":" in str(ip) else f"{ip}:{port}"
+                        for ip, port in zip(fields[::2], fields[1::2], strict=False)]
+                if set_name.startswith("conns") and len(ends) == 2:
+                    what = f"{ends[0]} -> {ends[1]}"
                 else:
-                    what = ":".join(str(f) for f in fields) + " (listening)"
+                    what = " ".join(ends) + " (listening)"
                 removed.append(f"removed RST-suppression entry {what} left by dead process {pid}")
         return removed
 

@@ -1,8 +1,9 @@
 """Where a segment to ``dst_ip`` leaves: interface, source address, next hop and its MAC, MTU.
 
 Asked of the kernel over netlink (pyroute2), in the current thread's network namespace, so rawtcp
-sends exactly where the kernel would. When the next hop's MAC is not in the neighbour table we ARP
-for it ourselves (RFC 826), a bounded number of times.
+sends exactly where the kernel would. When the next hop's MAC is not in the neighbour table we ask
+for it ourselves, a bounded number of times: ARP (RFC 826) for IPv4, a neighbour solicitation
+(RFC 4861 §7.2) for IPv6.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from rawtcp.wire.errors import WireError
+from rawtcp.wire.icmp import neighbor_solicitation, parse_neighbor_advert
 
 ETH_P_ARP = 0x0806
+ETH_P_IPV6 = 0x86DD
 ARPHRD_ETHER = 1
 ARPHRD_LOOPBACK = 772
 BROADCAST = b"\xff" * 6
@@ -26,6 +29,9 @@ NUD_VALID = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80
 RTN_UNICAST, RTN_LOCAL = 1, 2
 ARP_TRIES = 3
 ARP_WAIT = 0.5  # seconds per try
+# RFC 4861 §10: MAX_MULTICAST_SOLICIT 3, RETRANS_TIMER 1 s; half a second, as for ARP, is plenty on a lab link.
+NDP_TRIES = 3
+NDP_WAIT = 0.5
 
 _ARP = struct.Struct("!6s6sHHHBBH6s4s6s4s")  # Ethernet header + ARP for IPv4 over Ethernet (RFC 826)
 
@@ -40,31 +46,41 @@ class Path:
     mtu: int
 
     @property
+    def version(self) -> int:
+        return 6 if ":" in self.src_ip else 4
+
+    @property
     def mss(self) -> int:
-        """Default MSS: the MTU minus 20 bytes of IPv4 and 20 of TCP header (RFC 9293 §3.7.1)."""
-        return self.mtu - 40
+        """Default MSS: the MTU minus 20 bytes of TCP header and 20 of IPv4 (RFC 9293 §3.7.1) or 40 of
+        IPv6 (RFC 8200 §3)."""
+        return self.mtu - (60 if self.version == 6 else 40)
 
 
 def _mac(text: str | None) -> bytes | None:
     return bytes.fromhex(text.replace(":", "")) if text else None
 
 
-def _check_ipv4(ip: str) -> None:
+def _family(ip: str) -> int:
+    """AF_INET or AF_INET6 for the address text ``ip``; WireError naming the family it looks like."""
+    family = socket.AF_INET6 if isinstance(ip, str) and ":" in ip else socket.AF_INET
     try:
-        socket.inet_pton(socket.AF_INET, ip)
-    except (OSError, TypeError):
-        raise WireError(f"not an IPv4 address: {ip!r}") from None
+        socket.inet_pton(family, ip)
+    except (OSError, TypeError, ValueError):
+        raise WireError(f"not an IPv{6 if family == socket.AF_INET6 else 4} address: {ip!r}") from None
+    return family
 
 
 def resolve(dst_ip: str, iface: str | None = None, src_ip: str | None = None) -> Path:
-    """The path the kernel would use to reach ``dst_ip`` (through ``iface`` when given)."""
-    _check_ipv4(dst_ip)
+    """The path the kernel would use to reach ``dst_ip`` (through ``iface`` when given), IPv4 or IPv6."""
+    family = _family(dst_ip)
+    if src_ip is not None and _family(src_ip) != family:
+        raise WireError(f"{src_ip} and {dst_ip} are of different address families")
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
 
     try:
         with IPRoute() as ipr:
-            query: dict[str, Any] = {"dst": dst_ip}
+            query: dict[str, Any] = {"dst": dst_ip, "family": family}
             if iface is not None:
                 found = ipr.link_lookup(ifname=iface)
                 if not found:
@@ -87,7 +103,7 @@ def resolve(dst_ip: str, iface: str | None = None, src_ip: str | None = None) ->
             ifname = link.get("IFLA_IFNAME")
             mtu = route_mtu(route) or link.get("IFLA_MTU")
             if src is None:
-                raise WireError(f"{ifname} has no IPv4 address to send from")
+                raise WireError(f"{ifname} has no IPv{6 if family == socket.AF_INET6 else 4} address to send from")
             kind = link["ifi_type"]
             if kind == ARPHRD_LOOPBACK:
                 mac = _mac(link.get("IFLA_ADDRESS")) or bytes(6)
@@ -96,7 +112,7 @@ def resolve(dst_ip: str, iface: str | None = None, src_ip: str | None = None) ->
                 return Path(ifname, src, None, next_hop, None, mtu)
             src_mac = _mac(link.get("IFLA_ADDRESS"))
             dst_mac = None
-            for neigh in ipr.get_neighbours(ifindex=ifindex, dst=next_hop):
+            for neigh in ipr.get_neighbours(family=family, ifindex=ifindex, dst=next_hop):
                 if neigh["state"] & NUD_VALID and neigh.get("NDA_LLADDR"):
                     dst_mac = _mac(neigh.get("NDA_LLADDR"))
                     break
@@ -104,7 +120,10 @@ def resolve(dst_ip: str, iface: str | None = None, src_ip: str | None = None) ->
         raise WireError("route look-up needs root (CAP_NET_ADMIN): run it with sudo") from None
     if dst_mac is None:
         assert src_mac is not None
-        dst_mac = arp(ifname, src_ip=src, src_mac=src_mac, target_ip=next_hop)
+        if family == socket.AF_INET6:
+            dst_mac = ndp(ifname, src_ip=src, src_mac=src_mac, target_ip=next_hop)
+        else:
+            dst_mac = arp(ifname, src_ip=src, src_mac=src_mac, target_ip=next_hop)
     return Path(ifname, src, src_mac, next_hop, dst_mac, mtu)
 
 
@@ -148,3 +167,35 @@ def arp(ifname: str, src_ip: str, src_mac: bytes, target_ip: str,
                 if fields[2] == ETH_P_ARP and op == 2 and sender_ip == tpa:
                     return sha
     raise WireError(f"no ARP reply from {target_ip} on {ifname}", 8)  # README: exit 8
+
+
+def ndp(ifname: str, src_ip: str, src_mac: bytes, target_ip: str,
+        tries: int = NDP_TRIES, wait: float = NDP_WAIT) -> bytes:
+    """Solicit ``target_ip`` on ``ifname`` (RFC 4861 §7.2.2); its MAC from the advertisement, or
+    WireError after ``tries`` × ``wait`` s. The target learns our MAC from the solicitation's source
+    link-layer option, so its answer comes straight back to us."""
+    try:
+        target = socket.inet_pton(socket.AF_INET6, target_ip)
+        request = neighbor_solicitation(src_ip, src_mac, target_ip)
+    except (OSError, ValueError):
+        raise WireError(f"not an IPv6 address: {target_ip!r}") from None
+    try:
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IPV6))
+    except PermissionError:
+        raise WireError("neighbour discovery needs root (CAP_NET_RAW): run it with sudo") from None
+    with sock:
+        try:
+            sock.bind((ifname, ETH_P_IPV6))
+        except OSError as exc:
+            raise WireError(f"cannot use interface {ifname}: {exc.strerror}") from None
+        for _ in range(tries):
+            sock.send(request)
+            deadline = time.monotonic() + wait
+            for _ in range(10_000):  # bounded: frames from a noisy segment cannot keep us here
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([sock], [], [], left)[0]:
+                    break
+                answer = parse_neighbor_advert(sock.recv(2048))
+                if answer is not None and socket.inet_pton(socket.AF_INET6, answer[0]) == target:
+                    return answer[1]
+    raise WireError(f"no neighbour advertisement from {target_ip} on {ifname}", 8)  # as for ARP: exit 8
