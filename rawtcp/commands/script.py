@@ -186,7 +186,10 @@ def _check(files: list[Path], modes: list[str], symbols: dict[str, str], as_json
         for mode in modes:
             if not variant_applies(path, mode):
                 continue
-            problems = check_script(str(path), {**VARIANT_DEFINES[mode], **symbols}, mode)
+            # the address mode comes from the command line here, with run_all.py's addresses: the
+            # script's own address lines are overridden, as packetdrill's command line overrides them
+            problems = check_script(str(path), {**VARIANT_DEFINES[mode], **symbols}, mode,
+                                    overrides=ADDRESS_OPTIONS)
             bad += bool(problems)
             if as_json:
                 click.echo(json.dumps({"script": str(path), "variant": mode, "ok": not problems,
@@ -197,6 +200,9 @@ def _check(files: list[Path], modes: list[str], symbols: dict[str, str], as_json
     if not as_json:
         click.echo(f"{'all scripts are valid' if not bad else f'{bad} script run(s) have problems'}")
     return errors.BAD_INPUT if bad else errors.OK
+
+
+ADDRESS_OPTIONS = ("local_ip", "remote_ip", "gateway_ip", "netmask_ip")
 
 
 def _single_junit(result: Any, mode: str, path: str) -> None:

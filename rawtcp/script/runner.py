@@ -141,8 +141,12 @@ class Runner:
         self.tolerance_percent = float(so.get("tolerance_percent", 0))
         self.ip_version = so.get("ip_version", "ipv4")
         default_local, default_remote = SCRIPT_ADDRESSES[self.ip_version]
-        self.script_local_ip = so.get("local_ip", default_local)
-        self.script_remote_ip = so.get("remote_ip", default_remote)
+        # An address mode from the command line comes with run_all.py's addresses, which override the
+        # script's own --local_ip/--remote_ip lines (packetdrill applies its command line last).
+        own = opts.ip_version is None
+        self.script_local_ip = so.get("local_ip", default_local) if own else default_local
+        self.script_remote_ip = so.get("remote_ip", default_remote) if own else default_remote
+        self.own_ips = (so.get("local_ip", default_local), so.get("remote_ip", default_remote))
         self.cookies: CookieMap | None = None
         self.ts_tick = float(so["tcp_ts_tick_usecs"]) if "tcp_ts_tick_usecs" in so else None
         default_bind = DEFAULT_BIND_PORT
@@ -326,7 +330,8 @@ class Runner:
         if reply.get("status") != 0 or not key:
             raise ScriptError(self.path, None, "cannot read net.ipv4.tcp_fastopen_key in the kernel's namespace")
         default_local, default_remote = SCRIPT_ADDRESSES[self.ip_version]
-        pairs = [(self.script_remote_ip, self.script_local_ip), (default_remote, default_local)]
+        pairs = [(self.script_remote_ip, self.script_local_ip), (default_remote, default_local),
+                 (self.own_ips[1], self.own_ips[0])]
         return CookieMap(key[-1], pairs, self.cfg.client_ip, self.cfg.server_ip)
 
     def _sniff(self, link: Any, stop_fd: int) -> None:
