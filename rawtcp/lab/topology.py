@@ -1,5 +1,11 @@
 """The lab: two network namespaces joined by a veth pair, with a kernel TCP listener in one of them.
 
+The link is dual-stack: IPv4 from the benchmarking range 198.18.0.0/15 and IPv6 from the
+documentation prefix 2001:db8::/32 (RFC 3849; never routed). IPv6 addresses are added ``nodad``
+and with duplicate address detection off, since a tentative address drops traffic for ~2 s; router
+solicitations are off too. Both families get static neighbour entries, so the first SYN needs
+neither ARP nor neighbour discovery. ``client_ip6=None`` makes an IPv4-only lab (IPv6 disabled).
+
 Everything is created with iproute2 subprocesses (``ip``, ``tc``, ``ss``): they are the tools a user
 would type, their errors are readable, and nothing here needs to enter a namespace itself.
 A state file per lab (``/run/rawtcp/labs/<client_ns>.json``) records what was made and by whom,
@@ -61,6 +67,13 @@ class LabConfig:
     prefix: int = 24
     port: int = 8080
     listener: str = "echo"
+    client_ip6: str | None = "2001:db8::1"  # None (both): an IPv4-only lab
+    server_ip6: str | None = "2001:db8::2"
+    prefix6: int = 64
+
+    @property
+    def dual_stack(self) -> bool:
+        return self.client_ip6 is not None and self.server_ip6 is not None
 
 
 @dataclass
@@ -73,6 +86,8 @@ class LabInfo:
     client_mac: str
     server_mac: str
     state_file: Path
+    client_ip6: str | None = None  # the lab's IPv6 addresses, None for an IPv4-only lab
+    server_ip6: str | None = None
 
 
 @dataclass
@@ -228,6 +243,17 @@ def _terminate(pids: list[int], grace: float = _KILL_GRACE) -> list[int]:
     return signalled
 
 
+def _ipv6_conf(netns: str, settings: dict[str, str]) -> None:
+    """Write net.ipv6.conf.{all,default}.KEY in ``netns`` through /proc/sys (procps' sysctl may be
+    missing on a bare machine; /proc/sys/net shows the namespace of the process that opens it)."""
+    args: list[str] = []
+    for which in ("all", "default"):
+        for key, value in settings.items():
+            args += [f"/proc/sys/net/ipv6/conf/{which}/{key}", value]
+    script = 'while [ $# -gt 1 ]; do echo "$2" > "$1"; shift 2; done'
+    _run(["ip", "netns", "exec", netns, "sh", "-c", script, "sh", *args], check=False)
+
+
 def _validate(cfg: LabConfig) -> None:
     for what, value in (("client address", cfg.client_ip), ("server address", cfg.server_ip)):
         try:
@@ -238,6 +264,18 @@ def _validate(cfg: LabConfig) -> None:
         raise LabError("client and server addresses must differ")
     if not 1 <= cfg.prefix <= 30:
         raise LabError(f"prefix /{cfg.prefix} is outside 1-30")
+    if (cfg.client_ip6 is None) != (cfg.server_ip6 is None):
+        raise LabError("give both IPv6 addresses or neither")
+    if cfg.dual_stack:
+        for what, value in (("client IPv6 address", cfg.client_ip6), ("server IPv6 address", cfg.server_ip6)):
+            try:
+                ipaddress.IPv6Address(value)
+            except ValueError:
+                raise LabError(f"{what} {value!r} is not an IPv6 address") from None
+        if ipaddress.IPv6Address(cfg.client_ip6) == ipaddress.IPv6Address(cfg.server_ip6):
+            raise LabError("client and server IPv6 addresses must differ")
+        if not 1 <= cfg.prefix6 <= 127:
+            raise LabError(f"IPv6 prefix /{cfg.prefix6} is outside 1-127")
     if not 1 <= cfg.port <= 65535:
         raise LabError(f"port {cfg.port} is outside 1-65535")
     if cfg.client_ns == cfg.server_ns:
@@ -404,15 +442,23 @@ def lab_up(cfg: LabConfig, listener: bool = True, *, temporary: bool = False,
             _run(["ip", "netns", "add", ns])
             created.append(ns)
         for ns in (cfg.client_ns, cfg.server_ns):
-            # No IPv6 on the lab links: no DAD / router solicitations / MLD noise in captures.
-            _run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1",
-                  "net.ipv6.conf.default.disable_ipv6=1"], check=False)
+            # Set before the veth exists, so its ends inherit "default". IPv4-only: no IPv6 at all (no
+            # DAD / router solicitation / MLD noise). Dual-stack: no DAD (a tentative address drops
+            # traffic, RFC 4862 §5.4) and no router solicitations or advertisements (there is no router).
+            if cfg.dual_stack:
+                settings = {"disable_ipv6": "0", "accept_dad": "0", "accept_ra": "0", "router_solicitations": "0"}
+            else:
+                settings = {"disable_ipv6": "1"}
+            _ipv6_conf(ns, settings)
         # Both ends are created directly inside their namespaces: nothing ever lives in the host's.
         _run(["ip", "link", "add", cfg.client_if, "netns", cfg.client_ns, "type", "veth",
               "peer", "name", cfg.server_if, "netns", cfg.server_ns])
         for ns, ifname, ip in ((cfg.client_ns, cfg.client_if, cfg.client_ip),
                                (cfg.server_ns, cfg.server_if, cfg.server_ip)):
             _run(["ip", "-n", ns, "addr", "add", f"{ip}/{cfg.prefix}", "dev", ifname])
+            if cfg.dual_stack:
+                ip6 = cfg.client_ip6 if ns == cfg.client_ns else cfg.server_ip6
+                _run(["ip", "-n", ns, "addr", "add", f"{ip6}/{cfg.prefix6}", "dev", ifname, "nodad"])
             _run(["ip", "-n", ns, "link", "set", "lo", "up"])
             _run(["ip", "-n", ns, "link", "set", ifname, "up"])
         client_mac = _link_mac(cfg.client_ns, cfg.client_if)
@@ -422,6 +468,13 @@ def lab_up(cfg: LabConfig, listener: bool = True, *, temporary: bool = False,
               "dev", cfg.client_if, "nud", "permanent"])
         _run(["ip", "-n", cfg.server_ns, "neigh", "replace", cfg.client_ip, "lladdr", client_mac,
               "dev", cfg.server_if, "nud", "permanent"])
+        if cfg.dual_stack:
+            # the same for IPv6: no neighbour solicitation (RFC 4861) before the first SYN
+            assert cfg.client_ip6 is not None and cfg.server_ip6 is not None
+            _run(["ip", "-n", cfg.client_ns, "-6", "neigh", "replace", cfg.server_ip6, "lladdr", server_mac,
+                  "dev", cfg.client_if, "nud", "permanent"])
+            _run(["ip", "-n", cfg.server_ns, "-6", "neigh", "replace", cfg.client_ip6, "lladdr", client_mac,
+                  "dev", cfg.server_if, "nud", "permanent"])
         listener_pid = None
         log = None
         if listener:
@@ -439,7 +492,8 @@ def lab_up(cfg: LabConfig, listener: bool = True, *, temporary: bool = False,
             _teardown(cfg, state, namespaces=created)
         raise
     return LabInfo(config=cfg, listener_pid=listener_pid, listener_log=log, client_mac=client_mac,
-                   server_mac=server_mac, state_file=_state_path(cfg))
+                   server_mac=server_mac, state_file=_state_path(cfg), client_ip6=cfg.client_ip6,
+                   server_ip6=cfg.server_ip6)
 
 
 def _teardown(cfg: LabConfig, state: dict[str, Any] | None, namespaces: list[str] | None = None) -> list[str]:
@@ -553,8 +607,11 @@ def _interface_info(netns: str, ifname: str) -> dict[str, Any] | None:
         link = json.loads(proc.stdout)[0]
     except (ValueError, LookupError):
         return None
-    addrs = [f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if a.get("family") == "inet"]
-    return {"name": ifname, "state": link.get("operstate"), "mac": link.get("address"), "addresses": addrs}
+    def addresses(family: str) -> list[str]:
+        return [f"{a['local']}/{a['prefixlen']}" for a in link.get("addr_info", []) if a.get("family") == family]
+
+    return {"name": ifname, "state": link.get("operstate"), "mac": link.get("address"),
+            "addresses": addresses("inet"), "addresses6": addresses("inet6")}
 
 
 def _netem_info(netns: str, ifname: str) -> dict[str, Any] | None:

@@ -444,3 +444,63 @@ add element inet rawtcp binds { 198.19.9.1 . 7000 comment "pid=1" }
         finally:
             guard.close()
     assert "7000" in _out(p.a, "nft", "list", "set", "inet", "rawtcp", "binds")  # pid 1 lives: kept
+
+
+# -- the dual-stack lab --------------------------------------------------------------------------
+
+
+IPV6_ECHO = """
+import socket, sys, threading
+srv = socket.create_server((sys.argv[1], 0), family=socket.AF_INET6)
+port = srv.getsockname()[1]
+def serve():
+    conn, _ = srv.accept()
+    with conn:
+        conn.sendall(conn.recv(100))
+threading.Thread(target=serve, daemon=True).start()
+print(port, flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_dual_stack_lab_carries_ipv6_at_once(require_root: None) -> None:
+    """The lab's IPv6 addresses are usable the moment lab_up returns (no DAD), with static neighbours."""
+    from rawtcp.lab.topology import fresh_lab, lab_status, temporary_lab
+
+    cfg = fresh_lab("rtt-lab6")
+    with temporary_lab(cfg, listener=False) as info:
+        assert (info.client_ip6, info.server_ip6) == ("2001:db8::1", "2001:db8::2")
+        status = lab_status(cfg)
+        assert "2001:db8::1/64" in status["interfaces"][cfg.client_ns]["addresses6"]
+        assert "2001:db8::2/64" in status["interfaces"][cfg.server_ns]["addresses6"]
+        assert status["interfaces"][cfg.client_ns]["addresses"] == ["198.18.0.1/24"]
+        assert "tentative" not in _out(cfg.client_ns, "ip", "-6", "addr", "show", "dev", cfg.client_if)
+        neigh = _out(cfg.client_ns, "ip", "-6", "neigh", "show", "2001:db8::2")
+        assert "PERMANENT" in neigh and info.server_mac in neigh
+        # a kernel connection over IPv6 from the client namespace, right away
+        server = subprocess.Popen(["ip", "netns", "exec", cfg.server_ns, sys.executable, "-c", IPV6_ECHO,
+                                   "2001:db8::2"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert server.stdout is not None and server.stdin is not None
+            port = int(server.stdout.readline())
+            with netns.inside(cfg.client_ns):
+                with socket.create_connection(("2001:db8::2", port), timeout=5) as sock:
+                    sock.sendall(b"six")
+                    assert sock.recv(10) == b"six"
+                # rawtcp's own view: the route and the static neighbour, no solicitation needed
+                path = resolve("2001:db8::2")
+            assert (path.ifname, path.src_ip, path.dst_mac.hex(":")) == (cfg.client_if, "2001:db8::1", info.server_mac)
+        finally:
+            if server.stdin is not None:
+                server.stdin.close()
+            server.wait(timeout=10)
+
+
+def test_ipv4_only_lab_has_no_ipv6(require_root: None) -> None:
+    from rawtcp.lab.topology import fresh_lab, lab_status, temporary_lab
+
+    cfg = fresh_lab("rtt-lab6", client_ip6=None, server_ip6=None)
+    with temporary_lab(cfg, listener=False) as info:
+        assert (info.client_ip6, info.server_ip6) == (None, None)
+        assert lab_status(cfg)["interfaces"][cfg.client_ns]["addresses6"] == []
+        assert _out(cfg.client_ns, "cat", "/proc/sys/net/ipv6/conf/all/disable_ipv6").strip() == "1"
