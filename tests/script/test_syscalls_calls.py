@@ -236,3 +236,18 @@ def test_bad_shapes_are_script_errors(ex: Executor) -> None:
         call(ex, "recvmsg(3, {foo=1}, 0) = 0")
     with pytest.raises(CallScriptError, match="Value out of range for 32-bit integer"):
         call(ex, "listen(3, 99999999999) = 0")
+
+
+def test_struct_and_string_options(ex: Executor) -> None:
+    ok(ex, "socket(..., SOCK_STREAM, IPPROTO_TCP) = 3")
+    ok(ex, 'setsockopt(3, SOL_TCP, TCP_MD5SIG, {tcpm_addr=..., tcpm_keylen=5, tcpm_key="hello"}, 216) = 0')
+    # a key for a peer that does not exist cannot be deleted
+    out = call(ex, 'setsockopt(3, SOL_TCP, TCP_MD5SIG, {tcpm_addr={sin_port=htons(0), '
+                   'sin_addr=inet_addr("203.0.113.9")}, tcpm_keylen=0}, 216) = 0')
+    assert out.error == "Expected result 0 but got -1 with errno 2 (No such file or directory)"
+    key = "\\x01\\x02\\x03\\x04" * 4
+    ok(ex, f'setsockopt(3, SOL_TCP, TCP_FASTOPEN_KEY, "{key}", 16) = 0')
+    ok(ex, f'getsockopt(3, SOL_TCP, TCP_FASTOPEN_KEY, "{key}", [16]) = 0')
+    ok(ex, 'setsockopt(3, SOL_TCP, TCP_FASTOPEN_KEY, "", 0) = -1 EINVAL (Invalid argument)')
+    with pytest.raises(CallScriptError, match="unknown errno 'ENOTANERRNO'"):
+        call(ex, "close(9) = -1 ENOTANERRNO (nope)")
