@@ -24,13 +24,16 @@ class HelperProcess:
     """``ip netns exec NS python -m rawtcp.script.syscall_helper``, answering JSON lines by request id."""
 
     def __init__(self, netns: str, local_ip: str, remote_ip: str, bind_port: int, connect_port: int, *,
-                 ip_version: str = "ipv4", script_ips: tuple[str, str] | None = None) -> None:
+                 ip_version: str = "ipv4", script_ips: tuple[str, ...] | None = None) -> None:
+        """``script_ips``: the addresses the script writes, (local, remote) pairs flattened."""
         cmd = ["ip", "netns", "exec", netns, sys.executable, "-m", "rawtcp.script.syscall_helper",
                "--local-ip", local_ip, "--remote-ip", remote_ip, "--bind-port", str(bind_port),
                "--connect-port", str(connect_port)]
-        if ip_version != "ipv4":
-            cmd += ["--ip-version", ip_version]
-        del script_ips  # the helper maps packetdrill's default addresses itself
+        cmd += ["--ip-version", ip_version]
+        for local in (script_ips or ())[0::2]:
+            cmd += ["--script-local-ip", local]
+        for remote in (script_ips or ())[1::2]:
+            cmd += ["--script-remote-ip", remote]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                       env=_child_env())
         self._replies: dict[int, dict[str, Any]] = {}

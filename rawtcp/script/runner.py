@@ -40,6 +40,7 @@ from rawtcp.core.segment import EXP_KIND, TFO_EXP_MAGIC, TFO_KIND, Flags, Segmen
 from rawtcp.core.seq import MOD
 from rawtcp.script import ast
 from rawtcp.script.annotate import annotate_states
+from rawtcp.script.codeblock import CodeProgram
 from rawtcp.script.errors import ScriptError
 from rawtcp.script.parser import parse_file
 from rawtcp.script.results import (
@@ -53,7 +54,6 @@ from rawtcp.script.results import (
 )
 from rawtcp.script.syscalls import SUPPORTED, encode_expr, realtime_priority
 from rawtcp.script.target import DEFAULT_SYSCTLS, docker_target, inside, prepare_lab
-from rawtcp.script.tcpinfo import TCP_CA_STATES, TCP_STATES
 from rawtcp.script.tfo import CookieMap
 
 SEQ_MASK = MOD - 1
@@ -148,6 +148,7 @@ class Runner:
         self.script_remote_ip = so.get("remote_ip", default_remote) if own else default_remote
         self.own_ips = (so.get("local_ip", default_local), so.get("remote_ip", default_remote))
         self.cookies: CookieMap | None = None
+        self.code = CodeProgram(script.path)
         self.ts_tick = float(so["tcp_ts_tick_usecs"]) if "tcp_ts_tick_usecs" in so else None
         default_bind = DEFAULT_BIND_PORT
         if opts.lab == "docker":
@@ -289,7 +290,7 @@ class Runner:
             else:
                 helper = HelperProcess(cfg.server_ns, cfg.server_ip, cfg.client_ip, self.bind_port,
                                        self.connect_port, ip_version=self.ip_version,
-                                       script_ips=(self.script_local_ip, self.script_remote_ip))
+                                       script_ips=(self.script_local_ip, self.script_remote_ip, *self.own_ips))
             self.helper = helper
             if getattr(cfg, "helper", None) is not None:
                 # Best effort: a container's /proc/sys is read-only, compose's `sysctls:` must set them there.
@@ -309,6 +310,7 @@ class Runner:
                 # packetdrill runs the cleanup command whatever happened
                 for cmd in self.script.cleanup_commands:
                     self._shell(cmd.command, cmd.line, "cleanup")
+            self._run_code()
         finally:
             os.write(stop_w, b"x")
             if sniffer is not None:
@@ -400,6 +402,8 @@ class Runner:
         last: ast.AnyEvent | None = None
         last_t: float | None = None
         self.live_start = time.monotonic()
+        # script time 0 for the helper too: recvmsg() checks scm_timestamping against it
+        self.helper.send("config", live_start=self.live_start, tolerance_usecs=round(self.tolerance * 1e6))
         for event in self.script.events:
             self._check_pending()
             tm = event.time
@@ -783,20 +787,23 @@ class Runner:
             raise self.fail(line, f"error executing {label} `{command}`: non-zero status {status}{detail}")
 
     def _code(self, ev: ast.CodeEvent) -> None:
+        """Snapshot the socket under test now; the block itself runs after the script (packetdrill's
+        code.c), with every other block, in one Python program."""
         reply = self.helper.request("tcpinfo", timeout=10.0)
         if "script_error" in reply:
             raise ScriptError(self.path, ev.line, reply["script_error"])
         if "fatal" in reply:
             raise ScriptError(self.path, ev.line, f"cannot read TCP_INFO: {reply['fatal']}")
-        env: dict[str, Any] = {**TCP_STATES, **TCP_CA_STATES, **reply["info"]}
-        try:
-            exec(compile(ev.code, f"{self.path}:{ev.line}", "exec"), env)
-        except AssertionError as exc:
-            raise self.fail(ev.line, f"runtime error in code: AssertionError: {exc}") from None
-        except SyntaxError as exc:
-            raise ScriptError(self.path, ev.line, f"Python code does not compile: {exc.msg}") from None
-        except Exception as exc:  # noqa: BLE001 (any error in the script's own code fails the script)
-            raise self.fail(ev.line, f"runtime error in code: {type(exc).__name__}: {exc}") from None
+        self.code.add(ev.code, reply["info"], ev.line)
+
+    def _run_code(self) -> None:
+        outcome = self.code.run()
+        if outcome is None:
+            return
+        line, complaint = outcome
+        if complaint.startswith("Python code does not compile"):
+            raise ScriptError(self.path, line, complaint)
+        raise self.fail(line, complaint)
 
 
 def _inbound(event: ast.AnyEvent | None) -> bool:

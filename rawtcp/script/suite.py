@@ -62,7 +62,7 @@ def find_scripts(paths: Iterable[str | Path]) -> list[Path]:
         elif path.is_file():
             found.setdefault(path.resolve(), None)
         else:
-            raise ScriptError(str(raw), None, "no such file or directory")
+            raise ScriptError(str(raw), None, "cannot read script: no such file or directory")
     return list(found)
 
 

@@ -89,10 +89,12 @@ def test_unsupported_call_is_a_script_error(ex: Executor) -> None:
 
 
 def test_preflight() -> None:
-    with pytest.raises(ScriptError, match=r"x\.pkt:1: system call 'sendfile' is not supported"):
-        preflight(parse("0 sendfile(3, 4, 0, 10) = 10\n", "x.pkt"))
-    with pytest.raises(ScriptError, match="ipv6"):
-        preflight(parse("--ip_version=ipv6\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n", "x.pkt"))
+    with pytest.raises(ScriptError, match=r"x\.pkt:1: system call 'mmap' is not supported"):
+        preflight(parse("0 mmap(3, 4, 0, 10) = 10\n", "x.pkt"))
+    for mode in ("ipv4", "ipv4-mapped-ipv6", "ipv6"):
+        preflight(parse(f"--ip_version={mode}\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n", "x.pkt"))
+    with pytest.raises(ScriptError, match="ipv5"):
+        preflight(parse("--ip_version=ipv5\n0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n", "x.pkt"))
     with pytest.raises(ScriptError, match="first event should be at time 0"):
         preflight(parse("1 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n", "x.pkt"))
 
