@@ -341,6 +341,8 @@ class Executor:
             done, ret, err = _Done(-1), -1, exc.errno
         except OSError as exc:
             done, ret, err = _Done(-1), -1, exc.errno or errno_mod.EIO
+        except (ValueError, OverflowError) as exc:  # Python refused an argument before any system call
+            raise CallScriptError(f"{name}: bad argument: {exc}") from None
         end = time.monotonic()
         error = self._check_result(name, expected, want_errno, ret, err)
         if error is None:

@@ -251,3 +251,9 @@ def test_struct_and_string_options(ex: Executor) -> None:
     ok(ex, 'setsockopt(3, SOL_TCP, TCP_FASTOPEN_KEY, "", 0) = -1 EINVAL (Invalid argument)')
     with pytest.raises(CallScriptError, match="unknown errno 'ENOTANERRNO'"):
         call(ex, "close(9) = -1 ENOTANERRNO (nope)")
+
+
+def test_arguments_python_refuses_are_script_errors(ex: Executor) -> None:
+    ok(ex, "socket(..., SOCK_STREAM, IPPROTO_TCP) = 3")
+    with pytest.raises(CallScriptError, match="recv: bad argument: negative buffersize"):
+        call(ex, "recv(3, ..., -1, 0) = 0")
