@@ -211,7 +211,7 @@ class Runner:
             lab = temporary_lab(cfg, listener=False)
         with lab as info:
             if self.opts.lab != "docker":
-                prepare_lab(cfg)
+                prepare_lab(cfg, self.ip_version)
             watcher = None
             if self.opts.watch_states:
                 watcher = self._start_watcher()
@@ -250,7 +250,7 @@ class Runner:
             return None
 
     def _annotate_states(self, watcher: Any) -> None:
-        annotate_states(self.ladder, watcher.events(), self.cfg.server_ip, self.cfg.client_ip, self.live_start,
+        annotate_states(self.ladder, watcher.events(), self.server_ip, self.client_ip, self.live_start,
                         self.script_end)
 
     def _write_pcap(self, path: str) -> None:
@@ -268,16 +268,23 @@ class Runner:
 
         self.client_mac = bytes.fromhex(info.client_mac.replace(":", ""))
         self.server_mac = bytes.fromhex(info.server_mac.replace(":", ""))
-        self.builder = FrameBuilder(cfg.client_ip, cfg.server_ip, self.client_mac, self.server_mac)
+        # the wire's addresses: IPv6 in ipv6 mode; IPv4 otherwise (ipv4-mapped-ipv6 is IPv4 on the wire)
+        if self.ip_version == "ipv6":
+            if getattr(cfg, "server_ip6", None) is None:
+                raise ScriptError(self.path, None, "--ip_version=ipv6 needs a dual-stack lab (--lab netns)")
+            self.client_ip, self.server_ip = cfg.client_ip6, cfg.server_ip6
+        else:
+            self.client_ip, self.server_ip = cfg.client_ip, cfg.server_ip
+        self.builder = FrameBuilder(self.client_ip, self.server_ip, self.client_mac, self.server_mac)
         link = guard = helper = None
         stop_r, stop_w = os.pipe()
         sniffer = None
         try:
             with inside(cfg.client_ns):
                 # Open and filter before the first event: the kernel answers in microseconds.
-                link = PacketLink(cfg.client_if, cfg.client_ip, self.peer_port, cfg.server_ip, None)
+                link = PacketLink(cfg.client_if, self.client_ip, self.peer_port, self.server_ip, None)
                 guard = RstGuard()
-                guard.add_bind(cfg.client_ip, self.peer_port)
+                guard.add_bind(self.client_ip, self.peer_port)
             self.link = link
             self.guard = guard
             sniffer = threading.Thread(target=self._sniff, args=(link, stop_r), name="rawtcp-run-sniffer",
@@ -285,10 +292,10 @@ class Runner:
             sniffer.start()
             if getattr(cfg, "helper", None) is not None:
                 host, port, token = cfg.helper
-                helper = HelperConnection(host, port, token, cfg.server_ip, cfg.client_ip, self.bind_port,
+                helper = HelperConnection(host, port, token, self.server_ip, self.client_ip, self.bind_port,
                                           self.connect_port)
             else:
-                helper = HelperProcess(cfg.server_ns, cfg.server_ip, cfg.client_ip, self.bind_port,
+                helper = HelperProcess(cfg.server_ns, self.server_ip, self.client_ip, self.bind_port,
                                        self.connect_port, ip_version=self.ip_version,
                                        script_ips=(self.script_local_ip, self.script_remote_ip, *self.own_ips))
             self.helper = helper
@@ -334,7 +341,7 @@ class Runner:
         default_local, default_remote = SCRIPT_ADDRESSES[self.ip_version]
         pairs = [(self.script_remote_ip, self.script_local_ip), (default_remote, default_local),
                  (self.own_ips[1], self.own_ips[0])]
-        return CookieMap(key[-1], pairs, self.cfg.client_ip, self.cfg.server_ip)
+        return CookieMap(key[-1], pairs, self.client_ip, self.server_ip)
 
     def _sniff(self, link: Any, stop_fd: int) -> None:
         from rawtcp.wire.link import decode
@@ -353,7 +360,7 @@ class Runner:
             now, wall = time.monotonic(), time.time()
             for frame, status in frames:
                 dec = decode(frame, status)
-                if dec is None or dec.src_ip != self.cfg.server_ip:
+                if dec is None or dec.src_ip != self.server_ip:
                     continue
                 with self.sniff_cond:
                     self.sniffed.append((now, wall, dec.segment, frame))
@@ -491,10 +498,10 @@ class Runner:
         seg = Segment(self.peer_port, self.kernel_port, seq, ack, Flags(flags), window,
                       tuple(options), b"\0" * ev.seq_len, ev.urg or 0)
         builder = self.builder
-        if ev.ecn is not None or ev.tos is not None or ev.ttl is not None:
+        if ev.ecn is not None or ev.tos is not None or ev.ttl is not None or ev.flowlabel is not None:
             tos = (ev.tos or 0) | _ECN_BITS.get(ev.ecn or "noecn", 0)
-            builder = FrameBuilder(self.cfg.client_ip, self.cfg.server_ip, self.client_mac, self.server_mac,
-                                   ttl=ev.ttl if ev.ttl is not None else 64, tos=tos)
+            builder = FrameBuilder(self.client_ip, self.server_ip, self.client_mac, self.server_mac,
+                                   ttl=ev.ttl if ev.ttl is not None else 64, tos=tos, flow_label=ev.flowlabel or 0)
         try:
             frame = builder.frame(seg)
         except ValueError as exc:
@@ -512,7 +519,7 @@ class Runner:
 
         if self.kernel_port is None:
             raise self.fail(ev.line, "cannot send an ICMP message before the kernel's port is known")
-        version = 6 if ":" in self.cfg.server_ip else 4
+        version = 6 if self.ip_version == "ipv6" else 4
         try:
             icmp_type, code = icmp_type_code(version, ev.icmp_type, ev.icmp_code)
         except ValueError as exc:
@@ -525,7 +532,7 @@ class Runner:
         else:
             raise ScriptError(self.path, ev.line, "ICMP messages quoting raw IP packets are not supported")
         tos = (ev.tos or 0) | _ECN_BITS.get(ev.ecn or "noecn", 0)
-        builder = IcmpBuilder(self.cfg.client_ip, self.cfg.server_ip, self.client_mac, self.server_mac,
+        builder = IcmpBuilder(self.client_ip, self.server_ip, self.client_mac, self.server_mac,
                               ttl=ev.ttl if ev.ttl is not None else 64, tos=tos, flow_label=ev.flowlabel or 0)
         try:
             frame = builder.frame(icmp_type, code, mtu=ev.mtu, echo_id=ev.echo_id, quoted=quoted)
@@ -546,8 +553,8 @@ class Runner:
         while self.peer_port == old:
             self.peer_port = random.randint(32768, 60999)
         with inside(self.cfg.client_ns):
-            self.guard.add_bind(self.cfg.client_ip, self.peer_port)
-            self.link.set_filter(self.cfg.client_ip, self.peer_port, self.cfg.server_ip, None)
+            self.guard.add_bind(self.client_ip, self.peer_port)
+            self.link.set_filter(self.client_ip, self.peer_port, self.server_ip, None)
 
     def _next_sniffed(self, deadline: float) -> tuple[float, float, Segment, bytes] | None:
         with self.sniff_cond:
@@ -638,11 +645,16 @@ class Runner:
                        b"".join(parts), seg.urgent)
 
     def _check_ip(self, ev: ast.PacketEvent, frame: bytes) -> None:
-        """``[ect0]``, ``[tos 0x..]``, ``[ttl N]`` on an outbound packet (RFC 3168 ECN codepoints)."""
-        if ev.ecn is None and ev.tos is None and ev.ttl is None:
+        """``[ect0]``, ``[tos 0x..]``, ``[ttl N]``, ``[flowlabel 0x..]`` on an outbound packet (RFC 3168 ECN
+        codepoints; over IPv6 the traffic class and the hop limit)."""
+        if ev.ecn is None and ev.tos is None and ev.ttl is None and ev.flowlabel is None:
             return
-        ip = 18 if frame[12:14] == b"\x81\x00" else 14  # one 802.1Q tag allowed, as decode_frame does
-        tos, ttl = frame[ip + 1], frame[ip + 8]
+        from rawtcp.wire.packet import decode_frame
+
+        dec = decode_frame(frame, verify=False)
+        if dec is None:
+            return
+        tos, ttl = dec.tos, dec.ttl
         names = {0: "noecn", 1: "ect1", 2: "ect0", 3: "ce"}
         if ev.ecn is not None:
             ok = (tos & 3) in (1, 2) if ev.ecn == "ect01" else (tos & 3) == _ECN_BITS[ev.ecn]
@@ -653,8 +665,12 @@ class Runner:
             raise self.fail(ev.line, f"error handling packet: live packet field ip_tos: expected: {ev.tos:#04x} "
                                      f"vs actual: {tos & 0xFC:#04x}")
         if ev.ttl is not None and ttl != ev.ttl:
-            raise self.fail(ev.line, f"error handling packet: live packet field ip_ttl: expected: {ev.ttl} "
+            what = "ipv6_hop_limit" if dec.version == 6 else "ip_ttl"
+            raise self.fail(ev.line, f"error handling packet: live packet field {what}: expected: {ev.ttl} "
                                      f"vs actual: {ttl}")
+        if ev.flowlabel is not None and dec.version == 6 and dec.flow_label != ev.flowlabel:
+            raise self.fail(ev.line, f"error handling packet: live packet field ipv6_flow_label: expected: "
+                                     f"{ev.flowlabel:#x} vs actual: {dec.flow_label:#x}")
 
     def _check_fields(self, ev: ast.PacketEvent, seg: Segment, rel_seq: int, rel_ack: int) -> None:
         def field_error(name: str, want: Any, got: Any) -> ScriptFailure:

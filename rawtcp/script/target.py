@@ -14,6 +14,7 @@ from rawtcp.script.errors import ScriptError
 
 BIG_MTU = 65535  # veth's maximum: inbound segments of any size reach the kernel, as through tun
 PATH_MTU = 1500  # packetdrill's tun0 MTU: what the kernel's route says
+PATH_MTU6 = 1520  # run_all.py's --mtu for IPv6: the MSS stays 1460 under the larger header
 
 # packetdrill's gtests/net/common/defaults.sh, applied before every script so that catalogue labs
 # (which cannot call ../common/defaults.sh) see the same kernel settings as packetdrill's suite.
@@ -40,27 +41,34 @@ DEFAULT_SYSCTLS = {
 }
 
 
-def prepare_lab(cfg: Any) -> None:
+def prepare_lab(cfg: Any, ip_version: str = "ipv4") -> None:
     """packetdrill's defaults.sh sysctls in the kernel's namespace, and tun0-like links (see below)."""
-    args = [f"{k}={v}" for k, v in DEFAULT_SYSCTLS.items()]
-    subprocess.run(["ip", "netns", "exec", cfg.server_ns, "sysctl", "-q", "-w", *args], capture_output=True,
-                   check=False, timeout=20)
-    setup_links(cfg)
+    # written to /proc/sys directly: bare machines have no sysctl(8) (procps)
+    writes = " ".join(f"echo '{value}' > /proc/sys/{key.replace('.', '/')} 2>/dev/null;"
+                      for key, value in DEFAULT_SYSCTLS.items())
+    subprocess.run(["ip", "netns", "exec", cfg.server_ns, "sh", "-c", writes], capture_output=True, check=False,
+                   timeout=20)
+    setup_links(cfg, ip_version)
 
 
-def setup_links(cfg: Any) -> None:
+def setup_links(cfg: Any, ip_version: str = "ipv4") -> None:
     """Make the veth behave like packetdrill's tun0 for what the kernel sees.
 
     packetdrill writes inbound packets into a tun device, which takes packets of any size, while a
     veth drops frames above the receiving end's MTU; scripts inject 2000-byte segments. So both
-    ends get the largest MTU, and the kernel's route keeps packetdrill's 1500-byte path MTU
-    (``mtu lock 1500 advmss 1460``): the kernel still advertises MSS 1460 and sizes its segments
-    for a 1500-byte path, exactly as on tun0.
+    ends get the largest MTU, and the kernel's route keeps packetdrill's path MTU: 1500 bytes over
+    IPv4 (``mtu lock 1500 advmss 1460``), and 1520 over IPv6 (run_all.py's ``--mtu=1520``, so the MSS
+    is 1460 there too). The kernel advertises MSS 1460 and sizes its segments as on tun0.
     """
     from rawtcp.lab.topology import _run
 
     for ns, ifname in ((cfg.client_ns, cfg.client_if), (cfg.server_ns, cfg.server_if)):
         _run(["ip", "-n", ns, "link", "set", "dev", ifname, "mtu", str(BIG_MTU)])
+    if ip_version == "ipv6":
+        net = f"{ipaddress.ip_interface(f'{cfg.server_ip6}/{cfg.prefix6}').network}"
+        _run(["ip", "-n", cfg.server_ns, "-6", "route", "replace", net, "dev", cfg.server_if, "proto", "kernel",
+              "metric", "256", "mtu", "lock", str(PATH_MTU6), "advmss", str(PATH_MTU6 - 60)])
+        return
     net = f"{ipaddress.ip_interface(f'{cfg.server_ip}/{cfg.prefix}').network}"
     _run(["ip", "-n", cfg.server_ns, "route", "replace", net, "dev", cfg.server_if, "proto", "kernel",
           "scope", "link", "src", cfg.server_ip, "mtu", "lock", str(PATH_MTU), "advmss", str(PATH_MTU - 40)])
