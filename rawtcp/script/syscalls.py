@@ -203,6 +203,7 @@ class Executor:
     def __init__(self, addrs: Addresses) -> None:
         self.addrs = addrs
         self.fds: dict[int, ScriptFd] = {}
+        self._shadowed: list[ScriptFd] = []  # descriptors whose script number a later accept() took
         self.sut: int | None = None  # packetdrill's socket under test: the last socket()/accept()
         self.live_start: float | None = None  # CLOCK_MONOTONIC of script time 0 (for scm_timestamping)
         self.tolerance_usecs = DEFAULT_TOLERANCE_USECS
@@ -252,12 +253,17 @@ class Executor:
         num = int_value(expected, "the expected result")
         return num if num >= 0 else live
 
-    def _register(self, num: int, entry: ScriptFd, *, under_test: bool = False) -> str | None:
+    def _register(self, num: int, entry: ScriptFd, *, under_test: bool = False, shadow: bool = False) -> str | None:
+        """Give ``entry`` script fd ``num``. A number in use is the script's error, except for accept()
+        (``shadow``): packetdrill's run_syscall_accept() just points the number at the new connection,
+        and the old one stays open, unnamed, until the end."""
         with self._lock:
             if num < 0:
                 return f"invalid fd {num} in script"
             if num in self.fds:
-                return f"duplicate fd {num} in script"
+                if not shadow:
+                    return f"duplicate fd {num} in script"
+                self._shadowed.append(self.fds[num])
             self.fds[num] = entry
         if under_test:
             self.sut = num
@@ -404,7 +410,8 @@ class Executor:
         conn = socket.socket(sock.family, sock.type & ~socket.SOCK_NONBLOCK, sock.proto, fileno=fd)
         entry = ScriptFd("socket", fd, conn)
         return _Done(self._script_num(expected, fd),
-                     after=lambda: self._register(self._script_num(expected, fd), entry, under_test=True),
+                     after=lambda: self._register(self._script_num(expected, fd), entry, under_test=True,
+                                                  shadow=True),
                      undo=lambda: self._discard(entry))
 
     def _do_connect(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
@@ -920,7 +927,8 @@ class Executor:
 
     def close_all(self) -> None:
         with self._lock:
-            entries, self.fds = list(self.fds.values()), {}
+            entries, self.fds = [*self.fds.values(), *self._shadowed], {}
+            self._shadowed = []
         for entry in entries:
             self._discard(entry)
 

@@ -257,3 +257,20 @@ def test_arguments_python_refuses_are_script_errors(ex: Executor) -> None:
     ok(ex, "socket(..., SOCK_STREAM, IPPROTO_TCP) = 3")
     with pytest.raises(CallScriptError, match="recv: bad argument: negative buffersize"):
         call(ex, "recv(3, ..., -1, 0) = 0")
+
+
+def test_accept_may_reuse_a_number_and_keeps_the_old_connection_open(ex: Executor) -> None:
+    first = connected_pair(ex)
+    old = ex.socks[4]
+    second = socket.create_connection(ex.socks[3].getsockname()[:2])
+    with first, second:
+        ok(ex, "accept(3, ..., ...) = 4")  # packetdrill allows it: fd 4 is now the second connection
+        assert ex.socks[4] is not old and old.fileno() >= 0
+        ok(ex, "write(4, ..., 3) = 3")
+        second.settimeout(2)
+        assert second.recv(10) == b"\0\0\0"
+        first.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            first.recv(10)  # the first connection is neither written to nor closed
+    ex.close_all()
+    assert old.fileno() == -1
