@@ -39,6 +39,7 @@ from typing import Any
 from rawtcp.core.segment import EXP_KIND, TFO_EXP_MAGIC, TFO_KIND, Flags, Segment, flags_str, format_options
 from rawtcp.core.seq import MOD
 from rawtcp.script import ast
+from rawtcp.script.addresses import SCRIPT_ADDRESSES, translate_command
 from rawtcp.script.annotate import annotate_states
 from rawtcp.script.codeblock import CodeProgram
 from rawtcp.script.errors import ScriptError
@@ -98,12 +99,6 @@ def preflight(script: ast.Script) -> None:
                 raise ScriptError(script.path, None, f"--{key} needs a number") from None
 
 
-# packetdrill's default addresses per mode (config.c; run_all.py passes the same): the kernel's (local)
-# and the remote peer's. Scripts and their -D cookies are written for these.
-SCRIPT_ADDRESSES = {"ipv4": ("192.168.0.1", "192.0.2.1"), "ipv4-mapped-ipv6": ("192.168.0.1", "192.0.2.1"),
-                    "ipv6": ("fd3d:a0b:17d6::1", "fd3d:fa7b:d17d::1")}
-
-
 def _cookie(option: tuple[Any, Any]) -> tuple[bytes, bytes] | None:
     """(prefix, cookie) of a TFO option (kind 34, or 254 with TFO's experimental magic), else None."""
     name, value = option
@@ -155,9 +150,14 @@ class Runner:
             default_bind = int(os.environ.get("RAWTCP_DOCKER_SCRIPT_PORT", "8081"))
         self.bind_port = int(float(so.get("bind_port", default_bind)))
         self.connect_port = int(float(so.get("connect_port", DEFAULT_BIND_PORT)))
-        active = any(isinstance(e, ast.SyscallEvent) and e.name == "connect" for e in script.events)
         # packetdrill: the peer of an active open listens on connect_port; for a passive open it
-        # uses an ephemeral port of its own.
+        # uses an ephemeral port of its own. The script's first opening segment says which: a SYN
+        # the kernel sends (connect(), sendto(MSG_FASTOPEN) ...) or one it receives.
+        opening = next((e for e in script.events if isinstance(e, ast.PacketEvent) and "S" in e.flags), None)
+        if opening is not None:
+            active = opening.direction == ">" and "." not in opening.flags
+        else:
+            active = any(isinstance(e, ast.SyscallEvent) and e.name == "connect" for e in script.events)
         self.peer_port = opts.peer_port or (self.connect_port if active else random.randint(32768, 60999))
         self.kernel_port: int | None = None if active else self.bind_port
         # packetdrill's socket under test: a SYN injected while it listens opens a new connection
@@ -170,7 +170,8 @@ class Runner:
         self.script_local_isn = 0
         self.live_local_isn: int | None = None
         self.remote_isn = 0
-        self.ts_off: int | None = None  # live TS val - script TS val (maps inbound TS ecr)
+        self.ts_off: int | None = None
+        self.ts_vals: dict[int, int] = {}  # script TS val -> live TS val, of the kernel's packets
         self.sniffed: deque[tuple[float, float, Segment, bytes]] = deque()
         self.sniff_cond = threading.Condition()
         self.ladder: list[LadderEntry] = []
@@ -482,7 +483,9 @@ class Runner:
         for name, value in ev.options or []:
             if name == "Timestamp":
                 val, ecr = value
-                if ecr and self.ts_off is not None:
+                if ecr in self.ts_vals:  # an exact outbound TS val (get_outbound_ts_val_mapping)
+                    ecr = self.ts_vals[ecr]
+                elif ecr and self.ts_off is not None:
                     ecr = (ecr + self.ts_off) & SEQ_MASK
                 value = (val, ecr)
             elif name == "SAck":
@@ -577,12 +580,22 @@ class Runner:
             deadline = time.monotonic() + 10.0
         else:
             deadline = self.live_start + (t_end if t_end is not None else t) + self.tolerance + SNIFF_GRACE
-        got = self._next_sniffed(deadline)
-        if got is None:
-            raise self.fail(ev.line, "error handling packet: timed out waiting for packet "
-                                     f"{ev.direction} {ev.flags} {ev.seq_start}:{ev.seq_end}({ev.seq_len})")
-        mono, wall, seg, frame = got
-        self.frames.append((wall, frame))
+        # packetdrill's sniff_outbound_live_packet(): only the socket under test's packets count (a
+        # connection the script has moved on from may still send); an expected SYN from a connecting
+        # socket is any SYN to the peer's port, from the kernel's new ephemeral port.
+        active_syn = "S" in ev.flags and "." not in ev.flags
+        while True:
+            got = self._next_sniffed(deadline)
+            if got is None:
+                raise self.fail(ev.line, "error handling packet: timed out waiting for packet "
+                                         f"{ev.direction} {ev.flags} {ev.seq_start}:{ev.seq_end}({ev.seq_len})")
+            mono, wall, seg, frame = got
+            self.frames.append((wall, frame))
+            if active_syn:
+                if seg.flags & Flags.SYN and not seg.flags & Flags.ACK and seg.dport == self.peer_port:
+                    break
+            elif self.kernel_port is None or (seg.sport, seg.dport) == (self.kernel_port, self.peer_port):
+                break
         syn = bool(seg.flags & Flags.SYN)
         if syn and "S" in ev.flags:
             # every SYN the script expects starts a connection: learn (or re-learn) the kernel's ISN,
@@ -700,6 +713,9 @@ class Runner:
         assert ev.options is not None
         live_ts = seg.option("Timestamp")
         expected: list[Any] = []
+        remote = self._remote_offset(bool(seg.flags & Flags.SYN))
+        live_options = [(n, tuple((v - remote) & SEQ_MASK for v in val)) if n == "SAck" else (n, val)
+                        for n, val in seg.options]
         for name, value in ev.options:
             if name == "Timestamp" and live_ts is not None:
                 if self.ts_off is None:
@@ -710,18 +726,19 @@ class Runner:
                         raise self.fail(ev.line, f"error handling packet: bad outbound TCP timestamp value: "
                                                  f"expected: {value[0]} vs actual: "
                                                  f"{(live_ts[0] - self.ts_off) & SEQ_MASK}")
+                self.ts_vals[value[0]] = live_ts[0]  # set_outbound_ts_val_mapping()
                 value = (live_ts[0], value[1])  # packetdrill rewrites the live TS val before comparing
             elif self.cookies is not None:
                 name, value = _swap_cookie((name, value), self.cookies.live)
             expected.append((name, value))
         try:
             want = encode_options(expected)
-            got = encode_options(list(seg.options))
+            got = encode_options(live_options)
         except ValueError:
             want, got = b"", b"?"
         if want != got:
             shown = [(n, (v[0] - (self.ts_off or 0) & SEQ_MASK, v[1]) if n == "Timestamp" else v)
-                     for n, v in seg.options]
+                     for n, v in live_options]
             if self.cookies is not None:
                 shown = [_swap_cookie(o, self.cookies.script) for o in shown]
             raise self.fail(ev.line, f"error handling packet: bad outbound TCP options: expected: "
@@ -793,7 +810,9 @@ class Runner:
         self._complete(ev, reply, blocking=False)
 
     def _shell(self, command: str, line: int, what: str) -> None:
-        # Scripts aim commands at packetdrill's tun0: the kernel's lab interface has that very name.
+        # Scripts aim commands at packetdrill's tun0: the kernel's lab interface has that very name;
+        # packetdrill's addresses in a command become the lab's.
+        command = translate_command(command, {self.script_local_ip, self.own_ips[0]}, self.server_ip, self.client_ip)
         reply = self.helper.request("cmd", timeout=120.0, cmd=command, cwd=self.script_dir, timeout_s=60)
         status = reply.get("status", -1)
         if status != 0:

@@ -1,0 +1,55 @@
+"""packetdrill's addresses and the lab's: which literal in a script means which end.
+
+packetdrill runs the kernel under test behind a tun device with addresses of its own (config.c:
+192.168.0.1 local, 192.0.2.1 remote, 192.168.0.0/16 on the tun link; fd3d:… for IPv6), and scripts'
+shell commands sometimes name them (``ip route change 192.0.2.1 via 192.168.0.2 dev tun0 mtu lock
+640``). rawtcp's lab uses the project's own ranges instead (198.18.0.0/15, 2001:db8::/32), so such
+a command is rewritten before it runs: the remote address and any other next hop on packetdrill's
+link become the peer's address (on a veth the peer is the only neighbour), the local address the
+kernel's.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+
+# packetdrill's default addresses per mode (config.c; run_all.py passes the same): (local, remote).
+SCRIPT_ADDRESSES = {"ipv4": ("192.168.0.1", "192.0.2.1"), "ipv4-mapped-ipv6": ("192.168.0.1", "192.0.2.1"),
+                    "ipv6": ("fd3d:a0b:17d6::1", "fd3d:fa7b:d17d::1")}
+# the networks packetdrill's addresses come from: anything there that is not the local address is
+# the far side of the tun link (the remote host, or a next hop towards it)
+_REMOTE_NETS = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "192.168.0.0/16", "10.248.0.0/16",
+                                                  "fd3d::/16", "2001:db8::/32")]
+_ADDRESS = re.compile(r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})(?![\w.:])")
+
+
+def translate_command(command: str, local_ips: set[str], kernel_ip: str, peer_ip: str) -> str:
+    """``command`` with packetdrill's addresses replaced by the lab's (see the module docstring).
+
+    ``local_ips`` are the script's addresses for the kernel's side; the lab's own addresses and
+    anything outside packetdrill's ranges are left alone.
+    """
+    locals_ = {_canonical(ip) for ip in local_ips}
+    lab = {_canonical(kernel_ip), _canonical(peer_ip)}
+
+    def swap(match: re.Match[str]) -> str:
+        text = match.group(0)
+        canon = _canonical(text)
+        if canon is None or canon in lab:
+            return text
+        if canon in locals_:
+            return kernel_ip
+        addr = ipaddress.ip_address(canon)
+        if any(addr.version == net.version and addr in net for net in _REMOTE_NETS):
+            return peer_ip
+        return text
+
+    return _ADDRESS.sub(swap, command)
+
+
+def _canonical(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
