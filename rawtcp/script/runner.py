@@ -60,6 +60,9 @@ from rawtcp.script.tfo import CookieMap
 SEQ_MASK = MOD - 1
 
 DEFAULT_TOLERANCE_USECS = 10_000  # packetdrill's 4 ms, plus room for a Python peer on a shared VM
+# packetdrill's default (config.c): 12.5 % of the gap since the last event, which is also how late the
+# kernel's timer wheel may fire a timer (a level's granularity is 1/8 of its range)
+DEFAULT_TOLERANCE_PERCENT = 12.5
 DEFAULT_BIND_PORT = 8080  # packetdrill's live_bind_port / live_connect_port
 SNIFF_GRACE = 1.0  # seconds past an outbound packet's window before "timed out waiting"
 SYSCALL_GRACE = 2.0
@@ -133,7 +136,7 @@ class Runner:
         so = script.options
         self.tolerance = (opts.tolerance_usecs if opts.tolerance_usecs is not None
                           else int(float(so.get("tolerance_usecs", DEFAULT_TOLERANCE_USECS)))) / 1e6
-        self.tolerance_percent = float(so.get("tolerance_percent", 0))
+        self.tolerance_percent = float(so.get("tolerance_percent", DEFAULT_TOLERANCE_PERCENT))
         self.ip_version = so.get("ip_version", "ipv4")
         default_local, default_remote = SCRIPT_ADDRESSES[self.ip_version]
         # An address mode from the command line comes with run_all.py's addresses, which override the
