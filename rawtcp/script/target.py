@@ -57,9 +57,10 @@ def setup_links(cfg: Any, ip_version: str = "ipv4") -> None:
     packetdrill writes inbound packets into a tun device, which takes packets of any size, while a
     veth drops frames above the receiving end's MTU; scripts inject 2000-byte segments. So both
     ends get the largest MTU, and the kernel's route keeps packetdrill's path MTU: 1500 bytes over
-    IPv4 (``mtu 1500 advmss 1460``), and 1520 over IPv6 (run_all.py's ``--mtu=1520``, so the MSS
-    is 1460 there too). The kernel advertises MSS 1460 and sizes its segments as on tun0. The MTU is
-    not locked: ICMP "fragmentation needed" / "packet too big" lower it, as they do on tun0.
+    IPv4 (``mtu 1500``), and 1520 over IPv6 (run_all.py's ``--mtu=1520``, so the MSS is 1460 there
+    too). The kernel derives its advertised MSS (1460) and its segment sizes from that route MTU, as
+    on tun0; neither the MTU nor the MSS is pinned, so ICMP "fragmentation needed" / "packet too big"
+    lower both, as they do on tun0.
     """
     from rawtcp.lab.topology import _run
 
@@ -68,17 +69,17 @@ def setup_links(cfg: Any, ip_version: str = "ipv4") -> None:
     if ip_version == "ipv6":
         net = f"{ipaddress.ip_interface(f'{cfg.server_ip6}/{cfg.prefix6}').network}"
         _run(["ip", "-n", cfg.server_ns, "-6", "route", "replace", net, "dev", cfg.server_if, "proto", "kernel",
-              "metric", "256", "mtu", str(PATH_MTU6), "advmss", str(PATH_MTU6 - 60)])
+              "metric", "256", "mtu", str(PATH_MTU6)])
         _run(["ip", "-n", cfg.server_ns, "-6", "route", "replace", f"{cfg.client_ip6}/128", "dev", cfg.server_if,
-              "mtu", str(PATH_MTU6), "advmss", str(PATH_MTU6 - 60)])
+              "mtu", str(PATH_MTU6)])
         return
     net = f"{ipaddress.ip_interface(f'{cfg.server_ip}/{cfg.prefix}').network}"
     _run(["ip", "-n", cfg.server_ns, "route", "replace", net, "dev", cfg.server_if, "proto", "kernel",
-          "scope", "link", "src", cfg.server_ip, "mtu", str(PATH_MTU), "advmss", str(PATH_MTU - 40)])
+          "scope", "link", "src", cfg.server_ip, "mtu", str(PATH_MTU)])
     # packetdrill routes the remote address on its own (run via ``ip route add REMOTE dev tun0``), and
     # scripts change that route (``ip route change 192.0.2.1 via ... mtu lock 640``): the peer gets one too
     _run(["ip", "-n", cfg.server_ns, "route", "replace", f"{cfg.client_ip}/32", "dev", cfg.server_if,
-          "src", cfg.server_ip, "mtu", str(PATH_MTU), "advmss", str(PATH_MTU - 40)])
+          "src", cfg.server_ip, "mtu", str(PATH_MTU)])
 
 
 def inside(ns: str | None) -> Any:
