@@ -13,19 +13,40 @@ import click
 from rawtcp import errors
 
 LAB_NET = ipaddress.ip_network("198.18.0.0/15")
+LAB_NET6 = ipaddress.ip_network("2001:db8::/32")  # RFC 3849 documentation prefix: the lab's IPv6 addresses
 
 
 def resolve_host(host: str) -> str:
-    """An IPv4 address, or a name that resolves to one."""
+    """An IPv4 or IPv6 address (in its canonical spelling, RFC 5952), or a name that resolves to one
+    (IPv4 first, as rawtcp's own default)."""
     try:
-        return str(ipaddress.IPv4Address(host))
+        addr = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         pass
+    else:
+        if isinstance(addr, ipaddress.IPv6Address) and (addr.scope_id or addr.is_link_local):
+            raise errors.RawtcpError(f"host {host!r}: link-local IPv6 addresses are not supported "
+                                     "(use a global one, e.g. the lab's 2001:db8::2)", errors.BAD_INPUT)
+        return addr.compressed
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            infos = socket.getaddrinfo(host, None, family, socket.SOCK_STREAM)
+        except (OSError, UnicodeError):
+            continue
+        if infos:
+            return ipaddress.ip_address(infos[0][4][0]).compressed
+    raise errors.RawtcpError(f"host {host!r} is not an IPv4 or IPv6 address or a resolvable name",
+                             errors.BAD_INPUT)
+
+
+def same_address(a: str | None, b: str | None) -> bool:
+    """Whether two address texts name the same address (IPv6 has many spellings)."""
+    if a is None or b is None:
+        return False
     try:
-        return socket.gethostbyname(host)
-    except (OSError, UnicodeError):
-        raise errors.RawtcpError(f"host {host!r} is not an IPv4 address or a resolvable name",
-                                 errors.BAD_INPUT) from None
+        return ipaddress.ip_address(a) == ipaddress.ip_address(b)
+    except ValueError:
+        return False
 
 
 def default_lab() -> Any:

@@ -71,6 +71,7 @@ def probe(host: str, port: int, flag_letters: str, seq: int | None, ack: int, wi
           interval: float | None, rate: float | None, timeout: float, sport: int | None, sport_range: str | None,
           netns: str | None, iface: str | None, no_rst: bool, pcap: str | None, as_json: bool) -> None:
     """Send crafted TCP segments to HOST PORT and show each answer (nping/hping style)."""
+    from rawtcp.capture.streams import endpoint_name
     from rawtcp.craft import probe as pr
     from rawtcp.craft import spec as sp
     from rawtcp.craft.errors import CraftError
@@ -115,7 +116,7 @@ def probe(host: str, port: int, flag_letters: str, seq: int | None, ack: int, wi
         run = pr.run_probes(spec, show, started)
     summary = run.summary()
     if as_json:
-        summary.update(src=run.src_ip, dst=f"{spec.dst_ip}:{port}", iface=run.ifname, netns=where)
+        summary.update(src=run.src_ip, dst=endpoint_name((spec.dst_ip, port)), iface=run.ifname, netns=where)
         click.echo(json.dumps(summary))
     else:
         for line in pr.summary_lines(summary):
@@ -137,7 +138,7 @@ def probe(host: str, port: int, flag_letters: str, seq: int | None, ack: int, wi
 @click.option("--json", "as_json", is_flag=True, help="The result as one JSON object.")
 def flood(host: str, port: int, syn: bool, count: int | None, duration: float | None, rate: float | None,
           netns: str | None, iface: str | None, keep_rsts: bool, as_json: bool) -> None:
-    """Bounded SYN flood to HOST PORT (lab addresses 198.18.0.0/15 only) from random ports and ISNs."""
+    """Bounded SYN flood to HOST PORT (lab addresses only: 198.18.0.0/15, 2001:db8::/32) from random ports and ISNs."""
     from rawtcp.craft import flood as fl
 
     dst = resolve_host(host)

@@ -32,24 +32,32 @@ def _ladder_line(n: int, rec: Record) -> str:
               help="Where to write the capture (a .states.json with the kernel's states goes beside it).")
 @click.option("--isn", type=click.IntRange(0, 2**32 - 1), default=1000, show_default=True)
 @click.option("--msl2", type=float, default=1.0, show_default=True, help="TIME-WAIT length, s.")
+@click.option("-6", "--ipv6", is_flag=True, help="The same exchange over IPv6 (2001:db8::1 ↔ 2001:db8::2).")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of text.")
-def demo(pcap: str, isn: int, msl2: float, as_json: bool) -> None:
+def demo(pcap: str, isn: int, msl2: float, ipv6: bool, as_json: bool) -> None:
     """Reproduce SEED.md's segments 1–10 against a real kernel in a lab of its own, then remove the lab."""
+    from rawtcp.lab.topology import LabConfig
     from rawtcp.session.demo import DockerPeer, check_shape, run_demo
 
+    docker = DockerPeer.from_env()
+    if ipv6 and docker is not None:
+        raise errors.RawtcpError("demo --ipv6 needs a lab of its own: the compose lab's network is IPv4 only",
+                                 errors.BAD_INPUT)
     errors.require_privileges("rawtcp demo")
     printer = Printer(as_json)
     reap_leftovers(printer)
     pcap_path = output_path(pcap)
-    docker = DockerPeer.from_env()
     if docker is None:
+        lab = LabConfig()
+        server = f"[{lab.server_ip6}]" if ipv6 else lab.server_ip
+        client = lab.client_ip6 if ipv6 else lab.client_ip
         printer.message("rawtcp demo: a fresh lab (two namespaces, a veth), Linux listening with the seed "
-                        "server on 198.18.0.2:8080; rawtcp is the client at 198.18.0.1 with ISN "
+                        f"server on {server}:{lab.port}; rawtcp is the client at {client} with ISN "
                         f"{isn}.\n")
     else:
         printer.message(f"rawtcp demo (compose lab): Linux's seed server in the listener container at "
                         f"{docker.ip}:{docker.port}; rawtcp is the client in this container, ISN {isn}.\n")
-    result = run_demo(pcap_path, printer, isn=isn, msl2=msl2, docker=docker)
+    result = run_demo(pcap_path, printer, isn=isn, msl2=msl2, docker=docker, ipv6=ipv6)
     if as_json:
         click.echo(json.dumps({"type": "summary", "mismatches": result.mismatches, "pcap": pcap_path,
                                "listener": result.listener_log}))

@@ -17,6 +17,7 @@ from rawtcp.commands.common import (
     output_path,
     reap_leftovers,
     resolve_host,
+    same_address,
 )
 from rawtcp.commands.output import Printer
 from rawtcp.session import client, registry
@@ -32,6 +33,16 @@ def _next_name() -> str:
     return f"c{n}"
 
 
+def _listen_address(addr: str) -> str:
+    """``listen --addr``: an IPv4 or IPv6 address literal, canonically spelled."""
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(addr.strip("[]")).compressed
+    except ValueError:
+        raise errors.RawtcpError(f"--addr {addr!r} is not an IPv4 or IPv6 address", errors.BAD_INPUT) from None
+
+
 def _connection_spec(**fields: Any) -> dict[str, Any]:
     """ConnectionSpec fields for the keeper; unset options take the spec's defaults (remote_ip stays:
     a passive open has none yet)."""
@@ -43,7 +54,8 @@ def _connection_spec(**fields: Any) -> dict[str, Any]:
 @click.argument("port", type=click.IntRange(1, 65535))
 @click.option("--name", help="Session name for later commands (default c1, c2, ...).")
 @click.option("--isn", type=click.IntRange(0, 2**32 - 1), help="Initial sequence number (default random).")
-@click.option("--mss", type=click.IntRange(88, 65495), help="MSS to announce (default: interface MTU - 40).")
+@click.option("--mss", type=click.IntRange(88, 65495),
+              help="MSS to announce (default: interface MTU - 40, or - 60 over IPv6).")
 @click.option("--window", type=click.IntRange(0, 65535), help="Fixed receive window to advertise.")
 @click.option("--wscale", type=click.IntRange(0, 14), help="Offer window scaling with this shift.")
 @click.option("--timestamps", is_flag=True, help="Offer RFC 7323 timestamps (RTT samples under heavy loss).")
@@ -74,8 +86,10 @@ def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | 
         netns = default_lab().client_ns
     lab = lab_for_namespace(netns) if netns else None
     in_lab = lab is not None
-    # The kernel peer lives in a namespace the lab made: watch its socket's state too.
-    kernel = {"ip": remote_ip, "port": port} if lab is not None and remote_ip == lab.server_ip else None
+    # The kernel peer lives in a namespace the lab made (either of its addresses): watch its socket's state too.
+    kernel = None
+    if lab is not None and (same_address(remote_ip, lab.server_ip) or same_address(remote_ip, lab.server_ip6)):
+        kernel = {"ip": remote_ip, "port": port}
     spec = {
         "name": name, "netns": netns, "kernel": kernel, "idle": idle,
         "connection": _connection_spec(
@@ -96,6 +110,8 @@ def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | 
 @click.option("--name", help="Session name (default c1, c2, ...).")
 @click.option("--netns", help="Namespace to listen in (default: the lab's server namespace).")
 @click.option("--iface", help="Interface to listen on (default: the lab's server veth).")
+@click.option("--addr", help="Local address to listen on, IPv4 or IPv6 (default: the interface's IPv4 address).")
+@click.option("-6", "--ipv6", is_flag=True, help="Listen on the lab server's IPv6 address (2001:db8::2).")
 @click.option("--isn", type=click.IntRange(0, 2**32 - 1), help="Our ISN (default random).")
 @click.option("--mss", type=click.IntRange(88, 65495), help="MSS to announce.")
 @click.option("--window", type=click.IntRange(0, 65535), help="Fixed receive window to advertise.")
@@ -107,10 +123,13 @@ def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | 
 @click.option("--idle", type=float, default=600.0, show_default=True)
 @click.option("--pcap", type=click.Path(dir_okay=False))
 @json_option
-def listen(port: int, name: str | None, netns: str | None, iface: str | None, isn: int | None,
-           mss: int | None, window: int | None, timestamps: bool, rto_min: float, retries: int, msl2: float | None,
-           timeout: float, idle: float, pcap: str | None, as_json: bool) -> None:
+def listen(port: int, name: str | None, netns: str | None, iface: str | None, addr: str | None, ipv6: bool,
+           isn: int | None, mss: int | None, window: int | None, timestamps: bool, rto_min: float, retries: int,
+           msl2: float | None, timeout: float, idle: float, pcap: str | None, as_json: bool) -> None:
     """Passive open on PORT: rawtcp answers a kernel client's SYN with its own SYN-ACK."""
+    if addr is not None and ipv6:
+        raise errors.RawtcpError("give --addr or --ipv6, not both", errors.BAD_INPUT)
+    local_ip = _listen_address(addr) if addr is not None else None
     errors.require_privileges("rawtcp listen")
     printer = Printer(as_json)
     reap_leftovers(printer)
@@ -122,21 +141,29 @@ def listen(port: int, name: str | None, netns: str | None, iface: str | None, is
         netns = default_lab().server_ns
     lab = lab_for_namespace(netns) if netns else None
     kernel = None
+    if ipv6:
+        if lab is None or netns != lab.server_ns or lab.server_ip6 is None:
+            raise errors.RawtcpError("--ipv6 means the lab server's IPv6 address: outside a dual-stack lab "
+                                     "give --addr ADDR", errors.BAD_INPUT)
+        local_ip = lab.server_ip6
     if lab is not None and netns == lab.server_ns:
         iface = iface or lab.server_if
-        kernel = {"ip": lab.client_ip, "port": port}
+        v6 = local_ip is not None and ":" in local_ip
+        kernel = {"ip": lab.client_ip6 if v6 else lab.client_ip, "port": port}
     if iface is None:
         raise errors.RawtcpError("--iface is needed outside the lab", errors.BAD_INPUT)
     spec = {
         "name": name, "netns": netns, "kernel": kernel, "idle": idle, "open_timeout": timeout,
         "connection": _connection_spec(
-            remote_ip=None, remote_port=0, local_port=port, iface=iface, isn=isn, mss=mss, window=window,
+            remote_ip=None, remote_port=0, local_port=port, iface=iface, local_ip=local_ip, isn=isn, mss=mss,
+            window=window,
             timestamps=timestamps or None, rto_min=rto_min, max_retries=retries, passive=True,
             msl2=msl2 if msl2 is not None else (LAB_MSL2 if kernel else 60.0),
             pcap=output_path(pcap),
         ),
     }
-    printer.message(f"listening on port {port} in {netns or 'this namespace'} ({iface}); waiting for a SYN")
+    where = f"{local_ip} " if local_ip else ""
+    printer.message(f"listening on {where}port {port} in {netns or 'this namespace'} ({iface}); waiting for a SYN")
     ready = client.start_keeper(spec, printer)
     printer.message(f"session {name}: {ready['state']} {ready['local']} ← {ready['remote']} "
                     f"(keeper pid {ready['pid']})", session=name, pid=ready["pid"])
@@ -264,7 +291,9 @@ def status(name: str | None, history: bool, as_json: bool) -> None:
 def sessions(as_json: bool) -> None:
     """List live sessions."""
     rows = []
+    info_by_name = {}
     for info in registry.all_sessions():
+        info_by_name[info.name] = info
         try:
             st = client.request(info.name, {"op": "status"}, lambda rec: None)
             state = st["state"]
@@ -272,6 +301,7 @@ def sessions(as_json: bool) -> None:
             state = "unreachable"
         local_ip, _, local_port = info.local.rpartition(":")
         remote_ip, _, remote_port = info.remote.rpartition(":")
+        local_ip, remote_ip = local_ip.strip("[]"), remote_ip.strip("[]")  # "[2001:db8::1]:40000"
         rows.append({"name": info.name, "pid": info.pid, "state": state, "role": info.role,
                      "local_addr": local_ip, "local_port": int(local_port) if local_port.isdigit() else None,
                      "remote_addr": remote_ip, "remote_port": int(remote_port) if remote_port.isdigit() else None,
@@ -284,5 +314,5 @@ def sessions(as_json: bool) -> None:
         click.echo("no live sessions")
         return
     for row in rows:
-        click.echo(f"{row['name']:<10} {row['state']:<12} {row['local_addr']}:{row['local_port']} → "
-                   f"{row['remote_addr']}:{row['remote_port']}  pid {row['pid']}  netns {row['netns']}")
+        click.echo(f"{row['name']:<10} {row['state']:<12} {info_by_name[row['name']].local} → "
+                   f"{info_by_name[row['name']].remote}  pid {row['pid']}  netns {row['netns']}")

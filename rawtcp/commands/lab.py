@@ -77,10 +77,16 @@ def up(client_ns: str, server_ns: str, client_ip: str, server_ip: str, port: int
         except BaseException:
             topology.lab_down(cfg)
             raise
-    click.echo(f"lab up: {cfg.client_ns} {cfg.client_ip} ({cfg.client_if}) ↔ "
-               f"{cfg.server_ns} {cfg.server_ip} ({cfg.server_if})")
-    click.echo(f"kernel listener ({listener}) on {cfg.server_ip}:{cfg.port}, pid {info.listener_pid}")
-    click.echo(f"next: rawtcp connect {cfg.server_ip} {cfg.port} --name c1")
+    click.echo(f"lab up: {cfg.client_ns} {_addresses(cfg.client_ip, info.client_ip6)} ({cfg.client_if}) ↔ "
+               f"{cfg.server_ns} {_addresses(cfg.server_ip, info.server_ip6)} ({cfg.server_if})")
+    where = f"{cfg.server_ip}:{cfg.port}" + (f" and [{info.server_ip6}]:{cfg.port}" if info.server_ip6 else "")
+    click.echo(f"kernel listener ({listener}) on {where}, pid {info.listener_pid}")
+    click.echo(f"next: rawtcp connect {cfg.server_ip} {cfg.port} --name c1"
+               + (f"   (IPv6: rawtcp connect {info.server_ip6} {cfg.port} --name c2)" if info.server_ip6 else ""))
+
+
+def _addresses(ip: str, ip6: str | None) -> str:
+    return f"{ip} {ip6}" if ip6 else ip
 
 
 @lab.command()
@@ -120,6 +126,9 @@ def lab_status(client_ns: str, server_ns: str, client_ip: str, server_ip: str, p
     if not topology.lab_exists(cfg):
         click.echo("no lab is up (`sudo rawtcp lab up` makes one)")
         return
+    conf = st.get("config") or {}
+    for ns, ip_key, ip6_key in ((cfg.client_ns, "client_ip", "client_ip6"), (cfg.server_ns, "server_ip", "server_ip6")):
+        click.echo(f"{ns}: {_addresses(conf.get(ip_key, ''), conf.get(ip6_key))}")
     for key, value in st.items():
         click.echo(f"{key}: {json.dumps(value, default=str)}")
 

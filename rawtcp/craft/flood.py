@@ -11,8 +11,10 @@ The flooding side's kernel would answer every SYN-ACK with a RST (no socket owns
 empty the target's SYN queue, which the SYN-flood lab wants filled: one nftables rule in a table of
 this process's own (``inet rawtcp_flood_<pid>``) drops those RSTs for the flood's source-port range
 to the target only, and is removed afterwards; tables of dead processes are reaped on the next flood.
-Floods only go to the benchmarking range 198.18.0.0/15 (the lab's addresses) and are bounded in count
-and time, with hard caps.
+Floods only go to the lab's addresses, the benchmarking range 198.18.0.0/15 (RFC 2544) or the IPv6
+documentation prefix 2001:db8::/32 (RFC 3849), and are bounded in count and time, with hard caps.
+Over IPv6 the frame is the same but for the 40-byte IP header (RFC 8200 §3), which moves the TCP
+fields, and has no header checksum; the TCP checksum covers the IPv6 pseudo-header (RFC 8200 §8.1).
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from rawtcp.core.segment import Flags, Option, Segment
 from rawtcp.craft.errors import CraftError
 from rawtcp.proc import pid_alive
 
-LAB_NET = ipaddress.ip_network("198.18.0.0/15")  # RFC 2544 benchmarking range: the lab's only addresses
+LAB_NET = ipaddress.ip_network("198.18.0.0/15")  # RFC 2544 benchmarking range: the lab's IPv4 addresses
+LAB_NET6 = ipaddress.ip_network("2001:db8::/32")  # RFC 3849 documentation prefix: the lab's IPv6 addresses
 MAX_COUNT = 50_000_000
 MAX_DURATION = 300.0
 SPORT_RANGE = (1024, 65535)
@@ -44,9 +47,10 @@ BATCH = 256
 LINUX_SYN_OPTIONS: tuple[Option, ...] = (("MSS", 1460), ("SAckOK", b""), ("Timestamp", (0, 0)),
                                           ("NOP", None), ("WScale", 7))
 
-# Offsets in an Ethernet + IPv4 (no options) + TCP frame.
+# Offsets in an Ethernet + IPv4 (no options) + TCP frame; IPv6's fixed header is 20 bytes longer.
 _OFF_SPORT = 14 + 20
 _OFF_TCP_SUM = 14 + 20 + 16
+_IPV6_EXTRA = 40 - 20
 _PORTS_SEQ = struct.Struct("!HHI")  # sport, dport, seq
 _SUM = struct.Struct("!H")
 _M = 0xFFFF
@@ -66,16 +70,22 @@ class SynTemplate:
 
         self.dport = dport
         builder = FrameBuilder(src_ip, dst_ip, src_mac, dst_mac, ttl=ttl, df=True)
-        self.frame = builder.frame(Segment(0, dport, 0, 0, Flags.SYN, window, options), ip_id=ip_id)
+        self.version = builder.version
+        # ip_id does not exist in IPv6 (RFC 8200 §4.5: only in a fragment header)
+        self.frame = builder.frame(Segment(0, dport, 0, 0, Flags.SYN, window, options),
+                                   ip_id=ip_id if builder.version == 4 else None)
         self.size = len(self.frame)
-        self._c0 = int.from_bytes(self.frame[_OFF_TCP_SUM:_OFF_TCP_SUM + 2], "big")
+        shift = _IPV6_EXTRA if builder.version == 6 else 0
+        self._off_sport = _OFF_SPORT + shift
+        self._off_sum = _OFF_TCP_SUM + shift
+        self._c0 = int.from_bytes(self.frame[self._off_sum:self._off_sum + 2], "big")
 
     def checksum(self, sport: int, seq: int) -> int:
         return (self._c0 - sport - seq) % _M
 
     def patch(self, buf: bytearray | memoryview, offset: int, sport: int, seq: int) -> None:
-        _PORTS_SEQ.pack_into(buf, offset + _OFF_SPORT, sport, self.dport, seq)
-        _SUM.pack_into(buf, offset + _OFF_TCP_SUM, (self._c0 - sport - seq) % _M)
+        _PORTS_SEQ.pack_into(buf, offset + self._off_sport, sport, self.dport, seq)
+        _SUM.pack_into(buf, offset + self._off_sum, (self._c0 - sport - seq) % _M)
 
     def build(self, sport: int, seq: int) -> bytes:
         buf = bytearray(self.frame)
@@ -182,8 +192,9 @@ def reap_flood_tables() -> list[str]:
 def suppress_rsts(src_ip: str, dst_ip: str, dport: int, sports: tuple[int, int] = SPORT_RANGE):
     """Drop this namespace's RSTs from src_ip:sports to dst_ip:dport while the block runs."""
     table = guard_table()
+    ip = "ip6" if ipaddress.ip_address(dst_ip).version == 6 else "ip"  # the inet table sees both families
     script = (f"table inet {table} {{\n chain output {{\n  type filter hook output priority 0; policy accept;\n"
-              f"  ip saddr {src_ip} ip daddr {dst_ip} tcp dport {dport} tcp sport {sports[0]}-{sports[1]} "
+              f"  {ip} saddr {src_ip} {ip} daddr {dst_ip} tcp dport {dport} tcp sport {sports[0]}-{sports[1]} "
               f"tcp flags & rst == rst counter drop\n }}\n}}\n")
     proc = _nft(script)
     if proc.returncode != 0:
@@ -222,8 +233,13 @@ class FloodResult:
 
 
 def check_target(dst_ip: str) -> None:
-    if ipaddress.ip_address(dst_ip) not in LAB_NET:
-        raise CraftError(f"flood refuses {dst_ip}: it only sends to lab addresses in {LAB_NET} "
+    try:
+        addr = ipaddress.ip_address(dst_ip)
+    except ValueError:
+        raise CraftError(f"flood refuses {dst_ip!r}: not an IP address") from None
+    net = LAB_NET6 if addr.version == 6 else LAB_NET
+    if addr not in net:
+        raise CraftError(f"flood refuses {dst_ip}: it only sends to lab addresses in {LAB_NET} or {LAB_NET6} "
                          "(namespaces rawtcp made)")
 
 

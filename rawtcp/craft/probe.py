@@ -130,8 +130,11 @@ class ProbeRun:
 def _reserve(ip: str, port: int) -> socket.socket | None:
     """Hold ``port`` with a bound, never-listening kernel socket so the kernel's own connections cannot
     pick it meanwhile; None if something already has it (we still probe from it: the user asked)."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
     try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # this family's port only
         sock.bind((ip, port))
     except OSError:
         sock.close()
@@ -143,6 +146,7 @@ def run_probes(spec: ProbeSpec, on_result: Callable[[ProbeResult], None] | None 
                on_start: Callable[[ProbeRun], None] | None = None,
                rng: random.Random | None = None, clock: Callable[[], float] = time.perf_counter) -> ProbeRun:
     """Send ``spec.count`` probes, one at a time; each waits up to ``spec.timeout`` for its answer."""
+    from rawtcp.capture.streams import endpoint_name
     from rawtcp.craft.closer import ClosePool
     from rawtcp.wire import nft, route
     from rawtcp.wire.errors import WireError
@@ -203,13 +207,14 @@ def run_probes(spec: ProbeSpec, on_result: Callable[[ProbeResult], None] | None 
                     frame = builder.frame(seg, ip_id=ip_id, bad_checksum=spec.badsum)
                 except ValueError as exc:
                     raise CraftError(str(exc)) from None
-                sent_id = int.from_bytes(frame[18:20], "big")
+                # IPv6 has no identification field (RFC 8200 §4.5 keeps it in a fragment header only).
+                sent_id = int.from_bytes(frame[18:20], "big") if builder.version == 4 else 0
                 t_send = clock()
                 link.send(frame)
                 if pcap is not None:
                     pcap.write(frame, wall0 + t_send)
-                res = ProbeResult(i + 1, f"{path.src_ip}:{sport}", f"{spec.dst_ip}:{spec.dport}", seg, t_send - t0,
-                                  len(frame) - 14, spec.ttl, sent_id)
+                res = ProbeResult(i + 1, endpoint_name((path.src_ip, sport)), endpoint_name((spec.dst_ip, spec.dport)),
+                                  seg, t_send - t0, len(frame) - 14, spec.ttl, sent_id)
                 deadline = t_send + spec.timeout
                 while res.reply is None:
                     left = deadline - clock()

@@ -1,9 +1,13 @@
 """The kernel's own TCP socket states, recorded as they change.
 
-Primary source: the ``sock:inet_sock_set_state`` tracepoint read from a private tracefs instance
+Primary source: the ``sock:inet_sock_set_state`` tracepoint read from private tracefs instances
 (``/sys/kernel/tracing/instances/rawtcp-<pid>-<n>``), so concurrent runs never disturb each other
 and states lasting microseconds (a CLOSE-WAIT ended by an immediate close) are not missed.
-The instance's clock is "mono", so event times compare directly with ``time.monotonic()``.
+The instances' clock is "mono", so event times compare directly with ``time.monotonic()``.
+IPv4 sockets are read with the "fields" option (it adds the socket's address, which ties a
+connect()ing socket's port-less SYN-SENT to its later changes); that option cannot print the
+16-byte IPv6 addresses (``saddr_v6=<INVALID-SIZE>``), so IPv6 sockets come from a second instance
+in the default format (``saddrv6=2001:db8::2``).
 
 Fallback (no tracefs, e.g. in a container): poll sock_diag every few ms — inside the lab's
 namespace through a helper process (``python -m rawtcp.lab.kstate poll``). Polling can miss states
@@ -21,6 +25,7 @@ import atexit
 import contextlib
 import dataclasses
 import errno
+import ipaddress
 import itertools
 import json
 import os
@@ -102,10 +107,22 @@ def _le_ipv4(value: int) -> str:
     return socket.inet_ntoa((value & 0xFFFFFFFF).to_bytes(4, "little"))
 
 
-def parse_trace_line(line: str) -> KernelStateEvent | None:
-    """One trace_pipe line -> event (None for anything else: markers, IPv6, non-TCP).
+def _v6_text(text: str) -> str | None:
+    """An IPv6 address as the tracepoint printed it (%pI6c), in one canonical spelling (RFC 5952);
+    None for an IPv4-mapped one (RFC 4291 §2.5.5.2): an AF_INET6 socket talking IPv4, left out as the
+    lab's IPv4 sockets are AF_INET ones."""
+    try:
+        addr = ipaddress.IPv6Address(text)
+    except ValueError:
+        return None
+    return None if addr.ipv4_mapped is not None else addr.compressed
 
-    Understands the default print format and the "fields" option (which adds the socket address).
+
+def parse_trace_line(line: str) -> KernelStateEvent | None:
+    """One trace_pipe line -> event (None for anything else: markers, non-TCP, IPv4-mapped IPv6).
+
+    Understands the default print format (IPv4 and IPv6) and the "fields" option (which adds the
+    socket address but cannot print IPv6 addresses: such lines are None).
     """
     match = _TRACE_LINE.search(line)
     if match is None:
@@ -127,7 +144,18 @@ def parse_trace_line(line: str) -> KernelStateEvent | None:
                 new=KERNEL_STATE_NUMBERS.get(int(fields["newstate"][0], 16), fields["newstate"][0]),
                 sock=fields.get("skaddr", ("", None))[0],
             )
-        if fields["family"][0] != "AF_INET" or fields["protocol"][0] != "IPPROTO_TCP":
+        if fields["protocol"][0] != "IPPROTO_TCP":
+            return None
+        if fields["family"][0] == "AF_INET6":
+            saddr, daddr = _v6_text(fields["saddrv6"][0]), _v6_text(fields["daddrv6"][0])
+            if saddr is None or daddr is None:
+                return None
+            return KernelStateEvent(
+                time=when, saddr=saddr, sport=int(fields["sport"][0]), daddr=daddr, dport=int(fields["dport"][0]),
+                old=KERNEL_STATE_NAMES.get(fields["oldstate"][0], fields["oldstate"][0]),
+                new=KERNEL_STATE_NAMES.get(fields["newstate"][0], fields["newstate"][0]),
+            )
+        if fields["family"][0] != "AF_INET":
             return None
         return KernelStateEvent(
             time=when,
@@ -148,6 +176,9 @@ def _split_endpoint(text: str) -> Endpoint | None:
     host = host.split("%", 1)[0]  # "198.18.0.2%veth-s" when bound to a device
     if host == "*":
         host = "0.0.0.0"
+    elif ":" in host:
+        with contextlib.suppress(ValueError):
+            host = ipaddress.IPv6Address(host).compressed
     if port == "*":
         port = "0"
     if not port.isdigit():
@@ -188,11 +219,18 @@ class DiagSocket:
     cookie: int
 
 
-def sock_diag_dump() -> list[DiagSocket]:
-    """Every IPv4 TCP socket of the current namespace (inet_diag, `ss` without the process)."""
+def sock_diag_dump(families: Iterable[int] = (socket.AF_INET, socket.AF_INET6)) -> list[DiagSocket]:
+    """Every TCP socket of the current namespace, IPv4 and IPv6 (inet_diag, `ss` without the process)."""
+    out: list[DiagSocket] = []
+    for family in families:
+        out.extend(_sock_diag_dump(family))
+    return out
+
+
+def _sock_diag_dump(family: int) -> list[DiagSocket]:
     seq = 1
     # struct inet_diag_req_v2: family, protocol, ext, pad, states, then a zero inet_diag_sockid.
-    req = struct.pack("=BBBxI", socket.AF_INET, socket.IPPROTO_TCP, 0, _ALL_STATES) + bytes(48)
+    req = struct.pack("=BBBxI", family, socket.IPPROTO_TCP, 0, _ALL_STATES) + bytes(48)
     msg = struct.pack("=IHHII", 16 + len(req), SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST | _NLM_F_DUMP, seq, 0)
     out: list[DiagSocket] = []
     with socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM, NETLINK_SOCK_DIAG) as nl:
@@ -211,19 +249,31 @@ def sock_diag_dump() -> list[DiagSocket]:
                     if err:
                         raise OSError(-err, os.strerror(-err))
                     return out
-                if kind == SOCK_DIAG_BY_FAMILY:
-                    out.append(_parse_diag_msg(data, off + 16))
+                if kind == SOCK_DIAG_BY_FAMILY and (sock := _parse_diag_msg(data, off + 16)) is not None:
+                    out.append(sock)
                 off += (length + 3) & ~3
 
 
-def _parse_diag_msg(data: bytes, off: int) -> DiagSocket:
-    # struct inet_diag_msg: family, state, timer, retrans, then inet_diag_sockid (ports big-endian).
-    _family, state = struct.unpack_from("=BB", data, off)
+def _parse_diag_msg(data: bytes, off: int) -> DiagSocket | None:
+    # struct inet_diag_msg: family, state, timer, retrans, then inet_diag_sockid (ports big-endian,
+    # then 16 bytes per address: an IPv4 one in the first four).
+    family, state = struct.unpack_from("=BB", data, off)
     sport, dport = struct.unpack_from("!HH", data, off + 4)
-    src = socket.inet_ntoa(data[off + 8:off + 12])
-    dst = socket.inet_ntoa(data[off + 24:off + 28])
+    if family == socket.AF_INET6:
+        src, dst = (_diag_v6(data[off + a:off + a + 16]) for a in (8, 24))
+        if src is None or dst is None:
+            return None
+    else:
+        src = socket.inet_ntoa(data[off + 8:off + 12])
+        dst = socket.inet_ntoa(data[off + 24:off + 28])
     (cookie,) = struct.unpack_from("=Q", data, off + 44)
     return DiagSocket(KERNEL_STATE_NUMBERS.get(state, str(state)), (src, sport), (dst, dport), cookie)
+
+
+def _diag_v6(packed: bytes) -> str | None:
+    # None for IPv4-mapped: an AF_INET6 socket talking IPv4, left out as the tracepoint reader does.
+    addr = ipaddress.IPv6Address(packed)
+    return None if addr.ipv4_mapped is not None else addr.compressed
 
 
 class DiagTracker:
@@ -304,10 +354,11 @@ def reap_trace_instances() -> list[str]:
     return removed
 
 
-def port_filter(ports: Iterable[int]) -> str:
-    """The in-kernel event filter: IPv4 TCP, and one of the ports on either side."""
+def port_filter(ports: Iterable[int], family: int = socket.AF_INET) -> str:
+    """The in-kernel event filter: TCP of one family (AF_INET 2, AF_INET6 10), and one of the ports on
+    either side."""
     parts = sorted({int(p) for p in ports})
-    base = "family == 2 && protocol == 6"
+    base = f"family == {int(family)} && protocol == 6"
     if not parts:
         return base
     either = " || ".join(f"sport == {p} || dport == {p}" for p in parts)
@@ -315,6 +366,17 @@ def port_filter(ports: Iterable[int]) -> str:
 
 
 _instance_counter = itertools.count()
+
+
+@dataclass
+class _TraceInstance:
+    """One private tracefs instance and its open trace_pipe, with this watcher's sync-marker counts."""
+
+    path: Path
+    family: int
+    fd: int | None = None
+    written: int = 0
+    seen: int = 0
 
 
 class KernelStateWatcher:
@@ -331,16 +393,13 @@ class KernelStateWatcher:
         self.requested = source
         self.poll_interval = poll_interval
         self.source: str | None = None
-        self.instance: Path | None = None
+        self._instances: list[_TraceInstance] = []
         self._events: list[KernelStateEvent] = []
         self._cond = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._fd: int | None = None
         self._wake_r, self._wake_w = -1, -1
         self._proc: subprocess.Popen[bytes] | None = None
-        self._markers_written = 0
-        self._markers_seen = 0
         self._rounds = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -363,24 +422,32 @@ class KernelStateWatcher:
             self._start_sock_diag(ports)
         return self
 
+    @property
+    def instance(self) -> Path | None:
+        """The (first, IPv4) trace instance in use, if any."""
+        return self._instances[0].path if self._instances else None
+
     def _start_tracefs(self, ports: set[int]) -> None:
         root = ensure_tracefs()
-        name = f"{INSTANCE_PREFIX}{os.getpid()}-{next(_instance_counter)}"
-        inst = root / "instances" / name
-        inst.mkdir()
-        self.instance = inst
         atexit.register(self._atexit)
         try:
-            _write(inst / "trace_clock", "mono")  # comparable with time.monotonic()
-            with contextlib.suppress(OSError):
-                _write(inst / "buffer_percent", "0")  # wake the reader on every event, not at half-full
-            with contextlib.suppress(OSError):
-                _write(inst / "options" / "fields", "1")  # adds the socket address (kernel >= 6.x)
-            with contextlib.suppress(OSError):
-                _write(inst / "buffer_size_kb", "512")
-            _write(inst / "events" / EVENT / "filter", port_filter(ports))
-            self._fd = os.open(inst / "trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
-            _write(inst / "events" / EVENT / "enable", "1")
+            # IPv4 with the "fields" option (socket addresses), IPv6 in the default format (see above).
+            for family, fields in ((socket.AF_INET, True), (socket.AF_INET6, False)):
+                name = f"{INSTANCE_PREFIX}{os.getpid()}-{next(_instance_counter)}"
+                inst = _TraceInstance(root / "instances" / name, family)
+                inst.path.mkdir()
+                self._instances.append(inst)
+                _write(inst.path / "trace_clock", "mono")  # comparable with time.monotonic()
+                with contextlib.suppress(OSError):
+                    _write(inst.path / "buffer_percent", "0")  # wake the reader on every event, not at half-full
+                if fields:
+                    with contextlib.suppress(OSError):
+                        _write(inst.path / "options" / "fields", "1")  # adds the socket address (kernel >= 6.x)
+                with contextlib.suppress(OSError):
+                    _write(inst.path / "buffer_size_kb", "512")
+                _write(inst.path / "events" / EVENT / "filter", port_filter(ports, family))
+                inst.fd = os.open(inst.path / "trace_pipe", os.O_RDONLY | os.O_NONBLOCK)
+                _write(inst.path / "events" / EVENT / "enable", "1")
         except BaseException:
             self._cleanup_tracefs()
             raise
@@ -442,14 +509,15 @@ class KernelStateWatcher:
         self._wake_r = self._wake_w = -1
 
     def _cleanup_tracefs(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                _write(self.instance / "events" / EVENT / "enable", "0")  # type: ignore[operator]
-            os.close(self._fd)
-            self._fd = None
-        if self.instance is not None:
-            _remove_instance(self.instance)
-            self.instance = None
+        instances, self._instances = self._instances, []
+        for inst in instances:
+            if inst.fd is not None:
+                with contextlib.suppress(OSError):
+                    _write(inst.path / "events" / EVENT / "enable", "0")
+                os.close(inst.fd)
+                inst.fd = None
+            _remove_instance(inst.path)
+        if instances:
             atexit.unregister(self._atexit)
 
     def _kill_proc(self) -> None:
@@ -478,45 +546,54 @@ class KernelStateWatcher:
 
     # -- readers (background threads) -----------------------------------------------------------
 
-    def _add(self, events: list[KernelStateEvent], markers: int = 0) -> None:
+    def _add(self, events: list[KernelStateEvent], markers: int = 0,
+             instance: _TraceInstance | None = None) -> None:
         with self._cond:
+            # Two instances (IPv4, IPv6) are read in turn: keep the record in time order.
+            out_of_order = bool(events and self._events and events[0].time < self._events[-1].time)
             self._events.extend(events)
-            self._markers_seen += markers
+            if out_of_order:
+                self._events.sort(key=lambda e: e.time)
+            if instance is not None:
+                instance.seen += markers
             self._cond.notify_all()
 
     def _read_tracefs(self) -> None:
-        fd = self._fd
-        assert fd is not None
+        instances = [inst for inst in self._instances if inst.fd is not None]
         poller = select.poll()
-        poller.register(fd, select.POLLIN)
+        for inst in instances:
+            poller.register(inst.fd, select.POLLIN)
         poller.register(self._wake_r, select.POLLIN)
-        pending = b""
+        pending = {inst.fd: b"" for inst in instances}
         while not self._stop.is_set():
             poller.poll(50)  # a timeout too: some kernels defer the wakeup of trace_pipe readers
-            while True:
-                try:
-                    chunk = os.read(fd, 1 << 16)
-                except BlockingIOError:
-                    break
-                except OSError:
-                    return
-                if not chunk:
-                    break
-                pending += chunk
-            if b"\n" not in pending:
-                continue
-            *lines, pending = pending.split(b"\n")
-            events, markers = [], 0
-            for raw in lines:
-                line = raw.decode(errors="replace")
-                # Our sync markers; the "fields" option prints them as "UNKNOWN TYPE" (no text).
-                if "tracing_mark_write:" in line or "UNKNOWN TYPE" in line:
-                    markers += 1
+            for inst in instances:
+                fd = inst.fd
+                assert fd is not None
+                while True:
+                    try:
+                        chunk = os.read(fd, 1 << 16)
+                    except BlockingIOError:
+                        break
+                    except OSError:
+                        return
+                    if not chunk:
+                        break
+                    pending[fd] += chunk
+                if b"\n" not in pending[fd]:
                     continue
-                event = parse_trace_line(line)
-                if event is not None:
-                    events.append(self._time_wait(event))
-            self._add(events, markers)
+                *lines, pending[fd] = pending[fd].split(b"\n")
+                events, markers = [], 0
+                for raw in lines:
+                    line = raw.decode(errors="replace")
+                    # Our sync markers; the "fields" option prints them as "UNKNOWN TYPE" (no text).
+                    if "tracing_mark_write:" in line or "UNKNOWN TYPE" in line:
+                        markers += 1
+                        continue
+                    event = parse_trace_line(line)
+                    if event is not None:
+                        events.append(self._time_wait(event))
+                self._add(events, markers, inst)
 
     def _time_wait(self, event: KernelStateEvent) -> KernelStateEvent:
         """Report TIME-WAIT where the tracepoint says CLOSED.
@@ -567,17 +644,17 @@ class KernelStateWatcher:
     def sync(self, timeout: float = 1.0) -> bool:
         """Wait until every state change that happened before this call has been recorded."""
         deadline = time.monotonic() + timeout
-        if self.source == "tracefs" and self.instance is not None:
-            # A marker written now is read after every event recorded before it (the pipe is in
-            # time order), and only this watcher writes to its private instance: count them.
+        if self.source == "tracefs" and self._instances:
+            # A marker written now is read after every event recorded before it (each pipe is in
+            # time order), and only this watcher writes to its private instances: count them.
             with self._cond:
-                try:
-                    _write(self.instance / "trace_marker", "rawtcp-sync")
-                except OSError:
-                    return False
-                self._markers_written += 1
-                target = self._markers_written
-                while self._markers_seen < target:
+                for inst in self._instances:
+                    try:
+                        _write(inst.path / "trace_marker", "rawtcp-sync")
+                    except OSError:
+                        return False
+                    inst.written += 1
+                while any(inst.seen < inst.written for inst in self._instances):
                     left = deadline - time.monotonic()
                     if left <= 0:
                         return False

@@ -1,9 +1,12 @@
 """A real kernel TCP listener for the lab: `python -m rawtcp.lab.listener --mode echo|sink|seed ...`.
 
-Run inside the server namespace (`ip netns exec NS python -m rawtcp.lab.listener ...`). Prints
-``ready <port>`` once listen() has returned, then serves each connection in its own thread, so the
-kernel keeps completing new handshakes while old connections are served. When a connection ends,
-one JSON line goes to ``--log``: what the kernel actually received and sent.
+Run inside the server namespace (`ip netns exec NS python -m rawtcp.lab.listener ...`). Listens on
+``--addr`` (IPv4) and, with ``--addr6``, on an IPv6 address too, with two sockets: an AF_INET6 socket
+that also took IPv4 (IPV6_V6ONLY=0) would make every IPv4 connection an AF_INET6 socket with
+IPv4-mapped addresses, which the kernel-state watcher and `ss` filters would no longer see as IPv4.
+Prints ``ready <port>`` once listen() has returned on every socket, then serves each connection in
+its own thread, so the kernel keeps completing new handshakes while old connections are served.
+When a connection ends, one JSON line goes to ``--log``: what the kernel actually received and sent.
 
 Modes:
   echo  echoes everything back; closes on EOF.
@@ -19,6 +22,7 @@ import argparse
 import hashlib
 import json
 import os
+import select
 import signal
 import socket
 import sys
@@ -58,8 +62,9 @@ class _Log:
                 pass
 
 
-def _fmt(addr: tuple[str, int]) -> str:
-    return f"{addr[0]}:{addr[1]}"
+def _fmt(addr: tuple[Any, ...]) -> str:
+    # IPv6 in brackets ("[2001:db8::1]:40000") as ss writes it; AF_INET6 addresses are (ip, port, flow, scope).
+    return f"[{addr[0]}]:{addr[1]}" if ":" in addr[0] else f"{addr[0]}:{addr[1]}"
 
 
 def _recv_exact(conn: socket.socket, want: int, digest: Any) -> tuple[int, bool]:
@@ -127,9 +132,13 @@ def serve(conn: socket.socket, peer: tuple[str, int], mode: str, log: _Log, clos
 
 
 def make_listening_socket(addr: str, port: int, mode: str) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    """A listening socket on ``addr`` (IPv4, or IPv6 when it has a colon: that family only)."""
+    v6 = ":" in addr
+    sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if v6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # IPv4 has its own socket
         if mode == "seed":
             # Set before listen(): the SYN-ACK's MSS option comes from the listener's user_mss.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_MAXSEG, SEED_MSS)
@@ -149,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m rawtcp.lab.listener", description=__doc__.split("\n")[0])
     parser.add_argument("--mode", choices=("echo", "sink", "seed"), default="echo")
     parser.add_argument("--addr", default="0.0.0.0")
+    parser.add_argument("--addr6", help="also listen on this IPv6 address, same port (a second socket)")
     parser.add_argument("--port", type=int, default=8080, help="0 picks a free port (printed on ready)")
     parser.add_argument("--log", help="append one JSON line per finished connection to this file")
     parser.add_argument("--close-delay", type=float, default=0.3,
@@ -161,39 +171,57 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
+    socks: list[socket.socket] = []
+    addr = args.addr
     try:
-        sock = make_listening_socket(args.addr, args.port, args.mode)
+        socks.append(make_listening_socket(args.addr, args.port, args.mode))
+        if args.addr6:
+            addr = args.addr6
+            # The same port on both families, also when --port 0 let the kernel pick the first one.
+            socks.append(make_listening_socket(args.addr6, socks[0].getsockname()[1], args.mode))
     except OSError as exc:
-        print(f"cannot listen on {args.addr}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        for sock in socks:
+            sock.close()
+        print(f"cannot listen on {addr}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     fh = open(args.log, "a", encoding="utf-8") if args.log else None  # noqa: SIM115
     log = _Log(fh)
     try:
-        print(f"ready {sock.getsockname()[1]}", flush=True)
+        print(f"ready {socks[0].getsockname()[1]}", flush=True)
         # Whoever waited for "ready" may go away: never write to that pipe again.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         os.close(devnull)
+        for sock in socks:
+            sock.setblocking(False)  # select() says which one has a connection; accept() never blocks
         while True:
-            try:
-                conn, peer = sock.accept()
-            except (ConnectionAbortedError, InterruptedError):
-                continue
-            except OSError as exc:
-                print(f"accept failed: {exc}", file=sys.stderr)
-                time.sleep(0.01)  # e.g. EMFILE: back off instead of spinning
-                continue
-            if args.mode == "seed":
-                # Right after accept(): leave quick-ACK mode so the answer rides on the ACK (SEED seg 5).
-                conn.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, 0)
-            threading.Thread(target=serve, args=(conn, peer, args.mode, log, args.close_delay),
-                             daemon=True).start()
+            ready, _, _ = select.select(socks, [], [])
+            for sock in ready:
+                _accept(sock, args.mode, log, args.close_delay)
     except _Stop:
         return 0
     finally:
-        sock.close()
+        for sock in socks:
+            sock.close()
         if fh is not None:
             fh.close()
+
+
+def _accept(sock: socket.socket, mode: str, log: _Log, close_delay: float) -> None:
+    """Accept one connection on a ready listening socket and serve it in its own thread."""
+    try:
+        conn, peer = sock.accept()
+    except (BlockingIOError, ConnectionAbortedError, InterruptedError):
+        return
+    except OSError as exc:
+        print(f"accept failed: {exc}", file=sys.stderr)
+        time.sleep(0.01)  # e.g. EMFILE: back off instead of spinning
+        return
+    conn.setblocking(True)  # serve() blocks; say so rather than rely on what accept() inherits
+    if mode == "seed":
+        # Right after accept(): leave quick-ACK mode so the answer rides on the ACK (SEED seg 5).
+        conn.setsockopt(socket.IPPROTO_TCP, TCP_QUICKACK, 0)
+    threading.Thread(target=serve, args=(conn, peer[:2], mode, log, close_delay), daemon=True).start()
 
 
 if __name__ == "__main__":

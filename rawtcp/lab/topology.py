@@ -308,13 +308,17 @@ def spawn_listener(
     stderr_path: Path | None = None,
     close_delay: float = 0.3,
     timeout: float = _LISTENER_READY_TIMEOUT,
+    addr6: str | None = None,
 ) -> ListenerProcess:
     """Start `python -m rawtcp.lab.listener` (inside `netns` via `ip netns exec`) and wait for "ready".
 
     Waiting reads the listener's own "ready <port>" line, printed after listen(): no blind sleep.
+    ``addr6``: also listen on this IPv6 address, same port (a second socket).
     """
     cmd = [sys.executable, "-m", "rawtcp.lab.listener", "--mode", mode, "--addr", addr,
            "--port", str(port), "--close-delay", f"{close_delay:g}"]
+    if addr6 is not None:
+        cmd += ["--addr6", addr6]
     if log is not None:
         cmd += ["--log", str(log)]
     if netns is not None:
@@ -481,7 +485,8 @@ def lab_up(cfg: LabConfig, listener: bool = True, *, temporary: bool = False,
             log = _listener_log_path(cfg)
             log.unlink(missing_ok=True)
             proc = spawn_listener(cfg.server_ns, cfg.listener, cfg.server_ip, cfg.port, log=log,
-                                  stderr_path=_listener_err_path(cfg), close_delay=close_delay)
+                                  stderr_path=_listener_err_path(cfg), close_delay=close_delay,
+                                  addr6=cfg.server_ip6 if cfg.dual_stack else None)
             listener_pid = proc.pid
         state.update(phase="up", listener_pid=listener_pid, listener_log=str(log) if log else None,
                      client_mac=client_mac, server_mac=server_mac)
@@ -630,9 +635,12 @@ def _listening(netns: str, port: int) -> bool:
 def accept_queue(netns: str, port: int) -> int | None:
     """Connections the kernel completed that the listener on `port` has not accept()ed yet."""
     proc = _run(["ss", "-N", netns, "-tlnH", f"sport = :{port}"], check=False)
-    fields = proc.stdout.split()
-    # For a LISTEN socket, ss's Recv-Q column is the accept queue's length.
-    return int(fields[1]) if proc.returncode == 0 and len(fields) > 1 and fields[1].isdigit() else None
+    # For a LISTEN socket, ss's Recv-Q column is the accept queue's length; a dual-stack lab listens
+    # with one socket per family, so the queues add up.
+    queues = [line.split()[1] for line in proc.stdout.splitlines() if len(line.split()) > 1]
+    if proc.returncode != 0 or not queues or not all(q.isdigit() for q in queues):
+        return None
+    return sum(int(q) for q in queues)
 
 
 def wait_accepted(cfg: LabConfig, timeout: float = 2.0) -> bool:

@@ -7,6 +7,7 @@ leaves, so neither the kernel's RST nor a fast reply can beat us.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import os
 import random
 import socket
@@ -81,7 +82,8 @@ class Connection:
                 local_port=lport,
                 remote_port=0 if spec.passive else spec.remote_port,
                 isn=spec.isn if spec.isn is not None else rng.getrandbits(32),
-                mss=spec.mss or max(536, path.mtu - 40),
+                # MTU minus the IP and TCP headers: 40 bytes over IPv4, 60 over IPv6 (RFC 8200 §3).
+                mss=spec.mss or max(536 if path.version == 4 else 1220, path.mss),
                 window=spec.window,
                 wscale=spec.wscale,
                 timestamps=spec.timestamps,
@@ -127,7 +129,11 @@ def _reserve_port(ip: str, port: int | None, rng: random.Random) -> tuple[socket
     cannot pick it while we use it. The kernel still RSTs our peer's segments: nftables drops those."""
     from rawtcp.session.errors import SessionError
 
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    if family == socket.AF_INET6:
+        # Only this family's port: an IPv4 socket may hold the same number (no IPv4-mapped binding).
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     if port is not None:
         try:
             sock.bind((ip, port))
@@ -147,7 +153,10 @@ def _reserve_port(ip: str, port: int | None, rng: random.Random) -> tuple[socket
 
 
 def _local_path(ifname: str | None, local_ip: str | None) -> Any:
-    """Passive open: the interface and address we answer from; the peer's MAC comes with its SYN."""
+    """Passive open: the interface and address we answer from; the peer's MAC comes with its SYN.
+
+    Without ``local_ip`` the interface's first IPv4 address is used; an IPv6 ``local_ip`` must be one
+    of the interface's addresses (a link-local one would need a scope, which the lab never uses)."""
     from rawtcp.session.errors import SessionError
     from rawtcp.wire.route import Path
 
@@ -164,9 +173,16 @@ def _local_path(ifname: str | None, local_ip: str | None) -> Any:
         link = ipr.get_links(links[0])[0]
         mac = link.get_attr("IFLA_ADDRESS")
         mtu = link.get_attr("IFLA_MTU") or 1500
-        addrs = [a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=links[0], family=socket.AF_INET)]
+        v6 = local_ip is not None and ":" in local_ip
+        family = socket.AF_INET6 if v6 else socket.AF_INET
+        addrs = [a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=links[0], family=family)]
     if local_ip is None:
         if not addrs:
             raise SessionError(f"{ifname} has no IPv4 address")
         local_ip = addrs[0]
+    elif ipaddress.ip_address(local_ip) not in {ipaddress.ip_address(a) for a in addrs}:
+        err = SessionError(f"{local_ip} is not an address of {ifname}")
+        err.exit_code = 2  # bad input (README's exit codes)
+        raise err
+    local_ip = ipaddress.ip_address(local_ip).compressed  # one spelling, as the kernel prints it
     return Path(ifname, local_ip, bytes.fromhex(mac.replace(":", "")) if mac else None, "", None, mtu)

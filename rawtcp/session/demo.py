@@ -81,9 +81,15 @@ class DockerPeer:
 
 
 def run_demo(pcap: str, emit: Callable[[Record], None], *, isn: int = 1000, mss: int = 1460,
-             msl2: float = 1.0, timeout: float = 20.0, docker: DockerPeer | None = None) -> DemoResult:
+             msl2: float = 1.0, timeout: float = 20.0, docker: DockerPeer | None = None,
+             ipv6: bool = False) -> DemoResult:
     """Bring up a fresh lab (or use the compose lab's listener container), run the exchange, tear
-    down what was made; records go to ``emit`` as they happen."""
+    down what was made; records go to ``emit`` as they happen.
+
+    ``ipv6``: the same exchange between the lab's IPv6 addresses (RFC 8200). The segments are the
+    same: our MSS option is the given one, the seed server's is its TCP_MAXSEG (1024) in both families.
+    """
+    from rawtcp.capture.streams import endpoint_name
     from rawtcp.lab import topology
     from rawtcp.lab.kstate import KernelStateWatcher
     from rawtcp.session.connection import Connection, ConnectionSpec
@@ -106,7 +112,9 @@ def run_demo(pcap: str, emit: Callable[[Record], None], *, isn: int = 1000, mss:
         if docker is None:
             cfg = topology.fresh_lab("rawtcp-demo", listener="seed")
             lab = stack.enter_context(topology.temporary_lab(cfg))
-            server_ip, port = cfg.server_ip, cfg.port
+            server_ip, port = (cfg.server_ip6 if ipv6 else cfg.server_ip), cfg.port
+            if server_ip is None:
+                raise SessionError("demo over IPv6: the lab has no IPv6 addresses")
         else:
             lab, server_ip, port = None, docker.ip, docker.port
         # The tracepoint sees every namespace's sockets (containers share the host's kernel).
@@ -147,7 +155,8 @@ def run_demo(pcap: str, emit: Callable[[Record], None], *, isn: int = 1000, mss:
         watcher.wait_for(kernel_side, ours, "CLOSED", 2.0)
         view.release(time.monotonic(), keep, force=True)
         view.flush_kernel(keep)
-        write_states(pcap, result.records, driver.wall0, f"{ours[0]}:{ours[1]}", f"{server_ip}:{port}")
+        write_states(pcap, result.records, driver.wall0, endpoint_name(ours),
+                     endpoint_name(kernel_side))
         if lab is not None and lab.listener_log:  # the listener logged the connection when it ended
             result.listener_log = topology.read_listener_log(lab.listener_log)
     result.mismatches = check_shape(result.segments)

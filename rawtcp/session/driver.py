@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rawtcp.capture.streams import endpoint_name
 from rawtcp.core import Endpoint, Flags, Segment, StateChanged
 from rawtcp.core import events as ev
 from rawtcp.session.records import event_record, segment_record, state_record
@@ -69,8 +70,8 @@ class Driver:
                 self.iss_known = True
             else:
                 self.irs_known = True
-        local = f"{self.local_ip}:{self.ep.local_port}"
-        remote = f"{self.remote_ip}:{seg.sport if direction == 'in' else seg.dport}"
+        local = endpoint_name((self.local_ip, self.ep.local_port))
+        remote = endpoint_name((str(self.remote_ip), seg.sport if direction == "in" else seg.dport))
         src, dst = (local, remote) if direction == "out" else (remote, local)
         self._emit(
             segment_record(

@@ -19,6 +19,7 @@ import sys
 import time
 from typing import Any
 
+from rawtcp.capture.streams import endpoint_name
 from rawtcp.core import State
 from rawtcp.core import events as ev
 from rawtcp.session import registry
@@ -120,8 +121,8 @@ class Keeper:
             self.driver.accept_peer = accept_peer
         registry.write_info({
             "name": self.name, "pid": os.getpid(), "netns": spec.get("netns"),
-            "local": f"{self.conn.local_ip}:{ep.local_port}",
-            "remote": f"{cspec.remote_ip}:{cspec.remote_port}" if not cspec.passive else "*:*",
+            "local": endpoint_name(ours),
+            "remote": endpoint_name((cspec.remote_ip, cspec.remote_port)) if not cspec.passive else "*:*",
             "role": "server" if cspec.passive else "client", "iface": self.conn.path.ifname,
             "started": time.time(), "pcap": cspec.pcap,
         })
@@ -191,8 +192,8 @@ class Keeper:
         kernel = self.view.current() if self.view is not None else None
         return {
             "type": "status", "name": self.name, "pid": os.getpid(), "state": str(ep.state),
-            "local": f"{self.conn.local_ip}:{ep.local_port}",
-            "remote": f"{self.conn.spec.remote_ip}:{ep.remote_port}",
+            "local": endpoint_name((self.conn.local_ip, ep.local_port)),
+            "remote": endpoint_name((str(self.conn.spec.remote_ip), ep.remote_port)),
             "snd_una": ep.snd_una, "snd_nxt": ep.snd_nxt, "rcv_nxt": ep.rcv_nxt,
             "rel_snd_una": sq.sub(ep.snd_una, iss), "rel_snd_nxt": sq.sub(ep.snd_nxt, iss),
             "rel_rcv_nxt": sq.sub(ep.rcv_nxt, irs), "iss": iss, "irs": irs,
@@ -392,8 +393,8 @@ class Keeper:
 
                 with contextlib.suppress(Exception):
                     write_states(self.conn.spec.pcap, self.history, self.driver.wall0,
-                                 f"{self.conn.local_ip}:{ep.local_port}",
-                                 f"{self.conn.spec.remote_ip}:{self.conn.spec.remote_port}")
+                                 endpoint_name((self.conn.local_ip, ep.local_port)),
+                                 endpoint_name((self.conn.spec.remote_ip, self.conn.spec.remote_port)))
         if self.watcher is not None:
             self.watcher.stop()
         for client in self.clients:
