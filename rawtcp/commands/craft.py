@@ -99,7 +99,8 @@ def probe(host: str, port: int, flag_letters: str, seq: int | None, ack: int, wi
 
     def started(run: pr.ProbeRun) -> None:
         if not as_json:
-            click.echo(f"PROBE {count} x [{sp.flag_text(spec.flags)}] to {spec.dst_ip}:{port} from {run.src_ip} "
+            click.echo(f"PROBE {count} x [{sp.flag_text(spec.flags)}] to {endpoint_name((spec.dst_ip, port))} "
+                       f"from {run.src_ip} "
                        f"via {run.ifname} in {f'namespace {where}' if where else 'this namespace'} "
                        f"(interval {spec.interval:g} s, timeout {timeout:g} s)")
 
@@ -139,6 +140,7 @@ def probe(host: str, port: int, flag_letters: str, seq: int | None, ack: int, wi
 def flood(host: str, port: int, syn: bool, count: int | None, duration: float | None, rate: float | None,
           netns: str | None, iface: str | None, keep_rsts: bool, as_json: bool) -> None:
     """Bounded SYN flood to HOST PORT (lab addresses only: 198.18.0.0/15, 2001:db8::/32) from random ports and ISNs."""
+    from rawtcp.capture.streams import endpoint_name
     from rawtcp.craft import flood as fl
 
     dst = resolve_host(host)
@@ -155,7 +157,7 @@ def flood(host: str, port: int, syn: bool, count: int | None, duration: float | 
             return
         bounds = [f"{count} packets" if count else "", f"{duration:g} s" if duration else "",
                   f"{rate:g} pps" if rate else "as fast as possible"]
-        click.echo(f"FLOOD SYN to {dst}:{port} from {info['src']} (source ports {fl.SPORT_RANGE[0]}-"
+        click.echo(f"FLOOD SYN to {endpoint_name((dst, port))} from {info['src']} (source ports {fl.SPORT_RANGE[0]}-"
                    f"{fl.SPORT_RANGE[1]}, random ISNs) via {info['iface']} in "
                    f"{f'namespace {where}' if where else 'this namespace'}: "
                    f"{', '.join(b for b in bounds if b)}"
