@@ -580,86 +580,94 @@ class Runner:
             return self.sniffed.popleft()
 
     def _outbound(self, ev: ast.PacketEvent, t: float, t_end: float | None, last_t: float | None) -> None:
+        """packetdrill's do_outbound_script_packet(): sniff the kernel's packets for this connection and
+        aggregate them until they hold the payload the script expects (a TSO/GSO burst may arrive in
+        pieces), then check the result against the script."""
         if ev.time.kind == "any":
             deadline = time.monotonic() + 10.0
         else:
             deadline = self.live_start + (t_end if t_end is not None else t) + self.tolerance + SNIFF_GRACE
-        # packetdrill's sniff_outbound_live_packet(): only the socket under test's packets count (a
-        # connection the script has moved on from may still send); an expected SYN from a connecting
-        # socket is any SYN to the peer's port, from the kernel's new ephemeral port.
-        active_syn = "S" in ev.flags and "." not in ev.flags
+        strict = "strict_segments" in self.script.options
+        pieces: list[tuple[float, float, Segment, bytes]] = []
+        total = 0
         while True:
-            got = self._next_sniffed(deadline)
+            got = self._sniff_for(ev, deadline)
             if got is None:
+                if pieces:
+                    break  # what arrived is checked below: "live packet payload: expected ... vs actual"
                 raise self.fail(ev.line, "error handling packet: timed out waiting for packet "
                                          f"{ev.direction} {ev.flags} {ev.seq_start}:{ev.seq_end}({ev.seq_len})")
-            mono, wall, seg, frame = got
-            self.frames.append((wall, frame))
-            if active_syn:
-                if seg.flags & Flags.SYN and not seg.flags & Flags.ACK and seg.dport == self.peer_port:
-                    break
-            elif self.kernel_port is None or (seg.sport, seg.dport) == (self.kernel_port, self.peer_port):
+            seg = got[2]
+            if pieces and (seg.sport, seg.dport) != (pieces[-1][2].sport, pieces[-1][2].dport):
+                # another connection's packet: packetdrill discards what it had and starts anew
+                pieces, total = [], 0
+            elif pieces:
+                self._check_fragment(ev, pieces[-1][2], seg, total)
+            pieces.append(got)
+            total += len(seg.payload)
+            if strict or total >= ev.seq_len:
                 break
-        syn = bool(seg.flags & Flags.SYN)
+        first = pieces[0][2]
+        syn = bool(first.flags & Flags.SYN)
         if syn and "S" in ev.flags:
             # every SYN the script expects starts a connection: learn (or re-learn) the kernel's ISN,
             # and the kernel's port when it is the one opening
             self.script_local_isn = ev.seq_start & SEQ_MASK
-            self.live_local_isn = seg.seq
-            if not seg.flags & Flags.ACK:
-                self.kernel_port = seg.sport
+            self.live_local_isn = first.seq
+            if not first.flags & Flags.ACK:
+                self.kernel_port = first.sport
         if self.kernel_port is None:
-            self.kernel_port = seg.sport
+            self.kernel_port = first.sport
+        for mono, _wall, piece, _frame in pieces:
+            rel = (piece.seq - self._local_offset(syn)) & SEQ_MASK
+            rel_ack = (piece.ack - self._remote_offset(syn)) & SEQ_MASK
+            self.ladder.append(LadderEntry(mono - self.live_start, ">", piece, rel, rel_ack, ev.line))
+        seg = _aggregate([p[2] for p in pieces])
         rel_seq = (seg.seq - self._local_offset(syn)) & SEQ_MASK
         rel_ack = (seg.ack - self._remote_offset(syn)) & SEQ_MASK
-        self.ladder.append(LadderEntry(mono - self.live_start, ">", seg, rel_seq, rel_ack, ev.line))
-        if rel_seq == ev.seq_start and 0 < len(seg.payload) < ev.seq_len:
-            seg = self._coalesce(ev, seg)
+        mono, frame = pieces[-1][0], pieces[-1][3]  # aggregate_packets() keeps the last piece's headers
         self._check_ip(ev, frame)
         self._check_fields(ev, seg, rel_seq, rel_ack)
         self._verify_time(ev.line, ev.time.kind, t, t_end, mono - self.live_start, last_t, "outbound packet")
 
-    def _coalesce(self, ev: ast.PacketEvent, seg: Segment) -> Segment:
-        """Merge back-to-back contiguous data segments into the one super-segment the script expects.
-
-        packetdrill sees a TSO burst as one packet (``> . 1:11001(11000)``). On veth the kernel's TCP
-        autosizing (tcp_tso_autosize: pacing rate >> 10, at least 2 segments) may cut the same burst
-        into several GSO packets sent together; a receiver's GRO would merge them again, and so do we:
-        only segments that continue the sequence exactly, carry the same ACK and no SYN/RST (a FIN
-        ends the run), arriving within the tolerance of the first. Anything else is left for the next
-        event. As packetdrill's aggregate_packets(), the merged segment has the last piece's flags
-        but the first one's CWR.
-        """
-        parts = [seg.payload]
-        flags = int(seg.flags)
-        total = len(seg.payload)
-        last = seg
-        deadline = time.monotonic() + self.tolerance
-        bad = Flags.SYN | Flags.RST
-        if seg.flags & (bad | Flags.FIN):
-            return seg
-        while total < ev.seq_len and not last.flags & Flags.FIN:
+    def _sniff_for(self, ev: ast.PacketEvent, deadline: float) -> tuple[float, float, Segment, bytes] | None:
+        """The next kernel packet that may be ``ev`` (sniff_outbound_live_packet()): one of the socket under
+        test's, or, for a SYN the script expects from a connecting socket, any SYN to the peer's port
+        (from the kernel's new ephemeral port). Packets of connections the script has moved on from
+        are passed over, as packetdrill passes over them; they stay in the capture."""
+        active_syn = "S" in ev.flags and "." not in ev.flags
+        while True:
             got = self._next_sniffed(deadline)
             if got is None:
-                break
-            mono, wall, nxt, frame = got
-            if (nxt.seq != (last.seq + len(last.payload)) & SEQ_MASK or nxt.ack != seg.ack or nxt.flags & bad
-                    or not nxt.payload or total + len(nxt.payload) > ev.seq_len):
-                with self.sniff_cond:
-                    self.sniffed.appendleft(got)
-                break
-            self.frames.append((wall, frame))
-            rel = (nxt.seq - self._local_offset(False)) & SEQ_MASK
-            rel_ack = (nxt.ack - self._remote_offset(False)) & SEQ_MASK
-            self.ladder.append(LadderEntry(mono - self.live_start, ">", nxt, rel, rel_ack, ev.line))
-            parts.append(nxt.payload)
-            flags = (int(nxt.flags) & ~Flags.CWR) | (int(seg.flags) & Flags.CWR)
-            total += len(nxt.payload)
-            last = nxt
-        if len(parts) == 1:
-            return seg
-        return Segment(seg.sport, seg.dport, seg.seq, seg.ack, Flags(flags), last.window, seg.options,
-                       b"".join(parts), seg.urgent)
+                return None
+            seg = got[2]
+            self.frames.append((got[1], got[3]))
+            if active_syn:
+                if seg.flags & Flags.SYN and not seg.flags & Flags.ACK and seg.dport == self.peer_port:
+                    return got
+            elif self.kernel_port is None or (seg.sport, seg.dport) == (self.kernel_port, self.peer_port):
+                return got
+
+    def _check_fragment(self, ev: ast.PacketEvent, prev: Segment, cur: Segment, sniffed: int) -> None:
+        """verify_packet_fragments(): a piece continues the previous one with the same headers (FIN, PSH
+        and CWR aside), and every piece but the last has the previous piece's size."""
+        def mismatch(name: str, want: Any, got: Any) -> ScriptFailure:
+            return self.fail(ev.line, f"error handling packet: aggregate candidate packet field {name}: "
+                                      f"expected: {want} vs actual: {got}")
+
+        loose = Flags.FIN | Flags.PSH | Flags.CWR
+        if (prev.flags & ~loose) != (cur.flags & ~loose):
+            raise mismatch("tcp_flags", flags_str(int(prev.flags)), flags_str(int(cur.flags)))
+        if cur.seq != (prev.seq + len(prev.payload)) & SEQ_MASK:
+            raise mismatch("tcp_seq", (prev.seq + len(prev.payload)) & SEQ_MASK, cur.seq)
+        for name, want, got in (("tcp_ack_seq", prev.ack, cur.ack), ("tcp_window", prev.window, cur.window),
+                                ("tcp_urg_ptr", prev.urgent, cur.urgent)):
+            if want != got:
+                raise mismatch(name, want, got)
+        if len(cur.payload) < ev.seq_len - sniffed and len(cur.payload) != len(prev.payload):
+            raise self.fail(ev.line, f"error handling packet: fragment payload: expected {len(prev.payload)} bytes "
+                                     f"vs actual {len(cur.payload)} bytes; total payload: expected {ev.seq_len} "
+                                     f"bytes vs actual {sniffed + len(cur.payload)} bytes")
 
     def _check_ip(self, ev: ast.PacketEvent, frame: bytes) -> None:
         """``[ect0]``, ``[tos 0x..]``, ``[ttl N]``, ``[flowlabel 0x..]`` on an outbound packet (RFC 3168 ECN
@@ -845,6 +853,17 @@ class Runner:
         if complaint.startswith("Python code does not compile"):
             raise ScriptError(self.path, line, complaint)
         raise self.fail(line, complaint)
+
+
+def _aggregate(pieces: list[Segment]) -> Segment:
+    """packetdrill's aggregate_packets(): one segment with the pieces' payloads, the first piece's seq and
+    CWR, the last piece's other headers and options."""
+    if len(pieces) == 1:
+        return pieces[0]
+    first, last = pieces[0], pieces[-1]
+    flags = (int(last.flags) & ~Flags.CWR) | (int(first.flags) & Flags.CWR)
+    return Segment(first.sport, first.dport, first.seq, last.ack, Flags(flags), last.window, last.options,
+                   b"".join(p.payload for p in pieces), last.urgent)
 
 
 def _inbound(event: ast.AnyEvent | None) -> bool:
