@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(iproute2 nftables libnftables1 tcpdump tshark hping3 ethtool iputils-ping python3-venv)
+APT_PACKAGES=(iproute2 nftables libnftables1 tcpdump tshark hping3 ethtool iputils-ping procps python3-venv)
 VENV=${RAWTCP_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
