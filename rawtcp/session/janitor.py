@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import subprocess
+import threading
 
 from rawtcp.proc import pid_alive
 from rawtcp.session import registry
@@ -41,13 +42,28 @@ def _reap_nft_here(where: str) -> list[str]:
 
 
 def reap_firewall() -> list[str]:
-    from rawtcp.wire import netns
-
     removed = _reap_nft_here("the root namespace")
     for name in _rawtcp_namespaces():
-        with contextlib.suppress(Exception), netns.inside(name):
-            removed += _reap_nft_here(f"namespace {name}")
+        removed += _reap_in(name)
     return removed
+
+
+def _reap_in(name: str) -> list[str]:
+    """Reap inside namespace ``name`` from a short-lived thread: setns moves only the calling thread, so
+    the process leader never visits another lab's namespace, where that lab's teardown (which signals
+    every process `ip netns pids` lists, and that reads the leader's namespace) would take us for its own."""
+    from rawtcp.wire import netns
+
+    found: list[str] = []
+
+    def work() -> None:
+        with contextlib.suppress(Exception), netns.inside(name):
+            found.extend(_reap_nft_here(f"namespace {name}"))
+
+    worker = threading.Thread(target=work, name=f"reap-{name}", daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    return found
 
 
 def reap() -> list[str]:
