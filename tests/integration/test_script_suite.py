@@ -455,3 +455,24 @@ def test_v4_script_alone_is_not_run_over_ipv6(root) -> None:
     assert run.returncode == 0, run.out
     assert '"ladder"' not in run.stdout
     assert not _ours(run.namespaces, run.pids | {run.pid}), "a lab was made: the script ran over IPv6"
+
+
+@pytest.mark.parametrize("variants", ["", "ipv5", "all,ipv4", "ipv4;ipv6"])
+def test_bad_variants_is_one_line_exit_2(variants: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "rawtcp", "run", "--variants", variants, str(SUITE)],
+                          capture_output=True, text=True, env=_env(), timeout=60, cwd="/")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("rawtcp: error: ") and "--variants" in lines[0], proc.stderr
+    assert proc.stdout == ""
+
+
+@pytest.mark.xfail(strict=True, reason="--variants ipv4,ipv4 is not de-duplicated: every script runs twice per "
+                   "mode, the table shows the column twice and the totals count each job twice")
+def test_a_variant_named_twice_runs_once(root) -> None:
+    run = rawtcp("run", str(SUITE / "passive.pkt"), str(SUITE / "handshake-v4.pkt"), "--variants", "ipv4,ipv4",
+                 "--json")
+    assert run.returncode == 0, run.out
+    *jobs, summary = json_lines(run.stdout)
+    assert sorted((o["script"], o["variant"]) for o in jobs) == [("handshake-v4.pkt", "ipv4"), ("passive.pkt", "ipv4")]
+    assert summary["summary"] == {"ipv4": {"passed": 2, "total": 2}}
