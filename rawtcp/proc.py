@@ -1,4 +1,5 @@
-"""Process facts every layer needs: leftovers are found by their owner's pid being dead."""
+"""Process facts every layer needs: leftovers are found by their owner's pid being dead, processes by
+their command line, both from /proc."""
 
 from __future__ import annotations
 
@@ -18,6 +19,23 @@ def pid_alive(pid: int | None) -> bool:
         return False
     # The state letter follows the parenthesised command name, which may contain spaces.
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def pids_matching(fragment: str) -> list[int]:
+    """Pids (not ours) whose command line contains ``fragment``, read from /proc: bare machines and slim
+    images have no pgrep (procps)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if fragment in cmdline:
+            found.append(int(entry))
+    return found
 
 
 def readline_with_timeout(fd: int, timeout: float) -> bytes:

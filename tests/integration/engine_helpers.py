@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
 from typing import Any
+
+from rawtcp.proc import pids_matching
 
 
 def rawtcp(*args: str, env: dict[str, str] | None = None, timeout: float = 60.0,
@@ -39,8 +40,7 @@ def nft_tables(netns: str) -> str:
 def keeper_pids(runtime_dir: str | None = None) -> list[int]:
     """Session keepers alive on this machine (only those using ``runtime_dir`` when given, so that
     other runs — a user's sessions, a container's tests — do not count)."""
-    out = subprocess.run(["pgrep", "-f", "rawtcp.session.keeper"], capture_output=True, text=True).stdout
-    pids = [int(p) for p in out.split() if int(p) != os.getpid()]
+    pids = pids_matching("rawtcp.session.keeper")
     if runtime_dir is None:
         return pids
     mine = []

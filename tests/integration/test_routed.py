@@ -38,7 +38,9 @@ def routed(require_root):
             _ip("-n", ns, "link", "set", dev, "up")
         _ip("-n", client, "route", "add", "default", "via", "198.18.1.254")
         _ip("-n", server, "route", "add", "default", "via", "198.18.2.254")
-        subprocess.run(["ip", "netns", "exec", router, "sysctl", "-qw", "net.ipv4.ip_forward=1"], check=True)
+        # /proc/sys directly: bare machines have no sysctl(8)
+        subprocess.run(["ip", "netns", "exec", router, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"],
+                       check=True)
         listener = spawn_listener(server, "echo", "198.18.2.2", 8080)
         yield client, server
     finally:
