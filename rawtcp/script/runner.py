@@ -30,6 +30,7 @@ import os
 import random
 import select
 import struct
+import sys
 import threading
 import time
 from collections import deque
@@ -200,9 +201,14 @@ class Runner:
         # are few and short-lived, and the collector runs again once the script is over.
         collecting = gc.isenabled()
         gc.disable()
+        # The sniffer thread and the event loop share the GIL: hand it over within 0.5 ms, not 5 ms,
+        # so a packet that just arrived (or one due now) does not wait for the other thread's slice.
+        switch = sys.getswitchinterval()
+        sys.setswitchinterval(0.0005)
         try:
             return self._run()
         finally:
+            sys.setswitchinterval(switch)
             if collecting:
                 gc.enable()
             if saved is not None:
