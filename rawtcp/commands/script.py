@@ -58,7 +58,7 @@ def _variants(text: str | None, ip_version: str | None) -> list[str]:
 
     if text is None:
         return [ip_version or "ipv4"]
-    chosen = [v.strip() for v in text.split(",") if v.strip()]
+    chosen = list(dict.fromkeys(v.strip() for v in text.split(",") if v.strip()))  # each mode once
     if chosen == ["all"]:
         return list(IP_VERSIONS)
     bad = [v for v in chosen if v not in IP_VERSIONS]
@@ -109,7 +109,7 @@ def run(scripts: tuple[str, ...], ip_version: str | None, variants: str | None, 
     Exit status: 0 everything passed, 1 a script failed (packetdrill-style message and the ladder of
     what happened), 2 a script or the set-up is bad.
     """
-    from rawtcp.script.suite import find_scripts
+    from rawtcp.script.suite import find_scripts, variant_applies
 
     symbols = _defines(defines)
     modes = _variants(variants, ip_version)
@@ -119,7 +119,10 @@ def run(scripts: tuple[str, ...], ip_version: str | None, variants: str | None, 
     if check:
         return _check(files, modes, symbols, as_json)
     errors.require_privileges("rawtcp run")
-    single = len(files) == 1 and len(modes) == 1 and all(not Path(s).is_dir() for s in scripts)
+    # One script in one mode runs here; with --variants it must apply to that mode (*v4.pkt / *v6.pkt),
+    # as in a suite: an explicit --ip-version runs it whatever its name says, as packetdrill would.
+    single = (len(files) == 1 and len(modes) == 1 and all(not Path(s).is_dir() for s in scripts)
+              and (variants is None or variant_applies(files[0], modes[0])))
     if single:
         from rawtcp.script.runner import RunOptions, run_script
 

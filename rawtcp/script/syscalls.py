@@ -285,6 +285,11 @@ class Executor:
             return self.addrs.local_ip
         if norm in self._remotes:
             return self.addrs.remote_ip
+        # ::ffff:a.b.c.d spells an IPv4 literal as a mapped address: same end, mapped lab address
+        with contextlib.suppress(ValueError):
+            v4 = getattr(ipaddress.ip_address(ip), "ipv4_mapped", None)  # IPv6 addresses only
+            if v4 is not None and (inner := self.map_ip(str(v4))) != str(v4) and ":" not in inner:
+                return f"::ffff:{inner}"
         return ip
 
     def _sockaddr_for(self, sock: socket.socket, ip: str, port: int) -> tuple[Any, ...]:

@@ -141,8 +141,6 @@ def test_mapped_mode_sockets_have_ipv4_mapped_names(tmp_path: Path) -> None:
     assert proc.returncode == 1 and "actual: 2001:db8::2:8080" in proc.stderr
 
 
-@pytest.mark.xfail(strict=True, reason="inet6_addr(\"::ffff:192.0.2.1\") (packetdrill's remote address, mapped) is "
-                   "not mapped to the lab's peer in ipv4-mapped-ipv6 mode, unlike inet_addr(\"192.0.2.1\")")
 def test_mapped_spelling_of_packetdrills_addresses_means_the_labs() -> None:
     proc = rawtcp("run", "--ip-version", "ipv4-mapped-ipv6", str(MODES / "mapped-script-names.pkt"))
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -448,8 +448,6 @@ def test_suite_where_no_script_applies_runs_nothing(root) -> None:
     assert not _ours(run.namespaces, run.pids | {run.pid})
 
 
-@pytest.mark.xfail(strict=True, reason="one file with one --variants mode takes the single-run path, which skips "
-                   "variant_applies(): a *v4.pkt script runs over IPv6 (with two files, or with --check, it does not)")
 def test_v4_script_alone_is_not_run_over_ipv6(root) -> None:
     run = rawtcp("run", str(SUITE / "handshake-v4.pkt"), "--variants", "ipv6", "--json")
     assert run.returncode == 0, run.out
@@ -467,8 +465,6 @@ def test_bad_variants_is_one_line_exit_2(variants: str) -> None:
     assert proc.stdout == ""
 
 
-@pytest.mark.xfail(strict=True, reason="--variants ipv4,ipv4 is not de-duplicated: every script runs twice per "
-                   "mode, the table shows the column twice and the totals count each job twice")
 def test_a_variant_named_twice_runs_once(root) -> None:
     run = rawtcp("run", str(SUITE / "passive.pkt"), str(SUITE / "handshake-v4.pkt"), "--variants", "ipv4,ipv4",
                  "--json")
