@@ -199,7 +199,7 @@ def _check(files: list[Path], modes: list[str], symbols: dict[str, str], as_json
                                        "problems": problems}))
             else:
                 for problem in problems:
-                    click.echo(problem, err=True)
+                    click.echo(f"{problem} [{mode}]" if len(modes) > 1 else problem, err=True)
     if not as_json:
         click.echo(f"{'all scripts are valid' if not bad else f'{bad} script run(s) have problems'}")
     return errors.BAD_INPUT if bad else errors.OK

@@ -21,7 +21,10 @@ SCRIPT_ADDRESSES = {"ipv4": ("192.168.0.1", "192.0.2.1"), "ipv4-mapped-ipv6": ("
 # the far side of the tun link (the remote host, or a next hop towards it)
 _REMOTE_NETS = [ipaddress.ip_network(n) for n in ("192.0.2.0/24", "192.168.0.0/16", "10.248.0.0/16",
                                                   "fd3d::/16", "2001:db8::/32")]
-_ADDRESS = re.compile(r"(?<![\w.:])(?:\d{1,3}(?:\.\d{1,3}){3}|[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7})(?![\w.:])")
+# an IPv4 literal may be followed by ":port"; an IPv6 one stands alone (or in brackets)
+_IPV4 = r"\d{1,3}(?:\.\d{1,3}){3}(?![\w.])"
+_IPV6 = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w.:])"
+_ADDRESS = re.compile(rf"(?<![\w.:])(?:{_IPV4}|{_IPV6})")
 
 
 def translate_command(command: str, local_ips: set[str], kernel_ip: str, peer_ip: str) -> str:
@@ -38,9 +41,11 @@ def translate_command(command: str, local_ips: set[str], kernel_ip: str, peer_ip
         canon = _canonical(text)
         if canon is None or canon in lab:
             return text
+        addr = ipaddress.ip_address(canon)
+        if addr.version != ipaddress.ip_address(kernel_ip).version:
+            return text  # the other family than the run's: no lab address stands for it
         if canon in locals_:
             return kernel_ip
-        addr = ipaddress.ip_address(canon)
         if any(addr.version == net.version and addr in net for net in _REMOTE_NETS):
             return peer_ip
         return text

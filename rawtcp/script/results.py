@@ -68,7 +68,8 @@ class LadderEntry:
         seg = self.segment
         return {"time": round(self.time, 6), "dir": self.direction, "flags": flags_str(int(seg.flags)),
                 "seq": self.rel_seq, "ack": self.rel_ack if seg.flags & Flags.ACK else None,
-                "abs_seq": seg.seq, "abs_ack": seg.ack, "win": seg.window, "len": len(seg.payload),
+                "abs_seq": seg.seq, "abs_ack": seg.ack, "sport": seg.sport, "dport": seg.dport,
+                "win": seg.window, "len": len(seg.payload),
                 "options": format_options(seg.options), "line": self.line, "kernel_state": self.kstate,
                 **({"icmp": self.icmp} if self.icmp is not None else {})}
 
