@@ -769,6 +769,7 @@ class Endpoint:
     def _receive_other(self, seg: Segment, now: float) -> None:
         """RFC 9293 §3.10.7.4: SYN-RECEIVED and the synchronized states."""
         state = self._state
+        shift = self._snd_wscale
         if seg.has(Flags.SYN) and self._una == 0 and seg.seq == self._irs:
             if not seg.has(Flags.ACK):
                 # A retransmission of the SYN we answered: our SYN-ACK was lost, resend it now (Linux
@@ -776,7 +777,9 @@ class Endpoint:
                 self._resend_syn = True
                 return
             # The peer's SYN-ACK in a simultaneous open (RFC 9293 Figure 8, line 6): its SYN is the one
-            # we already hold, so process the rest of it as an ACK (Linux does the same).
+            # we already hold, so process the rest of it as an ACK (Linux does the same). Its window is
+            # a SYN's, never scaled (RFC 7323 §2.2).
+            shift = 0
             seg = Segment(seg.sport, seg.dport, sq.add(seg.seq, 1), seg.ack, seg.flags & ~Flags.SYN,
                           seg.window, seg.options, seg.payload, seg.urgent)
 
@@ -825,7 +828,7 @@ class Endpoint:
             if not 0 < ack_pos <= self._max:
                 self._ctl_out.append(self._rst_for(seg))
                 return
-            self._snd_wnd = seg.window << self._snd_wscale
+            self._snd_wnd = seg.window << shift
             self._max_snd_wnd = max(self._max_snd_wnd, self._snd_wnd)
             self._wl1, self._wl2 = seg.seq, seg.ack
             if self._snd_wnd:
@@ -838,7 +841,7 @@ class Endpoint:
             # RFC 5961 §5.2: far too old to be real -> ACK, drop.
             self._owe_ack()
             return
-        self._process_ack(seg, ack_pos, now)
+        self._process_ack(seg, ack_pos, now, shift)
         if state is S.SYN_RECEIVED and self._una >= 1:
             self._set_state(S.ESTABLISHED, now, "rcv ACK of SYN")
         if self._fin_queued and self._una > self._fin_pos:
@@ -860,21 +863,22 @@ class Endpoint:
         self._timer = None
         self._set_state(S.LISTEN, now, cause)
 
-    def _process_ack(self, seg: Segment, ack_pos: int, now: float) -> None:
-        """RFC 9293 §3.10.7.4 fifth (ESTABLISHED rules), with RFC 5681/6582 dupack handling."""
+    def _process_ack(self, seg: Segment, ack_pos: int, now: float, shift: int) -> None:
+        """RFC 9293 §3.10.7.4 fifth (ESTABLISHED rules), with RFC 5681/6582 dupack handling. ``shift``
+        scales the window field: SND.WIND.SCALE, or 0 for a SYN-ACK (RFC 7323 §2.2)."""
         self._unanswered = 0  # the peer answers: the persist timer's give-up count restarts
         self._last_heard = now
         old_wnd = self._snd_wnd
         if ack_pos > self._una:
             self._ack_advance(ack_pos, now)
         elif (ack_pos == self._una and self._max > self._una and not seg.payload
-              and not seg.has(Flags.SYN | Flags.FIN) and (seg.window << self._snd_wscale) == old_wnd):
+              and not seg.has(Flags.SYN | Flags.FIN) and (seg.window << shift) == old_wnd):
             # RFC 5681 §2: a duplicate acknowledgment.
             self._on_dupack(now)
         # Window update (RFC 9293 §3.10.7.4: only from a segment newer than the last update).
         if ack_pos >= self._una and (sq.lt(self._wl1, seg.seq)
                                      or (self._wl1 == seg.seq and sq.le(self._wl2, seg.ack))):
-            self._snd_wnd = seg.window << self._snd_wscale
+            self._snd_wnd = seg.window << shift
             self._max_snd_wnd = max(self._max_snd_wnd, self._snd_wnd)
             self._wl1, self._wl2 = seg.seq, seg.ack
             if self._snd_wnd:
