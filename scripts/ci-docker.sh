@@ -6,7 +6,7 @@
 # Idempotent. Cached on the machine: the debootstrap rootfs (/var/cache/rawtcp) and the base image
 # rawtcp-base:bookworm (kept), pip's download cache. Prints the time of each stage.
 #
-# Environment: RAWTCP_CI_LAB (lab for the lab stage, default seed-exchange), RAWTCP_CI_PKT (script for
+# Environment: RAWTCP_CI_LAB (lab for the lab stage, default --all: every lab), RAWTCP_CI_PKT (script for
 # the run stage, default scripts/labs/01-handshake.pkt), RAWTCP_DOCKER_KEEP=1 (leave the engine, the lab and the image for inspection).
 set -euo pipefail
 
@@ -79,8 +79,8 @@ lab_stage() {
         say "SKIPPED: the image has no 'rawtcp labs' / 'rawtcp lab run' yet (TODO: issue 3)"
         return
     fi
-    # SEED.md's exchange as a lab (scripts/labs/02-seed-exchange.pkt).
-    "$LAB" lab "${RAWTCP_CI_LAB:-seed-exchange}"
+    # Every lab of the catalogue, each in namespaces made inside the rawtcp container.
+    "$LAB" lab "${RAWTCP_CI_LAB:---all}"
 }
 
 pkt_stage() {

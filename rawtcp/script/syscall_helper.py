@@ -113,6 +113,20 @@ class Helper:
             self.reply({"id": rid, "fatal": f"{type(exc).__name__}: {exc}"})
 
 
+def writable_sysctls() -> None:
+    """Make the namespace's /proc/sys writable for the script's commands (defaults.sh, set_sysctls.py).
+
+    Inside a container Docker mounts /proc/sys read-only. ``ip netns exec`` gave this helper a mount
+    namespace of its own, so remounting it read-write here (CAP_SYS_ADMIN, which the lab's containers
+    have) touches nothing outside this helper and the commands it starts. Elsewhere it is already
+    writable and this is a no-op; failure leaves the commands to report their own errors.
+    """
+    with contextlib.suppress(OSError):
+        if os.statvfs("/proc/sys").f_flag & os.ST_RDONLY:
+            subprocess.run(["mount", "-o", "remount,rw,bind", "/proc/sys"], capture_output=True, check=False,
+                           timeout=10)
+
+
 def command_env() -> dict[str, str]:
     """The environment of a script's shell command: ours, plus PACKETDRILL_PID (see the module doc)."""
     return {**os.environ, "PACKETDRILL_PID": str(os.getpid())}
@@ -179,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.local_ip or not args.remote_ip:
         parser.error("--local-ip and --remote-ip are required")
+    writable_sysctls()
     addrs = Addresses(args.local_ip, args.remote_ip, args.bind_port, args.connect_port, args.ip_version,
                       tuple(args.script_local_ip), tuple(args.script_remote_ip))
     helper = Helper(Executor(addrs))
