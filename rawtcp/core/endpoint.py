@@ -35,6 +35,9 @@ S = State
 
 # RFC 9293 §3.7.1: the MSS a sender must assume when the peer's SYN carries no MSS option.
 DEFAULT_PEER_MSS = 536
+# The smallest peer MSS we send with: Linux's net.ipv4.tcp_min_snd_mss default, which stops a peer
+# announcing MSS 1 from making us cut the stream into one-byte segments.
+MIN_SND_MSS = 48
 # RFC 9293 §3.1: the window field is 16 bits.
 MAX_WINDOW_FIELD = 0xFFFF
 # RFC 7323 §2.3: a shift above 14 is treated as 14.
@@ -647,10 +650,10 @@ class Endpoint:
         Last.ACK.sent). Returns the segment's TSecr for RTT measurement (§4.1), if usable."""
         if not self._ts_ok or seg.has(Flags.SYN | Flags.RST):
             return None
-        ts = seg.option("Timestamp")
-        if not (isinstance(ts, tuple) and len(ts) == 2):
+        ts = seg.timestamp
+        if ts is None:
             return None
-        tsval, tsecr = int(ts[0]) % sq.MOD, int(ts[1]) % sq.MOD
+        tsval, tsecr = ts
         if self._irs is not None and sq.le(seg.seq, self.rcv_nxt) and sq.le(self._ts_recent, tsval):
             self._ts_recent = tsval
         return tsecr if seg.has(Flags.ACK) and tsecr else None
@@ -679,15 +682,15 @@ class Endpoint:
 
     def _read_syn_options(self, seg: Segment) -> None:
         mss = seg.mss
-        # RFC 9293 §3.7.1: without the option assume 536; ignore nonsense values.
-        self._peer_mss = mss if isinstance(mss, int) and mss > 0 else DEFAULT_PEER_MSS
-        ts = seg.option("Timestamp")
+        # RFC 9293 §3.7.1: without the option assume 536; ignore nonsense values, clamp tiny ones.
+        self._peer_mss = max(mss, MIN_SND_MSS) if mss is not None and mss > 0 else DEFAULT_PEER_MSS
+        ts = seg.timestamp
         # RFC 7323 §3.2: timestamps are used only if both SYNs carried TSopt.
-        self._ts_ok = bool(self._cfg.timestamps and isinstance(ts, tuple) and len(ts) == 2)
-        if self._ts_ok:
-            self._ts_recent = int(ts[0]) % sq.MOD
-        ws = seg.option("WScale")
-        self._peer_wscale = min(ws, MAX_WSCALE) if isinstance(ws, int) and ws >= 0 else None
+        self._ts_ok = bool(self._cfg.timestamps and ts is not None)
+        if ts is not None and self._ts_ok:
+            self._ts_recent = ts[0]
+        ws = seg.wscale
+        self._peer_wscale = None if ws is None else min(ws, MAX_WSCALE)
         if self._peer_wscale is not None and self._cfg.wscale is not None:
             # RFC 7323 §2.2: scaling only when both SYNs carried WScale.
             self._snd_wscale = self._peer_wscale

@@ -68,15 +68,41 @@ class Segment:
         return bool(self.flags & flag)
 
     def option(self, name: Any) -> Any:
-        """Value of the first option called ``name``, or None."""
-        for key, value in self.options:
-            if key == name:
-                return value
+        """Value of the first option called ``name``, or None (malformed entries are skipped)."""
+        for entry in self.options:
+            if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == name:
+                return entry[1]
         return None
 
     @property
     def mss(self) -> int | None:
-        return self.option("MSS")
+        value = self.option("MSS")
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    @property
+    def timestamp(self) -> tuple[int, int] | None:
+        """(TSval, TSecr) of a well-formed TSopt (RFC 7323 §3.2), else None."""
+        value = self.option("Timestamp")
+        if isinstance(value, tuple) and len(value) == 2 and all(_is_int(v) for v in value):
+            return value[0] % (1 << 32), value[1] % (1 << 32)
+        return None
+
+    @property
+    def wscale(self) -> int | None:
+        value = self.option("WScale")
+        return value if _is_int(value) and value >= 0 else None
+
+    @property
+    def sack_blocks(self) -> list[tuple[int, int]]:
+        """The (left, right) edges of a well-formed SACK option (RFC 2018 §3), wire values; else []."""
+        value = self.option("SAck")
+        if not isinstance(value, tuple) or len(value) % 2 or not all(_is_int(v) for v in value):
+            return []
+        return [(value[i] % (1 << 32), value[i + 1] % (1 << 32)) for i in range(0, len(value), 2)]
+
+    @property
+    def sack_permitted(self) -> bool:
+        return any(isinstance(e, tuple) and len(e) == 2 and e[0] == "SAckOK" for e in self.options)
 
     def summary(self) -> str:
         text = f"[{flags_str(int(self.flags))}] seq={self.seq}"
@@ -86,6 +112,10 @@ class Segment:
         if self.options:
             text += " <" + format_options(self.options) + ">"
         return text
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def format_options(options: tuple[Option, ...] | list[Option]) -> str:

@@ -3,9 +3,23 @@ the peer's MSS clamped as Linux clamps it."""
 
 from dataclasses import replace
 
-from rawtcp.core import Endpoint, State
+import pytest
 
-from .helpers import EndpointPair
+from rawtcp.core import Endpoint, Flags, State
+
+from .helpers import (
+    CISN,
+    CPORT,
+    PEER_ACK,
+    PEER_SYN_ACK,
+    SPORT,
+    EndpointPair,
+    endpoint_established,
+    endpoint_listen,
+    endpoint_syn_sent,
+    feed,
+)
+from .helpers import Segment as Seg
 
 
 def simultaneous_pair(a: dict[str, object], b: dict[str, object]) -> EndpointPair:
@@ -28,3 +42,46 @@ def test_simultaneous_open_never_scales_the_syn_ack_window():
     pair.pull()
     burst = sum(len(s.payload) for s in pair.queues["a"])
     assert 0 < burst <= 3000
+
+
+ODD_OPTIONS = [
+    (("Timestamp", ("x", None)),),
+    (("Timestamp", (None, 0)),),
+    (("Timestamp", (1.5, "7")),),
+    (("Timestamp", b"\x00" * 8),),
+    (("MSS", "1460"), ("WScale", 2.5)),
+    (("MSS",), ("WScale", 7, 7)),
+    (("SAck", ("a", None, 3)),),
+    (("SAck", 7),),
+    (("SAckOK", None), (None, None)),
+]
+
+
+@pytest.mark.parametrize("options", ODD_OPTIONS)
+@pytest.mark.parametrize("state", [State.LISTEN, State.SYN_SENT, State.ESTABLISHED])
+def test_receive_never_raises_on_odd_hand_built_options(state, options):
+    kw = {"timestamps": True, "wscale": 7}
+    ep = {State.LISTEN: endpoint_listen, State.SYN_SENT: endpoint_syn_sent,
+          State.ESTABLISHED: endpoint_established}[state](**kw)
+    if state is State.ESTABLISHED:
+        # negotiate timestamps first, so the odd TSopt reaches PAWS and TS.Recent
+        ep = endpoint_syn_sent(**kw)
+        feed(ep, 0.0, replace(PEER_SYN_ACK, options=(("MSS", 1460), ("SAckOK", b""),
+                                                     ("Timestamp", (10, 0)), ("WScale", 7))))
+        ep.segments_to_send(0.0)
+    flags = PEER_SYN_ACK.flags if state is State.SYN_SENT else PEER_ACK.flags
+    if state is State.LISTEN:
+        seg = Seg(CPORT, SPORT, CISN, 0, Flags.SYN, 65535, options)
+    else:
+        seg = replace(PEER_ACK if state is State.ESTABLISHED else PEER_SYN_ACK, flags=flags, options=options,
+                      payload=b"p" if state is State.ESTABLISHED else b"")
+    ep.receive(seg, 0.1)
+    ep.segments_to_send(0.1)
+
+
+@pytest.mark.parametrize(("announced", "used"), [(1, 48), (47, 48), (48, 48), (536, 536)])
+def test_peer_mss_below_48_is_clamped_as_linux_does(announced, used):
+    # Linux's net.ipv4.tcp_min_snd_mss (48): a tiny announced MSS would make us send one-byte segments.
+    ep = endpoint_syn_sent()
+    feed(ep, 0.0, replace(PEER_SYN_ACK, options=(("MSS", announced),)))
+    assert ep.state is State.ESTABLISHED and ep.send_mss == used
