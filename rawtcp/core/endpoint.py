@@ -550,17 +550,18 @@ class Endpoint:
 
     def segments_to_send(self, now: float) -> list[Segment]:
         """Everything due now: RSTs and retransmissions, pure ACKs owed, then new SYN/data/FIN."""
+        state = self._state
+        if self._resend_syn and self._max > 0 and state not in (S.CLOSED, S.LISTEN):
+            # Our SYN(-ACK) again: simultaneous open (RFC 9293 §3.10.7.3) or a duplicate SYN. It is a
+            # retransmission of ISS, so Karn's rule applies to it (RFC 6298 §3).
+            self._resend_syn = False
+            self._emit_retransmission(self._syn_segment(), now, "syn")
         out = self._ctl_out
         self._ctl_out = []
-        state = self._state
         if state in (S.CLOSED, S.LISTEN):
             self._ack_now = False
             self._acks_owed = 0
             return out
-        if self._resend_syn and self._max > 0:
-            # Our SYN(-ACK) again: simultaneous open (RFC 9293 §3.10.7.3) or a duplicate SYN.
-            self._resend_syn = False
-            out.append(self._syn_segment())
         fresh: list[Segment] = []
         if state is not S.TIME_WAIT:
             fresh = self._fill(now)
@@ -582,6 +583,8 @@ class Endpoint:
         out: list[Segment] = []
         if self._nxt == 0:
             if self._state in (S.SYN_SENT, S.SYN_RECEIVED, S.FIN_WAIT_1) and self._una == 0:
+                # The first SYN(-ACK) also answers a SYN that came before it left: no second copy.
+                self._resend_syn = False
                 self._transmit(self._syn_segment(), 0, now, out)
             return out
         if self._una < 1 or self._state not in _SENDING:

@@ -9,9 +9,11 @@ from rawtcp.core.rto import RtoEstimator, TimerKind
 
 from .helpers import (
     CISN,
+    CPORT,
     PEER_ACK,
     PEER_SYN_ACK,
     SISN,
+    SPORT,
     A,
     EndpointPair,
     F,
@@ -21,11 +23,13 @@ from .helpers import (
     drain_events,
     endpoint_established,
     endpoint_fin_wait_1,
+    endpoint_syn_received,
     endpoint_syn_sent,
     expect,
     expect_nothing,
     feed,
 )
+from .helpers import Segment as Seg
 
 
 def rtx_events(ep):
@@ -302,3 +306,16 @@ def test_psh_on_last_segment_of_burst_only():
     segs = ep.segments_to_send(0.0)
     assert [bool(s.flags & P) for s in segs] == [False, False, True]
     assert all(s.flags & A for s in segs)
+
+
+def test_syn_ack_resent_for_a_duplicate_syn_counts_as_a_retransmission():
+    # RFC 6298 §3 (Karn): the SYN-ACK went out twice, so the ACK of it gives no RTT sample.
+    ep = endpoint_syn_received()
+    drain_events(ep)
+    feed(ep, 0.5, Seg(CPORT, SPORT, CISN, 0, S, 65535, (("MSS", 1460),)))  # the client's SYN again
+    expect(ep, 0.5, [Want("S.", SISN, CISN + 1)])
+    assert ep.retransmits == 1
+    assert [e.segment.flags for e in rtx_events(ep)] == [S | A]
+    feed(ep, 0.55, Seg(CPORT, SPORT, CISN + 1, SISN + 1, A, 65535))
+    assert ep.state is State.ESTABLISHED
+    assert ep.srtt is None

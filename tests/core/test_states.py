@@ -380,3 +380,14 @@ def test_bad_config_is_one_line_tcp_error(bad):
     with pytest.raises(TcpError) as info:
         client_config(**bad)
     assert "\n" not in str(info.value)
+
+
+def test_syn_arriving_before_our_syn_is_pulled_gives_one_syn_ack():
+    # Simultaneous open (RFC 9293 §3.10.7.3) where our SYN never left: one SYN-ACK goes out, not two.
+    ep = endpoint_closed()
+    ep.open_active(0.0)
+    feed(ep, 0.0, PEER_SYN)
+    assert ep.state is State.SYN_RECEIVED
+    expect(ep, 0.0, [Want("S.", CISN, SISN + 1)])
+    expect_nothing(ep, 0.0)
+    expect_nothing(ep, 0.1)
