@@ -44,6 +44,8 @@ MAX_WINDOW_FIELD = 0xFFFF
 MAX_WSCALE = 14
 # Bound on separately owed pure ACKs, so an endpoint nobody pulls from cannot grow without limit.
 MAX_OWED_ACKS = 64
+# RFC 9293 §3.4.1: the ISN clock ticks about every 4 microseconds.
+ISN_CLOCK_HZ = 250_000
 # RFC 7323 §3.2: TSopt is 10 bytes, sent after two NOPs so it stays 4-byte aligned.
 TSOPT_LEN = 12
 
@@ -116,6 +118,7 @@ class Endpoint:
         self._rto = RtoEstimator(config.rto_initial, config.rto_min, config.rto_max)
         self._remote_port = config.remote_port
         self._iss = config.isn % sq.MOD
+        self._iss_time = 0.0             # when ISS was taken (the ISN clock's reading, RFC 9293 §3.4.1)
         self._passive = False
         self._reset_connection()
 
@@ -319,6 +322,7 @@ class Endpoint:
             raise TcpError("active open needs a remote port (EndpointConfig.remote_port)")
         self._used = True
         self._passive = False
+        self._iss_time = now
         self._set_state(S.SYN_SENT, now, "open_active")
 
     def open_passive(self, now: float) -> None:
@@ -326,6 +330,7 @@ class Endpoint:
         self._check_fresh()
         self._used = True
         self._passive = True
+        self._iss_time = now
         self._set_state(S.LISTEN, now, "open_passive")
 
     def _check_fresh(self) -> None:
@@ -865,6 +870,12 @@ class Endpoint:
 
     def _back_to_listen(self, now: float, cause: str) -> None:
         self._reset_connection()
+        # The next SYN starts a new connection: a new ISS from the ISN clock, which keeps running from
+        # the injected ISN (RFC 9293 §3.4.1), and the initial RTO (RFC 6298 §2.1).
+        ticks = max(1, int((now - self._iss_time) * ISN_CLOCK_HZ))
+        self._iss = sq.add(self._iss, ticks)
+        self._iss_time = now
+        self._rto = RtoEstimator(self._cfg.rto_initial, self._cfg.rto_min, self._cfg.rto_max)
         self._remote_port = self._cfg.remote_port
         self._timer = None
         self._set_state(S.LISTEN, now, cause)

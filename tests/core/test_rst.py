@@ -177,7 +177,8 @@ def test_rst_in_passive_syn_received_returns_to_listen():
     assert ep.state is State.LISTEN and ep.remote_port == 0 and ep.irs is None
     feed(ep, 1.0, Segment(CPORT + 1, SPORT, 42, 0, S, 100))      # and can take the next SYN
     assert ep.state is State.SYN_RECEIVED and ep.remote_port == CPORT + 1
-    expect(ep, 1.0, [Want("S.", SISN, 43)])
+    assert ep.iss != SISN  # a new connection, a new ISS (RFC 9293 §3.4.1)
+    expect(ep, 1.0, [Want("S.", ep.iss, 43)])
 
 
 def test_new_syn_in_passive_syn_received_returns_to_listen():

@@ -391,3 +391,20 @@ def test_syn_arriving_before_our_syn_is_pulled_gives_one_syn_ack():
     expect(ep, 0.0, [Want("S.", CISN, SISN + 1)])
     expect_nothing(ep, 0.0)
     expect_nothing(ep, 0.1)
+
+
+def test_syn_received_back_to_listen_starts_the_next_connection_afresh():
+    # RFC 9293 §3.10.7.4: the TCB returns to LISTEN; the next SYN is a new connection, with a new ISS
+    # from the ISN clock (§3.4.1) and the initial RTO (RFC 6298 §2.1), not the backed-off one.
+    ep = endpoint_syn_received()
+    for _ in range(2):
+        t = ep.next_timer()
+        ep.handle_timer(t)
+        expect(ep, t, [Want("S.", SISN, CISN + 1)])
+    assert ep.rto == 4.0
+    feed(ep, 3.5, Seg(CPORT, SPORT, CISN + 1, 0, R))
+    assert ep.state is State.LISTEN
+    feed(ep, 4.0, Seg(CPORT, SPORT, 5555, 0, S, 65535, (("MSS", 1460),)))
+    (synack,) = ep.segments_to_send(4.0)
+    assert synack.ack == 5556 and synack.seq != SISN and ep.iss == synack.seq
+    assert ep.rto == 1.0 and ep.next_timer() == 5.0
