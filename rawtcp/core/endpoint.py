@@ -927,8 +927,9 @@ class Endpoint:
             self._on_established()
         elif self._in_recovery:
             if ack_pos >= self._recover:
-                # RFC 6582 §3.2 step 3, full acknowledgment: deflate to ssthresh and leave recovery.
-                self._cwnd = max(min(self._ssthresh, self.in_flight + mss), mss)
+                # RFC 6582 §3.2 step 3, full acknowledgment, option (1): deflate to
+                # min(ssthresh, max(FlightSize, SMSS) + SMSS), which avoids a burst, and leave recovery.
+                self._cwnd = min(self._ssthresh, max(self.in_flight, mss) + mss)
                 self._in_recovery = False
             else:
                 # RFC 6582 §3.2 step 3, partial acknowledgment: resend the next hole, deflate.

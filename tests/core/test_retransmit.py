@@ -319,3 +319,17 @@ def test_syn_ack_resent_for_a_duplicate_syn_counts_as_a_retransmission():
     feed(ep, 0.55, Seg(CPORT, SPORT, CISN + 1, SISN + 1, A, 65535))
     assert ep.state is State.ESTABLISHED
     assert ep.srtt is None
+
+
+def test_newreno_full_ack_sets_cwnd_per_rfc6582_step_3():
+    # RFC 6582 §3.2 step 3: cwnd = min(ssthresh, max(FlightSize, SMSS) + SMSS) on the full ACK.
+    ep = endpoint_established()
+    ep.send(b"d" * 10220, 0.0)  # seven segments, all within the initial window
+    assert len(ep.segments_to_send(0.0)) == 7
+    for _ in range(3):
+        feed(ep, 0.01, replace(PEER_ACK, ack=CISN + 1))
+    (rtx,) = ep.segments_to_send(0.01)
+    assert rtx.seq == CISN + 1 and ep.ssthresh == 5110
+    feed(ep, 0.02, replace(PEER_ACK, ack=CISN + 1 + 10220))
+    assert ep.in_flight == 0
+    assert ep.cwnd == min(5110, max(0, 1460) + 1460)
