@@ -35,7 +35,7 @@ def resolve_host(host: str) -> str:
             continue
         if infos:
             return ipaddress.ip_address(infos[0][4][0]).compressed
-    raise errors.RawtcpError(f"host {host!r} is not an IPv4 or IPv6 address or a resolvable name",
+    raise errors.RawtcpError(f"host {host!r} is not an IPv4 address, an IPv6 address or a resolvable name",
                              errors.BAD_INPUT)
 
 

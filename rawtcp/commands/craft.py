@@ -70,7 +70,7 @@ def probe(host: str, port: int, flag_letters: str, seq: int | None, ack: int, wi
           data_len: int | None, ttl: int, ip_id: int | None, df: bool, tos: int, badsum: bool, count: int,
           interval: float | None, rate: float | None, timeout: float, sport: int | None, sport_range: str | None,
           netns: str | None, iface: str | None, no_rst: bool, pcap: str | None, as_json: bool) -> None:
-    """Send crafted TCP segments to HOST PORT and show each answer (nping/hping style)."""
+    """Send crafted TCP segments to HOST PORT (IPv4 or IPv6) and show each answer (nping/hping style)."""
     from rawtcp.capture.streams import endpoint_name
     from rawtcp.craft import probe as pr
     from rawtcp.craft import spec as sp

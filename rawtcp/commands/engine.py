@@ -73,7 +73,7 @@ def _connection_spec(**fields: Any) -> dict[str, Any]:
 def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | None, window: int | None,
             wscale: int | None, timestamps: bool, sport: int | None, netns: str | None, iface: str | None,
             rto_min: float, retries: int, msl2: float | None, idle: float, pcap: str | None, as_json: bool) -> None:
-    """Open a connection to HOST PORT with hand-built segments and keep it in a session."""
+    """Open a connection to HOST PORT (IPv4 or IPv6) with hand-built segments and keep it in a session."""
     errors.require_privileges("rawtcp connect")
     remote_ip = resolve_host(host)
     printer = Printer(as_json)
@@ -126,7 +126,7 @@ def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | 
 def listen(port: int, name: str | None, netns: str | None, iface: str | None, addr: str | None, ipv6: bool,
            isn: int | None, mss: int | None, window: int | None, timestamps: bool, rto_min: float, retries: int,
            msl2: float | None, timeout: float, idle: float, pcap: str | None, as_json: bool) -> None:
-    """Passive open on PORT: rawtcp answers a kernel client's SYN with its own SYN-ACK."""
+    """Passive open on PORT: rawtcp answers a kernel client's SYN with its own SYN-ACK (--ipv6: over IPv6)."""
     if addr is not None and ipv6:
         raise errors.RawtcpError("give --addr or --ipv6, not both", errors.BAD_INPUT)
     local_ip = _listen_address(addr) if addr is not None else None

@@ -195,7 +195,7 @@ def test_ipv6_bad_input_is_one_line(echo_lab, env):
     cfg, _info = echo_lab
     for args, fragment in (
         (("connect", "fe80::1", "8080", "--netns", cfg.client_ns), "link-local"),
-        (("connect", "2001:db8::2:1:2:3:4:5:6", "8080", "--netns", cfg.client_ns), "not an IPv4 or IPv6"),
+        (("connect", "2001:db8::2:1:2:3:4:5:6", "8080", "--netns", cfg.client_ns), "an IPv6 address"),
         (("listen", "9000", "--addr", "2001:db8::99", "--netns", cfg.server_ns), "not an address of"),
         (("listen", "9000", "--addr", "nonsense", "--netns", cfg.server_ns), "not an IPv4 or IPv6"),
         (("listen", "9000", "--addr", "2001:db8::2", "--ipv6", "--netns", cfg.server_ns), "not both"),
