@@ -43,7 +43,7 @@ ROWS = [
     ("nocaps-lab-up", "nocaps", ["lab", "up"], 6, "CAP_NET_ADMIN"),
     ("nocaps-demo", "nocaps", ["demo"], 6, "CAP_SYS_ADMIN"),
     # bad host / port / options (click's usage errors, one line)
-    ("bad-host", "root", ["connect", "not-an-ip!", "8080", "--netns", "{c}"], 2, "not an IPv4 address"),
+    ("bad-host", "root", ["connect", "not-an-ip!", "8080", "--netns", "{c}"], 2, "is not an IPv4"),
     ("port-0", "root", ["connect", "198.18.0.2", "0"], 2, "'PORT': 0 is not in the range"),
     ("port-70000", "root", ["connect", "198.18.0.2", "70000"], 2, "'PORT': 70000 is not in the range"),
     ("listen-port-0", "root", ["listen", "0"], 2, "is not in the range"),
