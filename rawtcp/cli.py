@@ -13,7 +13,7 @@ import click
 
 # name -> (module:attribute, one-line help shown by --help without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("rawtcp.commands.demo:demo", "Reproduce SEED.md's 10 segments against a real kernel."),
+    "demo": ("rawtcp.commands.demo:demo", "Replay the seed exchange (10 segments) against a real kernel."),
     "lab": ("rawtcp.commands.lab:lab", "Make, inspect, impair or remove the lab (namespaces, veth, listener)."),
     "connect": ("rawtcp.commands.engine:connect", "Three-way open from user space; keep the session."),
     "listen": ("rawtcp.commands.engine:listen", "Passive open: rawtcp answers a kernel client's SYN."),
@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("rawtcp.commands.engine:status", "State, sequence numbers and the kernel's own state."),
     "sessions": ("rawtcp.commands.engine:sessions", "List live sessions."),
     "run": ("rawtcp.commands.script:run", "Run a packetdrill-dialect .pkt script against a fresh kernel."),
-    "labs": ("rawtcp.commands.script:labs", "List the lab catalogue (one lab per question in SEED.md)."),
+    "labs": ("rawtcp.commands.script:labs", "List the lab catalogue (--lesson: the exchange and its questions)."),
     "ladder": ("rawtcp.commands.capture:ladder", "Draw a capture's TCP streams as a ladder (text or SVG)."),
     "compare": ("rawtcp.commands.capture:compare", "Compare the TCP exchanges of two captures."),
     "probe": ("rawtcp.commands.craft:probe", "Send crafted segments and show the answers (nping/hping style)."),

@@ -219,9 +219,14 @@ def _single_junit(result: Any, mode: str, path: str) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per lab.")
-def labs(as_json: bool) -> None:
-    """List the lab catalogue (scripts/labs/): one lab per question in SEED.md."""
-    from rawtcp.script.catalogue import LABS
+@click.option("--lesson", is_flag=True, help="Print the seed exchange and the questions the labs answer.")
+def labs(as_json: bool, lesson: bool) -> None:
+    """List the lab catalogue: one lab per question the seed exchange raises (see --lesson)."""
+    from rawtcp.script.catalogue import LABS, LESSON
+
+    if lesson:
+        click.echo(LESSON.read_text(), nl=False)
+        return
 
     for lab in LABS:
         if as_json:
@@ -239,7 +244,9 @@ def labs(as_json: bool) -> None:
               "each lab's to PCAP with the lab's name inserted (--all).")
 @click.option("--compare-kernel", is_flag=True, help="Also run the same exchange with a kernel client and "
               "compare the captures (labs handshake, seed-exchange, syn-fin-seq).")
-def lab_run(name: str | None, run_all: bool, as_json: bool, pcap: str | None, compare_kernel: bool) -> int:
+@click.option("-6", "--ipv6", is_flag=True, help="Run the lab over IPv6 (the lab's 2001:db8:: addresses).")
+def lab_run(name: str | None, run_all: bool, as_json: bool, pcap: str | None, compare_kernel: bool,
+            ipv6: bool) -> int:
     """Run lab NAME (see `rawtcp labs`) in fresh namespaces, with its ladder and the kernel's states."""
     from rawtcp.script.catalogue import LABS, find, run_lab
     from rawtcp.script.errors import ScriptError
@@ -249,6 +256,8 @@ def lab_run(name: str | None, run_all: bool, as_json: bool, pcap: str | None, co
     errors.require_privileges("rawtcp lab run")
     chosen = list(LABS) if run_all else [find(name or "")]
     if compare_kernel:
+        if ipv6:
+            raise click.UsageError("--compare-kernel runs over IPv4 only")
         if run_all or chosen[0].name not in KERNEL_COMPARABLE:
             raise click.UsageError(f"--compare-kernel applies to one of: {', '.join(KERNEL_COMPARABLE)}")
         return _lab_vs_kernel(chosen[0], pcap)
@@ -262,7 +271,7 @@ def lab_run(name: str | None, run_all: bool, as_json: bool, pcap: str | None, co
             if pcap and run_all:
                 stem, dot, ext = pcap.rpartition(".")
                 lab_pcap = f"{stem}-{lab.name}.{ext}" if dot else f"{pcap}-{lab.name}"
-            result = _guard_setup(run_lab, lab, pcap=lab_pcap)
+            result = _guard_setup(run_lab, lab, pcap=lab_pcap, ip_version="ipv6" if ipv6 else "ipv4")
         except (ScriptError, _SetupError) as exc:
             if not run_all:
                 raise

@@ -27,18 +27,25 @@ _IPV6 = r"[0-9A-Fa-f]{0,4}(?::[0-9A-Fa-f]{0,4}){2,7}(?![\w.:])"
 _ADDRESS = re.compile(rf"(?<![\w.:])(?:{_IPV4}|{_IPV6})")
 
 
-def translate_command(command: str, local_ips: set[str], kernel_ip: str, peer_ip: str) -> str:
+def translate_command(command: str, local_ips: set[str], kernel_ip: str, peer_ip: str,
+                      lab_v4: tuple[str, str] | None = None) -> str:
     """``command`` with packetdrill's addresses replaced by the lab's (see the module docstring).
 
     ``local_ips`` are the script's addresses for the kernel's side; the lab's own addresses and
-    anything outside packetdrill's ranges are left alone.
+    anything outside packetdrill's ranges are left alone. ``lab_v4`` (kernel, peer), given when the lab
+    runs over IPv6, are the lab's IPv4 addresses a lab script names (``ss ... | grep 198.18.0.1:8080``):
+    they become the IPv6 ones, bracketed before a port as ss and friends print them.
     """
     locals_ = {_canonical(ip) for ip in local_ips}
     lab = {_canonical(kernel_ip), _canonical(peer_ip)}
+    v4_to_v6 = {} if lab_v4 is None else {_canonical(lab_v4[0]): kernel_ip, _canonical(lab_v4[1]): peer_ip}
 
     def swap(match: re.Match[str]) -> str:
         text = match.group(0)
         canon = _canonical(text)
+        if canon in v4_to_v6:
+            follows = command[match.end():match.end() + 1]
+            return f"[{v4_to_v6[canon]}]" if follows == ":" else v4_to_v6[canon]
         if canon is None or canon in lab:
             return text
         addr = ipaddress.ip_address(canon)

@@ -52,6 +52,10 @@ def labs_dir() -> Path:
     return Path(__file__).resolve().parent / "labs"
 
 
+# The seed exchange and the questions the labs answer, shipped with the package (`rawtcp labs --lesson`).
+LESSON = labs_dir() / "LESSON.md"
+
+
 def find(name: str) -> Lab:
     """A lab by name, number or file name."""
     for lab in LABS:
@@ -74,8 +78,9 @@ def load_scenario(path: Path):  # type: ignore[no-untyped-def]
     return body
 
 
-def run_lab(lab: Lab, watch_states: bool = True, pcap: str | None = None):  # type: ignore[no-untyped-def]
-    """Run one lab in fresh namespaces; a RunResult."""
+def run_lab(lab: Lab, watch_states: bool = True, pcap: str | None = None,  # type: ignore[no-untyped-def]
+            ip_version: str = "ipv4"):
+    """Run one lab in fresh namespaces (over IPv6 with ``ip_version="ipv6"``); a RunResult."""
     from rawtcp.script.runner import RunOptions, run_script
 
     path = lab.path
@@ -84,5 +89,6 @@ def run_lab(lab: Lab, watch_states: bool = True, pcap: str | None = None):  # ty
     if path.suffix == ".py":
         from rawtcp.script.scenario import run_scenario
 
-        return run_scenario(str(path), load_scenario(path), watch_states=watch_states, pcap=pcap)
-    return run_script(str(path), RunOptions(watch_states=watch_states, pcap=pcap))
+        return run_scenario(str(path), load_scenario(path), watch_states=watch_states, pcap=pcap,
+                            ip_version=ip_version)
+    return run_script(str(path), RunOptions(watch_states=watch_states, pcap=pcap, ip_version=ip_version))

@@ -844,7 +844,9 @@ class Runner:
     def _shell(self, command: str, line: int, what: str) -> None:
         # Scripts aim commands at packetdrill's tun0: the kernel's lab interface has that very name;
         # packetdrill's addresses in a command become the lab's.
-        command = translate_command(command, {self.script_local_ip, self.own_ips[0]}, self.server_ip, self.client_ip)
+        lab_v4 = (self.cfg.server_ip, self.cfg.client_ip) if self.ip_version == "ipv6" else None
+        command = translate_command(command, {self.script_local_ip, self.own_ips[0]}, self.server_ip, self.client_ip,
+                                    lab_v4)
         reply = self.helper.request("cmd", timeout=120.0, cmd=command, cwd=self.script_dir, timeout_s=60)
         status = reply.get("status", -1)
         if status != 0:

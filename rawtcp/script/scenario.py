@@ -48,6 +48,8 @@ class Scenario:
         self.start = time.monotonic()
         self.pcap: Any = None  # a PcapWriter when the lab runs with --pcap (written from two threads)
         self._pcap_lock = threading.Lock()
+        self.ip_version = "ipv4"  # "ipv6": the lab's IPv6 addresses on the wire
+        self.client_ip = self.server_ip = ""  # the wire's addresses, set when the lab is made
 
     def _capture(self, frame: bytes) -> None:
         if self.pcap is not None:
@@ -63,11 +65,17 @@ class Scenario:
         from rawtcp.wire.packet import FrameBuilder
 
         self.cfg = cfg
-        self.builder = FrameBuilder(cfg.client_ip, cfg.server_ip, bytes.fromhex(info.client_mac.replace(":", "")),
+        # the wire's addresses: the dual-stack lab's IPv6 ones when the lab runs over IPv6
+        if self.ip_version == "ipv6":
+            self.client_ip, self.server_ip = cfg.client_ip6, cfg.server_ip6
+        else:
+            self.client_ip, self.server_ip = cfg.client_ip, cfg.server_ip
+        self.builder = FrameBuilder(self.client_ip, self.server_ip, bytes.fromhex(info.client_mac.replace(":", "")),
                                     bytes.fromhex(info.server_mac.replace(":", "")))
         with netns.inside(cfg.client_ns):
             self.guard = RstGuard()
-        self.helper = HelperProcess(cfg.server_ns, cfg.server_ip, cfg.client_ip, 8080, 8080)
+        self.helper = HelperProcess(cfg.server_ns, self.server_ip, self.client_ip, 8080, 8080,
+                                    ip_version=self.ip_version)
         self._stop_r, self._stop_w = os.pipe()
 
     def _close(self) -> None:
@@ -90,8 +98,8 @@ class Scenario:
         if port is None:
             port = 40000 + len(self._links)
         with netns.inside(self.cfg.client_ns):
-            link = PacketLink(self.cfg.client_if, self.cfg.client_ip, port, self.cfg.server_ip, None)
-            self.guard.add_bind(self.cfg.client_ip, port)
+            link = PacketLink(self.cfg.client_if, self.client_ip, port, self.server_ip, None)
+            self.guard.add_bind(self.client_ip, port)
         self._links[port] = link
         self._queues[port] = []
         threading.Thread(target=self._sniff, args=(port, link), daemon=True).start()
@@ -213,12 +221,13 @@ def _watcher(cfg: Any) -> Any:
 
 
 def run_scenario(path: str, body: Callable[[Scenario], None], watch_states: bool = False,
-                 pcap: str | None = None) -> RunResult:
+                 pcap: str | None = None, ip_version: str = "ipv4") -> RunResult:
     """Run ``body`` in fresh namespaces, as ``rawtcp run`` runs a script."""
     from rawtcp.lab.topology import fresh_lab, temporary_lab
 
     cfg = fresh_lab("rtt-run", server_if="tun0", client_if="peer0")
     sc = Scenario(path)
+    sc.ip_version = "ipv6" if ip_version == "ipv6" else "ipv4"  # a mapped mode changes only sockets
     if pcap:
         from rawtcp.capture.pcap import PcapWriter
 
@@ -226,7 +235,7 @@ def run_scenario(path: str, body: Callable[[Scenario], None], watch_states: bool
     result = RunResult(path, EXIT_PASS)
     started = time.monotonic()
     with temporary_lab(cfg, listener=False) as info:
-        prepare_lab(cfg)
+        prepare_lab(cfg, ip_version)
         sc._open(cfg, info)
         watcher = _watcher(cfg) if watch_states else None
         try:
@@ -243,7 +252,7 @@ def run_scenario(path: str, body: Callable[[Scenario], None], watch_states: bool
             if watcher is not None:
                 with contextlib.suppress(Exception):
                     watcher.sync(0.5)
-                    annotate_states(sc.ladder, watcher.events(), cfg.server_ip, cfg.client_ip, sc.start, end)
+                    annotate_states(sc.ladder, watcher.events(), sc.server_ip, sc.client_ip, sc.start, end)
                 with contextlib.suppress(Exception):
                     watcher.stop()
     result.ladder = sc.ladder
