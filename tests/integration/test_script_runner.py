@@ -89,6 +89,23 @@ def test_catalogue_lab_passes(lab: str) -> None:
     assert result.ladder
 
 
+@pytest.mark.parametrize("lab", [lab.name for lab in LABS])
+def test_catalogue_lab_passes_over_ipv6(lab: str, tmp_path: Path) -> None:
+    pcap = tmp_path / "lab.pcap"
+    result = run_lab(find(lab), pcap=str(pcap), ip_version="ipv6")
+    assert result.passed, f"{result.error}\n{result.ladder_text()}"
+    frames = pcap.read_bytes()
+    # every frame on the wire is IPv6 (ethertype 0x86dd) between the lab's 2001:db8:: addresses
+    assert b"\x86\xdd" in frames and b"\x08\x00E" not in frames
+
+
+def test_labs_lesson_ships_with_the_package() -> None:
+    proc = subprocess.run([sys.executable, "-m", "rawtcp", "labs", "--lesson"], capture_output=True, text=True,
+                          cwd="/", timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    assert "| 10  | client | ACK      | 1022 | 8012 |" in proc.stdout and "TIME-WAIT" in proc.stdout
+
+
 def test_lab_ladder_shows_kernel_states() -> None:
     result = run_lab(find("half-close"))
     assert result.passed, result.error
