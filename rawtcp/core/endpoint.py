@@ -46,6 +46,8 @@ MAX_WSCALE = 14
 MAX_OWED_ACKS = 64
 # RFC 9293 §3.4.1: the ISN clock ticks about every 4 microseconds.
 ISN_CLOCK_HZ = 250_000
+# RFC 7323 §5.5: TS.Recent is invalid for PAWS after 24 days without an update.
+PAWS_IDLE = 24 * 86400.0
 # RFC 7323 §3.2: TSopt is 10 bytes, sent after two NOPs so it stays 4-byte aligned.
 TSOPT_LEN = 12
 
@@ -142,7 +144,9 @@ class Endpoint:
         self._peer_wscale: int | None = None
         self._ts_ok = False              # RFC 7323 §3.2: both SYNs carried TSopt
         self._ts_recent = 0              # RFC 7323 §4.3 TS.Recent: the peer's TSval we echo
-        self._ack_tsecr: int | None = None  # TSecr of the segment being processed (RTTM, §4.1)
+        self._ts_recent_time = 0.0       # TS.Recent.Age's origin (RFC 7323 §5.5: PAWS after 24 days idle)
+        self._seg_ts: tuple[int, int] | None = None  # TSopt of the segment being processed
+        self._last_ack_sent = 0          # RFC 7323 §4.3 Last.ACK.sent, a receive-side position
         self._snd_wscale = 0
         self._rcv_wscale = 0
         self._resend_syn = False
@@ -579,6 +583,8 @@ class Endpoint:
         self._acks_owed = 0
         out += fresh
         self._rearm(now)
+        if any(seg.has(Flags.ACK) for seg in out):
+            self._last_ack_sent = self._rcv_pos
         if self._cfg.timestamps:
             out = [self._with_timestamp(seg, now) for seg in out]
         return out
@@ -644,7 +650,7 @@ class Endpoint:
             return
         if self._remote_port and seg.sport != self._remote_port:
             return
-        self._ack_tsecr = self._note_timestamp(seg)
+        self._seg_ts = seg.timestamp if self._ts_ok else None
         if state is S.LISTEN:
             self._receive_listen(seg, now)
         elif state is S.SYN_SENT:
@@ -653,18 +659,31 @@ class Endpoint:
             self._receive_other(seg, now)
         self._rearm(now)
 
-    def _note_timestamp(self, seg: Segment) -> int | None:
-        """RFC 7323 §4.3: TS.Recent follows the peer's TSval of segments at or before RCV.NXT (our
-        Last.ACK.sent). Returns the segment's TSecr for RTT measurement (§4.1), if usable."""
-        if not self._ts_ok or seg.has(Flags.SYN | Flags.RST):
-            return None
-        ts = seg.timestamp
+    def _paws_rejects(self, seg: Segment, now: float) -> bool:
+        """RFC 7323 §3.2 and §5.3 R1, before the window check (Appendix D): once timestamps are in use a
+        non-RST segment without TSopt is dropped, and one whose TSval is older than TS.Recent is not
+        acceptable, unless TS.Recent has been idle for over 24 days (§5.5)."""
+        if not self._ts_ok or seg.has(Flags.RST):
+            return False
+        ts = self._seg_ts
         if ts is None:
-            return None
-        tsval, tsecr = ts
-        if self._irs is not None and sq.le(seg.seq, self.rcv_nxt) and sq.le(self._ts_recent, tsval):
-            self._ts_recent = tsval
-        return tsecr if seg.has(Flags.ACK) and tsecr else None
+            return True
+        if sq.lt(ts[0], self._ts_recent):
+            if now - self._ts_recent_time > PAWS_IDLE:
+                self._ts_recent, self._ts_recent_time = ts[0], now
+                return False
+            return True
+        return False
+
+    def _update_ts_recent(self, seg: Segment, now: float) -> None:
+        """RFC 7323 §4.3 (2), after the window check (Appendix D): TS.Recent takes SEG.TSval when
+        SEG.SEQ <= Last.ACK.sent, so a delayed ACK echoes the earliest segment it covers."""
+        ts = self._seg_ts
+        if ts is None or seg.has(Flags.RST):
+            return
+        seq_pos = self._rcv_pos + sq.diff(seg.seq, self.rcv_nxt)
+        if seq_pos <= self._last_ack_sent and sq.le(self._ts_recent, ts[0]):
+            self._ts_recent, self._ts_recent_time = ts[0], now
 
     def _with_timestamp(self, seg: Segment, now: float) -> Segment:
         """Add TSopt (RFC 7323 §3.2): on our SYN when offering, on everything else once both SYNs had
@@ -697,6 +716,8 @@ class Endpoint:
         self._ts_ok = bool(self._cfg.timestamps and ts is not None)
         if ts is not None and self._ts_ok:
             self._ts_recent = ts[0]
+            # the SYN-ACK's echo times our SYN (RFC 7323 §4.1), Karn permitting below
+            self._seg_ts = ts
         ws = seg.wscale
         self._peer_wscale = None if ws is None else min(ws, MAX_WSCALE)
         if self._peer_wscale is not None and self._cfg.wscale is not None:
@@ -794,7 +815,11 @@ class Endpoint:
             seg = Segment(seg.sport, seg.dport, sq.add(seg.seq, 1), seg.ack, seg.flags & ~Flags.SYN,
                           seg.window, seg.options, seg.payload, seg.urgent)
 
-        # first: sequence number check.
+        # first: sequence number check, PAWS ahead of the window test (RFC 7323 Appendix D).
+        if self._paws_rejects(seg, now):
+            if self._seg_ts is not None:
+                self._owe_ack()  # §5.3 R1: ACK the old duplicate; a segment lacking TSopt is just dropped
+            return
         wnd = self.rcv_wnd
         if not self._acceptable(seg, wnd):
             if seg.has(Flags.RST):
@@ -806,6 +831,7 @@ class Endpoint:
                 self._timer = Timer(TimerKind.TIME_WAIT, now + self._cfg.msl2)
             self._owe_ack()
             return
+        self._update_ts_recent(seg, now)
 
         # second: RST (RFC 5961 §3.2: reset only when SEG.SEQ == RCV.NXT, else a challenge ACK).
         if seg.has(Flags.RST):
@@ -912,14 +938,14 @@ class Endpoint:
             del self._sndbuf[:drop]
             self._buf_pos += drop
         self._retries = 0
-        if self._ack_tsecr is not None:
-            # Timestamps on: this ACK echoes one of our transmissions, so the path works. Like Linux,
-            # which resets its backoff on every timestamped ACK, undo RFC 6298 §5.5's backoff; but the
-            # echo is not fed into SRTT: after a loss it times the hole, not the path (RFC 7323 §4.3
-            # echoes the TSval of the segment that left the hole), and one such sample of minutes
-            # would push the RTO to its maximum.
-            self._rto.collapse()
-        if self._rtt_pos is not None and ack_pos > self._rtt_pos:
+        echo = self._ts_rtt(now)
+        if echo is not None:
+            # RFC 7323 §4.1 (RTTM): the echoed TSval names the transmission this ACK answers, so every
+            # ACK of new data is a sample, retransmissions included (the hole-filling segment's TSval is
+            # echoed, §4.3 (3)); a sample collapses any backoff (RFC 6298 §5).
+            self._rto.sample(echo)
+            self._rtt_pos = None
+        elif self._rtt_pos is not None and ack_pos > self._rtt_pos:
             self._rto.sample(now - self._rtt_time)
             self._rtt_pos = None
         self._dupacks = 0
@@ -944,16 +970,20 @@ class Endpoint:
                 self._cwnd += max(1, mss * mss // max(self._cwnd, 1))
         # RFC 6298 §5.2/§5.3: stop the timer when all is acknowledged, else restart it.
         if self._max > self._una:
-            # The peer acknowledged new data while more is outstanding (typically the go-back after a
-            # timeout, where Karn's rule allows no RTT sample): it is alive and answering, so the timer
-            # restarts from the estimated RTO, not the backed-off one. Otherwise every further loss in
-            # the go-back region doubles the RTO again and heavy loss stalls the sender for up to
-            # rto_max per segment (Linux gets samples from timestamps there; we negotiate none).
+            # TEMP
             self._rto.collapse()
             self._timer = Timer(TimerKind.RETRANSMIT, now + self._rto.rto)
             self._head_since = now
         elif self._timer is not None and self._timer.kind is TimerKind.RETRANSMIT:
             self._timer = None
+
+    def _ts_rtt(self, now: float) -> float | None:
+        """RTT from the TSecr of the segment being processed, in seconds, if it echoes one of ours."""
+        ts = self._seg_ts
+        if ts is None or ts[1] == 0:  # 0: no echo (as Linux reads it; our clock is 0 only at t=0)
+            return None
+        ms = sq.sub(_ts_clock(now), ts[1])
+        return ms / 1000 if ms < sq.HALF else None
 
     def _on_dupack(self, now: float) -> None:
         self._dupacks += 1

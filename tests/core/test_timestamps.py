@@ -1,7 +1,6 @@
 """RFC 7323 timestamps, opt-in (EndpointConfig.timestamps): negotiated only when both SYNs carry TSopt,
-then on every non-RST segment with TS.Recent echoed; MSS reduced by the option; a backed-off RTO
-collapses on a timestamped ACK (issue 7: without timestamps, heavy loss leaves rawtcp, and a Linux
-peer that then has only Karn's rule, in long exponential backoff)."""
+then on every non-RST segment with TS.Recent echoed; MSS reduced by the option; every ACK of new data an
+RTT sample (RTTM), which collapses a backed-off RTO; PAWS; TS.Recent kept per §4.3 and Appendix D."""
 
 from dataclasses import replace
 
@@ -9,7 +8,7 @@ import pytest
 
 from rawtcp.core import Flags, State
 
-from .helpers import CISN, PEER_SYN_ACK, SISN, EndpointPair, endpoint_syn_sent, feed
+from .helpers import CISN, PEER_ACK, PEER_SYN_ACK, SISN, EndpointPair, endpoint_syn_sent, feed, peer_data
 
 
 def _ts(seg):
@@ -44,7 +43,7 @@ def test_not_used_unless_both_syns_carry_it(client, server):
     assert p.a.send_mss == min(p.a._cfg.mss, p.b._cfg.mss)
 
 
-def test_timestamped_ack_collapses_a_backed_off_rto():
+def test_timestamped_ack_of_a_retransmission_is_a_sample_that_collapses_the_rto():
     ep = endpoint_syn_sent(timestamps=True, rto_min=0.2)
     ep.segments_to_send(0.0)
     synack = replace(PEER_SYN_ACK, options=(*PEER_SYN_ACK.options, ("Timestamp", (5000, 0))))
@@ -62,11 +61,11 @@ def test_timestamped_ack_collapses_a_backed_off_rto():
     assert ep.rto > 1.0  # backed off four times
     ack = replace(PEER_SYN_ACK, flags=Flags.ACK, seq=SISN + 1, ack=CISN + 1001,
                   options=(("Timestamp", (5100, _ts(again)[0])),))
-    srtt = ep.srtt
-    feed(ep, t + 0.05, ack)  # echoes one of our TSvals: the path works
+    feed(ep, t + 0.05, ack)  # echoes the TSval of the last retransmission: R = 50 ms
     assert ep.in_flight == 0
-    assert ep.rto == pytest.approx(0.3)  # the estimate from the handshake's 100 ms sample again
-    assert ep.srtt == srtt  # an echo after retransmissions is not an RTT sample
+    srtt = 0.875 * 0.1 + 0.125 * 0.05  # RFC 6298 §2.3 after the handshake's 100 ms sample
+    assert ep.srtt == pytest.approx(srtt)
+    assert ep.rto == pytest.approx(srtt + 4 * 0.05)
 
 
 def test_heavy_loss_with_timestamps_between_two_cores():
@@ -89,3 +88,74 @@ def test_heavy_loss_with_timestamps_between_two_cores():
     assert p.received["b"] == data
     finished = max(s.time for s in p.log if s.src == "a" and s.seg.payload)
     assert finished - start < 60.0, finished - start
+
+
+def ts_established(tsval: int = 100):
+    """An endpoint that negotiated timestamps with the scripted peer (the peer's SYN-ACK TSval 100)."""
+    ep = endpoint_syn_sent(timestamps=True)
+    synack = replace(PEER_SYN_ACK, options=(*PEER_SYN_ACK.options, ("Timestamp", (tsval, 0))))
+    feed(ep, 0.0, synack)
+    ep.segments_to_send(0.0)
+    return ep
+
+
+def peer_ts(payload: bytes, tsval: int, seq: int = SISN + 1, **kw):
+    return replace(PEER_ACK, seq=seq, flags=Flags.PSH | Flags.ACK, payload=payload,
+                   options=(("NOP", None), ("NOP", None), ("Timestamp", (tsval, 0))), **kw)
+
+
+def test_ts_recent_not_taken_from_an_unacceptable_segment():
+    # RFC 7323 Appendix D: TS.Recent is recorded only after the segment passed the window check, so an
+    # old duplicate with a wild TSval cannot freeze every later echo (or, with PAWS, the connection).
+    ep = ts_established()
+    feed(ep, 0.1, peer_ts(b"old", 2**31 + 5, seq=SISN + 1 - 100000))
+    ep.segments_to_send(0.1)
+    feed(ep, 0.2, peer_ts(b"hello", 120))
+    assert ep.read() == b"hello"
+    (ack,) = ep.segments_to_send(0.2)
+    assert ack.ack == SISN + 6 and _ts(ack)[1] == 120
+
+
+def test_paws_drops_a_segment_with_an_old_tsval():
+    # RFC 7323 §5.3 R1: SEG.TSval < TS.Recent -> not acceptable: ACK and drop.
+    ep = ts_established()
+    feed(ep, 0.1, peer_ts(b"hello", 150))
+    ep.segments_to_send(0.1)
+    assert ep.read() == b"hello"
+    feed(ep, 0.2, peer_ts(b"stale", 140, seq=SISN + 6))
+    assert ep.read() == b"" and ep.rcv_nxt == SISN + 6
+    (ack,) = ep.segments_to_send(0.2)
+    assert ack.ack == SISN + 6 and _ts(ack)[1] == 150
+    feed(ep, 0.3, peer_ts(b"fresh", 150, seq=SISN + 6))  # equal TSval passes (§5.3: "less than")
+    assert ep.read() == b"fresh"
+
+
+def test_paws_does_not_drop_a_reset():
+    ep = ts_established()
+    feed(ep, 0.1, peer_ts(b"hello", 150))
+    feed(ep, 0.2, replace(PEER_ACK, seq=SISN + 6, flags=Flags.RST, options=(("Timestamp", (1, 0)),)))
+    assert ep.state is State.CLOSED
+
+
+def test_segment_without_tsopt_dropped_once_negotiated():
+    # RFC 7323 §3.2: once TSopt is negotiated, a non-RST segment without it SHOULD be silently dropped.
+    ep = ts_established()
+    feed(ep, 0.1, peer_data(b"bare"))
+    assert ep.read() == b"" and ep.rcv_nxt == SISN + 1
+    assert ep.segments_to_send(0.1) == []
+    feed(ep, 0.2, replace(PEER_ACK, flags=Flags.RST))  # ... but an RST without it is not
+    assert ep.state is State.CLOSED
+
+
+def test_rtt_sampled_from_the_echoed_tsval():
+    # RFC 7323 §4.1 (RTTM): an ACK of new data gives RTT = now - TSecr, also after a retransmission,
+    # because the echo names the transmission it answers; Karn's ambiguity is gone (RFC 6298 §3).
+    ep = ts_established()
+    ep.send(b"z" * 100, 1.0)
+    ep.segments_to_send(1.0)
+    assert ep.srtt == 0.0  # the handshake's sample, taken at t=0
+    t = ep.next_timer()
+    ep.handle_timer(t)
+    (again,) = [s for s in ep.segments_to_send(t) if s.payload]
+    feed(ep, t + 0.04, replace(PEER_ACK, ack=CISN + 101, options=(("Timestamp", (200, _ts(again)[0])),)))
+    assert ep.srtt == pytest.approx(0.04 / 8, abs=0.0002)  # RFC 6298 §2.3 with R = 40 ms
