@@ -4,7 +4,7 @@
 |------|---------|
 | 0 | success |
 | 1 | the operation failed (TCP gave up, a check failed, compare found differences) |
-| 2 | bad input: arguments, files, scripts |
+| 2 | bad input: arguments, files, scripts; or an output that cannot be written (disk full, /dev/full) |
 | 3 | unknown session |
 | 4 | connection refused (RST answered our SYN) |
 | 5 | no answer (retransmissions exhausted) |

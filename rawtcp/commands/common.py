@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import math
 import os
 import socket
 from pathlib import Path
@@ -101,3 +102,75 @@ def lab_for_namespace(netns: str) -> Any:
         if netns in (cfg.client_ns, cfg.server_ns):
             return cfg
     return None
+
+
+class FiniteFloat(click.ParamType):
+    """A float option that refuses nan and ±inf (click's FLOAT and FloatRange take them: nan compares
+    false with every bound). Wraps another float type so its range check still applies."""
+
+    name = "float"
+
+    def __init__(self, inner: click.ParamType | None = None) -> None:
+        self.inner = inner if inner is not None else click.FLOAT
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and value.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        result = self.inner.convert(value, param, ctx)
+        if isinstance(result, float) and not math.isfinite(result):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return result
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context | None = None) -> str | None:
+        return self.inner.get_metavar(param, ctx) if ctx is not None else None
+
+    def __repr__(self) -> str:
+        return f"FiniteFloat({self.inner!r})"
+
+
+def finite(minimum: float | None = None, maximum: float | None = None) -> FiniteFloat:
+    """A finite float in [minimum, maximum] (either bound may be open-ended)."""
+    if minimum is None and maximum is None:
+        return FiniteFloat()
+    return FiniteFloat(click.FloatRange(minimum, maximum))
+
+
+def refuse_non_finite(command: click.Command) -> None:
+    """Give every float option of ``command`` (and of its subcommands) the FiniteFloat check, so no
+    command — whoever wrote it — accepts ``--time-tolerance nan`` or ``--wait inf``."""
+    for param in command.params:
+        if isinstance(param.type, (click.types.FloatParamType, click.FloatRange)):
+            param.type = FiniteFloat(param.type)
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            refuse_non_finite(sub)
+
+
+def write_error(path: str, exc: OSError) -> errors.RawtcpError:
+    """A failed write as one line naming the OUTPUT file (disk full, /dev/full, a closed pipe…), with
+    the bad-input status: 1 means "failed"/"different" and must stay that."""
+    return errors.RawtcpError(f"cannot write {path}: {exc.strerror or exc}", errors.BAD_INPUT)
+
+
+def write_text(path: str, text: str) -> None:
+    """Write ``text`` to the output file ``path`` ('-': standard output); errors name ``path``."""
+    if path == "-":
+        click.echo(text, nl=False)
+        return
+    try:
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write(text)
+    except OSError as exc:
+        raise write_error(path, exc) from None
+
+
+def terminal_width(default: int | None = None) -> int | None:
+    """The terminal's width when stdout is one (or $COLUMNS is set); ``default`` otherwise, so piped
+    output keeps its full lines."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    try:
+        return os.get_terminal_size(1).columns
+    except OSError:
+        return default

@@ -9,29 +9,57 @@ from typing import Any
 import click
 
 from rawtcp import errors
-from rawtcp.commands.common import output_path, reap_leftovers
+from rawtcp.commands.common import finite, output_path, reap_leftovers, terminal_width
 from rawtcp.commands.output import Printer
 
 Record = dict[str, Any]
 
 
-def _ladder_line(n: int, rec: Record) -> str:
+LABEL_WIDTH = 64  # the segment column when nothing forces it narrower (README's picture)
+
+
+def _label(rec: Record) -> str:
     flags = f"[{rec['flags']}]"
     seq = f"seq {rec['seq']} ({rec['rel_seq']})"
     ack = f"ack {rec['ack']} ({rec['rel_ack']})" if rec.get("ack") is not None else ""
     extra = f"len {rec['len']}" + (f" <{rec['options']}>" if rec.get("options") else "")
-    label = f"{flags:<5} {seq:<22} {ack:<22} {extra}"
+    return f"{flags:<5} {seq:<22} {ack:<22} {extra}"
+
+
+def _ladder_line(n: int, rec: Record, label_width: int = LABEL_WIDTH) -> str:
     kernel = rec.get("kernel_state") or "LISTEN (request sock)"
-    if rec["dir"] == "out":
-        return f"{n:>2}  {rec['state']:<12} ──▶ {label:<64} ──▶ {kernel}"
-    return f"{n:>2}  {rec['state']:<12} ◀── {label:<64} ◀── {kernel}"
+    arrow = "──▶" if rec["dir"] == "out" else "◀──"
+    return f"{n:>2}  {rec['state']:<12} {arrow} {_label(rec):<{label_width}} {arrow} {kernel}"
+
+
+def ladder_lines(segments: list[Record], width: int | None = None) -> list[str]:
+    """The demo's ladder, header first. ``width`` (the terminal's) makes it fit: the segment column
+    shrinks to its longest label, and if that is still too wide the kernel's state goes on a line of
+    its own under each segment instead of being cut."""
+    header = f"{'#':>2}  {'rawtcp':<12}     {'segment':<{LABEL_WIDTH}}     Linux kernel"
+    lines = [header] + [_ladder_line(n, rec) for n, rec in enumerate(segments, 1)]
+    if width is None or max(map(len, lines)) <= width:
+        return lines
+    label_width = max((len(_label(rec).rstrip()) for rec in segments), default=0)
+    header = f"{'#':>2}  {'rawtcp':<12}     {'segment':<{label_width}}     Linux kernel"
+    lines = [header] + [_ladder_line(n, rec, label_width).rstrip() for n, rec in enumerate(segments, 1)]
+    if max(map(len, lines)) <= width:
+        return lines
+    lines = [f"{'#':>2}  {'rawtcp':<12}     segment   (the Linux kernel's state below each)"]
+    for n, rec in enumerate(segments, 1):
+        arrow = "──▶" if rec["dir"] == "out" else "◀──"
+        lines.append(f"{n:>2}  {rec['state']:<12} {arrow} {' '.join(_label(rec).split())}")
+        lines.append(f"{'':>2}  {'':<12} {arrow} kernel: {rec.get('kernel_state') or 'LISTEN (request sock)'}")
+    return lines
 
 
 @click.command()
 @click.option("--pcap", type=click.Path(dir_okay=False), default="rawtcp-demo.pcap", show_default=True,
               help="Where to write the capture (a .states.json with the kernel's states goes beside it).")
-@click.option("--isn", type=click.IntRange(0, 2**32 - 1), default=1000, show_default=True)
-@click.option("--msl2", type=float, default=1.0, show_default=True, help="TIME-WAIT length, s.")
+@click.option("--isn", type=click.IntRange(0, 2**32 - 1), default=1000, show_default=True,
+              help="rawtcp's initial sequence number (SEED.md's client uses 1000).")
+@click.option("--msl2", type=finite(0), default=1.0, show_default=True, metavar="S",
+              help="TIME-WAIT length, seconds.")
 @click.option("-6", "--ipv6", is_flag=True, help="The same exchange over IPv6 (2001:db8::1 ↔ 2001:db8::2).")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of text.")
 def demo(pcap: str, isn: int, msl2: float, ipv6: bool, as_json: bool) -> None:
@@ -64,9 +92,8 @@ def demo(pcap: str, isn: int, msl2: float, ipv6: bool, as_json: bool) -> None:
         raise SystemExit(errors.FAILED if result.mismatches else errors.OK)
     click.echo("\nThe exchange as a ladder (absolute and relative numbers, relative as tshark counts them);"
                "\nrawtcp's state on the left, the kernel's own socket state on the right:\n")
-    click.echo(f"{'#':>2}  {'rawtcp':<12}     {'segment':<64}     Linux kernel")
-    for n, rec in enumerate(result.segments, start=1):
-        click.echo(_ladder_line(n, rec))
+    for line in ladder_lines(result.segments, terminal_width()):
+        click.echo(line)
     kernel_path = " → ".join(dict.fromkeys(result.kernel_states)) or "(no kernel events seen)"
     client_path = " → ".join(result.client_states)
     click.echo(f"\nrawtcp went through: {client_path}")

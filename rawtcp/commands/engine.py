@@ -11,6 +11,7 @@ import click
 from rawtcp import errors
 from rawtcp.commands.common import (
     default_lab,
+    finite,
     json_option,
     lab_for_namespace,
     lab_is_up,
@@ -55,20 +56,24 @@ def _connection_spec(**fields: Any) -> dict[str, Any]:
 @click.option("--name", help="Session name for later commands (default c1, c2, ...).")
 @click.option("--isn", type=click.IntRange(0, 2**32 - 1), help="Initial sequence number (default random).")
 @click.option("--mss", type=click.IntRange(88, 65495),
-              help="MSS to announce (default: interface MTU - 40, or - 60 over IPv6).")
-@click.option("--window", type=click.IntRange(0, 65535), help="Fixed receive window to advertise.")
-@click.option("--wscale", type=click.IntRange(0, 14), help="Offer window scaling with this shift.")
+              help="MSS to announce, bytes (default: interface MTU - 40, or - 60 over IPv6).")
+@click.option("--window", type=click.IntRange(0, 65535),
+              help="Fixed receive window to advertise, bytes (default: what the buffer has room for).")
+@click.option("--wscale", type=click.IntRange(0, 14),
+              help="Offer window scaling with this shift (default: not offered).")
 @click.option("--timestamps", is_flag=True, help="Offer RFC 7323 timestamps (RTT samples under heavy loss).")
 @click.option("--sport", type=click.IntRange(1, 65535), help="Source port (default: a free ephemeral one).")
 @click.option("--netns", help="Network namespace to send from (default: the lab's client namespace).")
 @click.option("--iface", help="Interface to send on, outside any lab (next hop by routing table and ARP).")
-@click.option("--rto-min", type=float, default=1.0, show_default=True, help="Minimum RTO, s (Linux: 0.2).")
+@click.option("--rto-min", type=finite(0.001), default=1.0, show_default=True, metavar="S",
+              help="Minimum retransmission timeout, seconds (RFC 6298 says 1; Linux uses 0.2).")
 @click.option("--retries", type=click.IntRange(0, 20), default=6, show_default=True,
-              help="Retransmissions before giving up.")
-@click.option("--msl2", type=float, help="TIME-WAIT length, s (default 2 in the lab, else 60).")
-@click.option("--idle", type=float, default=600.0, show_default=True,
-              help="Close the session after this many idle seconds.")
-@click.option("--pcap", type=click.Path(dir_okay=False), help="Record both directions to this pcap.")
+              help="Retransmissions of one segment before giving up (exit 5).")
+@click.option("--msl2", type=finite(0), metavar="S", help="TIME-WAIT length, seconds (default 2 in the lab, else 60).")
+@click.option("--idle", type=finite(0), default=600.0, show_default=True, metavar="S",
+              help="Close the session (FIN) after this many seconds without a command.")
+@click.option("--pcap", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Record both directions to this pcap, kernel states in FILE.states.json (default: none).")
 @json_option
 def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | None, window: int | None,
             wscale: int | None, timestamps: bool, sport: int | None, netns: str | None, iface: str | None,
@@ -112,16 +117,23 @@ def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | 
 @click.option("--iface", help="Interface to listen on (default: the lab's server veth).")
 @click.option("--addr", help="Local address to listen on, IPv4 or IPv6 (default: the interface's IPv4 address).")
 @click.option("-6", "--ipv6", is_flag=True, help="Listen on the lab server's IPv6 address (2001:db8::2).")
-@click.option("--isn", type=click.IntRange(0, 2**32 - 1), help="Our ISN (default random).")
-@click.option("--mss", type=click.IntRange(88, 65495), help="MSS to announce.")
-@click.option("--window", type=click.IntRange(0, 65535), help="Fixed receive window to advertise.")
+@click.option("--isn", type=click.IntRange(0, 2**32 - 1), help="Our initial sequence number (default random).")
+@click.option("--mss", type=click.IntRange(88, 65495),
+              help="MSS to announce, bytes (default: interface MTU - 40, or - 60 over IPv6).")
+@click.option("--window", type=click.IntRange(0, 65535),
+              help="Fixed receive window to advertise, bytes (default: what the buffer has room for).")
 @click.option("--timestamps", is_flag=True, help="Use RFC 7323 timestamps if the client's SYN offers them.")
-@click.option("--rto-min", type=float, default=1.0, show_default=True)
-@click.option("--retries", type=click.IntRange(0, 20), default=6, show_default=True)
-@click.option("--msl2", type=float, help="TIME-WAIT length, s (default 2 in the lab, else 60).")
-@click.option("--timeout", type=float, default=3600.0, show_default=True, help="Give up waiting for a SYN.")
-@click.option("--idle", type=float, default=600.0, show_default=True)
-@click.option("--pcap", type=click.Path(dir_okay=False))
+@click.option("--rto-min", type=finite(0.001), default=1.0, show_default=True, metavar="S",
+              help="Minimum retransmission timeout, seconds (RFC 6298 says 1; Linux uses 0.2).")
+@click.option("--retries", type=click.IntRange(0, 20), default=6, show_default=True,
+              help="Retransmissions of one segment before giving up.")
+@click.option("--msl2", type=finite(0), metavar="S", help="TIME-WAIT length, seconds (default 2 in the lab, else 60).")
+@click.option("--timeout", type=finite(0), default=3600.0, show_default=True, metavar="S",
+              help="Give up waiting for a SYN after this many seconds.")
+@click.option("--idle", type=finite(0), default=600.0, show_default=True, metavar="S",
+              help="Close the session (FIN) after this many seconds without a command.")
+@click.option("--pcap", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Record both directions to this pcap, kernel states in FILE.states.json (default: none).")
 @json_option
 def listen(port: int, name: str | None, netns: str | None, iface: str | None, addr: str | None, ipv6: bool,
            isn: int | None, mss: int | None, window: int | None, timestamps: bool, rto_min: float, retries: int,
@@ -173,7 +185,8 @@ def listen(port: int, name: str | None, netns: str | None, iface: str | None, ad
 @click.argument("name")
 @click.argument("data", required=False)
 @click.option("--file", "file_", type=click.File("rb"), help="Send this file's bytes ('-' for stdin).")
-@click.option("--wait", type=float, default=60.0, show_default=True, help="Give up waiting for ACKs after S s.")
+@click.option("--wait", type=finite(0), default=60.0, show_default=True, metavar="S",
+              help="Give up waiting for the ACKs after this many seconds.")
 @json_option
 def send(name: str, data: str | None, file_: Any, wait: float, as_json: bool) -> None:
     """Send DATA (or --file) on session NAME, segmented by the peer's MSS and window; wait for the ACKs."""
@@ -189,9 +202,11 @@ def send(name: str, data: str | None, file_: Any, wait: float, as_json: bool) ->
 
 @click.command()
 @click.argument("name")
-@click.option("--bytes", "nbytes", type=click.IntRange(1), help="Wait until N bytes have arrived.")
-@click.option("--wait", type=float, help="Wait at most S seconds (default 10 with --bytes, else 0).")
-@click.option("--out", type=click.File("wb"), help="Write the bytes raw to this file ('-' for stdout).")
+@click.option("--bytes", "nbytes", type=click.IntRange(1), metavar="N",
+              help="Wait until N bytes have arrived (default: return what is there).")
+@click.option("--wait", type=finite(0), metavar="S", help="Wait at most S seconds (default 10 with --bytes, else 0).")
+@click.option("--out", type=click.File("wb"), metavar="FILE",
+              help="Write the bytes raw to FILE ('-' for stdout; default: print them as text).")
 @json_option
 def recv(name: str, nbytes: int | None, wait: float | None, out: Any, as_json: bool) -> None:
     """Print what the peer has sent on session NAME (the keeper ACKed and buffered it meanwhile)."""
@@ -233,7 +248,8 @@ def _close(name: str, op: str, abort: bool, wait: float, as_json: bool) -> None:
 @click.command()
 @click.argument("name")
 @click.option("--abort", is_flag=True, help="Send RST instead of FIN.")
-@click.option("--wait", type=float, default=30.0, show_default=True, help="Wait at most S s for the peer.")
+@click.option("--wait", type=finite(0), default=30.0, show_default=True, metavar="S",
+              help="Wait at most this many seconds for the peer's ACK and FIN.")
 @json_option
 def close(name: str, abort: bool, wait: float, as_json: bool) -> None:
     """Four-way close of session NAME: FIN, ACK, the peer's FIN, our ACK, TIME-WAIT."""
@@ -242,7 +258,8 @@ def close(name: str, abort: bool, wait: float, as_json: bool) -> None:
 
 @click.command()
 @click.argument("name")
-@click.option("--wait", type=float, default=30.0, show_default=True)
+@click.option("--wait", type=finite(0), default=30.0, show_default=True, metavar="S",
+              help="Wait at most this many seconds for the peer to acknowledge our FIN.")
 @json_option
 def shutdown(name: str, wait: float, as_json: bool) -> None:
     """Half-close session NAME: send FIN; the peer may keep sending and `recv` still works."""

@@ -9,18 +9,23 @@ from typing import Any
 import click
 
 from rawtcp import errors
-from rawtcp.commands.common import reap_leftovers
+from rawtcp.cli import FullHelpGroup
+from rawtcp.commands.common import finite, reap_leftovers
 from rawtcp.commands.output import Printer
 
 
 def _lab_options(f: Any) -> Any:
     options = [
-        click.option("--client-ns", default="rawtcp-client", show_default=True),
-        click.option("--server-ns", default="rawtcp-server", show_default=True),
-        click.option("--client-ip", default="198.18.0.1", show_default=True),
-        click.option("--server-ip", default="198.18.0.2", show_default=True),
+        click.option("--client-ns", default="rawtcp-client", show_default=True,
+                     help="Network namespace of the client end (where rawtcp sends from)."),
+        click.option("--server-ns", default="rawtcp-server", show_default=True,
+                     help="Network namespace of the server end (where the kernel listener runs)."),
+        click.option("--client-ip", default="198.18.0.1", show_default=True,
+                     help="IPv4 address of the client end (inside 198.18.0.0/15)."),
+        click.option("--server-ip", default="198.18.0.2", show_default=True,
+                     help="IPv4 address of the server end (inside 198.18.0.0/15)."),
         click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True,
-                     help="The kernel listener's port."),
+                     help="TCP port of the kernel listener."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -29,12 +34,16 @@ def _lab_options(f: Any) -> Any:
 
 def _impair_options(f: Any) -> Any:
     options = [
-        click.option("--loss", type=click.FloatRange(0, 100), help="Lose PCT % of packets (both ways)."),
-        click.option("--delay", type=click.FloatRange(0), help="Delay MS milliseconds."),
-        click.option("--jitter", type=click.FloatRange(0), help="Jitter MS milliseconds (with --delay)."),
-        click.option("--reorder", type=click.FloatRange(0, 100), help="Reorder PCT % (needs --delay)."),
-        click.option("--duplicate", type=click.FloatRange(0, 100), help="Duplicate PCT %."),
-        click.option("--corrupt", type=click.FloatRange(0, 100), help="Corrupt PCT %."),
+        click.option("--loss", type=finite(0, 100), metavar="PCT",
+                     help="Lose PCT % of packets, both ways (default: none)."),
+        click.option("--delay", type=finite(0), metavar="MS", help="Delay every packet MS milliseconds (default 0)."),
+        click.option("--jitter", type=finite(0), metavar="MS",
+                     help="Vary the delay by ± MS milliseconds; needs --delay (default 0)."),
+        click.option("--reorder", type=finite(0, 100), metavar="PCT",
+                     help="Send PCT % of packets at once, ahead of delayed ones; needs --delay (default 0)."),
+        click.option("--duplicate", type=finite(0, 100), metavar="PCT", help="Duplicate PCT % of packets (default 0)."),
+        click.option("--corrupt", type=finite(0, 100), metavar="PCT",
+                     help="Flip a random bit in PCT % of packets (default 0)."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -48,14 +57,16 @@ def _config(client_ns: str, server_ns: str, client_ip: str, server_ip: str, port
                      port=port, listener=listener)
 
 
-@click.group()
+@click.group(cls=FullHelpGroup)
 def lab() -> None:
     """The lab: namespaces rawtcp-client/rawtcp-server, a veth between them, a kernel listener."""
 
 
 @lab.command()
 @_lab_options
-@click.option("--listener", type=click.Choice(["echo", "sink", "seed"]), default="echo", show_default=True)
+@click.option("--listener", type=click.Choice(["echo", "sink", "seed"]), default="echo", show_default=True,
+              help="The kernel listener: echo sends back what it reads, sink only reads, seed is SEED.md's "
+                   "server (MSS 1024, answers 10 bytes, closes after 300 ms).")
 @_impair_options
 def up(client_ns: str, server_ns: str, client_ip: str, server_ip: str, port: int, listener: str,
        loss: float | None, delay: float | None, jitter: float | None, reorder: float | None,
@@ -113,7 +124,7 @@ def down(client_ns: str, server_ns: str, client_ip: str, server_ip: str, port: i
 
 @lab.command("status")
 @_lab_options
-@click.option("--json", "as_json", is_flag=True)
+@click.option("--json", "as_json", is_flag=True, help="The status as one JSON object.")
 def lab_status(client_ns: str, server_ns: str, client_ip: str, server_ip: str, port: int, as_json: bool) -> None:
     """Show what exists of the lab."""
     from rawtcp.lab import topology
