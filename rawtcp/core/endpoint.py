@@ -27,6 +27,7 @@ from rawtcp.core.events import (
 )
 from rawtcp.core.reassembly import Reassembly
 from rawtcp.core.rto import RtoEstimator, Timer, TimerKind
+from rawtcp.core.sack import MAX_BLOCKS, MAX_BLOCKS_WITH_TS, SackReporter, Scoreboard
 from rawtcp.core.segment import Flags, Option, Segment
 from rawtcp.core.state import State
 from rawtcp.core.transitions import allowed
@@ -84,6 +85,7 @@ class EndpointConfig:
     msl2: float = 60.0              # TIME-WAIT duration (2*MSL), configurable
     dupack_threshold: int = 3       # RFC 5681 fast retransmit
     timestamps: bool = False        # RFC 7323: offer TSopt (used only if the peer's SYN carries it too)
+    sack: bool = False              # RFC 2018: offer SACK-permitted (used only if the peer's SYN has it too)
 
     def __post_init__(self) -> None:
         problems = [
@@ -162,6 +164,12 @@ class Endpoint:
         self._dupacks = 0
         self._in_recovery = False
         self._recover = 0
+        # SACK (RFC 2018 receiver, RFC 6675 sender)
+        self._sack_ok = False            # both SYNs carried SACK-permitted
+        self._scoreboard = Scoreboard()
+        self._high_rxt = 0               # RFC 6675 HighRxt: one past the highest retransmitted position
+        self._sack_report = SackReporter()
+        self._owed_sack: list[tuple[Option, ...]] = []  # SACK options of the owed pure ACKs, in order
         # RTT measurement (RFC 6298 §3 Karn: only segments sent once)
         self._rtt_pos: int | None = None
         self._rtt_time = 0.0
@@ -304,6 +312,7 @@ class Endpoint:
             self._ctl_out.clear()
             self._ack_now = False
             self._acks_owed = 0
+            self._owed_sack.clear()
             self._ooo.clear()
 
     def _on_established(self) -> None:
@@ -443,10 +452,15 @@ class Endpoint:
             # RFC 5681 §3.1 eq. (4) and: cwnd = LW = 1 SMSS after a retransmission timeout.
             self._ssthresh = max(self.in_flight // 2, 2 * mss)
             self._cwnd = mss
-        # RFC 6582 §4: after a timeout, recover = highest sent, leave fast recovery.
+        # RFC 6582 §4 / RFC 6675 §5.1: after a timeout, recover = highest sent, leave fast recovery.
         self._recover = self._max
         self._in_recovery = False
         self._dupacks = 0
+        self._high_rxt = self._una
+        if self._retries >= 2:
+            # RFC 2018 §8 / RFC 6675 §5.1: the peer may have reneged on what it SACKed; like Linux, keep
+            # the scoreboard after one timeout but not after a second in a row.
+            self._scoreboard.clear()
         segment = self._head_segment()
         # Go back: resume sending right after the retransmitted segment, within cwnd.
         self._nxt = self._una + segment.seg_len
@@ -506,6 +520,9 @@ class Endpoint:
 
     def _syn_segment(self) -> Segment:
         options: list[Option] = [("MSS", self._cfg.mss)]
+        # RFC 2018 §2: SACK-permitted in a SYN; in a SYN-ACK only if the peer's SYN had it.
+        if self._cfg.sack and (self._irs is None or self._sack_ok):
+            options.append(("SAckOK", b""))
         # RFC 7323 §2.2: offer WScale in a SYN; in a SYN-ACK only if the peer's SYN offered it.
         offer = self._cfg.wscale is not None and (self._irs is None or self._peer_wscale is not None)
         if offer:
@@ -555,7 +572,24 @@ class Endpoint:
         self._events.append(Retransmission(now, segment, reason))
 
     def _owe_ack(self) -> None:
-        self._acks_owed = min(self._acks_owed + 1, MAX_OWED_ACKS)
+        if self._acks_owed >= MAX_OWED_ACKS:
+            return
+        self._acks_owed += 1
+        if self._sack_ok and self._irs is not None:
+            # Each duplicate ACK reports the blocks as they stood when its segment arrived, so the
+            # sender sees new SACK information in every one (RFC 2018 §4, RFC 6675 §2).
+            self._owed_sack.append(self._sack_option(self._sack_limit()))
+
+    def _sack_limit(self) -> int:
+        return MAX_BLOCKS_WITH_TS if self._ts_ok else MAX_BLOCKS
+
+    def _sack_option(self, limit: int) -> tuple[Option, ...]:
+        """NOP, NOP, SACK with the blocks due now (RFC 2018 §4), or nothing."""
+        blocks = self._sack_report.blocks(self._ooo.blocks(), limit) if limit > 0 else []
+        if not blocks or self._irs is None:
+            return ()
+        edges = tuple(sq.add(self._irs, p) for block in blocks for p in block)
+        return (("NOP", None), ("NOP", None), ("SAck", edges))
 
     def segments_to_send(self, now: float) -> list[Segment]:
         """Everything due now: RSTs and retransmissions, pure ACKs owed, then new SYN/data/FIN."""
@@ -570,6 +604,7 @@ class Endpoint:
         if state in (S.CLOSED, S.LISTEN):
             self._ack_now = False
             self._acks_owed = 0
+            self._owed_sack.clear()
             return out
         fresh: list[Segment] = []
         if state is not S.TIME_WAIT:
@@ -578,16 +613,20 @@ class Endpoint:
         if not pure and self._ack_now and not any(s.has(Flags.ACK) for s in out + fresh):
             pure = 1
         if self._irs is not None and state is not S.SYN_SENT:
-            out += [self._ack_segment() for _ in range(pure)]
+            for i in range(pure):
+                ack = self._ack_segment()
+                if i < len(self._owed_sack):
+                    ack = Segment(ack.sport, ack.dport, ack.seq, ack.ack, ack.flags, ack.window,
+                                  self._owed_sack[i])
+                out.append(ack)
         self._ack_now = False
         self._acks_owed = 0
+        self._owed_sack.clear()
         out += fresh
         self._rearm(now)
         if any(seg.has(Flags.ACK) for seg in out):
             self._last_ack_sent = self._rcv_pos
-        if self._cfg.timestamps:
-            out = [self._with_timestamp(seg, now) for seg in out]
-        return out
+        return [self._with_options(seg, now) for seg in out]
 
     def _fill(self, now: float) -> list[Segment]:
         """New (and go-back) transmissions within min(cwnd, SND.WND) (RFC 9293 §3.8.6, RFC 5681)."""
@@ -601,12 +640,22 @@ class Endpoint:
         if self._una < 1 or self._state not in _SENDING:
             return out
         mss = self.send_mss
-        last_data = -1
+        if self._in_recovery and self._sack_ok:
+            self._fill_recovery(now, out)
+            return self._mark_psh(out)
+        board = self._scoreboard
         for _ in range(1 << 20):  # bounded: each pass advances _nxt or stops
             pos = self._nxt
+            sacked = 0
+            if self._sack_ok and pos < self._max:
+                # Going back after a timeout: what the peer SACKed needs no resending (RFC 6675 §5.1).
+                pos = self._nxt = board.skip(pos)
+                sacked = board.sacked_between(self._una, pos)
             avail = max(0, self._data_end - pos)
-            usable = min(self._cwnd, self._snd_wnd) - (pos - self._una)
+            usable = min(self._cwnd - (pos - self._una - sacked), self._snd_wnd - (pos - self._una))
             n = max(0, min(avail, mss, usable))
+            if self._sack_ok and pos < self._max and (limit := board.next_sacked(pos)) is not None:
+                n = min(n, limit - pos)
             if 0 < n < min(avail, mss) and pos > self._una:
                 # RFC 9293 §3.8.6.2.1 (sender SWS avoidance): wait for an ACK rather than send a runt.
                 n = 0
@@ -615,15 +664,66 @@ class Endpoint:
                 break
             is_last = pos + n >= self._data_end
             seg = self._data_segment(pos, n, fin, psh=is_last)
-            if n:
-                last_data = len(out)
             self._transmit(seg, pos, now, out)
-        # PSH on the last data segment of this burst.
-        if last_data >= 0 and not out[last_data].has(Flags.PSH):
-            s = out[last_data]
-            out[last_data] = Segment(s.sport, s.dport, s.seq, s.ack, s.flags | Flags.PSH, s.window,
+        return self._mark_psh(out)
+
+    @staticmethod
+    def _mark_psh(out: list[Segment]) -> list[Segment]:
+        """PSH on the last data segment of this burst."""
+        for i in range(len(out) - 1, -1, -1):
+            s = out[i]
+            if s.payload:
+                if not s.has(Flags.PSH):
+                    out[i] = Segment(s.sport, s.dport, s.seq, s.ack, s.flags | Flags.PSH, s.window,
                                      s.options, s.payload, s.urgent)
+                break
         return out
+
+    def _fill_recovery(self, now: float, out: list[Segment]) -> None:
+        """RFC 6675 §5 (C): while cwnd - pipe >= 1 SMSS, send what NextSeg names."""
+        mss = self.send_mss
+        board = self._scoreboard
+        for _ in range(1 << 20):
+            edge = board.lost_edge(self._dupthresh, mss)
+            if self._cwnd - board.pipe(self._una, self._max, edge, self._high_rxt) < mss:
+                return
+            found = self._next_seg(edge)
+            if found is None:
+                return
+            pos, seg = found
+            if pos >= self._max:
+                self._transmit(seg, pos, now, out)
+            else:
+                self._high_rxt = max(self._high_rxt, pos + seg.seg_len)
+                self.retransmits += 1
+                self._rtt_pos = None  # RFC 6298 §3 (Karn)
+                self._events.append(Retransmission(now, seg, "sack"))
+                out.append(seg)
+
+    def _next_seg(self, edge: int | None) -> tuple[int, Segment] | None:
+        """RFC 6675 §4 NextSeg: (1) the first lost un-SACKed segment above HighRxt, (2) new data, (3)
+        an un-SACKed segment above HighRxt below the highest SACKed octet. (The optional rescue
+        retransmission, rule (4), is left out: the RTO covers that case.)"""
+        board = self._scoreboard
+        holes = board.holes(max(self._high_rxt, self._una), self._max)
+        if holes and edge is not None and holes[0][0] < edge:
+            seg = self._segment_at(holes[0][0])
+            if seg is not None:
+                return holes[0][0], seg
+        pos = self._max
+        avail = max(0, self._data_end - pos)
+        n = max(0, min(avail, self.send_mss, self._snd_wnd - (pos - self._una)))
+        if 0 < n < min(avail, self.send_mss):
+            n = 0  # RFC 9293 §3.8.6.2.1: no runts while data is outstanding
+        fin = self._fin_queued and pos + n == self._fin_pos and pos <= self._fin_pos
+        if n or fin:
+            return pos, self._data_segment(pos, n, fin, psh=pos + n >= self._data_end)
+        highest = board.highest()
+        if holes and highest is not None and holes[0][0] < highest:
+            seg = self._segment_at(holes[0][0])
+            if seg is not None:
+                return holes[0][0], seg
+        return None
 
     def _transmit(self, seg: Segment, pos: int, now: float, out: list[Segment]) -> None:
         end = pos + seg.seg_len
@@ -685,16 +785,37 @@ class Endpoint:
         if seq_pos <= self._last_ack_sent and sq.le(self._ts_recent, ts[0]):
             self._ts_recent, self._ts_recent_time = ts[0], now
 
-    def _with_timestamp(self, seg: Segment, now: float) -> Segment:
-        """Add TSopt (RFC 7323 §3.2): on our SYN when offering, on everything else once both SYNs had
-        it; never on RST. TSval is a 1 ms clock taken from the caller's time (§5.4)."""
-        syn_only = seg.has(Flags.SYN) and not seg.has(Flags.ACK)
-        if seg.has(Flags.RST) or not (self._ts_ok or (syn_only and self._cfg.timestamps)):
+    def _with_options(self, seg: Segment, now: float) -> Segment:
+        """Options added as the segment leaves: TSopt (RFC 7323 §3.2) on our SYN when offering and on
+        everything once both SYNs had it, never on RST, TSval a 1 ms clock from the caller's time (§5.4);
+        SACK blocks (RFC 2018 §4) on ACKs while data is held out of order or a D-SACK is due. Laid out
+        as Linux lays them out: ``mss,sackOK,TS,nop,wscale`` in a SYN, ``nop,nop,TS,nop,nop,sack``."""
+        if seg.has(Flags.RST):
             return seg
-        ecr = 0 if syn_only else self._ts_recent
-        options = (*seg.options, ("NOP", None), ("NOP", None), ("Timestamp", (_ts_clock(now), ecr)))
-        return Segment(seg.sport, seg.dport, seg.seq, seg.ack, seg.flags, seg.window, options, seg.payload,
-                       seg.urgent)
+        options = list(seg.options)
+        syn = seg.has(Flags.SYN)
+        syn_only = syn and not seg.has(Flags.ACK)
+        room = 40  # RFC 9293 §3.1: a data offset of 15 words leaves 40 bytes of options
+        if self._ts_ok or (syn_only and self._cfg.timestamps):
+            ts: Option = ("Timestamp", (_ts_clock(now), 0 if syn_only else self._ts_recent))
+            if syn and ("SAckOK", b"") in options:
+                options.insert(options.index(("SAckOK", b"")) + 1, ts)
+            elif syn:
+                options[1:1] = [("NOP", None), ("NOP", None), ts]
+            else:
+                options[0:0] = [("NOP", None), ("NOP", None), ts]
+            room -= TSOPT_LEN
+        if self._sack_ok and not syn and seg.has(Flags.ACK) and not seg.options:
+            limit = self._sack_limit()
+            if seg.payload:
+                # a data segment keeps within the MSS (RFC 6691): only the blocks that still fit
+                spare = min(self._peer_mss, self._cfg.mss) - len(seg.payload) - (40 - room)
+                limit = min(limit, max(0, (spare - 4) // 8))
+            options += self._sack_option(limit)
+        if len(options) == len(seg.options):
+            return seg
+        return Segment(seg.sport, seg.dport, seg.seq, seg.ack, seg.flags, seg.window, tuple(options),
+                       seg.payload, seg.urgent)
 
     def _rst_for(self, seg: Segment) -> Segment:
         """A reset answering ``seg`` (RFC 9293 §3.10.7.1, also used by §3.10.7.2-4)."""
@@ -720,6 +841,7 @@ class Endpoint:
             self._seg_ts = ts
         ws = seg.wscale
         self._peer_wscale = None if ws is None else min(ws, MAX_WSCALE)
+        self._sack_ok = self._cfg.sack and seg.sack_permitted
         if self._peer_wscale is not None and self._cfg.wscale is not None:
             # RFC 7323 §2.2: scaling only when both SYNs carried WScale.
             self._snd_wscale = self._peer_wscale
@@ -824,6 +946,9 @@ class Endpoint:
         if not self._acceptable(seg, wnd):
             if seg.has(Flags.RST):
                 return
+            old = self._rcv_pos + sq.diff(seg.seq, self.rcv_nxt)
+            if self._sack_ok and seg.payload and old + len(seg.payload) <= self._rcv_pos:
+                self._sack_report.note_duplicate(old, old + len(seg.payload))  # RFC 2883 §4
             if (state is S.TIME_WAIT and seg.has(Flags.FIN)
                     and sq.add(seg.seq, len(seg.payload)) == sq.add(self.rcv_nxt, -1)):
                 # The peer retransmitted its FIN: our last ACK was lost. Re-ACK and restart 2MSL
@@ -912,12 +1037,20 @@ class Endpoint:
         self._unanswered = 0  # the peer answers: the persist timer's give-up count restarts
         self._last_heard = now
         old_wnd = self._snd_wnd
+        newly_sacked = self._note_sack(seg, ack_pos, now) if self._sack_ok else 0
         if ack_pos > self._una:
             self._ack_advance(ack_pos, now)
+        elif self._sack_ok:
+            if (ack_pos == self._una and self._max > self._una and not seg.payload
+                    and not seg.has(Flags.SYN | Flags.FIN) and newly_sacked):
+                # RFC 6675 §2: a duplicate acknowledgment is one that SACKs new data.
+                self._dupacks += 1
         elif (ack_pos == self._una and self._max > self._una and not seg.payload
               and not seg.has(Flags.SYN | Flags.FIN) and (seg.window << shift) == old_wnd):
             # RFC 5681 §2: a duplicate acknowledgment.
             self._on_dupack(now)
+        if newly_sacked:
+            self._maybe_enter_sack_recovery(now)
         # Window update (RFC 9293 §3.10.7.4: only from a segment newer than the last update).
         if ack_pos >= self._una and (sq.lt(self._wl1, seg.seq)
                                      or (self._wl1 == seg.seq and sq.le(self._wl2, seg.ack))):
@@ -949,8 +1082,16 @@ class Endpoint:
             self._rto.sample(now - self._rtt_time)
             self._rtt_pos = None
         self._dupacks = 0
+        if self._sack_ok:
+            self._scoreboard.advance(ack_pos)
+            self._high_rxt = max(self._high_rxt, ack_pos)
         if old_una == 0:
             self._on_established()
+        elif self._in_recovery and self._sack_ok:
+            # RFC 6675 §5 (A): an ACK covering RecoveryPoint ends loss recovery (cwnd stays ssthresh);
+            # a partial one only updates the scoreboard, and _fill sends what pipe allows (C).
+            if ack_pos >= self._recover:
+                self._in_recovery = False
         elif self._in_recovery:
             if ack_pos >= self._recover:
                 # RFC 6582 §3.2 step 3, full acknowledgment, option (1): deflate to
@@ -970,8 +1111,7 @@ class Endpoint:
                 self._cwnd += max(1, mss * mss // max(self._cwnd, 1))
         # RFC 6298 §5.2/§5.3: stop the timer when all is acknowledged, else restart it.
         if self._max > self._una:
-            # TEMP
-            self._rto.collapse()
+            # The RTO stays backed off until a new RTT sample collapses it (RFC 6298 §5, Karn).
             self._timer = Timer(TimerKind.RETRANSMIT, now + self._rto.rto)
             self._head_since = now
         elif self._timer is not None and self._timer.kind is TimerKind.RETRANSMIT:
@@ -984,6 +1124,59 @@ class Endpoint:
             return None
         ms = sq.sub(_ts_clock(now), ts[1])
         return ms / 1000 if ms < sq.HALF else None
+
+    @property
+    def _dupthresh(self) -> int:
+        return max(1, self._cfg.dupack_threshold)
+
+    def _note_sack(self, seg: Segment, ack_pos: int, now: float) -> int:
+        """Record the SACK blocks of an acceptable ACK on the scoreboard (RFC 6675 §5 (A)/(C) "update
+        the scoreboard"); returns the number of newly SACKed bytes. A block below SND.UNA is a D-SACK
+        (RFC 2883) and adds nothing."""
+        base = max(self._una, ack_pos)
+        ranges = []
+        for left, right in seg.sack_blocks:
+            start = self._una + sq.diff(left, self.snd_una)
+            end = start + sq.sub(right, left)
+            ranges.append((start, end))
+        new = self._scoreboard.update(base, self._max, ranges)
+        if self._rtt_pos is not None and any(a <= self._rtt_pos < b for a, b in new):
+            # The timed segment, sent once, reached the peer (Linux samples SACKed segments too).
+            if self._seg_ts is None:
+                self._rto.sample(now - self._rtt_time)
+            self._rtt_pos = None
+        return sum(b - a for a, b in new)
+
+    def _maybe_enter_sack_recovery(self, now: float) -> None:
+        """RFC 6675 §5 (4): enter loss recovery once DupThresh duplicates came or IsLost(HighACK + 1),
+        and not inside the last recovery. Checked on every ACK with new SACK information, as Linux
+        does, since the ACK that advances SND.UNA may be the one that reveals the loss."""
+        mss = self.send_mss
+        if self._in_recovery or self._una <= self._recover or self._max <= self._una:
+            return
+        edge = self._scoreboard.lost_edge(self._dupthresh, mss)
+        if self._dupacks < self._dupthresh and (edge is None or edge <= self._una):
+            return
+        # (4.1)-(4.2): RecoveryPoint = HighData; ssthresh = cwnd = FlightSize / 2 (RFC 5681 eq. (4)).
+        self._recover = self._max
+        self._ssthresh = max((self.in_flight - self._scoreboard.sacked) // 2, 2 * mss)
+        self._cwnd = self._ssthresh
+        self._in_recovery = True
+        # (4.3): retransmit the first segment at once; HighRxt is its end. (4.5): _fill sends the rest.
+        seg = self._segment_at(self._una)
+        if seg is not None:
+            self._high_rxt = self._una + seg.seg_len
+            self._emit_retransmission(seg, now, "sack")
+
+    def _segment_at(self, pos: int) -> Segment | None:
+        """A retransmission starting at ``pos`` (already sent), up to SMSS and stopping at a SACKed block."""
+        sent_data_end = min(self._max, self._data_end)
+        limit = self._scoreboard.next_sacked(pos + 1) if self._sack_ok else None
+        n = max(0, min(self.send_mss, sent_data_end - pos, (limit - pos) if limit is not None else 1 << 62))
+        fin = self._fin_queued and pos + n == self._fin_pos and self._max > self._fin_pos
+        if n == 0 and not fin:
+            return None
+        return self._data_segment(pos, n, fin, psh=pos + n == sent_data_end)
 
     def _on_dupack(self, now: float) -> None:
         self._dupacks += 1
@@ -1011,6 +1204,9 @@ class Endpoint:
         # Trim what we already have (left edge).
         if start < self._rcv_pos:
             cut = min(self._rcv_pos - start, len(data))
+            if cut and self._sack_ok:
+                self._sack_report.note_duplicate(start, start + cut)  # RFC 2883 §4
+                self._ack_now = True
             data = data[cut:]
             start += cut
             if fin_pos < self._rcv_pos:
@@ -1033,7 +1229,12 @@ class Endpoint:
                 self._ack_now = True
             elif start > self._rcv_pos:
                 # Out of order: hold it and send a duplicate ACK at once (RFC 5681 §4.2) so the
-                # peer's fast retransmit can work.
+                # peer's fast retransmit can work; with SACK it names the block (RFC 2018 §4).
+                if self._sack_ok:
+                    dup = self._ooo.overlap(start, start + len(data))
+                    if dup is not None:
+                        self._sack_report.note_duplicate(*dup)  # RFC 2883 §4
+                    self._sack_report.note(start)
                 self._ooo.add(start, data)
                 self._owe_ack()
         if fin:

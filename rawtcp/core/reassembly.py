@@ -25,6 +25,14 @@ class Reassembly:
         """The held ranges as (start, end) pairs, end exclusive (what a SACK block would report)."""
         return [(start, start + len(data)) for start, data in self._blocks]
 
+    def overlap(self, start: int, end: int) -> tuple[int, int] | None:
+        """The first part of [start, end) already held, if any (a duplicate, for D-SACK)."""
+        for bstart, bdata in self._blocks:
+            lo, hi = max(start, bstart), min(end, bstart + len(bdata))
+            if lo < hi:
+                return lo, hi
+        return None
+
     def add(self, start: int, data: bytes) -> None:
         """Store ``data`` at ``start``, keeping only the parts not already held."""
         pieces: list[tuple[int, bytes]] = []

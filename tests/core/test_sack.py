@@ -1,0 +1,201 @@
+"""Selective acknowledgment, opt-in (EndpointConfig.sack): negotiation (RFC 2018 §2), the receiver's blocks
+and their order (RFC 2018 §4), D-SACK (RFC 2883 §4), and the sender's RFC 6675 scoreboard recovery."""
+
+from dataclasses import replace
+
+import pytest
+
+from rawtcp.core import Retransmission
+from rawtcp.core.sack import SackReporter, Scoreboard
+
+from .helpers import (
+    CISN,
+    PEER_ACK,
+    PEER_SYN_ACK,
+    SISN,
+    EndpointPair,
+    drain_events,
+    endpoint_syn_sent,
+    feed,
+    peer_data,
+)
+
+
+def sack_of(seg):
+    value = seg.option("SAck")
+    return [] if value is None else [(value[i], value[i + 1]) for i in range(0, len(value), 2)]
+
+
+def sack_established(**kw):
+    ep = endpoint_syn_sent(sack=True, **kw)
+    feed(ep, 0.0, replace(PEER_SYN_ACK, options=(("MSS", 1460), ("SAckOK", b""))))
+    ep.segments_to_send(0.0)
+    drain_events(ep)
+    return ep
+
+
+def rtx(ep):
+    return [(e.reason, e.segment.seq) for e in drain_events(ep) if isinstance(e, Retransmission)]
+
+
+@pytest.mark.parametrize(("client", "server", "used"), [(True, True, True), (True, False, False),
+                                                        (False, True, False)])
+def test_sack_permitted_only_when_both_syns_carry_it(client, server, used):
+    p = EndpointPair.client_server(client={"sack": client}, server={"sack": server})
+    p.transfer()
+    syn, synack = p.sent_by("a")[0], p.sent_by("b")[0]
+    assert syn.sack_permitted is client
+    assert synack.sack_permitted is used  # RFC 2018 §2: never in a SYN-ACK to a SYN without it
+    assert p.a._sack_ok is used and p.b._sack_ok is used
+
+
+def test_default_syn_stays_bare_mss():
+    p = EndpointPair.client_server()
+    p.transfer()
+    assert p.sent_by("a")[0].options == (("MSS", 1460),)
+
+
+def test_blocks_in_acks_most_recent_first():
+    # RFC 2018 §4: the first block holds the segment that triggered the ACK; then the most recently
+    # reported blocks.
+    ep = sack_established()
+    base = SISN + 1
+    feed(ep, 0.1, peer_data(b"b" * 100, seq=base + 200))
+    (ack,) = ep.segments_to_send(0.1)
+    assert ack.ack == base and sack_of(ack) == [(base + 200, base + 300)]
+    feed(ep, 0.2, peer_data(b"d" * 100, seq=base + 600))
+    (ack,) = ep.segments_to_send(0.2)
+    assert sack_of(ack) == [(base + 600, base + 700), (base + 200, base + 300)]
+    feed(ep, 0.3, peer_data(b"c" * 100, seq=base + 300))  # extends the older block
+    (ack,) = ep.segments_to_send(0.3)
+    assert sack_of(ack) == [(base + 200, base + 400), (base + 600, base + 700)]
+    feed(ep, 0.4, peer_data(b"a" * 200, seq=base))  # fills the first hole
+    (ack,) = ep.segments_to_send(0.4)
+    assert ack.ack == base + 400 and sack_of(ack) == [(base + 600, base + 700)]
+    feed(ep, 0.5, peer_data(b"x" * 200, seq=base + 400))
+    (ack,) = ep.segments_to_send(0.5)
+    assert ack.ack == base + 700 and sack_of(ack) == []
+
+
+def test_at_most_four_blocks_three_beside_timestamps():
+    ep = sack_established()
+    base = SISN + 1
+    for i in range(6):
+        feed(ep, 0.1, peer_data(b"z" * 10, seq=base + 100 * (i + 1)))
+    acks = ep.segments_to_send(0.1)
+    assert len(acks) == 6 and len(sack_of(acks[-1])) == 4
+    assert sack_of(acks[-1])[0] == (base + 600, base + 610)
+    rep = SackReporter()
+    for i in range(5):
+        rep.note(100 * i)
+    assert len(rep.blocks([(100 * i, 100 * i + 10) for i in range(5)], 3)) == 3
+
+
+def test_dsack_reports_a_duplicate_below_rcv_nxt_once():
+    # RFC 2883 §4: the first block of the next ACK names the duplicate; later ACKs don't repeat it.
+    ep = sack_established()
+    base = SISN + 1
+    feed(ep, 0.1, peer_data(b"a" * 100, seq=base))
+    ep.segments_to_send(0.1)
+    feed(ep, 0.2, peer_data(b"a" * 100, seq=base))
+    (ack,) = ep.segments_to_send(0.2)
+    assert ack.ack == base + 100 and sack_of(ack) == [(base, base + 100)]
+    feed(ep, 0.3, peer_data(b"b" * 50, seq=base + 100))
+    (ack,) = ep.segments_to_send(0.3)
+    assert sack_of(ack) == []
+
+
+def test_dsack_inside_a_held_block_is_followed_by_that_block():
+    ep = sack_established()
+    base = SISN + 1
+    feed(ep, 0.1, peer_data(b"b" * 300, seq=base + 100))
+    ep.segments_to_send(0.1)
+    feed(ep, 0.2, peer_data(b"b" * 100, seq=base + 200))  # a copy of held bytes
+    (ack,) = ep.segments_to_send(0.2)
+    assert sack_of(ack) == [(base + 200, base + 300), (base + 100, base + 400)]
+
+
+def test_partially_duplicate_segment_dsacks_the_old_part():
+    ep = sack_established()
+    base = SISN + 1
+    feed(ep, 0.1, peer_data(b"a" * 100, seq=base))
+    ep.segments_to_send(0.1)
+    feed(ep, 0.2, peer_data(b"a" * 150, seq=base + 50))
+    assert ep.read() == b"a" * 200
+    (ack,) = ep.segments_to_send(0.2)
+    assert ack.ack == base + 200 and sack_of(ack) == [(base + 50, base + 100)]
+
+
+def sack_pair(**kw):
+    common = {"sack": True, **kw}
+    p = EndpointPair.client_server(client=common, server=common)
+    p.transfer()
+    return p
+
+
+def test_one_loss_recovered_by_sack_retransmission_without_a_timer():
+    p = sack_pair()
+    data = bytes(range(256)) * 40
+    p.drop_next("a", lambda s: s.seq == CISN + 1 + 1460)
+    p.a.send(data, p.t)
+    p.transfer()
+    assert p.received["b"] == data and p.t == 0.0
+    assert rtx(p.a) == [("sack", CISN + 1 + 1460)]
+
+
+def test_several_losses_in_one_window_recovered_in_one_round_trip():
+    # NewReno repairs one hole per round trip; the scoreboard knows them all (RFC 6675 NextSeg rule 1).
+    p = sack_pair()
+    data = b"q" * (10 * 1460)
+    holes = [CISN + 1 + 1460, CISN + 1 + 4 * 1460, CISN + 1 + 6 * 1460]
+    p.drop_next("a", lambda s: s.seq in holes and bool(s.payload), count=3)
+    p.a.send(data, p.t)
+    p.pull()
+    p.deliver()  # the window arrives with three holes
+    p.pull()
+    p.deliver()  # the duplicate ACKs with SACK blocks reach the sender
+    p.pull()     # ... which resends what is lost, all in one go
+    resent = sorted(s.seq for s in p.queues["a"] if s.payload)
+    assert holes[0] in resent and holes[1] in resent
+    p.transfer()
+    assert p.received["b"] == data and p.t == 0.0
+    assert sorted(seq for _, seq in rtx(p.a)) == holes
+
+
+def test_go_back_after_timeout_skips_what_was_sacked():
+    p = sack_pair()
+    data = b"w" * (6 * 1460)
+    first = CISN + 1
+    p.drop_next("a", lambda s: s.seq == first and bool(s.payload), count=2)  # the original and the fast rtx
+    p.a.send(data, p.t)
+    p.run(until=5.0)
+    assert p.received["b"] == data
+    assert rtx(p.a) == [("sack", first), ("rto", first)]
+    resent = [s.seg.seq for s in p.log if s.src == "a" and s.seg.payload][6:]
+    assert resent == [first, first]  # nothing the peer SACKed went out again
+
+
+def test_scoreboard_islost_and_pipe():
+    board = Scoreboard()
+    smss = 100
+    # sent [0, 1000); SACKed 200-300 and 500-700
+    assert board.update(0, 1000, [(200, 300), (500, 700)]) == [(200, 300), (500, 700)]
+    assert board.update(0, 1000, [(250, 300)]) == []  # nothing new
+    assert board.holes(0, 1000) == [(0, 200), (300, 500), (700, 1000)]
+    # DupThresh 3: more than 200 bytes SACKed above 0..199 -> lost; 300..499 has 200 above -> not lost
+    assert board.lost_edge(3, smss) == 200
+    # pipe: un-SACKed 300-500 and 700-1000 in flight (500), 0-200 lost and not retransmitted
+    assert board.pipe(0, 1000, 200, 0) == 500
+    assert board.pipe(0, 1000, 200, 100) == 600  # 0-100 retransmitted
+    board.advance(250)
+    assert board.blocks == [(250, 300), (500, 700)]
+    assert board.update(300, 1000, [(100, 200)]) == []  # a D-SACK below SND.UNA adds nothing
+
+
+def test_sender_ignores_dsack_blocks():
+    ep = sack_established()
+    ep.send(b"x" * 2000, 0.0)
+    ep.segments_to_send(0.0)
+    dsack = (("SAck", (CISN + 1, CISN + 101)),)
+    feed(ep, 0.1, replace(PEER_ACK, ack=CISN + 1461, options=dsack))
+    assert ep.snd_una == CISN + 1461 and ep._scoreboard.blocks == []
