@@ -50,6 +50,74 @@ def _connection_spec(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None or k == "remote_ip"}
 
 
+def active_spec(remote_ip: str, port: int, *, name: str | None = None, netns: str | None = None,
+                iface: str | None = None, idle: float = 600.0, sport: int | None = None, isn: int | None = None,
+                mss: int | None = None, window: int | None = None, wscale: int | None = None,
+                timestamps: bool = False, rto_min: float = 1.0, retries: int = 6, msl2: float | None = None,
+                pcap: str | None = None) -> dict[str, Any]:
+    """The keeper's spec for an active open to ``remote_ip`` ``port`` (shared by `rawtcp connect` and
+    rawtcp.api): from the lab's client namespace unless ``netns``/``iface`` say otherwise, watching the
+    kernel peer's socket when it lives in a lab rawtcp made."""
+    name = registry.check_name(name) if name else _next_name()
+    if netns is None and iface is None:
+        if not lab_is_up(default_lab()):
+            raise errors.RawtcpError("no lab is up: run `sudo rawtcp lab up` first (or give --netns/--iface)",
+                                     errors.NO_LAB)
+        netns = default_lab().client_ns
+    lab = lab_for_namespace(netns) if netns else None
+    # The kernel peer lives in a namespace the lab made (either of its addresses): watch its socket's state too.
+    kernel = None
+    if lab is not None and (same_address(remote_ip, lab.server_ip) or same_address(remote_ip, lab.server_ip6)):
+        kernel = {"ip": remote_ip, "port": port}
+    return {
+        "name": name, "netns": netns, "kernel": kernel, "idle": idle,
+        "connection": _connection_spec(
+            remote_ip=remote_ip, remote_port=port, local_port=sport, iface=iface, isn=isn, mss=mss,
+            window=window, wscale=wscale, timestamps=timestamps or None, rto_min=rto_min, max_retries=retries,
+            msl2=msl2 if msl2 is not None else (LAB_MSL2 if lab is not None else 60.0),
+            pcap=output_path(pcap),
+        ),
+    }
+
+
+def passive_spec(port: int, *, name: str | None = None, netns: str | None = None, iface: str | None = None,
+                 local_ip: str | None = None, ipv6: bool = False, idle: float = 600.0, timeout: float = 3600.0,
+                 isn: int | None = None, mss: int | None = None, window: int | None = None,
+                 timestamps: bool = False, rto_min: float = 1.0, retries: int = 6, msl2: float | None = None,
+                 pcap: str | None = None) -> dict[str, Any]:
+    """The keeper's spec for a passive open on ``port`` (shared by `rawtcp listen` and rawtcp.api): in
+    the lab's server namespace on its veth unless ``netns``/``iface`` say otherwise."""
+    name = registry.check_name(name) if name else _next_name()
+    if netns is None and iface is None:
+        if not lab_is_up(default_lab()):
+            raise errors.RawtcpError("no lab is up: run `sudo rawtcp lab up` first (or give --netns/--iface)",
+                                     errors.NO_LAB)
+        netns = default_lab().server_ns
+    lab = lab_for_namespace(netns) if netns else None
+    kernel = None
+    if ipv6:
+        if lab is None or netns != lab.server_ns or lab.server_ip6 is None:
+            raise errors.RawtcpError("--ipv6 means the lab server's IPv6 address: outside a dual-stack lab "
+                                     "give --addr ADDR", errors.BAD_INPUT)
+        local_ip = lab.server_ip6
+    if lab is not None and netns == lab.server_ns:
+        iface = iface or lab.server_if
+        v6 = local_ip is not None and ":" in local_ip
+        kernel = {"ip": lab.client_ip6 if v6 else lab.client_ip, "port": port}
+    if iface is None:
+        raise errors.RawtcpError("--iface is needed outside the lab", errors.BAD_INPUT)
+    return {
+        "name": name, "netns": netns, "kernel": kernel, "idle": idle, "open_timeout": timeout,
+        "connection": _connection_spec(
+            remote_ip=None, remote_port=0, local_port=port, iface=iface, local_ip=local_ip, isn=isn, mss=mss,
+            window=window,
+            timestamps=timestamps or None, rto_min=rto_min, max_retries=retries, passive=True,
+            msl2=msl2 if msl2 is not None else (LAB_MSL2 if kernel else 60.0),
+            pcap=output_path(pcap),
+        ),
+    }
+
+
 @click.command()
 @click.argument("host")
 @click.argument("port", type=click.IntRange(1, 65535))
@@ -83,27 +151,10 @@ def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | 
     remote_ip = resolve_host(host)
     printer = Printer(as_json)
     reap_leftovers(printer)
-    name = registry.check_name(name) if name else _next_name()
-    if netns is None and iface is None:
-        if not lab_is_up(default_lab()):
-            raise errors.RawtcpError("no lab is up: run `sudo rawtcp lab up` first (or give --netns/--iface)",
-                                     errors.NO_LAB)
-        netns = default_lab().client_ns
-    lab = lab_for_namespace(netns) if netns else None
-    in_lab = lab is not None
-    # The kernel peer lives in a namespace the lab made (either of its addresses): watch its socket's state too.
-    kernel = None
-    if lab is not None and (same_address(remote_ip, lab.server_ip) or same_address(remote_ip, lab.server_ip6)):
-        kernel = {"ip": remote_ip, "port": port}
-    spec = {
-        "name": name, "netns": netns, "kernel": kernel, "idle": idle,
-        "connection": _connection_spec(
-            remote_ip=remote_ip, remote_port=port, local_port=sport, iface=iface, isn=isn, mss=mss,
-            window=window, wscale=wscale, timestamps=timestamps or None, rto_min=rto_min, max_retries=retries,
-            msl2=msl2 if msl2 is not None else (LAB_MSL2 if in_lab else 60.0),
-            pcap=output_path(pcap),
-        ),
-    }
+    spec = active_spec(remote_ip, port, name=name, netns=netns, iface=iface, idle=idle, sport=sport, isn=isn,
+                       mss=mss, window=window, wscale=wscale, timestamps=timestamps, rto_min=rto_min,
+                       retries=retries, msl2=msl2, pcap=pcap)
+    name = spec["name"]
     ready = client.start_keeper(spec, printer)
     printer.message(f"session {name}: {ready['state']} {ready['local']} → {ready['remote']} "
                     f"(keeper pid {ready['pid']}; `rawtcp send {name} DATA`, `rawtcp close {name}`)",
@@ -145,35 +196,11 @@ def listen(port: int, name: str | None, netns: str | None, iface: str | None, ad
     errors.require_privileges("rawtcp listen")
     printer = Printer(as_json)
     reap_leftovers(printer)
-    name = registry.check_name(name) if name else _next_name()
-    if netns is None and iface is None:
-        if not lab_is_up(default_lab()):
-            raise errors.RawtcpError("no lab is up: run `sudo rawtcp lab up` first (or give --netns/--iface)",
-                                     errors.NO_LAB)
-        netns = default_lab().server_ns
-    lab = lab_for_namespace(netns) if netns else None
-    kernel = None
-    if ipv6:
-        if lab is None or netns != lab.server_ns or lab.server_ip6 is None:
-            raise errors.RawtcpError("--ipv6 means the lab server's IPv6 address: outside a dual-stack lab "
-                                     "give --addr ADDR", errors.BAD_INPUT)
-        local_ip = lab.server_ip6
-    if lab is not None and netns == lab.server_ns:
-        iface = iface or lab.server_if
-        v6 = local_ip is not None and ":" in local_ip
-        kernel = {"ip": lab.client_ip6 if v6 else lab.client_ip, "port": port}
-    if iface is None:
-        raise errors.RawtcpError("--iface is needed outside the lab", errors.BAD_INPUT)
-    spec = {
-        "name": name, "netns": netns, "kernel": kernel, "idle": idle, "open_timeout": timeout,
-        "connection": _connection_spec(
-            remote_ip=None, remote_port=0, local_port=port, iface=iface, local_ip=local_ip, isn=isn, mss=mss,
-            window=window,
-            timestamps=timestamps or None, rto_min=rto_min, max_retries=retries, passive=True,
-            msl2=msl2 if msl2 is not None else (LAB_MSL2 if kernel else 60.0),
-            pcap=output_path(pcap),
-        ),
-    }
+    spec = passive_spec(port, name=name, netns=netns, iface=iface, local_ip=local_ip, ipv6=ipv6, idle=idle,
+                        timeout=timeout, isn=isn, mss=mss, window=window, timestamps=timestamps,
+                        rto_min=rto_min, retries=retries, msl2=msl2, pcap=pcap)
+    name, netns, iface = spec["name"], spec["netns"], spec["connection"]["iface"]
+    local_ip = spec["connection"].get("local_ip")
     where = f"{local_ip} " if local_ip else ""
     printer.message(f"listening on {where}port {port} in {netns or 'this namespace'} ({iface}); waiting for a SYN")
     ready = client.start_keeper(spec, printer)
