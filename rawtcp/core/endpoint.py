@@ -181,6 +181,7 @@ class Endpoint:
         self._rcv_fin_pos: int | None = None
         self._peer_fin = False
         self._last_adv = 0               # window (bytes) in the last segment we sent
+        self._rcv_edge = 0               # RCV.NXT + RCV.WND as last advertised (receiver SWS avoidance)
         # output owed
         self._ctl_out: list[Segment] = []
         self._ack_now = False            # one ACK owed; any segment carrying ACK pays it
@@ -402,13 +403,13 @@ class Endpoint:
         if n and self._state in (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2) and not self._peer_fin:
             # RFC 9293 §3.8.6.2.2 (receiver SWS avoidance): announce the window once it reopens to
             # a full segment, or the peer, seeing a window under one MSS, waits for its persist timer.
-            threshold = max(1, min(self._cfg.mss, self._cfg.recv_buffer // 2))
+            threshold = self._sws_step()
             if self._last_adv < threshold <= self._advertisable():
                 self._ack_now = True
         return data
 
     def _advertisable(self) -> int:
-        return (min(self.rcv_wnd >> self._rcv_wscale, MAX_WINDOW_FIELD)) << self._rcv_wscale
+        return (min(self._sws_window() >> self._rcv_wscale, MAX_WINDOW_FIELD)) << self._rcv_wscale
 
     # ------------------------------------------------------------------ events and timers
     def next_event(self) -> Event | None:
@@ -514,9 +515,24 @@ class Endpoint:
             field = min(self.rcv_wnd, MAX_WINDOW_FIELD)
             self._last_adv = field
         else:
-            field = min(self.rcv_wnd >> self._rcv_wscale, MAX_WINDOW_FIELD)
+            field = min(self._sws_window() >> self._rcv_wscale, MAX_WINDOW_FIELD)
             self._last_adv = field << self._rcv_wscale
+        # the peer's first data byte is IRS + 1: position 1, also before its SYN arrived
+        self._rcv_edge = max(self._rcv_pos, 1) + self._last_adv
         return field
+
+    def _sws_window(self) -> int:
+        """RCV.WND to advertise (RFC 9293 §3.8.6.2.2, MUST-39): keep the right edge where it was until
+        the free buffer can move it by min(RCV.BUFF / 2, MSS); a fixed window override is sent as is."""
+        free = self.rcv_wnd
+        if self._cfg.window is not None:
+            return free
+        current = min(max(0, self._rcv_edge - self._rcv_pos), free)
+        room = self._cfg.recv_buffer - len(self._rcvbuf)  # RCV.BUFF - RCV.USER, before the field's cap
+        return free if room - current >= self._sws_step() else current
+
+    def _sws_step(self) -> int:
+        return max(1, min(self._cfg.mss, self._cfg.recv_buffer // 2))
 
     def _syn_segment(self) -> Segment:
         options: list[Option] = [("MSS", self._cfg.mss)]

@@ -285,3 +285,22 @@ def test_window_shrunk_to_zero_under_data_in_flight_does_not_time_out():
         ep.handle_timer(ep.next_timer())
         ep.segments_to_send(0.0)
     assert ep.state is State.CLOSED
+
+
+def test_receiver_sws_avoidance_keeps_a_small_window_opening_unannounced():
+    # RFC 9293 §3.8.6.2.2 (MUST-39): after the buffer filled, reading one byte must not advertise
+    # win=1; the right edge stays put until the window can open by min(RCV.BUFF / 2, MSS).
+    ep = endpoint_established(recv_buffer=3000, mss=1000)
+    base = SISN + 1
+    feed(ep, 0.0, peer_data(b"d" * 1000), peer_data(b"d" * 1000, seq=base + 1000),
+         peer_data(b"d" * 1000, seq=base + 2000))
+    expect(ep, 0.0, [Want(".", ACK_SEQ, base + 3000, window=0)])
+    assert ep.read(1) == b"d"
+    probe = replace(PEER_ACK, seq=base + 2999)  # a zero-window probe: answered with the window
+    feed(ep, 0.5, probe)
+    expect(ep, 0.5, [Want(".", ACK_SEQ, base + 3000, window=0)])
+    ep.read(998)  # 999 free: still under one MSS
+    feed(ep, 1.0, probe)
+    expect(ep, 1.0, [Want(".", ACK_SEQ, base + 3000, window=0)])
+    ep.read(1)  # 1000 free: a full segment's worth, announced at once
+    expect(ep, 1.5, [Want(".", ACK_SEQ, base + 3000, window=1000)])
