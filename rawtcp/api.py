@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -50,6 +51,29 @@ OnRecord = Callable[[Record], None]
 # Every error the API raises (the wire and craft layers' errors come through as RawtcpError or
 # SessionError once the keeper reports them).
 ERRORS: tuple[type[Exception], ...] = (RawtcpError, SessionError, LabError, CaptureError)
+
+
+_BY_CODE: dict[int, type[SessionError]] = {3: UnknownSession, 4: PeerRefused, 5: PeerSilent}
+
+
+def _typed(exc: SessionError) -> SessionError:
+    """The keeper reports a failure as a message and an exit code: give it back its class, so that
+    ``except api.PeerRefused`` works as the exit code 4 says."""
+    kind = _BY_CODE.get(getattr(exc, "exit_code", 1))
+    if kind is None or isinstance(exc, kind):
+        return exc
+    typed = kind(str(exc))
+    typed.exit_code = exc.exit_code
+    return typed
+
+
+def _start(spec: dict[str, Any], printer: _Messages) -> None:
+    from rawtcp.session import client
+
+    try:
+        client.start_keeper(spec, printer)
+    except SessionError as exc:
+        raise _typed(exc) from None
 
 
 def _ignore(_rec: Record) -> None:
@@ -123,7 +147,12 @@ class Connection:
     def _request(self, req: dict[str, Any]) -> Record:
         from rawtcp.session import client
 
-        return client.request(self.name, req, self.on_record)
+        try:
+            return client.request(self.name, req, self.on_record)
+        except SessionError as exc:
+            raise _typed(exc) from None
+        except OSError as exc:  # the keeper left while answering (its connection just closed)
+            raise SessionError(f"session {self.name!r} ended before answering ({exc.strerror or exc})") from None
 
     def send(self, data: bytes | str, *, wait: float = 60.0) -> int:
         """Send ``data`` (str is UTF-8 encoded), segmented by the peer's MSS and window; return the
@@ -133,7 +162,10 @@ class Connection:
         payload = data.encode() if isinstance(data, str) else bytes(data)
         if not payload:
             raise RawtcpError("nothing to send", 2)
-        return int(client.send_data(self.name, payload, self.on_record, wait)["bytes"])
+        try:
+            return int(client.send_data(self.name, payload, self.on_record, wait)["bytes"])
+        except SessionError as exc:
+            raise _typed(exc) from None
 
     def recv(self, nbytes: int | None = None, *, wait: float = 2.0) -> bytes:
         """What the peer has sent (the keeper ACKed and buffered it meanwhile).
@@ -143,7 +175,10 @@ class Connection:
         """
         from rawtcp.session import client
 
-        data, _final = client.recv_data(self.name, nbytes, wait, self.on_record)
+        try:
+            data, _final = client.recv_data(self.name, nbytes, wait, self.on_record)
+        except SessionError as exc:
+            raise _typed(exc) from None
         return data
 
     def shutdown(self, *, wait: float = 30.0) -> str:
@@ -200,7 +235,6 @@ def connect(host: str, port: int, *, netns: str | None = None, iface: str | None
     """
     from rawtcp.commands.common import resolve_host
     from rawtcp.commands.engine import active_spec
-    from rawtcp.session import client
 
     remote_ip = resolve_host(host)
     on_record = on_record or _ignore
@@ -208,7 +242,7 @@ def connect(host: str, port: int, *, netns: str | None = None, iface: str | None
     spec = active_spec(remote_ip, port, name=name, netns=netns, iface=iface, idle=idle, sport=sport, isn=isn,
                        mss=mss, window=window, wscale=wscale, timestamps=timestamps, rto_min=rto_min,
                        retries=retries, msl2=msl2, pcap=pcap)
-    client.start_keeper(spec, printer)
+    _start(spec, printer)
     return Connection(spec["name"], on_record)
 
 
@@ -221,7 +255,6 @@ def listen(port: int, *, netns: str | None = None, iface: str | None = None, add
     answered and the handshake is complete (at most ``timeout`` seconds), then returns the connection.
     By default in the lab's server namespace, on its veth."""
     from rawtcp.commands.engine import _listen_address, passive_spec
-    from rawtcp.session import client
 
     on_record = on_record or _ignore
     local_ip = _listen_address(addr) if addr is not None else None
@@ -229,7 +262,7 @@ def listen(port: int, *, netns: str | None = None, iface: str | None = None, add
     spec = passive_spec(port, name=name, netns=netns, iface=iface, local_ip=local_ip, ipv6=ipv6, idle=idle,
                         timeout=timeout, isn=isn, mss=mss, window=window, timestamps=timestamps,
                         rto_min=rto_min, retries=retries, msl2=msl2, pcap=pcap)
-    client.start_keeper(spec, printer)
+    _start(spec, printer)
     return Connection(spec["name"], on_record)
 
 
@@ -377,10 +410,17 @@ class Lab:
         from rawtcp.lab import topology
 
         removed = []
+        aborted = []
         for conn in self.sessions():
             with contextlib.suppress(*ERRORS):
                 conn.abort()
+                aborted.append(conn)
                 removed.append(f"session {conn.name} (RST)")
+        # Each keeper removes its session files and firewall entries on its way out; signalling it
+        # meanwhile (lab_down stops every process in the namespaces) would cut that short.
+        deadline = time.monotonic() + 5.0
+        while any(conn.alive for conn in aborted) and time.monotonic() < deadline:
+            time.sleep(0.02)
         if topology.lab_exists(self.config):
             removed += topology.lab_down(self.config)
         return removed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import time
 from typing import Any
 
 import click
@@ -113,11 +114,18 @@ def down(client_ns: str, server_ns: str, client_ip: str, server_ip: str, port: i
     if not topology.lab_exists(cfg):
         click.echo("no lab is up; nothing to remove")
         return
+    aborted = []
     for info in registry.all_sessions():
         if info.netns in (cfg.client_ns, cfg.server_ns):
             with contextlib.suppress(Exception):
                 client.request(info.name, {"op": "close", "abort": True, "wait": 5}, lambda rec: None)
                 click.echo(f"aborted session {info.name} (RST)")
+                aborted.append(info.name)
+    # Each keeper removes its session files and firewall entries on its way out; lab_down signals every
+    # process left in the namespaces, which would cut that short.
+    deadline = time.monotonic() + 5.0
+    while any(registry.name_taken(name) for name in aborted) and time.monotonic() < deadline:
+        time.sleep(0.02)
     for line in topology.lab_down(cfg):
         click.echo(f"removed {line}")
 
