@@ -86,6 +86,7 @@ class EndpointConfig:
     dupack_threshold: int = 3       # RFC 5681 fast retransmit
     timestamps: bool = False        # RFC 7323: offer TSopt (used only if the peer's SYN carries it too)
     sack: bool = False              # RFC 2018: offer SACK-permitted (used only if the peer's SYN has it too)
+    nagle: bool = False             # RFC 896 / RFC 9293 §3.7.4 (off = TCP_NODELAY)
 
     def __post_init__(self) -> None:
         problems = [
@@ -158,6 +159,7 @@ class Endpoint:
         self._probes = 0                 # zero-window probes sent since the window closed (backoff)
         self._unanswered = 0             # probes sent since the peer last sent an ACK (give-up count)
         self._last_heard = 0.0           # when the peer last sent an acceptable ACK
+        self._sws_override = False       # the persist timer fired on a small window: send a runt once
         # congestion control (RFC 5681, RFC 6582)
         self._cwnd = 0
         self._ssthresh = 1 << 30         # RFC 5681 §3.1: initially arbitrarily high
@@ -476,6 +478,11 @@ class Endpoint:
             return
         self._probes += 1
         self._unanswered += 1
+        if self._snd_wnd > 0:
+            # RFC 9293 §3.8.6.2.1 (4): the override timeout; send what fits the small window (Linux's
+            # tcp_write_wakeup does the same from its probe timer).
+            self._sws_override = True
+            return
         # RFC 9293 §3.8.6.1 / RFC 1122 §4.2.2.17: probe the zero window. Like Linux, the probe is a bare
         # ACK with SEQ = SND.UNA - 1: out of window, so the peer must answer with its current window.
         self._ctl_out.append(self._ack_segment(seqno=sq.add(self.snd_una, -1)))
@@ -484,8 +491,13 @@ class Endpoint:
         return min(self._rto.rto * (1 << min(self._probes, 16)), self._cfg.rto_max)
 
     def _needs_persist(self) -> bool:
-        return (self._state in _SENDING and self._una >= 1 and self._snd_wnd == 0
-                and self._max == self._una and self._data_end > self._max)
+        """Nothing in flight, data queued, and a window too small to send it into: zero, or under SMSS,
+        the queue and half the largest window (sender SWS avoidance, RFC 9293 §3.8.6.2.1)."""
+        if not (self._state in _SENDING and self._una >= 1 and self._max == self._una
+                and self._data_end > self._max):
+            return False
+        wnd = self._snd_wnd
+        return wnd == 0 or (wnd < min(self.send_mss, self._data_end - self._max) and 2 * wnd < self._max_snd_wnd)
 
     def _rearm(self, now: float) -> None:
         """Keep the single timer consistent with what is outstanding (RFC 6298 §5.1, §5.2)."""
@@ -672,8 +684,7 @@ class Endpoint:
             n = max(0, min(avail, mss, usable))
             if self._sack_ok and pos < self._max and (limit := board.next_sacked(pos)) is not None:
                 n = min(n, limit - pos)
-            if 0 < n < min(avail, mss) and pos > self._una:
-                # RFC 9293 §3.8.6.2.1 (sender SWS avoidance): wait for an ACK rather than send a runt.
+            if 0 < n < mss and pos >= self._max and not self._may_send_runt(n, avail, pos):
                 n = 0
             fin = self._fin_queued and pos + n == self._fin_pos
             if n == 0 and not fin:
@@ -682,6 +693,21 @@ class Endpoint:
             seg = self._data_segment(pos, n, fin, psh=is_last)
             self._transmit(seg, pos, now, out)
         return self._mark_psh(out)
+
+    def _may_send_runt(self, n: int, avail: int, pos: int) -> bool:
+        """New data shorter than SMSS: RFC 9293 §3.8.6.2.1 (MUST-38) sends it only if (2) it is all
+        that is queued (every write counts as pushed), (3) it is at least half the largest window the
+        peer offered, or (4) the override timeout fired; Nagle (RFC 896) holds a short tail while
+        data is unacknowledged, unless a FIN goes with it (as Linux does)."""
+        if n == avail:
+            fin = self._fin_queued and pos + n == self._fin_pos
+            return not (self._cfg.nagle and self._max > self._una and not fin)
+        if self._max > self._una:
+            return False  # limited by window or cwnd with data in flight: an ACK will come
+        if 2 * n >= self._max_snd_wnd or self._sws_override:
+            self._sws_override = False
+            return True
+        return False
 
     @staticmethod
     def _mark_psh(out: list[Segment]) -> list[Segment]:

@@ -191,9 +191,14 @@ def test_never_send_beyond_peer_window():
     # 540 more bytes would fit, but sender SWS avoidance (RFC 9293 §3.8.6.2.1) waits for the ACK
     assert [len(s.payload) for s in segs] == [1460]
     feed(ep, 0.1, replace(PEER_ACK, ack=CISN + 1461, window=700))
-    assert [len(s.payload) for s in ep.segments_to_send(0.1)] == [700]   # nothing in flight: send what fits
-    feed(ep, 0.2, replace(PEER_ACK, ack=CISN + 2161, window=0))
-    expect_nothing(ep, 0.2)
+    # 700 is under one MSS and under half the largest window: no runt (MUST-38) until the override
+    # timeout, the persist timer, fires
+    assert ep.segments_to_send(0.1) == [] and ep.timer.kind is TimerKind.PERSIST
+    t = ep.next_timer()
+    ep.handle_timer(t)
+    assert [len(s.payload) for s in ep.segments_to_send(t)] == [700]
+    feed(ep, t + 0.1, replace(PEER_ACK, ack=CISN + 2161, window=0))
+    expect_nothing(ep, t + 0.1)
     assert ep.snd_nxt == CISN + 2161 and ep.unsent == 5000 - 2160
 
 
@@ -254,7 +259,8 @@ def test_zero_window_between_cores_no_deadlock_no_loss():
             p.a.handle_timer(p.t)
             p.b.handle_timer(p.t)
     assert bytes(got) == data[:sent]
-    assert any(s.src == "b" and s.seg.window == 0 for s in p.log)
+    # the server's window closed below one segment (no runts are sent into it: RFC 9293 §3.8.6.2.1)
+    assert any(s.src == "b" and s.seg.window < 1460 and s.seg.ack != 0 for s in p.log[3:])
 
 
 def test_ack_processing_at_zero_window_still_accepts_acks():
