@@ -1,7 +1,10 @@
 """A small, fast TCP-over-IP decoder for captured frames (struct only; the capture layer's own copy).
 
 It reads what a ladder or a comparison needs — addresses, ports, seq/ack, flags, window, options,
-payload — and returns None for anything that is not a whole, first-fragment TCP segment.
+payload — and returns None for anything that is not a first-fragment TCP segment. Like tshark, the
+segment's length comes from the IP header, not from the bytes captured: a capture with a short
+snapshot length (``tcpdump -s 60``, ``editcap -s 60``) still shows every segment with its true length,
+as long as the fixed 20-byte TCP header was captured (``truncated`` then says the bytes are partial).
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ class TcpPacket:
     urgent: int = 0
     checksum: int = 0
     version: int = 4
+    truncated: bool = False  # fewer bytes captured than the IP header announces
 
     @property
     def seg_len(self) -> int:
@@ -99,7 +103,8 @@ def decode_tcp(linktype: int, data: bytes) -> TcpPacket | None:
         # Only unfragmented segments or first fragments carry the TCP header (RFC 791).
         if proto != 6 or ihl < 20 or frag & 0x1FFF or frag & 0x2000:
             return None
-        end = min(len(data), ip + total) if total >= ihl else len(data)
+        # A total length of 0 is what TSO segments captured on the sender look like: use the frame.
+        end = ip + total if total >= ihl else len(data)
         tcp = ip + ihl
         src_s, dst_s = socket.inet_ntoa(src), socket.inet_ntoa(dst)
     elif version == 6:
@@ -107,9 +112,9 @@ def decode_tcp(linktype: int, data: bytes) -> TcpPacket | None:
             return None
         _vtf, plen, nxt, ttl, src, dst = _IPV6.unpack_from(data, ip)
         tcp = ip + 40
-        end = min(len(data), tcp + plen)
+        end = tcp + plen if plen else len(data)  # 0: a jumbogram, or TSO as above
         guard = 0
-        while nxt in _IPV6_EXT and guard < 8 and tcp + 8 <= end:
+        while nxt in _IPV6_EXT and guard < 8 and tcp + 8 <= min(end, len(data)):
             nxt, hlen = data[tcp], data[tcp + 1]
             tcp += (hlen + 1) * 8
             guard += 1
@@ -119,16 +124,17 @@ def decode_tcp(linktype: int, data: bytes) -> TcpPacket | None:
         src_s, dst_s = socket.inet_ntop(socket.AF_INET6, src), socket.inet_ntop(socket.AF_INET6, dst)
     else:
         return None
-    if end < tcp + 20:
+    captured = min(len(data), end)  # Ethernet padding lies beyond the IP datagram
+    if end < tcp + 20 or captured < tcp + 20:
         return None
     sport, dport, seq, ack, off, flags, window, checksum, urgent = _TCP.unpack_from(data, tcp)
     doff = (off >> 4) * 4
     if doff < 20 or tcp + doff > end:
         return None
-    options = parse_options(data[tcp + 20:tcp + doff]) if doff > 20 else ()
-    payload = data[tcp + doff:end]
-    return TcpPacket(src_s, dst_s, sport, dport, seq, ack, flags, window, options, len(payload),
-                     ip_id, ttl, payload, urgent, checksum, version)
+    options = parse_options(data[tcp + 20:min(tcp + doff, captured)]) if doff > 20 else ()
+    payload = data[tcp + doff:captured]
+    return TcpPacket(src_s, dst_s, sport, dport, seq, ack, flags, window, options, end - tcp - doff,
+                     ip_id, ttl, payload, urgent, checksum, version, captured < end)
 
 
 _OPT_NAMES = {2: "MSS", 3: "WScale", 4: "SAckOK", 5: "SAck", 8: "Timestamp"}

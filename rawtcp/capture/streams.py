@@ -12,8 +12,10 @@ is first seen, and keeps one base sequence number per direction:
   and the raw ack field otherwise; both modulo 2**32.
 
 Roles: the client is the sender of a SYN without ACK, or the receiver of a SYN-ACK, else the stream's
-first sender. Both ends' states are inferred from the segments (RFC 9293 §3.3.2 diagram) and, when a
-``<pcap>.states.json`` side-car holds recorded states, those take precedence.
+first sender. Both ends' states are inferred from the segments (RFC 9293 §3.3.2 diagram); recorded
+states (``state …`` comments in a pcapng, else the ``<capture>.states.json`` side-car) take
+precedence and are never contradicted (see :func:`overlay_states`). Each segment also carries
+Wireshark's expert analysis (rawtcp.capture.analysis) and the capture's comments on it.
 """
 
 from __future__ import annotations
@@ -23,9 +25,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from rawtcp.capture.analysis import NONE, Analysis, ConversationAnalysis
+from rawtcp.capture.annotate import is_generated, parse_state_comment
 from rawtcp.capture.decode import TcpPacket, decode_tcp
-from rawtcp.capture.pcap import iter_packets
-from rawtcp.capture.sidecar import read_sidecar
+from rawtcp.capture.pcap import ReadReport, iter_packets
+from rawtcp.capture.sidecar import read_notes, read_sidecar
 from rawtcp.core.state import State
 
 _MOD = 0xFFFFFFFF
@@ -58,8 +62,10 @@ class StreamSegment:
     rel_ack: int
     client_state: State | str | None = None
     server_state: State | str | None = None
-    client_recorded: bool = False  # the state came from the side-car, not from inference
+    client_recorded: bool = False  # the state was recorded during the run, not inferred
     server_recorded: bool = False
+    analysis: Analysis = NONE  # what Wireshark's expert info says about this segment
+    comments: tuple[str, ...] = ()  # the capture's own comments on the packet (the lab's notes)
 
 
 @dataclass(slots=True)
@@ -155,39 +161,73 @@ class StreamTracker:
         return conv, 0 if a_is_client else 1
 
 
-def iter_tracked(path: str | os.PathLike[str]) -> Iterator[tuple[int, float, TcpPacket, _Conv, int, int, int]]:
+def iter_tracked(path: str | os.PathLike[str], report: ReadReport | None = None,
+                 ) -> Iterator[tuple[int, float, TcpPacket, _Conv, int, int, int]]:
     """``(frame_number, ts, packet, conv, direction, rel_seq, rel_ack)`` for every TCP packet."""
     tracker = StreamTracker()
-    for number, (ts, linktype, data) in enumerate(iter_packets(path), 1):
+    for number, (ts, linktype, data) in enumerate(iter_packets(path, report), 1):
         pkt = decode_tcp(linktype, data)
         if pkt is not None:
             conv, d, rel_seq, rel_ack = tracker.track(pkt)
             yield number, ts, pkt, conv, d, rel_seq, rel_ack
 
 
-def read_streams(path: str | os.PathLike[str], stream: int | None = None,
-                 events: list[dict[str, Any]] | None = None) -> list[Stream]:
-    """All TCP streams of a capture (or only stream number ``stream``), with states inferred.
+def read_capture(path: str | os.PathLike[str], stream: int | None = None,
+                 events: list[dict[str, Any]] | None = None,
+                 report: ReadReport | None = None) -> tuple[list[Stream], int]:
+    """The TCP streams of a capture (or only stream number ``stream``) and how many streams it has.
 
-    ``events`` are recorded state changes; by default they are read from the pcap's side-car.
-    Non-TCP packets are skipped. Meant for ladders: it keeps the selected streams in memory.
+    States are inferred, then recorded ones laid over them: ``events`` if given, else the capture's
+    ``state …`` comments, else its side-car. Every segment gets Wireshark's expert analysis and the
+    packet's other comments. Non-TCP packets are skipped. The file is read once (it may be stdin).
     """
+    report = report if report is not None else ReadReport(os.fspath(path))
     streams: dict[int, Stream] = {}
-    for number, ts, pkt, conv, d, rel_seq, rel_ack in iter_tracked(path):
+    analyses: dict[int, ConversationAnalysis] = {}
+    recorded: list[dict[str, Any]] = []
+    tracker = StreamTracker()
+    notes = read_notes(path)
+    for number, (ts, linktype, data) in enumerate(iter_packets(path, report), 1):
+        comments: tuple[str, ...] = report.comments
+        if comments:
+            for text in comments:
+                event = parse_state_comment(text)
+                if event is not None:
+                    recorded.append(event)
+            comments = tuple(c for c in comments if not is_generated(c))
+        if notes:
+            comments += tuple(notes.get(number, ()))
+        pkt = decode_tcp(linktype, data)
+        if pkt is None:
+            continue
+        conv, d, rel_seq, rel_ack = tracker.track(pkt)
         if stream is not None and conv.index != stream:
             continue
         st = streams.get(conv.index)
         if st is None:
             st = streams[conv.index] = Stream(conv.index, conv.client, conv.server)
-        st.segments.append(StreamSegment(number, ts, d == 0, pkt, rel_seq, rel_ack))
+            analyses[conv.index] = ConversationAnalysis()
+        analysis = analyses[conv.index].segment(d, pkt, number, ts)
+        st.segments.append(StreamSegment(number, ts, d == 0, pkt, rel_seq, rel_ack, analysis=analysis,
+                                         comments=comments))
     if events is None:
-        events = read_sidecar(path)
+        events = sorted(recorded, key=lambda ev: ev["time"]) if recorded else read_sidecar(path)
     result = [streams[i] for i in sorted(streams)]
     for st in result:
         infer_states(st)
         if events:
             overlay_states(st, events)
-    return result
+    return result, tracker.count
+
+
+def read_streams(path: str | os.PathLike[str], stream: int | None = None,
+                 events: list[dict[str, Any]] | None = None,
+                 report: ReadReport | None = None) -> list[Stream]:
+    """All TCP streams of a capture (or only stream number ``stream``): see :func:`read_capture`.
+
+    Meant for ladders: it keeps the selected streams in memory.
+    """
+    return read_capture(path, stream, events, report)[0]
 
 
 def count_streams(path: str | os.PathLike[str]) -> int:
@@ -313,8 +353,10 @@ def overlay_states(stream: Stream, events: Iterable[dict[str, Any]]) -> None:
         side = [e for e in mine if e.client_side == client_side]
         if not side:
             continue
-        # A recorded state holds until the segments show a later change than the last record: records
-        # that are complete (the kernel's watcher) then win, partial ones do not freeze the ladder.
+        # From an end's first record to its last the records alone say its state (what was recorded
+        # last), so no inferred state can contradict them. Before the first record nothing was recorded
+        # yet, and after the last one the segments may show a later change (a recorder that stopped
+        # early): there the inferred state shows, unmarked.
         i, current, recorded_at = 0, None, float("-inf")
         changed_at, previous = float("-inf"), None
         for seg in stream.segments:
@@ -324,7 +366,7 @@ def overlay_states(stream: Stream, events: Iterable[dict[str, Any]]) -> None:
             while i < len(side) and side[i].ts <= seg.ts:
                 current, recorded_at = side[i].new, side[i].ts
                 i += 1
-            if current is None or recorded_at < changed_at:
+            if current is None or (i == len(side) and recorded_at < changed_at):
                 continue
             if client_side:
                 seg.client_state, seg.client_recorded = current, True

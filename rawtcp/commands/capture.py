@@ -1,13 +1,21 @@
 """``rawtcp ladder`` and ``rawtcp compare``: draw a capture's TCP streams, compare two captures.
 
-Registered lazily by rawtcp/cli.py as ``rawtcp.commands.capture:ladder`` and ``…:compare``. Bad
-input (missing, empty, truncated or non-pcap files, an unsupported link type, no TCP, a stream that
-does not exist) ends in one line on stderr, ``rawtcp: error: <message>``, and exit status 2.
+Registered lazily by rawtcp/cli.py as ``rawtcp.commands.capture:ladder`` and ``…:compare``. FILE may
+be ``-`` (standard input) and gzip-compressed, as with tshark.
+
+Exit status: ``ladder`` 0; ``compare`` 0 same, 1 different; both 2 for bad input — a missing, empty or
+non-pcap file, an unsupported link type, no TCP, a stream that does not exist — with one line on
+stderr, ``rawtcp: error: <message>``. A file cut in the middle of a packet is read as tshark reads
+it: what comes before the cut is drawn or compared, a ``rawtcp: warning:`` line says where it ends,
+and the exit status is 2, as tshark's is, so a script notices the damage. Packets cut short by the
+snapshot length are kept (lengths come from the IP header) with one warning line, exit status
+unchanged.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import NoReturn
 
@@ -37,21 +45,35 @@ def _message(path: str, exc: Exception) -> str:
 @click.option("--stream", "stream_no", type=click.IntRange(min=0), metavar="N",
               help="Only TCP stream N (tshark's tcp.stream numbering).")
 @click.option("--absolute", is_flag=True, help="Absolute seq/ack instead of relative (ISN = 0, as tshark).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the streams as JSON: every segment with its frame, states and expert markers.")
 @click.option("--color/--no-color", default=None, help="Colour the text ladder (default: when stdout is a terminal).")
-def ladder(file: str, svg_out: str | None, stream_no: int | None, absolute: bool, color: bool | None) -> None:
-    """Draw the TCP streams of a pcap/pcapng FILE as ladder diagrams, with both ends' states."""
-    from rawtcp.capture.ladder import render_svg, render_text
-    from rawtcp.capture.streams import count_streams, read_streams
+def ladder(file: str, svg_out: str | None, stream_no: int | None, absolute: bool, as_json: bool,
+           color: bool | None) -> None:
+    """Draw the TCP streams of a pcap/pcapng FILE ('-' for stdin) as ladders, with both ends' states.
 
+    Rows carry tshark's frame numbers and Wireshark's expert markers (retransmission, dup ACK…).
+    """
+    from rawtcp.capture.ladder import render_svg, render_text, stream_json
+    from rawtcp.capture.pcap import ReadReport
+    from rawtcp.capture.streams import read_capture
+
+    name = "standard input" if file == "-" else file
+    report = ReadReport(name)
     try:
-        streams = read_streams(file, stream=stream_no)
+        try:
+            streams, total = read_capture(file, stream=stream_no, report=report)
+        finally:
+            _warn(report.warnings())
         if not streams:
-            total = count_streams(file) if stream_no is not None else 0
             if total == 0:
-                _fail(f"no TCP segments in {file}")
-            _fail(f"no stream {stream_no} in {file} (it has 0..{total - 1})")
-        if svg_out:
-            svg = render_svg(streams, absolute=absolute, title=file)
+                _fail(f"no TCP segments in {name}")
+            _fail(f"no stream {stream_no} in {name} (it has 0..{total - 1})")
+        if as_json:
+            click.echo(json.dumps({"file": name, "warnings": report.warnings(),
+                                   "streams": [stream_json(st, absolute) for st in streams]}, indent=2))
+        elif svg_out:
+            svg = render_svg(streams, absolute=absolute, title=name)
             if svg_out == "-":
                 click.echo(svg, nl=False)
             else:
@@ -66,7 +88,14 @@ def ladder(file: str, svg_out: str | None, stream_no: int | None, absolute: bool
             click.echo(render_text(stream, absolute=absolute, color=color is not False), nl=False,
                        color=color)
     except (CaptureError, OSError) as exc:
-        _fail(_message(file, exc))
+        _fail(_message(name, exc))
+    if report.damaged:
+        sys.exit(EXIT_ERROR)
+
+
+def _warn(lines: list[str]) -> None:
+    for line in lines:
+        click.echo(f"rawtcp: warning: {line}", err=True)
 
 
 @click.command("compare")
@@ -81,17 +110,24 @@ def ladder(file: str, svg_out: str | None, stream_no: int | None, absolute: bool
 @click.option("--color/--no-color", default=None, help="Colour the output (default: when stdout is a terminal).")
 @click.option("--kernel", is_flag=True,
               help="Run the exchange twice in the lab (crafted and kernel client) and compare (needs root).")
+@click.option("--force", is_flag=True, help="With --kernel: overwrite A and B if they exist.")
 def compare(a: str, b: str | None, ignore: tuple[str, ...], time_tolerance: float | None, as_json: bool,
-            color: bool | None, kernel: bool) -> None:
-    """Compare the TCP exchanges of captures A and B; exit 0 same, 1 different, 2 error.
+            color: bool | None, kernel: bool, force: bool) -> None:
+    """Compare the TCP exchanges of captures A and B ('-' for stdin); exit 0 same, 1 different, 2 error.
 
-    Connections are matched by order and role, not port; ISNs, ports, IP ID, TTL, checksums,
-    timestamp values and times are normalised away.
+    Connections are matched by order and role, not port; segments are aligned by their place in the
+    sequence space, so a segment in one capture only is one difference. ISNs, ports, IP ID, TTL,
+    checksums, timestamp values and times are normalised away.
     """
     from rawtcp.capture.compare import compare_captures, render_compare
 
     if kernel:
-        a, b = _run_kernel_exchange(a or "rawtcp-crafted.pcap", b or "rawtcp-kernel.pcap", as_json)
+        crafted, kernel_file = a or "rawtcp-crafted.pcapng", b or "rawtcp-kernel.pcapng"
+        if not force:
+            for path in (crafted, kernel_file):
+                if os.path.exists(path):
+                    _fail(f"{path} exists: compare --kernel would overwrite it (use --force, or other names)")
+        a, b = _run_kernel_exchange(crafted, kernel_file, as_json)
     if a is None or b is None:
         _fail("compare needs two captures: rawtcp compare A B")
     fields = {part.strip() for item in ignore for part in item.split(",") if part.strip()}
@@ -101,10 +137,13 @@ def compare(a: str, b: str | None, ignore: tuple[str, ...], time_tolerance: floa
         _fail(str(exc).splitlines()[0])
     except OSError as exc:
         _fail(_message(a, exc))
+    _warn(result.warnings)
     if as_json:
         click.echo(json.dumps(result.to_json(), indent=2))
     else:
         click.echo(render_compare(result, color=color is not False), nl=False, color=color)
+    if result.damaged:
+        sys.exit(EXIT_ERROR)
     sys.exit(EXIT_SAME if result.same else EXIT_DIFFERENT)
 
 

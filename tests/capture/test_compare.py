@@ -42,9 +42,9 @@ def test_window_difference_and_ignore(make_pcap: Callable[..., Path]) -> None:
     b = make_pcap(other_run(server_window=29200))
     result = compare_captures(a, b)
     assert not result.same
-    assert [(r.segment, r.fields) for r in result.rows] == [(i, ("window",)) for i in (1, 4, 7, 8)]
+    assert [(r.segment, r.fields) for r in result.rows] == [(i, ("window",)) for i in (2, 5, 8, 9)]
     assert result.rows[0].a.window == 65160 and result.rows[0].b.window == 29200  # type: ignore[union-attr]
-    assert "connection 0 segment 2: window 65160 != 29200" in result.summary()
+    assert "connection 0 segment 2: C\u2190S [S.] \u2192 win 65160 vs 29200" in result.summary()
     assert compare_captures(a, b, ignore={"window"}).same
 
 
@@ -55,13 +55,15 @@ def test_options_payload_and_missing_segments(make_pcap: Callable[..., Path]) ->
     pk[3]["Raw"].load = b"C" * 20
     b = make_pcap(pk)
     result = compare_captures(a, b)
-    assert [(r.segment, r.fields) for r in result.rows] == [(0, ("options",)), (3, ("payload",))]
+    assert [(r.segment, r.fields) for r in result.rows] == [(1, ("options",)), (4, ("payload",))]
+    assert result.rows[0].describe().endswith("C\u2192S [S] \u2192 <mss 1460> vs <mss 1400>")
+    assert result.rows[1].describe().endswith("C\u2192S [P.] \u2192 payload differs from byte 0")
     assert compare_captures(a, b, ignore={"options", "payload"}).same
     short = make_pcap(seed_packets()[:-1])
     result = compare_captures(a, short)
-    assert [(r.segment, r.fields, r.b) for r in result.rows] == [(9, ("missing",), None)]
+    assert [(r.segment, r.fields, r.b) for r in result.rows] == [(10, ("missing",), None)]
     assert result.connections[0].segments_b == 9
-    assert "only in A" in result.rows[0].describe()
+    assert "only in A, segment 10 (frame 10), after segment 9 of B" in result.rows[0].describe()
 
 
 def test_time_tolerance_compares_gaps(make_pcap: Callable[..., Path]) -> None:
@@ -72,7 +74,7 @@ def test_time_tolerance_compares_gaps(make_pcap: Callable[..., Path]) -> None:
     assert not strict.same
     assert {r.fields for r in strict.rows} == {("time",)}
     assert len(strict.rows) == 9  # every gap after the first segment is 5 ms longer
-    assert "gap 10.000 ms != 15.000 ms" in strict.rows[0].describe()
+    assert "gap 10.000 ms vs 15.000 ms" in strict.rows[0].describe()
     assert compare_captures(a, b, time_tolerance_ms=6).same
 
 
@@ -93,9 +95,12 @@ def test_connections_matched_by_order_and_role_not_port(make_pcap: Callable[...,
     assert [c.b_client for c in result.connections] == ["198.18.0.1:3000", "198.18.0.1:4000"]
     lonely = make_pcap(three)
     result = compare_captures(a, lonely)
-    assert not result.same
-    assert result.connections[1].segments_b == 0
-    assert {r.fields for r in result.rows} == {("missing",)}
+    assert not result.same and result.differences == 1
+    assert result.connections[1].segments_b == 0 and result.connections[1].only == "A"
+    (row,) = result.rows
+    assert row.describe() == ("connection 1 (198.18.0.1:2000 \u2192 198.18.0.2:8080, 10 segments) is only in A: "
+                              "B has no connection 1")
+    assert row.describe() in render_compare(result)
 
 
 def test_pcap_against_pcapng(tmp_path: Path, make_pcap: Callable[..., Path]) -> None:
@@ -120,9 +125,13 @@ def test_json_and_rendering(make_pcap: Callable[..., Path]) -> None:
     assert doc["connections"][0]["b"]["client"] == "198.18.0.1:51515"
     text = render_compare(result)
     marked = [line for line in text.splitlines() if line.startswith("!")]
-    assert len(marked) == 4 and all(line.rstrip().endswith("window") for line in marked)
+    assert len(marked) == 4 and all(line.rstrip().endswith("win 65160 vs 1000") for line in marked)
+    # the same numbers in the text and the JSON: segment 2 is the SYN-ACK in both
+    assert doc["rows"][0]["a"]["segment"] == 2 and doc["rows"][0]["a"]["frame"] == 2
+    assert marked[0].split()[1:3] == ["2", "2"]
     assert text.rstrip().splitlines()[-1] == result.summary()
-    assert "C<-S S.  seq 0 ack 1 win 65160 len 0 <mss 1024>" in text
+    assert "C\u2190S S.  seq 0 ack 1 win 65160 len 0 <mss 1024>" in text
+    assert "!=" not in text and "flags 18" not in text
     assert "\x1b[" in render_compare(result, color=True)
 
 

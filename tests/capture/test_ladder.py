@@ -38,12 +38,13 @@ def test_seed_text_ladder(seed_pcap: Path) -> None:
         ("F. seq 11 ack 22 len 0 win 65160", "|<-", "TIME-WAIT", "LAST-ACK"),
         (". seq 22 ack 12 len 0 win 64240", "->|", "TIME-WAIT", "CLOSED"),
     ]
-    for row, (label, arrow, client, server) in zip(rows, expected, strict=True):
+    for number, (row, (label, arrow, client, server)) in enumerate(zip(rows, expected, strict=True), 1):
         assert f" {label} " in row, row
         assert arrow in row
-        assert row.split()[1] == client and row.split()[-1] == server
+        assert row.split()[0] == str(number)  # tshark's frame.number
+        assert row.split()[2] == client and row.split()[-1] == server
     assert "<mss 1460>" in text and "<mss 1024>" in text
-    assert rows[4].lstrip().startswith("0.040000")  # time since the stream's first segment
+    assert rows[4].split()[1] == "0.040000"  # time since the stream's first segment
     assert not ANSI.search(text)
 
 
@@ -74,9 +75,11 @@ def test_seed_svg(seed_pcap: Path, tmp_path: Path) -> None:
     root = ET.fromstring(svg)
     assert root.tag == f"{SVG}svg"
     assert float(root.get("width", 0)) > 0 and float(root.get("height", 0)) > 0
-    segments = [ln for ln in root.iter(f"{SVG}line") if ln.get("class") == "segment"]
+    segments = [ln for ln in root.iter(f"{SVG}line") if (ln.get("class") or "").startswith("segment")]
     assert len(segments) == 10
-    assert all(float(ln.get("y2", 0)) > float(ln.get("y1", 0)) for ln in segments)  # slanted down
+    # horizontal: one capture point cannot tell how long a segment took to cross
+    assert all(float(ln.get("y2", 0)) == float(ln.get("y1", 0)) for ln in segments)
+    assert [ln.findtext(f"{SVG}title") for ln in segments] == [f"frame {n}" for n in range(1, 11)]
     left_to_right = [float(ln.get("x2", 0)) > float(ln.get("x1", 0)) for ln in segments]
     assert left_to_right == [True, False, True, True, False, True, True, False, False, True]
     texts = [t.text or "" for t in root.iter(f"{SVG}text")]
@@ -86,5 +89,10 @@ def test_seed_svg(seed_pcap: Path, tmp_path: Path) -> None:
     for state in ("SYN-SENT", "SYN-RECEIVED", "FIN-WAIT-2", "TIME-WAIT", "LAST-ACK", "CLOSED"):
         assert state in texts
     assert "script" not in svg and "href" not in svg  # standalone: nothing to fetch or run
+    legend = root.find(f"{SVG}g[@class='legend']")
+    assert legend is not None
+    legend_text = " ".join(t.text or "" for t in legend.iter(f"{SVG}text"))
+    for words in ("SYN", "FIN", "RST", "recorded during the run", "expert info", "horizontal"):
+        assert words in legend_text
     absolute = ET.fromstring(render_svg(streams, absolute=True))
     assert "S. seq 8000 ack 1001 len 0 win 65160" in [t.text for t in absolute.iter(f"{SVG}text")]

@@ -168,10 +168,11 @@ def test_sidecar_states_override_inference(seed_pcap: Path) -> None:
     (st,) = read_streams(seed_pcap)
     assert [str(e.new) for e in st.events] == ["LISTEN", "SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT"]
     server = [(str(s.server_state), s.server_recorded) for s in st.segments]
-    # A record newer than the last inferred change wins; a later inferred change wins over an old record.
+    # Up to the last record the records alone say the state (the kernel reached ESTABLISHED only at
+    # +21 ms, after the third segment was captured); after it, a later inferred change shows, unmarked.
     assert server == [
-        ("SYN-RECEIVED", False), ("SYN-RECEIVED", True), ("ESTABLISHED", False), ("ESTABLISHED", True),
-        ("ESTABLISHED", True), ("ESTABLISHED", True), ("CLOSE-WAIT", False), ("CLOSE-WAIT", True),
+        ("LISTEN", True), ("SYN-RECEIVED", True), ("SYN-RECEIVED", True), ("ESTABLISHED", True),
+        ("ESTABLISHED", True), ("ESTABLISHED", True), ("ESTABLISHED", True), ("CLOSE-WAIT", True),
         ("LAST-ACK", False), ("CLOSED", False)]
     assert not any(s.client_recorded for s in st.segments)
 
