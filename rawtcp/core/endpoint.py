@@ -45,6 +45,10 @@ MAX_WINDOW_FIELD = 0xFFFF
 MAX_WSCALE = 14
 # Bound on separately owed pure ACKs, so an endpoint nobody pulls from cannot grow without limit.
 MAX_OWED_ACKS = 64
+# RFC 9293 §3.8.6.3 (MUST-40): an ACK is delayed less than 0.5 s; Linux delays at most 200 ms
+# (TCP_DELACK_MAX), which is the default here.
+ACK_DELAY_MAX = 0.5
+ACK_DELAY_LINUX = 0.2
 # RFC 9293 §3.4.1: the ISN clock ticks about every 4 microseconds.
 ISN_CLOCK_HZ = 250_000
 # RFC 7323 §5.5: TS.Recent is invalid for PAWS after 24 days without an update.
@@ -87,6 +91,8 @@ class EndpointConfig:
     timestamps: bool = False        # RFC 7323: offer TSopt (used only if the peer's SYN carries it too)
     sack: bool = False              # RFC 2018: offer SACK-permitted (used only if the peer's SYN has it too)
     nagle: bool = False             # RFC 896 / RFC 9293 §3.7.4 (off = TCP_NODELAY)
+    delayed_ack: bool = False       # RFC 9293 §3.8.6.3 (off = TCP_QUICKACK: every segment ACKed at once)
+    ack_delay: float = ACK_DELAY_LINUX  # the delayed-ACK timeout; RFC 9293 MUST-40: under 0.5 s
 
     def __post_init__(self) -> None:
         problems = [
@@ -103,6 +109,8 @@ class EndpointConfig:
             (self.max_retries < 0, f"max_retries {self.max_retries} is negative"),
             (self.msl2 < 0, f"msl2 {self.msl2} is negative"),
             (self.dupack_threshold < 1, f"dupack_threshold {self.dupack_threshold} must be at least 1"),
+            (not 0 < self.ack_delay < ACK_DELAY_MAX,
+             f"ack_delay {self.ack_delay} outside (0, 500 ms) (RFC 9293 §3.8.6.3)"),
         ]
         for bad, message in problems:
             if bad:
@@ -172,6 +180,10 @@ class Endpoint:
         self._high_rxt = 0               # RFC 6675 HighRxt: one past the highest retransmitted position
         self._sack_report = SackReporter()
         self._owed_sack: list[tuple[Option, ...]] = []  # SACK options of the owed pure ACKs, in order
+        # delayed ACK (RFC 9293 §3.8.6.3)
+        self._ack_deadline: float | None = None
+        self._unacked_rcv = 0            # in-order bytes received since our last ACK
+        self._rcv_mss = min(self._cfg.mss, DEFAULT_PEER_MSS)  # the peer's segment size, as seen
         # RTT measurement (RFC 6298 §3 Karn: only segments sent once)
         self._rtt_pos: int | None = None
         self._rtt_time = 0.0
@@ -314,6 +326,7 @@ class Endpoint:
             self._timer = None
             self._ctl_out.clear()
             self._ack_now = False
+            self._ack_deadline = None
             self._acks_owed = 0
             self._owed_sack.clear()
             self._ooo.clear()
@@ -418,9 +431,15 @@ class Endpoint:
         return self._events.popleft() if self._events else None
 
     def next_timer(self) -> float | None:
-        return None if self._timer is None else self._timer.deadline
+        """The earliest deadline: the endpoint's one timer, or a delayed ACK falling due before it."""
+        deadlines = [d for d in (self._ack_deadline, None if self._timer is None else self._timer.deadline)
+                     if d is not None]
+        return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
+        if self._ack_deadline is not None and now >= self._ack_deadline:
+            self._ack_deadline = None
+            self._ack_now = True  # the delayed ACK is due
         timer = self._timer
         if timer is None or now < timer.deadline:
             return
@@ -654,6 +673,8 @@ class Endpoint:
         self._rearm(now)
         if any(seg.has(Flags.ACK) for seg in out):
             self._last_ack_sent = self._rcv_pos
+            self._ack_deadline = None  # the owed ACK went out, piggybacked or alone
+            self._unacked_rcv = 0
         return [self._with_options(seg, now) for seg in out]
 
     def _fill(self, now: float) -> list[Segment]:
@@ -1246,9 +1267,11 @@ class Endpoint:
         # Trim what we already have (left edge).
         if start < self._rcv_pos:
             cut = min(self._rcv_pos - start, len(data))
-            if cut and self._sack_ok:
-                self._sack_report.note_duplicate(start, start + cut)  # RFC 2883 §4
+            if cut:
+                # a (partial) duplicate: the peer retransmitted, so tell it at once
                 self._ack_now = True
+                if self._sack_ok:
+                    self._sack_report.note_duplicate(start, start + cut)  # RFC 2883 §4
             data = data[cut:]
             start += cut
             if fin_pos < self._rcv_pos:
@@ -1267,8 +1290,9 @@ class Endpoint:
             return
         if data:
             if start == self._rcv_pos:
+                fills_hole = len(self._ooo) > 0
                 self._deliver(data, now)
-                self._ack_now = True
+                self._schedule_ack(len(data), now, immediate=fills_hole)
             elif start > self._rcv_pos:
                 # Out of order: hold it and send a duplicate ACK at once (RFC 5681 §4.2) so the
                 # peer's fast retransmit can work; with SACK it names the block (RFC 2018 §4).
@@ -1290,6 +1314,17 @@ class Endpoint:
         if self._rcv_fin_pos is not None and self._rcv_fin_pos == self._rcv_pos and not self._peer_fin:
             # A FIN that arrived out of order is now in order.
             self._receive_fin(now)
+
+    def _schedule_ack(self, nbytes: int, now: float, immediate: bool) -> None:
+        """In-order data arrived. Without delayed ACKs (like TCP_QUICKACK) ACK it now; with them
+        (RFC 9293 §3.8.6.3, RFC 5681 §4.2) ACK at once when more than one full-sized segment is
+        unacknowledged (so every second one) or the segment filled a hole, else within ack_delay."""
+        self._rcv_mss = min(max(self._rcv_mss, nbytes), self._cfg.mss)  # Linux's rcv_mss estimate
+        self._unacked_rcv += nbytes
+        if not self._cfg.delayed_ack or immediate or self._unacked_rcv > self._rcv_mss:
+            self._ack_now = True
+        elif self._ack_deadline is None:
+            self._ack_deadline = now + self._cfg.ack_delay
 
     def _deliver(self, data: bytes, now: float) -> None:
         self._rcvbuf += data
