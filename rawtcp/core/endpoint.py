@@ -93,6 +93,11 @@ class EndpointConfig:
     nagle: bool = False             # RFC 896 / RFC 9293 §3.7.4 (off = TCP_NODELAY)
     delayed_ack: bool = False       # RFC 9293 §3.8.6.3 (off = TCP_QUICKACK: every segment ACKed at once)
     ack_delay: float = ACK_DELAY_LINUX  # the delayed-ACK timeout; RFC 9293 MUST-40: under 0.5 s
+    keepalive: float | None = None  # RFC 9293 §3.8.4: idle seconds before probing; None = off (Linux's
+                                    # SO_KEEPALIVE default is off; its tcp_keepalive_time is 7200 s)
+    keepalive_interval: float = 75.0  # Linux's tcp_keepalive_intvl
+    keepalive_probes: int = 9       # Linux's tcp_keepalive_probes: unanswered probes before a reset
+    challenge_ack_interval: float | None = None  # RFC 5961 §7 rate limit (None = unlimited)
 
     def __post_init__(self) -> None:
         problems = [
@@ -111,6 +116,11 @@ class EndpointConfig:
             (self.dupack_threshold < 1, f"dupack_threshold {self.dupack_threshold} must be at least 1"),
             (not 0 < self.ack_delay < ACK_DELAY_MAX,
              f"ack_delay {self.ack_delay} outside (0, 500 ms) (RFC 9293 §3.8.6.3)"),
+            (self.keepalive is not None and self.keepalive <= 0, f"keepalive {self.keepalive} must be positive"),
+            (self.keepalive_interval <= 0 or self.keepalive_probes < 1,
+             "keepalive_interval must be positive and keepalive_probes at least 1"),
+            (self.challenge_ack_interval is not None and self.challenge_ack_interval < 0,
+             f"challenge_ack_interval {self.challenge_ack_interval} is negative"),
         ]
         for bad, message in problems:
             if bad:
@@ -168,6 +178,9 @@ class Endpoint:
         self._unanswered = 0             # probes sent since the peer last sent an ACK (give-up count)
         self._last_heard = 0.0           # when the peer last sent an acceptable ACK
         self._sws_override = False       # the persist timer fired on a small window: send a runt once
+        self._last_challenge = float("-inf")  # when we last sent a rate-limited challenge ACK
+        self._ka_probes = 0              # keep-alive probes sent since the peer was last heard
+        self._ka_last = 0.0              # when the last keep-alive probe went out
         # congestion control (RFC 5681, RFC 6582)
         self._cwnd = 0
         self._ssthresh = 1 << 30         # RFC 5681 §3.1: initially arbitrarily high
@@ -448,9 +461,32 @@ class Endpoint:
             self._set_state(S.CLOSED, now, "2MSL timeout")
         elif timer.kind is TimerKind.RETRANSMIT:
             self._on_retransmit_timeout(now)
+        elif timer.kind is TimerKind.KEEPALIVE:
+            self._on_keepalive_timeout(now)
         else:
             self._on_persist_timeout(now)
         self._rearm(now)
+
+    def _on_keepalive_timeout(self, now: float) -> None:
+        """RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6: probe an idle connection with SEG.SEQ = SND.NXT - 1 and no
+        data (Linux's probe), which the peer must answer; reset it after keepalive_probes go unanswered."""
+        if self._ka_probes >= self._cfg.keepalive_probes:
+            rst = Segment(self.local_port, self._remote_port, self.snd_nxt, 0, Flags.RST)
+            self._events.append(TimedOut(now, "keepalive", self._ka_probes, now - self._last_heard))
+            self._set_state(S.CLOSED, now, f"keep-alive unanswered after {self._ka_probes} probes")
+            self._ctl_out.append(rst)
+            return
+        self._ka_probes += 1
+        self._ka_last = now
+        self._ctl_out.append(self._ack_segment(seqno=sq.add(self.snd_nxt, -1)))
+
+    def _keepalive_timer(self) -> Timer | None:
+        idle = self._cfg.keepalive
+        if idle is None or self._state not in (S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_2):
+            return None
+        if self._ka_probes == 0:
+            return Timer(TimerKind.KEEPALIVE, self._last_heard + idle)
+        return Timer(TimerKind.KEEPALIVE, self._ka_last + self._cfg.keepalive_interval)
 
     def _on_retransmit_timeout(self, now: float) -> None:
         if self._max == self._una:
@@ -537,7 +573,7 @@ class Endpoint:
                     self._head_since = now
                 self._timer = Timer(TimerKind.PERSIST, now + self._persist_interval())
         else:
-            self._timer = None
+            self._timer = self._keepalive_timer()
 
     # ------------------------------------------------------------------ segment building
     def _window_field(self, syn: bool = False) -> int:
@@ -626,6 +662,17 @@ class Endpoint:
             # Each duplicate ACK reports the blocks as they stood when its segment arrived, so the
             # sender sees new SACK information in every one (RFC 2018 §4, RFC 6675 §2).
             self._owed_sack.append(self._sack_option(self._sack_limit()))
+
+    def _owe_challenge_ack(self, seg: Segment, now: float) -> None:
+        """An ACK for a segment we drop (out of window, a challenge per RFC 5961 §3.2/§4.2/§5.2, or
+        PAWS). RFC 5961 §7: rate-limited, like Linux's per-socket net.ipv4.tcp_invalid_ratelimit,
+        except for segments with data or FIN, which cannot be part of an ACK loop."""
+        interval = self._cfg.challenge_ack_interval
+        if interval is not None and (seg.seg_len == 0 or seg.has(Flags.SYN)):
+            if now - self._last_challenge < interval:
+                return
+            self._last_challenge = now
+        self._owe_ack()
 
     def _sack_limit(self) -> int:
         return MAX_BLOCKS_WITH_TS if self._ts_ok else MAX_BLOCKS
@@ -959,6 +1006,7 @@ class Endpoint:
         self._max_snd_wnd = seg.window
         self._wl1, self._wl2 = seg.seq, seg.ack
         if ack_ok:
+            self._last_heard = now
             self._ack_advance(self._una + sq.diff(seg.ack, self.snd_una), now)
             self._ack_now = True
             self._set_state(S.ESTABLISHED, now, "rcv SYN,ACK")
@@ -1003,7 +1051,7 @@ class Endpoint:
         # first: sequence number check, PAWS ahead of the window test (RFC 7323 Appendix D).
         if self._paws_rejects(seg, now):
             if self._seg_ts is not None:
-                self._owe_ack()  # §5.3 R1: ACK the old duplicate; a segment lacking TSopt is just dropped
+                self._owe_challenge_ack(seg, now)  # §5.3 R1: ACK the old duplicate; a segment lacking TSopt is just dropped
             return
         wnd = self.rcv_wnd
         if not self._acceptable(seg, wnd):
@@ -1017,14 +1065,14 @@ class Endpoint:
                 # The peer retransmitted its FIN: our last ACK was lost. Re-ACK and restart 2MSL
                 # (RFC 9293 §3.10.7.4 eighth, TIME-WAIT).
                 self._timer = Timer(TimerKind.TIME_WAIT, now + self._cfg.msl2)
-            self._owe_ack()
+            self._owe_challenge_ack(seg, now)
             return
         self._update_ts_recent(seg, now)
 
         # second: RST (RFC 5961 §3.2: reset only when SEG.SEQ == RCV.NXT, else a challenge ACK).
         if seg.has(Flags.RST):
             if seg.seq != self.rcv_nxt:
-                self._owe_ack()
+                self._owe_challenge_ack(seg, now)
                 return
             if state is S.SYN_RECEIVED and self._passive:
                 self._back_to_listen(now, "rcv RST")
@@ -1041,7 +1089,7 @@ class Endpoint:
             if state is S.SYN_RECEIVED and self._passive:
                 self._back_to_listen(now, "rcv SYN")
             else:
-                self._owe_ack()
+                self._owe_challenge_ack(seg, now)
             return
 
         # fifth: ACK.
@@ -1060,11 +1108,11 @@ class Endpoint:
                 self._probes = 0
         if ack_pos > self._max:
             # RFC 9293: acknowledges something not yet sent -> ACK, drop.
-            self._owe_ack()
+            self._owe_challenge_ack(seg, now)
             return
         if ack_pos < self._una - self._max_snd_wnd:
             # RFC 5961 §5.2: far too old to be real -> ACK, drop.
-            self._owe_ack()
+            self._owe_challenge_ack(seg, now)
             return
         self._process_ack(seg, ack_pos, now, shift)
         if state is S.SYN_RECEIVED and self._una >= 1:
@@ -1099,6 +1147,7 @@ class Endpoint:
         scales the window field: SND.WIND.SCALE, or 0 for a SYN-ACK (RFC 7323 §2.2)."""
         self._unanswered = 0  # the peer answers: the persist timer's give-up count restarts
         self._last_heard = now
+        self._ka_probes = 0
         old_wnd = self._snd_wnd
         newly_sacked = self._note_sack(seg, ack_pos, now) if self._sack_ok else 0
         if ack_pos > self._una:

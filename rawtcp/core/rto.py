@@ -23,6 +23,7 @@ class TimerKind(enum.Enum):
     RETRANSMIT = "retransmit"
     PERSIST = "persist"
     TIME_WAIT = "time-wait"
+    KEEPALIVE = "keepalive"
 
     def __str__(self) -> str:
         return self.value
@@ -30,7 +31,8 @@ class TimerKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Timer:
-    """The endpoint's single timer: at most one of retransmit / persist / time-wait runs at a time."""
+    """The endpoint's single timer: at most one of retransmit / persist / time-wait / keep-alive runs at
+    a time (a delayed ACK's deadline is kept beside it: it must not displace a retransmission)."""
 
     kind: TimerKind
     deadline: float
