@@ -409,20 +409,22 @@ class Lab:
         """Abort the lab's live sessions (RST) and remove the lab; one line per thing removed."""
         from rawtcp.lab import topology
 
-        removed = []
+        removed: list[str] = []
         aborted = []
-        for conn in self.sessions():
-            with contextlib.suppress(*ERRORS):
-                conn.abort()
-                aborted.append(conn)
-                removed.append(f"session {conn.name} (RST)")
-        # Each keeper removes its session files and firewall entries on its way out; signalling it
-        # meanwhile (lab_down stops every process in the namespaces) would cut that short.
-        deadline = time.monotonic() + 5.0
-        while any(conn.alive for conn in aborted) and time.monotonic() < deadline:
-            time.sleep(0.02)
-        if topology.lab_exists(self.config):
-            removed += topology.lab_down(self.config)
+        try:
+            for conn in self.sessions():
+                with contextlib.suppress(*ERRORS):
+                    conn.abort()
+                    aborted.append(conn)
+                    removed.append(f"session {conn.name} (RST)")
+            # Each keeper removes its session files and firewall entries on its way out; signalling it
+            # meanwhile (lab_down stops every process in the namespaces) would cut that short.
+            deadline = time.monotonic() + 5.0
+            while any(conn.alive for conn in aborted) and time.monotonic() < deadline:
+                time.sleep(0.02)
+        finally:  # whatever happened to the sessions, the lab goes
+            if topology.lab_exists(self.config):
+                removed += topology.lab_down(self.config)
         return removed
 
 
