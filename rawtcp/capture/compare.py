@@ -55,6 +55,10 @@ MAX_ROWS = 1000
 WINDOW = 128
 
 
+class CutOptions(bytes):
+    """Option bytes the snapshot length cut short: equal to any options they are the start of."""
+
+
 def normalise_options(raw: bytes, sack_base: int | None = None) -> bytes:
     """The option bytes with TCP timestamp values zeroed (RFC 7323 §3: they differ on every run) and
     SACK edges made relative to ``sack_base`` (the other direction's ISN, as tshark shows them)."""
@@ -230,6 +234,8 @@ def _scan(path: str | os.PathLike[str], conns: Connections, with_time: bool, wit
             opts = nopts_zero
         else:
             opts = norm(buf[tcp + 20:min(pl, cend)], conv[2 - d] if flags & 0x10 else None)
+            if pl > cend:
+                opts = CutOptions(opts)
         if report is not None and report.comments:
             shown = tuple(c for c in report.comments if not c.startswith("state "))
             if shown and conv[0] < KEEP_CONNECTIONS:
@@ -278,7 +284,8 @@ class SegmentView:
     def options_text(self) -> str:
         from rawtcp.core.segment import format_options
 
-        return format_options(parse_options(self.options)).replace("TS val 0 ecr 0", "TS")
+        text = format_options(parse_options(self.options)).replace("TS val 0 ecr 0", "TS")
+        return text + ",\u2026" if isinstance(self.options, CutOptions) else text
 
     def word(self, name: str) -> str:
         """One field as a person reads it: ``[S.]``, ``C→S``, ``<mss 1460>``, ``win 65160``."""
@@ -481,6 +488,8 @@ class _Differ:
             if ra[i] != rb[i]:
                 if i == _F_PAYLOAD and _same_captured(ra, rb):
                     continue
+                if i == _F_OPTS and _same_options(ra[i], rb[i]):
+                    continue
                 out.append(FIELDS[i - 1])
         if self.with_time and abs(ra[_F_TIME] - rb[_F_TIME]) > self.tol:
             out.append("time")
@@ -546,6 +555,14 @@ class _Differ:
         for _ in range(used_b):
             qb.popleft()
         self.waiting -= used_a + used_b
+
+
+def _same_options(a: bytes, b: bytes) -> bool:
+    """Options cut by a snapshot length agree with the options they are the start of."""
+    if not isinstance(a, CutOptions) and not isinstance(b, CutOptions):
+        return False
+    n = min(len(a), len(b))
+    return a[:n] == b[:n]
 
 
 def _same_captured(ra: tuple[Any, ...], rb: tuple[Any, ...]) -> bool:

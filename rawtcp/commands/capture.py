@@ -81,8 +81,7 @@ def ladder(file: str, svg_out: str | None, stream_no: int | None, absolute: bool
                     f.write(svg)
                 click.echo(f"wrote {svg_out} ({len(streams)} stream{'s' if len(streams) != 1 else ''})",
                            err=True)
-            return
-        for i, stream in enumerate(streams):
+        for i, stream in enumerate(streams if not (as_json or svg_out) else []):
             if i:
                 click.echo("")
             click.echo(render_text(stream, absolute=absolute, color=color is not False), nl=False,
