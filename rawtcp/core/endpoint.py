@@ -1051,7 +1051,8 @@ class Endpoint:
         # first: sequence number check, PAWS ahead of the window test (RFC 7323 Appendix D).
         if self._paws_rejects(seg, now):
             if self._seg_ts is not None:
-                self._owe_challenge_ack(seg, now)  # §5.3 R1: ACK the old duplicate; a segment lacking TSopt is just dropped
+                # §5.3 R1: ACK the old duplicate; a segment lacking TSopt is just dropped (§3.2)
+                self._owe_challenge_ack(seg, now)
             return
         wnd = self.rcv_wnd
         if not self._acceptable(seg, wnd):
