@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from rawtcp.core import seq as sq
 from rawtcp.core.events import (
@@ -26,7 +27,7 @@ from rawtcp.core.events import (
     TimedOut,
 )
 from rawtcp.core.reassembly import Reassembly
-from rawtcp.core.rto import RtoEstimator, Timer, TimerKind
+from rawtcp.core.rto import RTO_INITIAL, RTO_MAX, RTO_MIN_LINUX, RtoEstimator, Timer, TimerKind
 from rawtcp.core.sack import MAX_BLOCKS, MAX_BLOCKS_WITH_TS, SackReporter, Scoreboard
 from rawtcp.core.segment import Flags, Option, Segment
 from rawtcp.core.state import State
@@ -49,6 +50,13 @@ MAX_OWED_ACKS = 64
 # (TCP_DELACK_MAX), which is the default here.
 ACK_DELAY_MAX = 0.5
 ACK_DELAY_LINUX = 0.2
+# Linux's window scale for its default 6 MB receive buffer maximum (net.ipv4.tcp_rmem), which also
+# covers our 4 MB buffer (RFC 7323 §2.3).
+LINUX_WSCALE = 7
+# Linux's net.ipv4.tcp_invalid_ratelimit (500 ms): its per-socket RFC 5961 §7 limit on challenge ACKs and
+# ACKs to out-of-window SYNs and pure ACKs (its per-netns tcp_challenge_ack_limit, 1000/s since 4.7, is
+# unlimited since 6.0).
+INVALID_RATELIMIT_LINUX = 0.5
 # RFC 9293 §3.4.1: the ISN clock ticks about every 4 microseconds.
 ISN_CLOCK_HZ = 250_000
 # RFC 7323 §5.5: TS.Recent is invalid for PAWS after 24 days without an update.
@@ -82,9 +90,9 @@ class EndpointConfig:
     recv_buffer: int = 4 * 1024 * 1024
     send_buffer: int = 4 * 1024 * 1024
     wscale: int | None = None       # offer window scaling with this shift in our SYN; None = don't offer
-    rto_initial: float = 1.0        # RFC 6298 §2.1
-    rto_min: float = 1.0            # RFC 6298 §2.4 (Linux uses 0.2; configurable)
-    rto_max: float = 60.0           # RFC 6298 §2.5
+    rto_initial: float = RTO_INITIAL  # RFC 6298 §2.1
+    rto_min: float = RTO_MIN_LINUX  # 200 ms as Linux; RFC 6298 §2.4 suggests 1 s (rto.RTO_MIN)
+    rto_max: float = RTO_MAX        # RFC 6298 §2.5
     max_retries: int = 6            # retransmissions of one segment (SYN, data, FIN) before giving up
     msl2: float = 60.0              # TIME-WAIT duration (2*MSL), configurable
     dupack_threshold: int = 3       # RFC 5681 fast retransmit
@@ -125,6 +133,19 @@ class EndpointConfig:
         for bad, message in problems:
             if bad:
                 raise TcpError(message)
+
+    @classmethod
+    def linux_like(cls, local_port: int, **overrides: Any) -> EndpointConfig:
+        """What a Linux socket offers and does by default: ``mss,sackOK,TS,nop,wscale 7`` in the SYN,
+        SACK recovery, timestamps with PAWS, Nagle, delayed ACKs, RTO minimum 200 ms, and per-socket
+        challenge-ACK limiting. The plain constructor keeps the bare ``<mss>`` SYN of the SEED exchange."""
+        settings: dict[str, Any] = {
+            "local_port": local_port, "sack": True, "timestamps": True, "wscale": LINUX_WSCALE,
+            "nagle": True, "delayed_ack": True, "ack_delay": ACK_DELAY_LINUX, "rto_min": RTO_MIN_LINUX,
+            "challenge_ack_interval": INVALID_RATELIMIT_LINUX,
+        }
+        settings.update(overrides)
+        return cls(**settings)
 
 
 class Endpoint:
@@ -257,6 +278,16 @@ class Endpoint:
             return max(0, self._cfg.window)
         free = max(0, self._cfg.recv_buffer - len(self._rcvbuf))
         return min(free, MAX_WINDOW_FIELD << self._rcv_wscale)
+
+    @property
+    def sack_ok(self) -> bool:
+        """Both SYNs carried SACK-permitted (RFC 2018 §2)."""
+        return self._sack_ok
+
+    @property
+    def ts_ok(self) -> bool:
+        """Both SYNs carried TSopt (RFC 7323 §3.2)."""
+        return self._ts_ok
 
     @property
     def peer_mss(self) -> int:

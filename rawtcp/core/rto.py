@@ -15,6 +15,9 @@ CLOCK_GRANULARITY = 0.001
 RTO_INITIAL = 1.0
 RTO_MIN = 1.0
 RTO_MAX = 60.0
+# Linux's TCP_RTO_MIN (HZ/5): RFC 6298 §2.4's 1 s minimum is a SHOULD, and the note after it allows a
+# lower one; EndpointConfig defaults to this one, as Linux does.
+RTO_MIN_LINUX = 0.2
 # RFC 6298 §5.7: after a retransmitted SYN (no RTT sample possible), data starts with RTO = 3 s.
 RTO_AFTER_SYN_LOSS = 3.0
 

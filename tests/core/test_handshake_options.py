@@ -5,7 +5,8 @@ from dataclasses import replace
 
 import pytest
 
-from rawtcp.core import Endpoint, Flags, State
+from rawtcp.core import Endpoint, EndpointConfig, Flags, State
+from rawtcp.core.segment import format_options
 
 from .helpers import (
     CISN,
@@ -85,3 +86,35 @@ def test_peer_mss_below_48_is_clamped_as_linux_does(announced, used):
     ep = endpoint_syn_sent()
     feed(ep, 0.0, replace(PEER_SYN_ACK, options=(("MSS", announced),)))
     assert ep.state is State.ESTABLISHED and ep.send_mss == used
+
+
+def test_plain_config_keeps_the_seed_bare_mss_syn():
+    ep = Endpoint(EndpointConfig(local_port=CPORT, remote_port=SPORT, isn=CISN))
+    ep.open_active(0.0)
+    (syn,) = ep.segments_to_send(0.0)
+    assert format_options(syn.options) == "mss 1460"
+    assert ep.config.rto_min == 0.2  # Linux's TCP_RTO_MIN
+
+
+def test_linux_like_preset_offers_what_linux_offers():
+    cfg = EndpointConfig.linux_like(CPORT, remote_port=SPORT, isn=CISN)
+    assert (cfg.sack, cfg.timestamps, cfg.wscale, cfg.nagle, cfg.delayed_ack) == (True, True, 7, True, True)
+    assert cfg.challenge_ack_interval == 0.5 and cfg.ack_delay == 0.2
+    ep = Endpoint(cfg)
+    ep.open_active(1.0)
+    (syn,) = ep.segments_to_send(1.0)
+    assert format_options(syn.options) == "mss 1460,sackOK,TS val 1000 ecr 0,nop,wscale 7"
+    assert EndpointConfig.linux_like(CPORT, sack=False).sack is False  # overrides win
+
+
+def test_linux_like_pair_negotiates_everything():
+    pair = EndpointPair(Endpoint(EndpointConfig.linux_like(CPORT, remote_port=SPORT, isn=CISN)),
+                        Endpoint(EndpointConfig.linux_like(SPORT, isn=8000)))
+    pair.b.open_passive(0.0)
+    pair.a.open_active(0.0)
+    pair.run(until=1.0)
+    for ep in (pair.a, pair.b):
+        assert ep.state is State.ESTABLISHED and ep.sack_ok and ep.ts_ok
+        assert ep.snd_wscale == ep.rcv_wscale == 7
+    synack = pair.sent_by("b")[0]
+    assert format_options(synack.options).startswith("mss 1460,sackOK,TS val")

@@ -211,7 +211,7 @@ def test_data_segmented_by_peer_mss():
 
 
 def test_zero_window_persist_probe_and_reopen():
-    ep = endpoint_established()
+    ep = endpoint_established(rto_min=1.0)
     feed(ep, 0.0, replace(PEER_ACK, window=0))
     ep.send(b"z" * 100, 0.0)
     expect_nothing(ep, 0.0)
@@ -277,7 +277,7 @@ def test_ack_processing_at_zero_window_still_accepts_acks():
 
 
 def test_window_shrunk_to_zero_under_data_in_flight_does_not_time_out():
-    ep = endpoint_established(max_retries=2)
+    ep = endpoint_established(max_retries=2, rto_min=1.0)
     ep.send(b"k" * 100, 0.0)
     ep.segments_to_send(0.0)
     t = 0.0

@@ -69,7 +69,7 @@ def test_rto_capped_at_rto_max():
 
 
 def test_data_retransmission_timing_and_timeout():
-    ep = endpoint_established(max_retries=2)
+    ep = endpoint_established(max_retries=2, rto_min=1.0)
     ep.send(b"x" * 10, 10.0)
     expect(ep, 10.0, [Want("P.", CISN + 1, SISN + 1, 10)])
     assert ep.next_timer() == 11.0

@@ -27,7 +27,7 @@ def test_negotiated_when_both_offer():
     assert synack.has(Flags.SYN | Flags.ACK) and _ts(synack)[1] == _ts(syn)[0]  # echoes our TSval
     for seg in p.sent_by("a") + p.sent_by("b"):
         assert _ts(seg) is not None, seg
-    assert p.a.send_mss == min(p.a._cfg.mss, p.b._cfg.mss) - 12
+    assert p.a.send_mss == min(p.a.config.mss, p.b.config.mss) - 12
     assert max(len(s.payload) for s in p.sent_by("a")) == p.a.send_mss
 
 
@@ -40,7 +40,7 @@ def test_not_used_unless_both_syns_carry_it(client, server):
     assert p.received["b"] == b"x" * 100
     segs = p.sent_by("a") + p.sent_by("b")
     assert all(_ts(s) is None for s in segs[1:] if not (client and s is p.sent_by("a")[0]))
-    assert p.a.send_mss == min(p.a._cfg.mss, p.b._cfg.mss)
+    assert p.a.send_mss == min(p.a.config.mss, p.b.config.mss)
 
 
 def test_timestamped_ack_of_a_retransmission_is_a_sample_that_collapses_the_rto():
