@@ -44,8 +44,9 @@ class HelperProcess:
         assert self._proc.stdout is not None
         first = _readline(self._proc.stdout.fileno(), _START_TIMEOUT)
         try:
-            ready = json.loads(first).get("ready")
-        except ValueError:
+            self.ready_info: dict[str, Any] = json.loads(first)
+            ready = self.ready_info.get("ready")
+        except (ValueError, AttributeError):
             ready = False
         if not ready:
             err = self._drain_stderr()
@@ -175,6 +176,7 @@ class HelperConnection(HelperProcess):
         if not msg.get("ready"):
             self.close()
             raise LabError(f"the system-call helper at {host}:{port} refused: {msg.get('error') or 'no answer'}")
+        self.ready_info = msg
         self._reader = threading.Thread(target=self._read, name="rawtcp-syscall-helper", daemon=True)
         self._reader.start()
 
@@ -195,6 +197,57 @@ class HelperConnection(HelperProcess):
         with contextlib.suppress(OSError):
             self._rfile.close()
             self._sock.close()
+
+
+class AgentConnection(HelperConnection):
+    """An agent of any stack (docs/agent-protocol.md) on a unix socket (a path) or TCP (``HOST:PORT``).
+
+    ``hello`` is the first line: the run's addresses and ports; the agent answers ``ready`` with its
+    protocol version and stack, kept in ``ready_info``.
+    """
+
+    def __init__(self, address: str, hello: dict[str, Any], *, timeout: float = _START_TIMEOUT) -> None:
+        self._replies = {}
+        self._cond = threading.Condition()
+        self._next = 1
+        self._eof = False
+        self._stderr = b""
+        self.address = address
+        try:
+            if address.startswith("/"):
+                self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                self._sock.settimeout(timeout)
+                self._sock.connect(address)
+            else:
+                host, sep, port = address.rpartition(":")
+                if not sep or not port.isdigit():
+                    raise LabError(f"agent address {address!r} is neither a socket path nor HOST:PORT")
+                self._sock = socket.create_connection((host.strip("[]") or "127.0.0.1", int(port)), timeout=timeout)
+        except OSError as exc:
+            raise LabError(f"cannot reach the agent at {address}: {exc.strerror or exc}") from None
+        self._sock.settimeout(None)
+        self._rfile = self._sock.makefile("rb")
+        self._sock.sendall((json.dumps(hello) + "\n").encode())
+        ready, _, _ = select.select([self._sock], [], [], timeout)
+        first = self._rfile.readline().decode(errors="replace") if ready else ""
+        try:
+            msg = json.loads(first)
+        except ValueError:
+            msg = {}
+        if not isinstance(msg, dict) or not msg.get("ready"):
+            self.close()
+            reason = msg.get("error") if isinstance(msg, dict) else None
+            raise LabError(f"the agent at {address} refused: {reason or 'no answer'}")
+        if str(msg.get("protocol", "")).split("/")[0] != "rawtcp-agent":
+            self.close()
+            raise LabError(f"the agent at {address} speaks {msg.get('protocol')!r}, not rawtcp-agent/1")
+        self.ready_info = msg
+        self._reader = threading.Thread(target=self._read, name="rawtcp-agent", daemon=True)
+        self._reader.start()
+
+    @property
+    def stack(self) -> str:
+        return str(self.ready_info.get("stack") or "unknown")
 
 
 def _readline(fd: int, timeout: float) -> str:

@@ -6,7 +6,8 @@ It lives in the kernel-under-test's namespace and talks JSON lines over stdin/st
     {"id": 2, "op": "cmd", "cmd": "../common/defaults.sh", "cwd": "/path/of/script"}
     {"id": 3, "op": "tcpinfo"}
     {"id": 4, "op": "config", "live_start": 1234.5, "tolerance_usecs": 4000}
-    {"id": 5, "op": "exit"}
+    {"id": 5, "op": "state"}
+    {"id": 6, "op": "exit"}
 
 ``live_start`` is script time 0 on CLOCK_MONOTONIC and ``tolerance_usecs`` the script's tolerance: a
 recvmsg() checking a scm_timestamping needs both (any request may carry them). Without ``live_start``
@@ -23,8 +24,12 @@ and a later ``/tmp/sysctl_restore_${PPID}.sh`` name the same file.
 A blocking call (``"blocking": true``) runs in a thread of its own, so a blocked ``accept()`` does not
 stop the runner's packets or later requests; everything else runs at once. Each request is answered
 with ``{"id": N, ...}`` when it finishes, with its start and end times on CLOCK_MONOTONIC. The
-helper says ``ready`` first (``{"id": 0, "ready": true}``). On exit (or end of input) it closes
-every socket the script opened. ``--serve HOST:PORT`` serves runs over TCP instead (the Docker lab).
+helper says ``ready`` first (``{"id": 0, "ready": true, "protocol": "rawtcp-agent/1", "stack": "linux"}``).
+On exit (or end of input) it closes every socket the script opened. ``--serve HOST:PORT`` serves runs
+over TCP instead (the Docker lab).
+
+This is the Linux implementation of the agent protocol that docs/agent-protocol.md describes (version
+``PROTOCOL``): any TCP stack's agent that speaks it can stand in for this helper.
 """
 
 from __future__ import annotations
@@ -44,6 +49,23 @@ from typing import Any
 from rawtcp.script.syscalls import IP_MODES, Addresses, CallScriptError, Executor, realtime_priority
 
 _OUTPUT_TAIL = 65536  # characters of a command's output sent back (the end of it)
+
+PROTOCOL = "rawtcp-agent/1"  # docs/agent-protocol.md; bumped only for changes an old runner would misread
+STACK = "linux"
+
+# tcpi_state (include/net/tcp_states.h) in RFC 9293's spelling: the "state" op's answer
+_TCP_STATES = {1: "ESTABLISHED", 2: "SYN-SENT", 3: "SYN-RECEIVED", 4: "FIN-WAIT-1", 5: "FIN-WAIT-2",
+               6: "TIME-WAIT", 7: "CLOSED", 8: "CLOSE-WAIT", 9: "LAST-ACK", 10: "LISTEN", 11: "CLOSING",
+               12: "SYN-RECEIVED"}
+
+
+class Unsupported(Exception):
+    """What this stack's socket API cannot express: answered ``{"unsupported": ...}`` (the runner exits 2)."""
+
+
+def ready_message(stack: str = STACK, **extra: Any) -> dict[str, Any]:
+    """The first line an agent sends: its protocol version and which stack it drives."""
+    return {"id": 0, "ready": True, "protocol": PROTOCOL, "stack": stack, **extra}
 
 
 class Helper:
@@ -103,14 +125,36 @@ class Helper:
                             "end": time.monotonic()})
             elif op == "tcpinfo":
                 self.reply({"id": rid, "info": self.executor.tcp_info(), "time": time.monotonic()})
+            elif op == "state":
+                self.reply({"id": rid, "state": self.state(req.get("fd")), "time": time.monotonic()})
             else:
-                self.reply({"id": rid, "script_error": f"unknown helper request {op!r}"})
+                self.extra_op(op, req)
+        except Unsupported as exc:
+            self.reply({"id": rid, "unsupported": str(exc)})
         except CallScriptError as exc:
             self.reply({"id": rid, "script_error": str(exc)})
         except subprocess.TimeoutExpired:
             self.reply({"id": rid, "status": -1, "output": "command timed out", "start": 0, "end": 0})
         except Exception as exc:  # noqa: BLE001 (report, never die silently: the runner is waiting for this id)
             self.reply({"id": rid, "fatal": f"{type(exc).__name__}: {exc}"})
+
+
+    def extra_op(self, op: Any, req: dict[str, Any]) -> None:
+        """Requests beyond the common ones (another stack's agent adds its own here)."""
+        self.reply({"id": req.get("id"), "script_error": f"unknown helper request {op!r}"})
+
+    def state(self, fd: Any) -> str:
+        """The stack's own state of script fd ``fd`` (default: the socket under test), RFC-spelled."""
+        socks = self.executor.socks
+        num = self.executor.sut if fd is None else int(fd)
+        sock = socks.get(num) if num is not None else None
+        if sock is None:
+            raise CallScriptError(f"state: no socket with script fd {num}")
+        try:
+            raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+        except OSError as exc:
+            raise CallScriptError(f"state: cannot read TCP_INFO: {exc.strerror}") from None
+        return _TCP_STATES.get(raw[0], f"UNKNOWN({raw[0]})")
 
 
 def writable_sysctls() -> None:
@@ -170,7 +214,7 @@ def serve_tcp(address: str, token: str) -> None:
                     conn.sendall(line.encode())
 
             helper = Helper(Executor(addrs), send)
-            helper.reply({"id": 0, "ready": True})
+            helper.reply(ready_message())
             helper.serve(rfile)
 
 
@@ -197,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     addrs = Addresses(args.local_ip, args.remote_ip, args.bind_port, args.connect_port, args.ip_version,
                       tuple(args.script_local_ip), tuple(args.script_remote_ip))
     helper = Helper(Executor(addrs))
-    helper.reply({"id": 0, "ready": True})
+    helper.reply(ready_message())
     helper.serve(sys.stdin)
     return 0
 

@@ -56,7 +56,9 @@ def test_helper_process_options_end_to_end() -> None:
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
         assert proc.stdin is not None and proc.stdout is not None
-        assert json.loads(proc.stdout.readline()) == {"id": 0, "ready": True}
+        # the agent protocol's ready line (docs/agent-protocol.md): its version and the stack it drives
+        assert json.loads(proc.stdout.readline()) == {"id": 0, "ready": True, "protocol": "rawtcp-agent/1",
+                                                      "stack": "linux"}
         requests = [
             {"id": 1, "op": "call", "name": "socket", "result": {"int": 3}, "errno": None,
              "args": [{"ell": True}, {"word": "SOCK_STREAM"}, {"word": "IPPROTO_TCP"}]},
