@@ -7,6 +7,7 @@ port 8080 with ISN 8000, like SEED.md. Templates are varied with ``dataclasses.r
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
@@ -319,3 +320,60 @@ class EndpointPair:
 
     def sent_by(self, src: str, include_dropped: bool = True) -> list[Segment]:
         return [s.seg for s in self.log if s.src == src and (include_dropped or not s.dropped)]
+
+
+# ---------------------------------------------------------------- two cores over a wire with latency
+Fate = Callable[[str, Segment], list[float]]
+
+
+@dataclass
+class Wire:
+    """Two cores over a wire where every segment has a fate: ``fate(src, seg)`` returns the one-way delays
+    of the copies that arrive (``[]``: lost; two delays: duplicated; unequal delays between segments:
+    reordered). Time advances from event to event (arrivals, timers, the applications' writes)."""
+
+    a: Endpoint
+    b: Endpoint
+    fate: Fate
+    t: float = 0.0
+    received: dict[str, bytearray] = field(default_factory=lambda: {"a": bytearray(), "b": bytearray()})
+    sent: dict[str, int] = field(default_factory=lambda: {"a": 0, "b": 0})
+    _flight: list[tuple[float, int, str, Segment]] = field(default_factory=list)
+    _count: int = 0
+
+    def ep(self, name: str) -> Endpoint:
+        return self.a if name == "a" else self.b
+
+    def _pull(self) -> None:
+        for name in ("a", "b"):
+            for seg in self.ep(name).segments_to_send(self.t):
+                self.sent[name] += 1
+                for delay in self.fate(name, seg):
+                    self._count += 1
+                    heapq.heappush(self._flight, (self.t + delay, self._count, name, seg))
+
+    def next_event(self) -> float | None:
+        """When something next happens (output due now is put on the wire first)."""
+        self._pull()
+        times = [t for t in (self.a.next_timer(), self.b.next_timer()) if t is not None]
+        if self._flight:
+            times.append(self._flight[0][0])
+        return min(times) if times else None
+
+    def advance(self, until: float) -> None:
+        """Run every event due up to ``until`` (the applications read all that arrives)."""
+        for _ in range(10**6):
+            self._pull()
+            due = self.next_event()
+            if due is None or due > until:
+                self.t = max(self.t, until)
+                return
+            self.t = max(self.t, due)
+            while self._flight and self._flight[0][0] <= self.t:
+                _, _, src, seg = heapq.heappop(self._flight)
+                self.ep("b" if src == "a" else "a").receive(seg, self.t)
+            self.a.handle_timer(self.t)
+            self.b.handle_timer(self.t)
+            for name in ("a", "b"):
+                self.received[name] += self.ep(name).read()
+        raise AssertionError("wire never settled")

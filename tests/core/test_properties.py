@@ -6,16 +6,16 @@ Examples per test come from the profile in tests/conftest.py (HYPOTHESIS_PROFILE
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from rawtcp.core import Endpoint, Flags, Segment, State
+from rawtcp.core import Endpoint, EndpointConfig, Flags, Segment, State
 from rawtcp.core import seq as sq
 from rawtcp.core.endpoint import TcpError
 
-from .helpers import CPORT, ENDPOINT_IN, SPORT, EndpointPair
+from .helpers import CISN, CPORT, ENDPOINT_IN, PEER_ACK, PEER_FIN, PEER_SYN_ACK, SPORT, EndpointPair, feed
 
 _PERIOD = 65521  # prime, longer than any window used here, so a shifted copy never matches by chance
 _TABLE = bytes(((i * 2654435761) >> 11) & 0xFF for i in range(_PERIOD)) * 2
@@ -42,6 +42,8 @@ class Arrival:
     length: int
     options: tuple
     port_ok: bool
+    sack_rel: tuple[tuple[int, int], ...] = ()  # SACK blocks relative to SND.UNA
+    tsopt: tuple[int, int] | None = None         # (TSval, TSecr)
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,9 @@ arrivals = st.builds(
     length=st.one_of(st.just(0), st.integers(0, 1600)),
     options=OPTIONS,
     port_ok=st.booleans() | st.just(True),
+    sack_rel=st.lists(st.tuples(st.integers(-3000, 70000), st.integers(-100, 3000)), max_size=4).map(tuple),
+    tsopt=st.one_of(st.none(), st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
+                    st.tuples(st.integers(0, 200), st.integers(0, 200))),
 )
 calls = st.builds(Call, st.sampled_from(["send", "read", "close", "shutdown", "abort", "pull"]),
                   st.integers(0, 5000))
@@ -93,7 +98,13 @@ class Checker:
         ack = a.ack_abs if a.ack_rel is None else sq.add(ep.snd_una, a.ack_rel)
         data_start = sq.add(seqno, 1) if a.flags & Flags.SYN else seqno
         sport, dport = (ep.remote_port or CPORT, ep.local_port) if a.port_ok else (SPORT + 7, ep.local_port)
-        return Segment(sport, dport, seqno, ack, Flags(a.flags), a.window, a.options,
+        options = a.options
+        if a.sack_rel:
+            edges = tuple(sq.add(ep.snd_una, rel + d) for rel, length in a.sack_rel for d in (0, length))
+            options += (("SAck", edges),)
+        if a.tsopt is not None:
+            options += (("Timestamp", a.tsopt),)
+        return Segment(sport, dport, seqno, ack, Flags(a.flags), a.window, options,
                        stream_bytes(data_start, a.length))
 
     def run(self, action: object) -> None:
@@ -165,6 +176,40 @@ def test_random_input_in_every_state_keeps_invariants(state, script):
         checker.run(action)
 
 
+def negotiated_endpoint(state: State) -> Endpoint:
+    """A client with every feature on (EndpointConfig.linux_like) that negotiated SACK, timestamps and
+    window scaling with the scripted peer, then went on to ``state``."""
+    ep = Endpoint(EndpointConfig.linux_like(CPORT, remote_port=SPORT, isn=CISN))
+    ep.open_active(0.0)
+    ep.segments_to_send(0.0)
+    ts = ("Timestamp", (100, 0))
+    feed(ep, 0.0, replace(PEER_SYN_ACK, options=(("MSS", 1460), ("SAckOK", b""), ts, ("WScale", 2))))
+    ep.segments_to_send(0.0)
+    if state is State.ESTABLISHED:
+        ep.send(b"o" * 6000, 0.0)  # data in flight for the SACK blocks to cover
+    elif state is State.CLOSE_WAIT:
+        feed(ep, 0.0, replace(PEER_FIN, options=(ts,)))
+    elif state is State.FIN_WAIT_1:
+        ep.send(b"o" * 3000, 0.0)
+        ep.close(0.0)
+    elif state is State.FIN_WAIT_2:
+        ep.close(0.0)
+        ep.segments_to_send(0.0)
+        feed(ep, 0.0, replace(PEER_ACK, ack=CISN + 2, options=(ts,)))
+    ep.segments_to_send(0.0)
+    assert ep.state is state and ep.sack_ok and ep.ts_ok
+    return ep
+
+
+@given(state=st.sampled_from([State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.FIN_WAIT_2]),
+       script=actions)
+def test_random_input_with_sack_and_timestamps_negotiated_keeps_invariants(state, script):
+    checker = Checker(negotiated_endpoint(state))
+    checker.check_invariants()
+    for action in script:
+        checker.run(action)
+
+
 @given(state=st.sampled_from([State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2]),
        chunks=st.lists(st.tuples(st.integers(-200, 3000), st.integers(0, 700)), max_size=40))
 def test_random_peer_stream_is_reassembled_exactly(state, chunks):
@@ -189,14 +234,18 @@ FAULT = st.one_of(
 )
 
 
+FEATURES = st.fixed_dictionaries({"sack": st.booleans(), "timestamps": st.booleans(), "nagle": st.booleans(),
+                                  "delayed_ack": st.booleans()})
+
+
 @given(up=st.integers(0, 20000), down=st.integers(0, 6000), close_first=st.sampled_from("ab"),
        faults=st.lists(FAULT, max_size=60), client_mss=st.sampled_from([1460, 500, 100]),
-       server_buf=st.sampled_from([4 * 1024 * 1024, 3000, 800]))
+       server_buf=st.sampled_from([4 * 1024 * 1024, 3000, 800]), client=FEATURES, server=FEATURES)
 def test_two_cores_over_a_hostile_wire_deliver_everything_once(up, down, close_first, faults, client_mss,
-                                                               server_buf):
+                                                               server_buf, client, server):
     common = {"max_retries": 60, "rto_max": 4.0, "msl2": 2.0}
-    p = EndpointPair.client_server(client={"mss": client_mss, **common},
-                                   server={"recv_buffer": server_buf, **common})
+    p = EndpointPair.client_server(client={"mss": client_mss, **common, **client},
+                                   server={"recv_buffer": server_buf, **common, **server})
     up_data = bytes(stream_bytes(7, up))
     down_data = bytes(stream_bytes(99, down))
     p.a.send(up_data, 0.0)
