@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "labs": ("rawtcp.commands.script:labs", "List the lab catalogue (--lesson: the exchange and its questions)."),
     "ladder": ("rawtcp.commands.capture:ladder", "Draw a capture's TCP streams as a ladder (text or SVG)."),
     "compare": ("rawtcp.commands.capture:compare", "Compare the TCP exchanges of two captures."),
+    "compare-stacks": ("rawtcp.commands.stacks:compare_stacks", "Run a lab or script on two stacks, side by side."),
     "probe": ("rawtcp.commands.craft:probe", "Send crafted segments and show the answers (nping/hping style)."),
     "flood": ("rawtcp.commands.craft:flood", "Bounded SYN flood to a lab address (random ports and ISNs)."),
     "bench": ("rawtcp.commands.craft:bench", "Benchmark rawtcp beside the kernel, scapy, hping3 and tshark."),

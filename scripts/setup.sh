@@ -32,6 +32,6 @@ if ! "$VENV/bin/python" -c "import rawtcp, scapy, click, pyroute2, pytest, hypot
    || [ pyproject.toml -nt "$VENV/.installed" ]; then
   echo "== installing rawtcp into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-  "$VENV/bin/python" -m pip install -q -e ".[test]"
+  "$VENV/bin/python" -m pip install -q -e ".[test,pytcp]"
   touch "$VENV/.installed"
 fi

@@ -61,8 +61,10 @@ def ladder_lines(segments: list[Record], width: int | None = None) -> list[str]:
 @click.option("--msl2", type=finite(0), default=1.0, show_default=True, metavar="S",
               help="TIME-WAIT length, seconds.")
 @click.option("-6", "--ipv6", is_flag=True, help="The same exchange over IPv6 (2001:db8::1 ↔ 2001:db8::2).")
+@click.option("--stack", type=click.Choice(["linux", "pytcp"]), default="linux", show_default=True,
+              help="The server's TCP stack: Linux's, or PyTCP on a TAP device (extra rawtcp[pytcp]).")
 @click.option("--json", "as_json", is_flag=True, help="JSON lines instead of text.")
-def demo(pcap: str, isn: int, msl2: float, ipv6: bool, as_json: bool) -> None:
+def demo(pcap: str, isn: int, msl2: float, ipv6: bool, stack: str, as_json: bool) -> None:
     """Reproduce SEED.md's segments 1–10 against a real kernel in a lab of its own, then remove the lab."""
     from rawtcp.lab.topology import LabConfig
     from rawtcp.session.demo import DockerPeer, check_shape, run_demo
@@ -85,7 +87,9 @@ def demo(pcap: str, isn: int, msl2: float, ipv6: bool, as_json: bool) -> None:
     else:
         printer.message(f"rawtcp demo (compose lab): Linux's seed server in the listener container at "
                         f"{docker.ip}:{docker.port}; rawtcp is the client in this container, ISN {isn}.\n")
-    result = run_demo(pcap_path, printer, isn=isn, msl2=msl2, docker=docker, ipv6=ipv6)
+    if stack != "linux" and docker is not None:
+        raise errors.RawtcpError("demo --stack needs a lab of its own, not the compose lab", errors.BAD_INPUT)
+    result = run_demo(pcap_path, printer, isn=isn, msl2=msl2, docker=docker, ipv6=ipv6, stack_name=stack)
     if as_json:
         click.echo(json.dumps({"type": "summary", "mismatches": result.mismatches, "pcap": pcap_path,
                                "listener": result.listener_log}))
@@ -93,7 +97,7 @@ def demo(pcap: str, isn: int, msl2: float, ipv6: bool, as_json: bool) -> None:
     click.echo("\nThe exchange as a ladder (absolute and relative numbers, relative as tshark counts them);"
                "\nrawtcp's state on the left, the kernel's own socket state on the right:\n")
     for line in ladder_lines(result.segments, terminal_width()):
-        click.echo(line)
+        click.echo(line if stack == "linux" else line.replace("Linux kernel", "PyTCP", 1))
     kernel_path = " → ".join(dict.fromkeys(result.kernel_states)) or "(no kernel events seen)"
     client_path = " → ".join(result.client_states)
     click.echo(f"\nrawtcp went through: {client_path}")

@@ -69,15 +69,18 @@ def lab() -> None:
               help="The kernel listener: echo sends back what it reads, sink only reads, seed is SEED.md's "
                    "server (MSS 1024, answers 10 bytes, closes after 300 ms).")
 @_impair_options
+@click.option("--stack", type=click.Choice(["linux", "pytcp"]), default="linux", show_default=True,
+              help="The TCP stack on the server side: Linux's, or PyTCP on a TAP device (extra rawtcp[pytcp]).")
 def up(client_ns: str, server_ns: str, client_ip: str, server_ip: str, port: int, listener: str,
        loss: float | None, delay: float | None, jitter: float | None, reorder: float | None,
-       duplicate: float | None, corrupt: float | None) -> None:
+       duplicate: float | None, corrupt: float | None, stack: str) -> None:
     """Create the lab (a no-op that says so if it is already up)."""
     from rawtcp.lab import topology
 
     errors.require_privileges("rawtcp lab up")
     reap_leftovers(Printer())
     cfg = _config(client_ns, server_ns, client_ip, server_ip, port, listener)
+    cfg.stack = stack
     if topology.lab_exists(cfg):
         click.echo(f"lab is already up ({cfg.client_ns} ↔ {cfg.server_ns}); `rawtcp lab down` removes it")
         return
@@ -92,7 +95,8 @@ def up(client_ns: str, server_ns: str, client_ip: str, server_ip: str, port: int
     click.echo(f"lab up: {cfg.client_ns} {_addresses(cfg.client_ip, info.client_ip6)} ({cfg.client_if}) ↔ "
                f"{cfg.server_ns} {_addresses(cfg.server_ip, info.server_ip6)} ({cfg.server_if})")
     where = f"{cfg.server_ip}:{cfg.port}" + (f" and [{info.server_ip6}]:{cfg.port}" if info.server_ip6 else "")
-    click.echo(f"kernel listener ({listener}) on {where}, pid {info.listener_pid}")
+    owner = "kernel listener" if stack == "linux" else f"{stack} agent and listener"
+    click.echo(f"{owner} ({listener}) on {where}, pid {info.listener_pid}")
     click.echo(f"next: rawtcp connect {cfg.server_ip} {cfg.port} --name c1"
                + (f"   (IPv6: rawtcp connect {info.server_ip6} {cfg.port} --name c2)" if info.server_ip6 else ""))
 

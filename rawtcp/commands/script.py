@@ -94,12 +94,16 @@ def _variants(text: str | None, ip_version: str | None) -> list[str]:
 @click.option("--ladder", is_flag=True, help="Print the ladder of segments on success too (one script).")
 @click.option("--junit", type=click.Path(dir_okay=False, writable=True), default=None,
               help="Write a JUnit XML report (one testsuite per address mode).")
+@click.option("--stack", type=click.Choice(["linux", "pytcp"]), default="linux", show_default=True,
+              help="The TCP stack under test: Linux's, or PyTCP on a TAP device (extra rawtcp[pytcp]).")
+@click.option("--agent", metavar="PATH|HOST:PORT", default=None,
+              help="Make the script's calls through this agent (docs/agent-protocol.md), in the lab that is up.")
 @click.option("--json", "as_json", is_flag=True,
               help="JSON: one object for one script (verdict and ladder); one line per script and mode, then a "
                    "summary, for several.")
 def run(scripts: tuple[str, ...], ip_version: str | None, variants: str | None, defines: tuple[str, ...],
         jobs: int, retries: int, check: bool, lab_kind: str, tolerance_usecs: int | None, timeout: float | None,
-        pcap: str | None, ladder: bool, junit: str | None, as_json: bool) -> int:
+        pcap: str | None, ladder: bool, junit: str | None, stack: str, agent: str | None, as_json: bool) -> int:
     """Run packetdrill-dialect SCRIPTS (files or directories of *.pkt) against the Linux kernel.
 
     One script runs in fresh namespaces in this process. Several (or a directory, or --variants with
@@ -127,14 +131,14 @@ def run(scripts: tuple[str, ...], ip_version: str | None, variants: str | None, 
         from rawtcp.script.runner import RunOptions, run_script
 
         opts = RunOptions(tolerance_usecs=tolerance_usecs, pcap=pcap, lab=lab_kind,
-                          ip_version=ip_version if variants is None else modes[0])
+                          ip_version=ip_version if variants is None else modes[0], stack=stack, agent=agent)
         result = _guard_setup(run_script, str(files[0]), opts, symbols)
         _print_result(result, as_json, ladder)
         if junit:
             _single_junit(result, modes[0], junit)
         return result.exit_code
-    if pcap or ladder or lab_kind != "netns":
-        raise click.UsageError("--pcap, --ladder and --lab docker apply to one script")
+    if pcap or ladder or lab_kind != "netns" or stack != "linux" or agent:
+        raise click.UsageError("--pcap, --ladder, --lab docker, --stack and --agent apply to one script")
     return _suite(files, modes, symbols, jobs, retries, tolerance_usecs, timeout, junit, as_json)
 
 
@@ -245,8 +249,10 @@ def labs(as_json: bool, lesson: bool) -> None:
 @click.option("--compare-kernel", is_flag=True, help="Also run the same exchange with a kernel client and "
               "compare the captures (labs handshake, seed-exchange, syn-fin-seq).")
 @click.option("-6", "--ipv6", is_flag=True, help="Run the lab over IPv6 (the lab's 2001:db8:: addresses).")
+@click.option("--stack", type=click.Choice(["linux", "pytcp"]), default="linux", show_default=True,
+              help="The TCP stack under test: Linux's, or PyTCP on a TAP device (extra rawtcp[pytcp]).")
 def lab_run(name: str | None, run_all: bool, as_json: bool, pcap: str | None, compare_kernel: bool,
-            ipv6: bool) -> int:
+            ipv6: bool, stack: str) -> int:
     """Run lab NAME (see `rawtcp labs`) in fresh namespaces, with its ladder and the kernel's states."""
     from rawtcp.script.catalogue import LABS, find, run_lab
     from rawtcp.script.errors import ScriptError
@@ -256,6 +262,8 @@ def lab_run(name: str | None, run_all: bool, as_json: bool, pcap: str | None, co
     errors.require_privileges("rawtcp lab run")
     chosen = list(LABS) if run_all else [find(name or "")]
     if compare_kernel:
+        if stack != "linux":
+            raise click.UsageError("--compare-kernel runs against Linux (rawtcp compare --stacks compares stacks)")
         if ipv6:
             raise click.UsageError("--compare-kernel runs over IPv4 only")
         if run_all or chosen[0].name not in KERNEL_COMPARABLE:
@@ -271,7 +279,7 @@ def lab_run(name: str | None, run_all: bool, as_json: bool, pcap: str | None, co
             if pcap and run_all:
                 stem, dot, ext = pcap.rpartition(".")
                 lab_pcap = f"{stem}-{lab.name}.{ext}" if dot else f"{pcap}-{lab.name}"
-            result = _guard_setup(run_lab, lab, pcap=lab_pcap, ip_version="ipv6" if ipv6 else "ipv4")
+            result = _guard_setup(run_lab, lab, pcap=lab_pcap, ip_version="ipv6" if ipv6 else "ipv4", stack=stack)
         except (ScriptError, _SetupError) as exc:
             if not run_all:
                 raise

@@ -70,6 +70,7 @@ class LabConfig:
     client_ip6: str | None = "2001:db8::1"  # None (both): an IPv4-only lab
     server_ip6: str | None = "2001:db8::2"
     prefix6: int = 64
+    stack: str = "linux"  # the TCP stack under test on the server side (rawtcp.lab.stack.STACKS)
 
     @property
     def dual_stack(self) -> bool:
@@ -280,6 +281,10 @@ def _validate(cfg: LabConfig) -> None:
         raise LabError(f"port {cfg.port} is outside 1-65535")
     if cfg.client_ns == cfg.server_ns:
         raise LabError("client and server namespaces must differ")
+    if cfg.stack != "linux":
+        from rawtcp.lab.stack import check_stack
+
+        check_stack(cfg.stack)
     for name in (cfg.client_ns, cfg.server_ns):
         if not name or "/" in name or name in (".", ".."):
             raise LabError(f"{name!r} is not a usable namespace name")
@@ -457,8 +462,15 @@ def lab_up(cfg: LabConfig, listener: bool = True, *, temporary: bool = False,
         # Both ends are created directly inside their namespaces: nothing ever lives in the host's.
         _run(["ip", "link", "add", cfg.client_if, "netns", cfg.client_ns, "type", "veth",
               "peer", "name", cfg.server_if, "netns", cfg.server_ns])
+        user_space = cfg.stack != "linux"
+        if user_space:
+            from rawtcp.lab import stack as stacks
+
+            stacks.setup_server_side(cfg)
         for ns, ifname, ip in ((cfg.client_ns, cfg.client_if, cfg.client_ip),
                                (cfg.server_ns, cfg.server_if, cfg.server_ip)):
+            if user_space and ns == cfg.server_ns:
+                continue  # the stack behind the TAP device owns the server's addresses, not this kernel
             _run(["ip", "-n", ns, "addr", "add", f"{ip}/{cfg.prefix}", "dev", ifname])
             if cfg.dual_stack:
                 ip6 = cfg.client_ip6 if ns == cfg.client_ns else cfg.server_ip6
@@ -466,22 +478,33 @@ def lab_up(cfg: LabConfig, listener: bool = True, *, temporary: bool = False,
             _run(["ip", "-n", ns, "link", "set", "lo", "up"])
             _run(["ip", "-n", ns, "link", "set", ifname, "up"])
         client_mac = _link_mac(cfg.client_ns, cfg.client_if)
-        server_mac = _link_mac(cfg.server_ns, cfg.server_if)
+        server_mac = stacks.stack_mac(cfg) if user_space else _link_mac(cfg.server_ns, cfg.server_if)
         # Static neighbours both ways: no ARP exchange to race with (or to clutter) the first SYN.
         _run(["ip", "-n", cfg.client_ns, "neigh", "replace", cfg.server_ip, "lladdr", server_mac,
               "dev", cfg.client_if, "nud", "permanent"])
-        _run(["ip", "-n", cfg.server_ns, "neigh", "replace", cfg.client_ip, "lladdr", client_mac,
-              "dev", cfg.server_if, "nud", "permanent"])
+        if not user_space:
+            _run(["ip", "-n", cfg.server_ns, "neigh", "replace", cfg.client_ip, "lladdr", client_mac,
+                  "dev", cfg.server_if, "nud", "permanent"])
         if cfg.dual_stack:
             # the same for IPv6: no neighbour solicitation (RFC 4861) before the first SYN
             assert cfg.client_ip6 is not None and cfg.server_ip6 is not None
             _run(["ip", "-n", cfg.client_ns, "-6", "neigh", "replace", cfg.server_ip6, "lladdr", server_mac,
                   "dev", cfg.client_if, "nud", "permanent"])
-            _run(["ip", "-n", cfg.server_ns, "-6", "neigh", "replace", cfg.client_ip6, "lladdr", client_mac,
-                  "dev", cfg.server_if, "nud", "permanent"])
+            if not user_space:
+                _run(["ip", "-n", cfg.server_ns, "-6", "neigh", "replace", cfg.client_ip6, "lladdr", client_mac,
+                      "dev", cfg.server_if, "nud", "permanent"])
         listener_pid = None
         log = None
-        if listener:
+        if user_space:
+            # the agent always runs (it is the stack); the listener is one of its threads
+            log = _listener_log_path(cfg) if listener else None
+            if log is not None:
+                log.unlink(missing_ok=True)
+            listener_pid = stacks.start_agent(cfg, client_mac, listener=cfg.listener if listener else None,
+                                              log=log, stderr_path=_listener_err_path(cfg), close_delay=close_delay)
+            state["agent_socket"] = str(stacks.agent_socket(cfg))
+            state["agent_pid"] = listener_pid
+        elif listener:
             log = _listener_log_path(cfg)
             log.unlink(missing_ok=True)
             proc = spawn_listener(cfg.server_ns, cfg.listener, cfg.server_ip, cfg.port, log=log,
@@ -520,7 +543,7 @@ def _teardown(cfg: LabConfig, state: dict[str, Any] | None, namespaces: list[str
         if netns_exists(ns):
             _run(["ip", "netns", "delete", ns])
             removed.append(f"namespace {ns}")
-    for path in (_listener_log_path(cfg), _listener_err_path(cfg)):
+    for path in (_listener_log_path(cfg), _listener_err_path(cfg), STATE_DIR / f"{cfg.client_ns}.agent.sock"):
         path.unlink(missing_ok=True)
     if _state_path(cfg).exists():
         _state_path(cfg).unlink(missing_ok=True)

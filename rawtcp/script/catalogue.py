@@ -79,8 +79,8 @@ def load_scenario(path: Path):  # type: ignore[no-untyped-def]
 
 
 def run_lab(lab: Lab, watch_states: bool = True, pcap: str | None = None,  # type: ignore[no-untyped-def]
-            ip_version: str = "ipv4"):
-    """Run one lab in fresh namespaces (over IPv6 with ``ip_version="ipv6"``); a RunResult."""
+            ip_version: str = "ipv4", stack: str = "linux"):
+    """Run one lab in fresh namespaces (over IPv6 with ``ip_version="ipv6"``) against ``stack``; a RunResult."""
     from rawtcp.script.runner import RunOptions, run_script
 
     path = lab.path
@@ -89,6 +89,11 @@ def run_lab(lab: Lab, watch_states: bool = True, pcap: str | None = None,  # typ
     if path.suffix == ".py":
         from rawtcp.script.scenario import run_scenario
 
+        if stack != "linux":  # the scenarios drive the kernel's own sysctls and sockets directly
+            raise ScriptError(str(path), None, f"unsupported on stack {stack}: lab {lab.name} is a Python "
+                                               "scenario written for the Linux kernel")
+
         return run_scenario(str(path), load_scenario(path), watch_states=watch_states, pcap=pcap,
                             ip_version=ip_version)
-    return run_script(str(path), RunOptions(watch_states=watch_states, pcap=pcap, ip_version=ip_version))
+    return run_script(str(path), RunOptions(watch_states=watch_states, pcap=pcap, ip_version=ip_version,
+                                            stack=stack))

@@ -249,6 +249,10 @@ class AgentConnection(HelperConnection):
     def stack(self) -> str:
         return str(self.ready_info.get("stack") or "unknown")
 
+    def close(self) -> None:
+        with contextlib.suppress(LabError):  # an agent that already hung up cannot be told to exit
+            super().close()
+
 
 def _readline(fd: int, timeout: float) -> str:
     return readline_with_timeout(fd, timeout).decode(errors="replace")

@@ -44,11 +44,12 @@ class LadderEntry:
     kstate: str | None = None
     label: str | None = None  # which connection, when a lab has several (the peer's port)
     icmp: str | None = None  # an ICMP message, as the script writes it; ``segment`` is the one it quotes
+    who: str = "kernel"  # whose state ``kstate`` is: the stack under test ("kernel" for Linux's)
 
     def text(self) -> str:
         if self.icmp is not None:
             line = f"{self.time:9.6f} {self.direction} icmp {self.icmp}"
-            return f"{line:<72} kernel: {self.kstate}" if self.kstate else line
+            return f"{line:<72} {self.who}: {self.kstate}" if self.kstate else line
         seg = self.segment
         plen = len(seg.payload)
         line = f"{self.time:9.6f} {self.direction} {flags_str(int(seg.flags)):<5} "
@@ -61,7 +62,7 @@ class LadderEntry:
         if seg.options:
             line += f" <{format_options(seg.options)}>"
         if self.kstate:
-            line = f"{line:<72} kernel: {self.kstate}"
+            line = f"{line:<72} {self.who}: {self.kstate}"
         return line
 
     def to_dict(self) -> dict[str, Any]:

@@ -78,6 +78,8 @@ class RunOptions:
     watch_states: bool = False  # record the kernel's socket states for the ladder (rawtcp lab run)
     peer_port: int | None = None
     ip_version: str | None = None  # None: the script's --ip_version option line, else ipv4
+    stack: str = "linux"  # the TCP stack under test (rawtcp.lab.stack.STACKS); its agent makes the calls
+    agent: str | None = None  # an agent already serving (unix socket path or HOST:PORT), for a stack's own lab
 
 
 IP_VERSIONS = ("ipv4", "ipv4-mapped-ipv6", "ipv6")
@@ -187,6 +189,7 @@ class Runner:
         self.pending: tuple[ast.SyscallEvent, int, float, float] | None = None
         self.events_done = 0
         self.script_end = float("inf")
+        self.notes: list[str] = []  # what the agent said about calls it took but could not honour
 
     # -- infrastructure -----------------------------------------------------------------------------
 
@@ -224,12 +227,18 @@ class Runner:
             cfg, info = docker_target()
             self.cfg = cfg
             lab: Any = contextlib.nullcontext(info)
+        elif self.opts.agent is not None:
+            from rawtcp.lab.stack import lab_in_use
+
+            cfg, info = lab_in_use()
+            self.cfg = cfg
+            lab = contextlib.nullcontext(info)
         else:
-            cfg = fresh_lab("rtt-run", server_if="tun0", client_if="peer0")
+            cfg = fresh_lab("rtt-run", server_if="tun0", client_if="peer0", stack=self.opts.stack)
             self.cfg = cfg
             lab = temporary_lab(cfg, listener=False)
         with lab as info:
-            if self.opts.lab != "docker":
+            if self.opts.lab != "docker" and self.opts.stack == "linux" and self.opts.agent is None:
                 prepare_lab(cfg, self.ip_version)
             watcher = None
             if self.opts.watch_states:
@@ -248,6 +257,7 @@ class Runner:
                     with contextlib.suppress(Exception):
                         watcher.stop()
         result.ladder = self.ladder
+        result.notes.extend(self.notes)
         result.duration = time.monotonic() - started
         result.events = self.events_done
         result.kernel_isn = None
@@ -261,9 +271,12 @@ class Runner:
 
     def _start_watcher(self) -> Any:
         from rawtcp.lab.kstate import KernelStateWatcher
+        from rawtcp.lab.stack import state_watcher
 
         ports = {self.bind_port, self.peer_port, self.connect_port}
         try:
+            if self.opts.stack != "linux" or self.opts.agent is not None:
+                return state_watcher(self.cfg.client_ns, ports, self.cfg.server_ns)
             return KernelStateWatcher(self.cfg.server_ns).start(ports)
         except Exception:  # noqa: BLE001 (states are a nicety of the ladder, never a reason to fail the run)
             return None
@@ -271,6 +284,9 @@ class Runner:
     def _annotate_states(self, watcher: Any) -> None:
         annotate_states(self.ladder, watcher.events(), self.server_ip, self.client_ip, self.live_start,
                         self.script_end)
+        if self.opts.stack != "linux":
+            for entry in self.ladder:
+                entry.who = self.opts.stack
 
     def _write_pcap(self, path: str) -> None:
         from rawtcp.capture.pcap import PcapWriter
@@ -309,7 +325,9 @@ class Runner:
             sniffer = threading.Thread(target=self._sniff, args=(link, stop_r), name="rawtcp-run-sniffer",
                                        daemon=True)
             sniffer.start()
-            if getattr(cfg, "helper", None) is not None:
+            if self.opts.stack != "linux" or self.opts.agent is not None:
+                helper = self._agent(cfg)
+            elif getattr(cfg, "helper", None) is not None:
                 host, port, token = cfg.helper
                 helper = HelperConnection(host, port, token, self.server_ip, self.client_ip, self.bind_port,
                                           self.connect_port)
@@ -350,6 +368,26 @@ class Runner:
                     guard.close()
             os.close(stop_r)
             os.close(stop_w)
+
+    def _agent(self, cfg: Any) -> Any:
+        """The stack's agent (docs/agent-protocol.md): the lab's own, or the one --agent names."""
+        from rawtcp.lab.stack import lab_stack
+        from rawtcp.script.helperproc import AgentConnection
+
+        address = self.opts.agent
+        if address is None:
+            _stack, sock = lab_stack(cfg.client_ns)
+            if sock is None:
+                raise ScriptError(self.path, None, f"the {self.opts.stack} lab has no agent")
+            address = str(sock)
+        hello = {"protocol": "rawtcp-agent/1", "local_ip": self.server_ip, "remote_ip": self.client_ip,
+                 "bind_port": self.bind_port, "connect_port": self.connect_port, "ip_version": self.ip_version,
+                 "script_local_ips": [self.script_local_ip, self.own_ips[0]],
+                 "script_remote_ips": [self.script_remote_ip, self.own_ips[1]]}
+        agent = AgentConnection(address, hello)
+        if self.opts.agent is not None:
+            self.opts.stack = agent.stack  # the ladder and messages name the stack the agent drives
+        return agent
 
     def _cookie_map(self) -> CookieMap:
         """The kernel's TFO key, after the init command set it: the script's cookies become the lab's."""
@@ -418,6 +456,11 @@ class Runner:
         if actual < t - tol or actual > t + tol:
             raise self.fail(line, f"timing error: expected {what} at {t:.6f} sec but happened at "
                                   f"{actual:.6f} sec; tolerance {tol:.6f} sec")
+
+    def unsupported(self, line: int | None, message: str) -> ScriptError:
+        """What the stack under test's agent cannot express: bad input for that stack (exit 2), not a
+        failure of the stack."""
+        return ScriptError(self.path, line, f"unsupported on stack {self.opts.stack}: {message}")
 
     def fail(self, line: int | None, message: str) -> ScriptFailure:
         return ScriptFailure(f"{self.path}:{line}: {message}" if line else f"{self.path}: {message}")
@@ -803,8 +846,12 @@ class Runner:
             self.pending = None
         if "script_error" in reply:
             raise ScriptError(self.path, ev.line, reply["script_error"])
+        if "unsupported" in reply:
+            raise self.unsupported(ev.line, reply["unsupported"])
         if "fatal" in reply:
             raise ScriptError(self.path, ev.line, f"{ev.name}() could not be run: {reply['fatal']}")
+        if reply.get("note"):
+            self.notes.append(f"line {ev.line}: {reply['note']}")
         if reply.get("error"):
             raise self.fail(ev.line, f"runtime error in {ev.name} call: {reply['error']}")
         end = reply["end"] - self.live_start
@@ -848,6 +895,8 @@ class Runner:
         command = translate_command(command, {self.script_local_ip, self.own_ips[0]}, self.server_ip, self.client_ip,
                                     lab_v4)
         reply = self.helper.request("cmd", timeout=120.0, cmd=command, cwd=self.script_dir, timeout_s=60)
+        if "unsupported" in reply:
+            raise self.unsupported(line, reply["unsupported"])
         status = reply.get("status", -1)
         if status != 0:
             tail = (reply.get("output") or "").strip().splitlines()
@@ -859,6 +908,8 @@ class Runner:
         """Snapshot the socket under test now; the block itself runs after the script (packetdrill's
         code.c), with every other block, in one Python program."""
         reply = self.helper.request("tcpinfo", timeout=10.0)
+        if "unsupported" in reply:
+            raise self.unsupported(ev.line, reply["unsupported"])
         if "script_error" in reply:
             raise ScriptError(self.path, ev.line, reply["script_error"])
         if "fatal" in reply:
@@ -900,6 +951,16 @@ def run_script(path: str, opts: RunOptions | None = None, defines: dict[str, str
     opts = opts or RunOptions()
     if opts.lab not in ("netns", "docker"):
         raise ScriptError(path, None, f"unknown lab kind {opts.lab!r} (netns or docker)")
+    if opts.stack != "linux" or opts.agent is not None:
+        from rawtcp.lab.errors import LabError
+        from rawtcp.lab.stack import check_stack
+
+        if opts.lab != "netns":
+            raise ScriptError(path, None, "--stack and --agent run in namespaces (--lab netns)")
+        try:
+            check_stack(opts.stack)
+        except LabError as exc:
+            raise ScriptError(path, None, str(exc)) from None
     script = parse_file(path, defines)
     if opts.ip_version is not None:
         script.options["ip_version"] = opts.ip_version  # the command line wins over the option line

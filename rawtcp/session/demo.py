@@ -82,7 +82,7 @@ class DockerPeer:
 
 def run_demo(pcap: str, emit: Callable[[Record], None], *, isn: int = 1000, mss: int = 1460,
              msl2: float = 1.0, timeout: float = 20.0, docker: DockerPeer | None = None,
-             ipv6: bool = False) -> DemoResult:
+             ipv6: bool = False, stack_name: str = "linux") -> DemoResult:
     """Bring up a fresh lab (or use the compose lab's listener container), run the exchange, tear
     down what was made; records go to ``emit`` as they happen.
 
@@ -110,7 +110,7 @@ def run_demo(pcap: str, emit: Callable[[Record], None], *, isn: int = 1000, mss:
 
     with contextlib.ExitStack() as stack:
         if docker is None:
-            cfg = topology.fresh_lab("rawtcp-demo", listener="seed")
+            cfg = topology.fresh_lab("rawtcp-demo", listener="seed", stack=stack_name)
             lab = stack.enter_context(topology.temporary_lab(cfg))
             server_ip, port = (cfg.server_ip6 if ipv6 else cfg.server_ip), cfg.port
             if server_ip is None:
@@ -118,8 +118,13 @@ def run_demo(pcap: str, emit: Callable[[Record], None], *, isn: int = 1000, mss:
         else:
             lab, server_ip, port = None, docker.ip, docker.port
         # The tracepoint sees every namespace's sockets (containers share the host's kernel).
-        watcher = KernelStateWatcher()
-        watcher.start({port})
+        if stack_name != "linux" and lab is not None:
+            from rawtcp.lab.stack import state_watcher
+
+            watcher = state_watcher(cfg.client_ns, {port})  # the stack's own states, from its agent
+        else:
+            watcher = KernelStateWatcher()
+            watcher.start({port})
         stack.callback(watcher.stop)
         if lab is not None:
             stack.enter_context(netns.inside(cfg.client_ns))
@@ -142,9 +147,9 @@ def run_demo(pcap: str, emit: Callable[[Record], None], *, isn: int = 1000, mss:
         run(lambda: ep.state is State.ESTABLISHED, "the three-way open")  # 2, 3
         # The seed server turns quick-ACK off right after accept(): let it, or its answer cannot ride
         # on its ACK (SEED.md segment 5). Across containers its accept queue is out of sight: a pause.
-        if lab is not None:
+        if lab is not None and stack_name == "linux":
             topology.wait_accepted(cfg)
-        else:
+        else:  # a user-space stack's accept queue is out of sight (no ss) too
             time.sleep(ACCEPT_PAUSE)
         ep.send(REQUEST, time.monotonic())  # 4
         run(lambda: ep.readable >= 10 and ep.in_flight == 0, "the server's 10-byte answer")  # 5, 6

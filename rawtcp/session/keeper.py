@@ -102,7 +102,7 @@ class Keeper:
         self.driver = self.conn.driver
         kernel = spec.get("kernel")  # {"ip":..., "port":...}: the kernel peer lives in a lab namespace
         if kernel:
-            self.watcher = _start_watcher(int(kernel["port"]))
+            self.watcher = _start_watcher(int(kernel["port"]), spec.get("netns"))
         # The kernel socket's own view: its address is our remote, ours is its remote.
         ours = (self.conn.local_ip, ep.local_port)
         theirs = (cspec.remote_ip, cspec.remote_port) if not cspec.passive else None
@@ -404,12 +404,11 @@ class Keeper:
         registry.remove(self.name)
 
 
-def _start_watcher(port: int) -> Any:
-    from rawtcp.lab.kstate import KernelStateWatcher
+def _start_watcher(port: int, client_ns: str | None = None) -> Any:
+    """The peer stack's state watcher: the kernel's, or the agent's when the lab runs a user-space stack."""
+    from rawtcp.lab.stack import state_watcher
 
-    watcher = KernelStateWatcher()
-    watcher.start({port})
-    return watcher
+    return state_watcher(client_ns, {port})
 
 
 def main(argv: list[str] | None = None) -> int:
