@@ -774,9 +774,12 @@ class Endpoint:
         for _ in range(1 << 20):  # bounded: each pass advances _nxt or stops
             pos = self._nxt
             sacked = 0
-            if self._sack_ok and pos < self._max:
-                # Going back after a timeout: what the peer SACKed needs no resending (RFC 6675 §5.1).
-                pos = self._nxt = board.skip(pos)
+            if self._sack_ok:
+                if pos < self._max:
+                    # Going back after a timeout: what the peer SACKed needs no resending (RFC 6675 §5.1).
+                    pos = self._nxt = board.skip(pos)
+                # SACKed bytes have left the network: they use no congestion window (RFC 6675 pipe; with
+                # the first duplicates this is RFC 3042's limited transmit)
                 sacked = board.sacked_between(self._una, pos)
             avail = max(0, self._data_end - pos)
             usable = min(self._cwnd - (pos - self._una - sacked), self._snd_wnd - (pos - self._una))
