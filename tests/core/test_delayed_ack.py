@@ -85,3 +85,15 @@ def test_bulk_transfer_with_delayed_acks_between_cores():
     acks = [s.seg for s in p.log if s.src == "b" and not s.seg.payload and s.seg.ack > SISN]
     data_segs = [s.seg for s in p.log if s.src == "a" and s.seg.payload]
     assert len(acks) <= len(data_segs) // 2 + 2
+
+
+def test_a_delayed_ack_does_not_displace_the_retransmission_timer():
+    ep = endpoint_established(delayed_ack=True, rto_min=1.0)
+    ep.send(b"out", 1.0)
+    ep.segments_to_send(1.0)
+    rtx_deadline = ep.timer.deadline
+    feed(ep, 1.1, peer_data(b"x" * 10, ack=CISN + 1))  # data that does not acknowledge ours
+    assert ep.next_timer() == pytest.approx(1.3) and ep.timer.deadline == rtx_deadline
+    ep.handle_timer(1.3)
+    expect(ep, 1.3, [Want(".", A1 + 3, B1 + 10)])
+    assert ep.next_timer() == rtx_deadline

@@ -8,7 +8,20 @@ import pytest
 
 from rawtcp.core import Flags, State
 
-from .helpers import CISN, PEER_ACK, PEER_SYN_ACK, SISN, EndpointPair, endpoint_syn_sent, feed, peer_data
+from .helpers import (
+    CISN,
+    CPORT,
+    PEER_ACK,
+    PEER_SYN_ACK,
+    SISN,
+    SPORT,
+    EndpointPair,
+    endpoint_listen,
+    endpoint_syn_sent,
+    feed,
+    peer_data,
+)
+from .helpers import Segment as Seg
 
 
 def _ts(seg):
@@ -159,3 +172,17 @@ def test_rtt_sampled_from_the_echoed_tsval():
     (again,) = [s for s in ep.segments_to_send(t) if s.payload]
     feed(ep, t + 0.04, replace(PEER_ACK, ack=CISN + 101, options=(("Timestamp", (200, _ts(again)[0])),)))
     assert ep.srtt == pytest.approx(0.04 / 8, abs=0.0002)  # RFC 6298 §2.3 with R = 40 ms
+
+
+def test_echo_times_a_retransmitted_syn_ack_honestly():
+    # Karn's rule forbids a sample from the ACK of a SYN-ACK sent twice (RFC 6298 §3); the echoed TSval
+    # names the copy that arrived (RFC 7323 §4.1), so with timestamps the sample is taken, and right.
+    ep = endpoint_listen(timestamps=True)
+    feed(ep, 0.0, Seg(CPORT, SPORT, CISN, 0, Flags.SYN, 65535, (("MSS", 1460), ("Timestamp", (7, 0)))))
+    ep.segments_to_send(0.0)
+    ep.handle_timer(1.0)
+    (again,) = ep.segments_to_send(1.0)
+    assert ep.retransmits == 1
+    feed(ep, 1.03, Seg(CPORT, SPORT, CISN + 1, SISN + 1, Flags.ACK, 65535, (("Timestamp", (8, _ts(again)[0])),)))
+    assert ep.state is State.ESTABLISHED
+    assert ep.srtt == pytest.approx(0.03, abs=0.0015)
