@@ -1274,7 +1274,15 @@ class Endpoint:
 
     @property
     def _dupthresh(self) -> int:
-        return max(1, self._cfg.dupack_threshold)
+        """DupThresh, lowered by RFC 5827's early retransmit: with fewer than four segments outstanding
+        and no new segment allowed out, one less than the segments outstanding (at least one), since
+        three duplicates can never come and only the timer would be left."""
+        thresh = max(1, self._cfg.dupack_threshold)
+        oseg = -(-(self._max - self._una) // self.send_mss)
+        can_send_new = self._data_end > self._max and self._una + self._snd_wnd > self._max
+        if oseg < 4 and not can_send_new:
+            thresh = min(thresh, max(1, oseg - 1))
+        return thresh
 
     def _note_sack(self, seg: Segment, ack_pos: int, now: float) -> int:
         """Record the SACK blocks of an acceptable ACK on the scoreboard (RFC 6675 §5 (A)/(C) "update
@@ -1327,9 +1335,9 @@ class Endpoint:
 
     def _on_dupack(self, now: float) -> None:
         self._dupacks += 1
-        threshold = max(1, self._cfg.dupack_threshold)
+        threshold = self._dupthresh
         mss = self.send_mss
-        if self._dupacks == threshold and not self._in_recovery and self._una > self._recover:
+        if self._dupacks >= threshold and not self._in_recovery and self._una > self._recover:
             # RFC 5681 §3.2 steps 2-4 with RFC 6582's recover guard: fast retransmit, enter recovery.
             self._ssthresh = max(self.in_flight // 2, 2 * mss)
             self._recover = self._max

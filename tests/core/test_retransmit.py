@@ -333,3 +333,16 @@ def test_newreno_full_ack_sets_cwnd_per_rfc6582_step_3():
     feed(ep, 0.02, replace(PEER_ACK, ack=CISN + 1 + 10220))
     assert ep.in_flight == 0
     assert ep.cwnd == min(5110, max(0, 1460) + 1460)
+
+
+@pytest.mark.parametrize("sack", [False, True])
+def test_early_retransmit_when_too_few_segments_are_out_for_three_duplicates(sack):
+    # RFC 5827: with fewer than four segments outstanding and nothing new to send, the duplicate
+    # threshold is one less than the segments outstanding, so a loss costs no timeout.
+    p = pair(sack=sack)
+    p.transfer()
+    p.drop_next("a", lambda s: s.seq == CISN + 1 and bool(s.payload))
+    p.a.send(b"e" * 2920, p.t)  # two segments
+    p.transfer()
+    assert p.received["b"] == b"e" * 2920 and p.t == 0.0
+    assert [e.reason for e in rtx_events(p.a)] == ["sack" if sack else "fast"]
