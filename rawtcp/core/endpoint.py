@@ -27,7 +27,15 @@ from rawtcp.core.events import (
     TimedOut,
 )
 from rawtcp.core.reassembly import Reassembly
-from rawtcp.core.rto import RTO_INITIAL, RTO_MAX, RTO_MIN_LINUX, RtoEstimator, Timer, TimerKind
+from rawtcp.core.rto import (
+    CLOCK_GRANULARITY,
+    RTO_INITIAL,
+    RTO_MAX,
+    RTO_MIN_LINUX,
+    RtoEstimator,
+    Timer,
+    TimerKind,
+)
 from rawtcp.core.sack import MAX_BLOCKS, MAX_BLOCKS_WITH_TS, SackReporter, Scoreboard
 from rawtcp.core.segment import Flags, Option, Segment
 from rawtcp.core.state import State
@@ -213,6 +221,12 @@ class Endpoint:
         self._scoreboard = Scoreboard()
         self._high_rxt = 0               # RFC 6675 HighRxt: one past the highest retransmitted position
         self._sack_report = SackReporter()
+        # tail loss probe (RFC 8985 §7)
+        self._arm_pto = False            # new data sent or ACKed: (re)start the probe timer
+        self._tlp_end: int | None = None  # TLP.end_seq: SND.NXT when the probe went out
+        self._tlp_retrans = False        # the probe was a retransmission
+        self._tlp_start = 0              # where the retransmitted probe began
+        self._tlp_flight = 0             # FlightSize when the probe went out
         self._owed_sack: list[tuple[Option, ...]] = []  # SACK options of the owed pure ACKs, in order
         # delayed ACK (RFC 9293 §3.8.6.3)
         self._ack_deadline: float | None = None
@@ -494,6 +508,8 @@ class Endpoint:
             self._on_retransmit_timeout(now)
         elif timer.kind is TimerKind.KEEPALIVE:
             self._on_keepalive_timeout(now)
+        elif timer.kind is TimerKind.PROBE:
+            self._on_probe_timeout(now)
         else:
             self._on_persist_timeout(now)
         self._rearm(now)
@@ -518,6 +534,73 @@ class Endpoint:
         if self._ka_probes == 0:
             return Timer(TimerKind.KEEPALIVE, self._last_heard + idle)
         return Timer(TimerKind.KEEPALIVE, self._ka_last + self._cfg.keepalive_interval)
+
+    def _pto_allowed(self) -> bool:
+        """RFC 8985 §7.2: a loss probe needs SACK, no loss recovery or timeout recovery under way, and
+        no probe already outstanding."""
+        return (self._sack_ok and self._state in _SENDING and self._una >= 1 and not self._in_recovery
+                and self._retries == 0 and self._tlp_end is None and self._nxt >= self._max)
+
+    def _pto(self) -> float:
+        """RFC 8985 §7.2: PTO = 2 * SRTT, plus the worst-case delayed ACK when one segment is in flight;
+        1 s before any RTT sample."""
+        srtt = self._rto.srtt
+        if srtt is None:
+            return 1.0
+        pto = 2 * srtt
+        if self.in_flight <= self.send_mss:
+            pto += ACK_DELAY_LINUX
+        return max(pto, CLOCK_GRANULARITY)
+
+    def _on_probe_timeout(self, now: float) -> None:
+        """RFC 8985 §7.3: send one new segment if the window allows, else resend the last one; then the
+        RTO timer runs again."""
+        if self._max == self._una:
+            return
+        mss = self.send_mss
+        room = self._una + self._snd_wnd - self._max
+        segment: Segment | None = None
+        if self._data_end > self._max and room > 0:
+            pos = self._max
+            n = min(mss, self._data_end - pos, room)
+            fin = self._fin_queued and pos + n == self._fin_pos
+            out: list[Segment] = []
+            self._transmit(self._data_segment(pos, n, fin, psh=True), pos, now, out)
+            self._ctl_out += out
+            self._tlp_retrans = False
+        else:
+            holes = self._scoreboard.holes(self._una, self._max)
+            if holes:
+                start, end = holes[-1]
+                sent_data_end = min(end, self._data_end)
+                segment = self._segment_at(max(start, sent_data_end - mss) if sent_data_end > start else start)
+            if segment is None:
+                return
+            self._emit_retransmission(segment, now, "tlp")
+            self._tlp_retrans = True
+            self._tlp_start = self._una + sq.diff(segment.seq, self.snd_una)
+        self._tlp_end = self._max
+        self._tlp_flight = self._max - self._una - self._scoreboard.sacked
+        self._timer = Timer(TimerKind.RETRANSMIT, now + self._rto.rto)
+
+    def _on_tlp_ack(self, seg: Segment, ack_pos: int) -> None:
+        """RFC 8985 §7.4: once the ACKs reach past the probe, a probe that was a retransmission and is
+        not reported as a duplicate (D-SACK, RFC 2883) repaired a loss: respond as to a fast
+        retransmit, ssthresh = cwnd = FlightSize / 2 (RFC 5681 eq. (4))."""
+        if self._tlp_end is None or ack_pos < self._tlp_end:
+            return
+        start, end = self._tlp_start, self._tlp_end
+        self._tlp_end = None
+        if not self._tlp_retrans:
+            return
+        for left, right in seg.sack_blocks:
+            lo = self._una + sq.diff(left, self.snd_una)
+            hi = self._una + sq.diff(right, self.snd_una)
+            if hi <= ack_pos and lo < end and hi > start:
+                return  # a D-SACK for the probe: the original arrived, nothing was lost
+        mss = self.send_mss
+        self._ssthresh = max(self._tlp_flight // 2, 2 * mss)
+        self._cwnd = min(self._cwnd, self._ssthresh)
 
     def _on_retransmit_timeout(self, now: float) -> None:
         if self._max == self._una:
@@ -546,6 +629,7 @@ class Endpoint:
         self._in_recovery = False
         self._dupacks = 0
         self._high_rxt = self._una
+        self._tlp_end = None
         if self._retries >= 2:
             # RFC 2018 §8 / RFC 6675 §5.1: the peer may have reneged on what it SACKed; like Linux, keep
             # the scoreboard after one timeout but not after a second in a row.
@@ -594,10 +678,20 @@ class Endpoint:
             self._timer = None
             return
         if self._max > self._una:
-            if self._timer is None or self._timer.kind is not TimerKind.RETRANSMIT:
+            if self._arm_pto and self._pto_allowed():
+                # RFC 8985 §7.2: after new data went out or new data was ACKed, the loss probe timer,
+                # never later than the RTO would fire.
+                rto_deadline = now + self._rto.rto
+                if self._timer is not None and self._timer.kind is TimerKind.RETRANSMIT:
+                    rto_deadline = self._timer.deadline
+                self._timer = Timer(TimerKind.PROBE, min(now + self._pto(), rto_deadline))
+                if self._retries == 0:
+                    self._head_since = now
+            elif self._timer is None or self._timer.kind not in (TimerKind.RETRANSMIT, TimerKind.PROBE):
                 self._timer = Timer(TimerKind.RETRANSMIT, now + self._rto.rto)
                 if self._retries == 0:
                     self._head_since = now
+            self._arm_pto = False
         elif self._needs_persist():
             if self._timer is None or self._timer.kind is not TimerKind.PERSIST:
                 if self._unanswered == 0:
@@ -875,10 +969,12 @@ class Endpoint:
             self.retransmits += 1
             self._rtt_pos = None
             self._events.append(Retransmission(now, seg, "rto"))
-        elif self._rtt_pos is None:
-            # RFC 6298 §3: time one fresh segment per round trip.
-            self._rtt_pos = pos
-            self._rtt_time = now
+        else:
+            self._arm_pto = True
+            if self._rtt_pos is None:
+                # RFC 6298 §3: time one fresh segment per round trip.
+                self._rtt_pos = pos
+                self._rtt_time = now
         self._nxt = end
         self._max = max(self._max, end)
         out.append(seg)
@@ -1187,6 +1283,7 @@ class Endpoint:
         newly_sacked = self._note_sack(seg, ack_pos, now) if self._sack_ok else 0
         if ack_pos > self._una:
             self._ack_advance(ack_pos, now)
+            self._arm_pto = True
         elif self._sack_ok:
             if (ack_pos == self._una and self._max > self._una and not seg.payload
                     and not seg.has(Flags.SYN | Flags.FIN) and newly_sacked):
@@ -1196,6 +1293,8 @@ class Endpoint:
               and not seg.has(Flags.SYN | Flags.FIN) and (seg.window << shift) == old_wnd):
             # RFC 5681 §2: a duplicate acknowledgment.
             self._on_dupack(now)
+        if self._sack_ok:
+            self._on_tlp_ack(seg, ack_pos)
         if newly_sacked:
             self._maybe_enter_sack_recovery(now)
         # Window update (RFC 9293 §3.10.7.4: only from a segment newer than the last update).

@@ -52,4 +52,4 @@ class TimedOut(Event):
 @dataclass(frozen=True, slots=True)
 class Retransmission(Event):
     segment: Segment
-    reason: str  # "rto", "fast" (RFC 5681/6582), "sack" (RFC 6675) or "syn" (our SYN-ACK again)
+    reason: str  # "rto", "fast" (RFC 5681/6582), "sack" (RFC 6675), "tlp" (RFC 8985) or "syn"

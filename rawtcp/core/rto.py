@@ -27,6 +27,7 @@ class TimerKind(enum.Enum):
     PERSIST = "persist"
     TIME_WAIT = "time-wait"
     KEEPALIVE = "keepalive"
+    PROBE = "probe"  # RFC 8985 §7 tail loss probe
 
     def __str__(self) -> str:
         return self.value
@@ -34,8 +35,8 @@ class TimerKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Timer:
-    """The endpoint's single timer: at most one of retransmit / persist / time-wait / keep-alive runs at
-    a time (a delayed ACK's deadline is kept beside it: it must not displace a retransmission)."""
+    """The endpoint's single timer: at most one of retransmit / probe / persist / time-wait / keep-alive
+    runs at a time (a delayed ACK's deadline is kept beside it: it must not displace a retransmission)."""
 
     kind: TimerKind
     deadline: float

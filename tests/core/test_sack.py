@@ -166,13 +166,14 @@ def test_go_back_after_timeout_skips_what_was_sacked():
     p = sack_pair()
     data = b"w" * (6 * 1460)
     first = CISN + 1
-    p.drop_next("a", lambda s: s.seq == first and bool(s.payload), count=2)  # the original and the fast rtx
+    # the original, the SACK retransmission and the tail loss probe are lost
+    p.drop_next("a", lambda s: s.seq == first and bool(s.payload), count=3)
     p.a.send(data, p.t)
     p.run(until=5.0)
     assert p.received["b"] == data
-    assert rtx(p.a) == [("sack", first), ("rto", first)]
+    assert rtx(p.a) == [("sack", first), ("tlp", first), ("rto", first)]
     resent = [s.seg.seq for s in p.log if s.src == "a" and s.seg.payload][6:]
-    assert resent == [first, first]  # nothing the peer SACKed went out again
+    assert resent == [first, first, first]  # nothing the peer SACKed went out again
 
 
 def test_scoreboard_islost_and_pipe():
@@ -201,3 +202,18 @@ def test_sender_ignores_dsack_blocks():
     assert ep.snd_una == CISN + 1461
     ep.send(b"y" * 10, 0.2)  # nothing counted as SACKed: no SACK recovery, new data goes out
     assert [len(s.payload) for s in ep.segments_to_send(0.2) if s.payload] == [10]
+
+
+def test_tail_loss_probe_repairs_a_lost_last_segment_before_the_rto():
+    # RFC 8985 §7: with SACK, a probe after PTO = 2*SRTT (+ the worst-case delayed ACK for a single
+    # segment in flight) resends the last segment; the timeout never fires.
+    p = sack_pair(rto_min=1.0)
+    p.t = 1.0
+    data = b"t" * (3 * 1460)
+    last = CISN + 1 + 2 * 1460
+    p.drop_next("a", lambda s: s.seq == last and bool(s.payload))
+    p.a.send(data, p.t)
+    p.run(until=1.9)  # before the 1 s RTO
+    assert p.received["b"] == data
+    assert rtx(p.a) == [("tlp", last)]
+    assert p.a.cwnd < 3 * 1460 + 14600  # the probe repaired a loss: a congestion response (§7.4)
