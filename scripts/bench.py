@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""The benchmark (issue 6): rawtcp beside kernel sockets, scapy, hping3 and tshark, in one run.
+"""The benchmark: rawtcp beside kernel sockets, scapy, hping3 and tshark, in one run.
 
 A thin wrapper around rawtcp.craft.bench (also ``rawtcp bench``):
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Benchmark (issue 4): ``rawtcp compare`` on two identical 1,000,000-packet captures vs tshark reading one.
+"""Benchmark: ``rawtcp compare`` on two identical 1,000,000-packet captures vs tshark reading one.
 
 Generates a pcap of a few thousand interleaved, realistic TCP connections (handshake with the
 options Linux sends, request/response data with timestamps, ACKs, a four-way close) with

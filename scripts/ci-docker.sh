@@ -76,7 +76,7 @@ image_has() { docker run --rm --network none "$RAWTCP_IMAGE" "$@" >/dev/null 2>&
 
 lab_stage() {
     if ! image_has labs || ! image_has lab run --help; then
-        say "SKIPPED: the image has no 'rawtcp labs' / 'rawtcp lab run' yet (TODO: issue 3)"
+        say "SKIPPED: the image has no 'rawtcp labs' / 'rawtcp lab run' yet"
         return
     fi
     # Every lab of the catalogue, each in namespaces made inside the rawtcp container.
@@ -86,7 +86,7 @@ lab_stage() {
 pkt_stage() {
     local pkt="${RAWTCP_CI_PKT:-$REPO/scripts/labs/01-handshake.pkt}"
     if [[ ! -f "$pkt" ]] || ! image_has run --help; then
-        say "SKIPPED: no .pkt script or no 'rawtcp run' in the image yet (TODO: issue 3)"
+        say "SKIPPED: no .pkt script or no 'rawtcp run' in the image yet"
         return
     fi
     # The rawtcp service mounts the caller's directory: run from the script's folder, by name.

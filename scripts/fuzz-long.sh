@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The long property/fuzz run (issue 7). CI runs the same tests with HYPOTHESIS_PROFILE=ci (tests/conftest.py:
+# The long property/fuzz run. CI runs the same tests with HYPOTHESIS_PROFILE=ci (tests/conftest.py:
 # 300 examples per property, 17 properties: about 5 100 generated inputs in ~15 s, plus the exhaustive
 # truncation of a pcap and a pcapng at every byte). This runs them with HYPOTHESIS_PROFILE=long:
 # 20 000 examples per property (about 340 000 inputs; 10-15 minutes on a 2-core VM):

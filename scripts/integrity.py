@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Integrity under network faults: N bytes each way between rawtcp and a real Linux kernel (issue 7).
+"""Integrity under network faults: N bytes each way between rawtcp and a real Linux kernel.
 
 Full run (the issue's figures; about five minutes on a 2-core VM), as root from the repo:
 

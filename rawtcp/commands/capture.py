@@ -14,6 +14,7 @@ unchanged.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -22,6 +23,10 @@ from typing import NoReturn
 import click
 
 from rawtcp.capture.errors import CaptureError
+from rawtcp.commands.common import finite, write_text
+
+# errors of writing our own output (not of reading the capture)
+_OUTPUT_ERRNOS = (errno.ENOSPC, errno.EIO, errno.EPIPE, errno.EFBIG)
 
 EXIT_SAME, EXIT_DIFFERENT, EXIT_ERROR = 0, 1, 2
 
@@ -44,7 +49,8 @@ def _message(path: str, exc: Exception) -> str:
 @click.option("--svg", "svg_out", metavar="OUT.svg", help="Write a standalone SVG ladder to OUT.svg ('-' for stdout).")
 @click.option("--stream", "stream_no", type=click.IntRange(min=0), metavar="N",
               help="Only TCP stream N (tshark's tcp.stream numbering).")
-@click.option("--absolute", is_flag=True, help="Absolute seq/ack instead of relative (ISN = 0, as tshark).")
+@click.option("--absolute", is_flag=True,
+              help="Show seq/ack as on the wire (default: relative to each side's ISN, as tshark shows them).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the streams as JSON: every segment with its frame, states and expert markers.")
 @click.option("--color/--no-color", default=None, help="Colour the text ladder (default: when stdout is a terminal).")
@@ -77,8 +83,7 @@ def ladder(file: str, svg_out: str | None, stream_no: int | None, absolute: bool
             if svg_out == "-":
                 click.echo(svg, nl=False)
             else:
-                with open(svg_out, "w", encoding="utf-8") as f:
-                    f.write(svg)
+                write_text(svg_out, svg)  # a write error names the SVG file, not the capture
                 click.echo(f"wrote {svg_out} ({len(streams)} stream{'s' if len(streams) != 1 else ''})",
                            err=True)
         for i, stream in enumerate(streams if not (as_json or svg_out) else []):
@@ -87,6 +92,8 @@ def ladder(file: str, svg_out: str | None, stream_no: int | None, absolute: bool
             click.echo(render_text(stream, absolute=absolute, color=color is not False), nl=False,
                        color=color)
     except (CaptureError, OSError) as exc:
+        if isinstance(exc, OSError) and exc.errno in _OUTPUT_ERRNOS:
+            raise  # writing our output failed (disk full, closed pipe): cli.main names standard output
         _fail(_message(name, exc))
     if report.damaged:
         sys.exit(EXIT_ERROR)
@@ -103,8 +110,9 @@ def _warn(lines: list[str]) -> None:
 @click.option("--ignore", "ignore", multiple=True, metavar="FIELD",
               help="Leave FIELD out: direction, flags, seq, ack, len, window, options, payload, time "
                    "(repeat or separate with commas).")
-@click.option("--time-tolerance", type=click.FloatRange(min=0), metavar="MS",
-              help="Also compare the gaps between consecutive segments, within MS milliseconds.")
+@click.option("--time-tolerance", type=finite(0), metavar="MS",
+              help="Also compare the gaps between consecutive segments, within MS milliseconds "
+                   "(default: gaps not compared).")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 @click.option("--color/--no-color", default=None, help="Colour the output (default: when stdout is a terminal).")
 @click.option("--kernel", is_flag=True,

@@ -13,7 +13,7 @@ from rawtcp import errors
 
 
 class _SetupError(errors.RawtcpError):
-    """The lab or helper could not be made: exit 2, as a script error (issue 3)."""
+    """The lab or helper could not be made: exit 2, as a script error."""
 
 
 def _guard_setup(fn: Any, *args: Any, **kwargs: Any) -> Any:

@@ -1,4 +1,4 @@
-"""The benchmark (issue 6): rawtcp beside kernel sockets, scapy, hping3 and tshark, all in one run.
+"""The benchmark: rawtcp beside kernel sockets, scapy, hping3 and tshark, all in one run.
 
 Brings up a lab of its own (``rtt-bench-*`` namespaces, echo listener), measures every figure and its
 baseline side by side (the VMs are shared, so only same-run ratios mean anything), prints a table and

@@ -1,7 +1,7 @@
 """Where live sessions are found: one control socket and one description file per session.
 
 The directory is private to the user (0700) and every control socket is 0600, so one user's command
-cannot drive another user's session (issue 7, security).
+cannot drive another user's session (security).
 """
 
 from __future__ import annotations

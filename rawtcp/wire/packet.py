@@ -1,7 +1,7 @@
 """The fast path: IPv4/IPv6+TCP segments built and parsed with ``struct``, byte-for-byte what scapy makes.
 
 scapy needs ~260 µs to build and ~64 µs to dissect one segment, which would cap the connection rate
-and let fast kernel replies overtake us (issue 6). Here the constant parts of the headers (addresses,
+and let fast kernel replies overtake us. Here the constant parts of the headers (addresses,
 TTL, DF, TOS, MACs) are fixed per connection and each segment is one ``struct.pack``.
 
 Checksums use the identity 2**16 ≡ 1 (mod 0xffff): the one's-complement sum of 16-bit words

@@ -1,4 +1,4 @@
-"""Every truncation of real captures (issue 7): cut a classic pcap and a pcapng at EVERY byte; the reader,
+"""Every truncation of real captures: cut a classic pcap and a pcapng at EVERY byte; the reader,
 the stream tracker, `ladder` and `compare` raise only CaptureError (one line), or read a prefix of the
 packets — never another exception. Exhaustive, so CI covers each cut, not a sample of them."""
 

@@ -1,4 +1,4 @@
-"""Hostile and malformed input through the CLI (issue 7, and the bad-input list of issue 2): every row
+"""Hostile and malformed input through the CLI: every row
 gives ONE line on stderr, the documented exit code (README), no traceback, and leaves nothing behind
 (no namespace or RST-suppression entry carrying the command's pid, no keeper, no session file).
 

@@ -1,4 +1,4 @@
-"""Network faults (issue 7): impairments through the CLI in both directions, integrity of data moved
+"""Network faults: impairments through the CLI in both directions, integrity of data moved
 through loss/reorder/duplication/delay with rawtcp as client and as server, and the handshake and the
 close completing when exactly the SYN, the SYN-ACK, both FINs and the final ACK are lost once.
 

@@ -1,4 +1,4 @@
-"""Killed mid-flight (issue 7): SIGINT and SIGTERM to `connect` (mid-handshake), a session keeper
+"""Killed mid-flight: SIGINT and SIGTERM to `connect` (mid-handshake), a session keeper
 (mid-transfer and in TIME-WAIT), `run` and `demo` leave no nftables entry or table, no namespace or
 veth the command made and no keeper process; after SIGKILL (of a keeper, of `demo`) the next command
 that touches the wire or the lab finds what the dead process left by its pid, removes it and says so,

@@ -107,7 +107,7 @@ def test_relay_delays_both_directions_keeps_data_intact_and_clears(lab):
     # connect() waits one round trip: 40 ms each way.
     assert echo(lab, 1 << 16)["connect"] >= 0.079
 
-    # The fault mix, milder than issue 7's full run: kernel TCP both ends, every byte back intact.
+    # The fault mix, milder than scripts/integrity.py's full run: kernel TCP both ends, every byte back intact.
     apply(lab, "relay", loss=5, delay_ms=10, jitter_ms=5, reorder=10, duplicate=5)
     assert [r["alive"] for r in lab_status(lab)["relay"]] == [True, True]
     assert not any(pid_alive(r["pid"]) for r in relays)  # the previous relays were replaced

@@ -1,4 +1,4 @@
-"""Security (issue 7): session control sockets are 0600 in a 0700 directory owned by the user, and another
+"""Security: session control sockets are 0600 in a 0700 directory owned by the user, and another
 uid can neither connect to them nor (if the permissions were loosened) drive the session; RST
 suppression touches only rawtcp's own 4-tuples: an ordinary kernel connection in the same namespace
 works while a session runs, the kernel's own RSTs for other connections still go out, and rawtcp's
