@@ -13,6 +13,7 @@ import select
 import socket
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -137,19 +138,17 @@ def route_mtu(route: Any) -> int | None:
     return None
 
 
-def arp(ifname: str, src_ip: str, src_mac: bytes, target_ip: str,
-        tries: int = ARP_TRIES, wait: float = ARP_WAIT) -> bytes:
-    """Ask who has ``target_ip`` on ``ifname``; its MAC, or WireError after ``tries`` × ``wait`` s."""
-    spa, tpa = socket.inet_aton(src_ip), socket.inet_aton(target_ip)
-    request = _ARP.pack(BROADCAST, src_mac, ETH_P_ARP, ARPHRD_ETHER, 0x0800, 6, 4, 1,
-                        src_mac, spa, bytes(6), tpa)
+def _ask(ifname: str, ethertype: int, request: bytes, answer: Callable[[bytes], bytes | None], what: str,
+         tries: int, wait: float) -> bytes | None:
+    """Send ``request`` on ``ifname`` up to ``tries`` times, waiting ``wait`` s each, until ``answer``
+    finds the MAC in a received frame (ARP and neighbour discovery alike); None when nothing came."""
     try:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ARP))
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ethertype))
     except PermissionError:
-        raise WireError("ARP needs root (CAP_NET_RAW): run it with sudo") from None
+        raise WireError(f"{what} needs root (CAP_NET_RAW): run it with sudo") from None
     with sock:
         try:
-            sock.bind((ifname, ETH_P_ARP))
+            sock.bind((ifname, ethertype))
         except OSError as exc:
             raise WireError(f"cannot use interface {ifname}: {exc.strerror}") from None
         for _ in range(tries):
@@ -159,14 +158,30 @@ def arp(ifname: str, src_ip: str, src_mac: bytes, target_ip: str,
                 left = deadline - time.monotonic()
                 if left <= 0 or not select.select([sock], [], [], left)[0]:
                     break
-                frame = sock.recv(128)
-                if len(frame) < _ARP.size:
-                    continue
-                fields = _ARP.unpack_from(frame)
-                op, sha, sender_ip = fields[7], fields[8], fields[9]
-                if fields[2] == ETH_P_ARP and op == 2 and sender_ip == tpa:
-                    return sha
-    raise WireError(f"no ARP reply from {target_ip} on {ifname}", 8)  # README: exit 8
+                mac = answer(sock.recv(2048))
+                if mac is not None:
+                    return mac
+    return None
+
+
+def arp(ifname: str, src_ip: str, src_mac: bytes, target_ip: str,
+        tries: int = ARP_TRIES, wait: float = ARP_WAIT) -> bytes:
+    """Ask who has ``target_ip`` on ``ifname``; its MAC, or WireError after ``tries`` × ``wait`` s."""
+    spa, tpa = socket.inet_aton(src_ip), socket.inet_aton(target_ip)
+    request = _ARP.pack(BROADCAST, src_mac, ETH_P_ARP, ARPHRD_ETHER, 0x0800, 6, 4, 1,
+                        src_mac, spa, bytes(6), tpa)
+
+    def reply(frame: bytes) -> bytes | None:
+        if len(frame) < _ARP.size:
+            return None
+        fields = _ARP.unpack_from(frame)
+        op, sha, sender_ip = fields[7], fields[8], fields[9]
+        return sha if fields[2] == ETH_P_ARP and op == 2 and sender_ip == tpa else None
+
+    mac = _ask(ifname, ETH_P_ARP, request, reply, "ARP", tries, wait)
+    if mac is None:
+        raise WireError(f"no ARP reply from {target_ip} on {ifname}", 8)  # README: exit 8
+    return mac
 
 
 def ndp(ifname: str, src_ip: str, src_mac: bytes, target_ip: str,
@@ -179,23 +194,14 @@ def ndp(ifname: str, src_ip: str, src_mac: bytes, target_ip: str,
         request = neighbor_solicitation(src_ip, src_mac, target_ip)
     except (OSError, ValueError):
         raise WireError(f"not an IPv6 address: {target_ip!r}") from None
-    try:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_IPV6))
-    except PermissionError:
-        raise WireError("neighbour discovery needs root (CAP_NET_RAW): run it with sudo") from None
-    with sock:
-        try:
-            sock.bind((ifname, ETH_P_IPV6))
-        except OSError as exc:
-            raise WireError(f"cannot use interface {ifname}: {exc.strerror}") from None
-        for _ in range(tries):
-            sock.send(request)
-            deadline = time.monotonic() + wait
-            for _ in range(10_000):  # bounded: frames from a noisy segment cannot keep us here
-                left = deadline - time.monotonic()
-                if left <= 0 or not select.select([sock], [], [], left)[0]:
-                    break
-                answer = parse_neighbor_advert(sock.recv(2048))
-                if answer is not None and socket.inet_pton(socket.AF_INET6, answer[0]) == target:
-                    return answer[1]
+
+    def advert(frame: bytes) -> bytes | None:
+        answer = parse_neighbor_advert(frame)
+        if answer is not None and socket.inet_pton(socket.AF_INET6, answer[0]) == target:
+            return answer[1]
+        return None
+
+    mac = _ask(ifname, ETH_P_IPV6, request, advert, "neighbour discovery", tries, wait)
+    if mac is not None:
+        return mac
     raise WireError(f"no neighbour advertisement from {target_ip} on {ifname}", 8)  # as for ARP: exit 8
