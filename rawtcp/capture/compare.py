@@ -616,9 +616,12 @@ def compare_captures(a: str | os.PathLike[str], b: str | os.PathLike[str], *,
         if rb is not None:
             differ.push(1, rb)
 
-    for path, conns in ((a, ca), (b, cb)):
-        if not conns.convs:
-            raise CaptureError(f"no TCP segments in {_shown(path)}")
+    # a file cut before its first complete packet is the more useful thing to name, so it goes first
+    empty = [(rep.damaged, path) for path, conns, rep in ((a, ca, reports[0]), (b, cb, reports[1]))
+             if not conns.convs]
+    for damaged, path in sorted(empty, key=lambda item: not item[0]):
+        cut = " (truncated before its first complete packet)" if damaged else ""
+        raise CaptureError(f"no TCP segments in {_shown(path)}{cut}")
     n = max(len(ca.convs), len(cb.convs))
     results = []
     for k in range(n):

@@ -67,14 +67,14 @@ def ladder(file: str, svg_out: str | None, stream_no: int | None, absolute: bool
     name = "standard input" if file == "-" else file
     report = ReadReport(name)
     try:
-        try:
-            streams, total = read_capture(file, stream=stream_no, report=report)
-        finally:
-            _warn(report.warnings())
+        streams, total = read_capture(file, stream=stream_no, report=report)
         if not streams:
             if total == 0:
-                _fail(f"no TCP segments in {name}")
+                # one line: a file cut before its first complete packet says so, with no warning beside it
+                cut = " (truncated before its first complete packet)" if report.damaged else ""
+                _fail(f"no TCP segments in {name}{cut}")
             _fail(f"no stream {stream_no} in {name} (it has 0..{total - 1})")
+        _warn(report.warnings())
         if as_json:
             click.echo(json.dumps({"file": name, "warnings": report.warnings(),
                                    "streams": [stream_json(st, absolute) for st in streams]}, indent=2))
