@@ -244,6 +244,12 @@ def _terminate(pids: list[int], grace: float = _KILL_GRACE) -> list[int]:
     return signalled
 
 
+# A shell prefix for commands run with `ip netns exec` that write /proc/sys: inside a container Docker
+# mounts /proc/sys read-only, and `ip netns exec` gave the shell a mount namespace of its own, so
+# remounting it read-write there (CAP_SYS_ADMIN) touches nothing else. A no-op where it is writable.
+WRITABLE_PROC_SYS = "grep -q ' /proc/sys [^ ]* ro' /proc/mounts && mount -o remount,rw,bind /proc/sys 2>/dev/null; "
+
+
 def _ipv6_conf(netns: str, settings: dict[str, str]) -> None:
     """Write net.ipv6.conf.{all,default}.KEY in ``netns`` through /proc/sys (procps' sysctl may be
     missing on a bare machine; /proc/sys/net shows the namespace of the process that opens it)."""
@@ -251,7 +257,7 @@ def _ipv6_conf(netns: str, settings: dict[str, str]) -> None:
     for which in ("all", "default"):
         for key, value in settings.items():
             args += [f"/proc/sys/net/ipv6/conf/{which}/{key}", value]
-    script = 'while [ $# -gt 1 ]; do echo "$2" > "$1"; shift 2; done'
+    script = WRITABLE_PROC_SYS + 'while [ $# -gt 1 ]; do echo "$2" > "$1"; shift 2; done'
     _run(["ip", "netns", "exec", netns, "sh", "-c", script, "sh", *args], check=False)
 
 

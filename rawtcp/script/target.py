@@ -43,11 +43,10 @@ DEFAULT_SYSCTLS = {
 
 def prepare_lab(cfg: Any, ip_version: str = "ipv4") -> None:
     """packetdrill's defaults.sh sysctls in the kernel's namespace, and tun0-like links (see below)."""
-    # written to /proc/sys directly: bare machines have no sysctl(8) (procps); inside a container
-    # /proc/sys is read-only, so it is first remounted read-write in the mount namespace `ip netns exec`
-    # made for this shell alone
-    writes = "grep -q ' /proc/sys [^ ]* ro' /proc/mounts && mount -o remount,rw,bind /proc/sys 2>/dev/null; "
-    writes += " ".join(f"echo '{value}' > /proc/sys/{key.replace('.', '/')} 2>/dev/null;"
+    # written to /proc/sys directly: bare machines have no sysctl(8) (procps); writable in containers too
+    from rawtcp.lab.topology import WRITABLE_PROC_SYS
+
+    writes = WRITABLE_PROC_SYS + " ".join(f"echo '{value}' > /proc/sys/{key.replace('.', '/')} 2>/dev/null;"
                        for key, value in DEFAULT_SYSCTLS.items())
     subprocess.run(["ip", "netns", "exec", cfg.server_ns, "sh", "-c", writes], capture_output=True, check=False,
                    timeout=20)

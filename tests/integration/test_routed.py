@@ -12,6 +12,8 @@ import subprocess
 import pytest
 from engine_helpers import json_lines, keeper_pids, nft_tables, rawtcp, segments, wait_until
 
+from rawtcp.lab.topology import WRITABLE_PROC_SYS
+
 pytestmark = pytest.mark.integration
 
 
@@ -39,8 +41,8 @@ def routed(require_root):
         _ip("-n", client, "route", "add", "default", "via", "198.18.1.254")
         _ip("-n", server, "route", "add", "default", "via", "198.18.2.254")
         # /proc/sys directly: bare machines have no sysctl(8)
-        subprocess.run(["ip", "netns", "exec", router, "sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward"],
-                       check=True)
+        subprocess.run(["ip", "netns", "exec", router, "sh", "-c",
+                        WRITABLE_PROC_SYS + "echo 1 > /proc/sys/net/ipv4/ip_forward"], check=True)
         listener = spawn_listener(server, "echo", "198.18.2.2", 8080)
         yield client, server
     finally:
