@@ -126,9 +126,7 @@ def _exit_code_for(exc: BaseException) -> int:
         return code
     if isinstance(exc, PermissionError):
         return errors.NO_PRIVILEGE  # e.g. /run/rawtcp-<uid> or a lab state file, as a non-root user
-    by_name = {"LabError": errors.NO_LAB, "WireError": errors.MISSING_TOOL, "CaptureError": errors.BAD_INPUT,
-               "ScriptError": errors.BAD_INPUT}
-    return by_name.get(type(exc).__name__, errors.FAILED)
+    return errors.FAILED
 
 
 # errno values that mean "this output cannot take more bytes": the message names the file and the exit

@@ -23,11 +23,18 @@ INTERRUPTED = 130
 
 
 class RawtcpError(Exception):
-    """An error with a one-line message and an exit code."""
+    """The base of every error rawtcp reports: a one-line message and an exit code from the table above.
 
-    def __init__(self, message: str, code: int = FAILED) -> None:
+    Each layer's error type subclasses it and sets its usual ``exit_code``; a raise site that means
+    another code passes ``code``. The CLI reads ``exit_code`` and nothing else.
+    """
+
+    exit_code: int = FAILED
+
+    def __init__(self, message: str, code: int | None = None) -> None:
         super().__init__(message)
-        self.exit_code = code
+        if code is not None:
+            self.exit_code = code
 
 
 # CAP_NET_ADMIN=12, CAP_NET_RAW=13, CAP_SYS_ADMIN=21 (linux/capability.h)

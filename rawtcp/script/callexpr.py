@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
+from rawtcp.errors import BAD_INPUT, RawtcpError
 from rawtcp.script import ast
 from rawtcp.script.symbols import CONSTANTS
 
 
-class CallScriptError(Exception):
+class CallScriptError(RawtcpError):
     """The script asks for something this runner cannot do (unknown symbol, bad argument shape)."""
+
+    exit_code = BAD_INPUT
 
 
 def encode_expr(expr: ast.Expr) -> Any:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from rawtcp.errors import BAD_INPUT, RawtcpError
 
-class ScriptError(Exception):
+
+class ScriptError(RawtcpError):
     """A problem in a script, reported as packetdrill does: ``path:line: message``.
 
     ``line`` is 1-based; it is None only for problems with the file as a whole (unreadable).
     """
 
+    exit_code = BAD_INPUT
+
     def __init__(self, path: str, line: int | None, message: str) -> None:
-        super().__init__(path, line, message)
+        super().__init__(message)
+        self.args = (path, line, message)  # what pickling rebuilds it from (suite children)
         self.path = path
         self.line = line
         self.message = message

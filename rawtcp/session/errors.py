@@ -1,19 +1,23 @@
 """Errors the session layer reports to the CLI as one line."""
 
+from __future__ import annotations
 
-class SessionError(Exception):
+from rawtcp.errors import FAILED, NO_ANSWER, REFUSED, UNKNOWN_SESSION, RawtcpError
+
+
+class SessionError(RawtcpError):
     """A session could not be created, found or driven; the message is the whole story."""
 
-    exit_code = 1
+    exit_code = FAILED
 
 
 class UnknownSession(SessionError):
-    exit_code = 3
+    exit_code = UNKNOWN_SESSION
 
 
 class PeerRefused(SessionError):
-    exit_code = 4
+    exit_code = REFUSED
 
 
 class PeerSilent(SessionError):
-    exit_code = 5
+    exit_code = NO_ANSWER

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from rawtcp.errors import BAD_INPUT
 from rawtcp.proc import pid_alive
 from rawtcp.session.errors import SessionError, UnknownSession
 
@@ -38,9 +39,7 @@ def runtime_dir() -> Path:
 
 def check_name(name: str) -> str:
     if not NAME_RE.match(name):
-        err = SessionError(f"bad session name {name!r}: use letters, digits, '.', '_' or '-' (max 64)")
-        err.exit_code = 2  # bad input (README's exit codes)
-        raise err
+        raise SessionError(f"bad session name {name!r}: use letters, digits, '.', '_' or '-' (max 64)", BAD_INPUT)
     return name
 
 
