@@ -16,8 +16,10 @@ from rawtcp.core.events import (
 )
 from rawtcp.core.segment import Flags, Segment
 from rawtcp.core.state import State
+from rawtcp.core.transitions import Cause
 
 __all__ = [
+    "Cause",
     "ConnectionRefused",
     "ConnectionReset",
     "DataReceived",

@@ -39,7 +39,7 @@ from rawtcp.core.rto import (
 from rawtcp.core.sack import MAX_BLOCKS, MAX_BLOCKS_WITH_TS, SackReporter, Scoreboard
 from rawtcp.core.segment import Flags, Option, Segment
 from rawtcp.core.state import State
-from rawtcp.core.transitions import allowed
+from rawtcp.core.transitions import Cause, defined, next_state
 
 S = State
 
@@ -369,10 +369,10 @@ class Endpoint:
         return self._timer
 
     # ------------------------------------------------------------------ the one state changer
-    def _set_state(self, new: State, now: float, cause: str) -> None:
+    def _set_state(self, cause: Cause, now: float) -> None:
+        """Take the edge the transition table gives for (state, cause); an undefined pair raises."""
         old = self._state
-        if not allowed(old, new):
-            raise AssertionError(f"illegal TCP transition {old} -> {new} ({cause})")
+        new = next_state(old, cause)
         self._state = new
         event = StateChanged(now, old, new, cause)
         self.trace.append(event)
@@ -410,7 +410,7 @@ class Endpoint:
         self._used = True
         self._passive = False
         self._iss_time = now
-        self._set_state(S.SYN_SENT, now, "open_active")
+        self._set_state(Cause.OPEN_ACTIVE, now)
 
     def open_passive(self, now: float) -> None:
         """RFC 9293 §3.10.1 OPEN (passive): wait in LISTEN for one SYN."""
@@ -418,7 +418,7 @@ class Endpoint:
         self._used = True
         self._passive = True
         self._iss_time = now
-        self._set_state(S.LISTEN, now, "open_passive")
+        self._set_state(Cause.OPEN_PASSIVE, now)
 
     def _check_fresh(self) -> None:
         if self._used or self._state is not S.CLOSED:
@@ -443,15 +443,13 @@ class Endpoint:
         state = self._state
         if state is S.CLOSED:
             raise TcpError("connection does not exist")
-        if state in (S.LISTEN, S.SYN_SENT):
-            # RFC 9293 §3.10.4: nothing was sent that needs a FIN.
-            self._set_state(S.CLOSED, now, "close")
-        elif state in (S.SYN_RECEIVED, S.ESTABLISHED, S.CLOSE_WAIT):
+        if not defined(state, Cause.CLOSE):
+            return  # FIN-WAIT-1/2, CLOSING, LAST-ACK, TIME-WAIT: already closing; a repeated close is a no-op
+        if state in (S.SYN_RECEIVED, S.ESTABLISHED, S.CLOSE_WAIT):
+            # RFC 9293 §3.10.4: the FIN goes after the queued data (LISTEN and SYN-SENT sent nothing to end).
             self._fin_queued = True
             self._fin_pos = self._data_end
-            new = S.LAST_ACK if state is S.CLOSE_WAIT else S.FIN_WAIT_1
-            self._set_state(new, now, "close")
-        # FIN-WAIT-1/2, CLOSING, LAST-ACK, TIME-WAIT: already closing; a repeated close is a no-op.
+        self._set_state(Cause.CLOSE, now)
 
     def close(self, now: float) -> None:
         """Same as shutdown for TCP: the FIN is the only thing a close puts on the wire."""
@@ -464,7 +462,7 @@ class Endpoint:
             return
         send_rst = state in (S.SYN_RECEIVED, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT)
         rst = Segment(self.local_port, self._remote_port, self.snd_nxt, 0, Flags.RST)
-        self._set_state(S.CLOSED, now, "abort")
+        self._set_state(Cause.ABORT, now)
         if send_rst:
             self._ctl_out.append(rst)
 
@@ -503,7 +501,7 @@ class Endpoint:
             return
         self._timer = None
         if timer.kind is TimerKind.TIME_WAIT:
-            self._set_state(S.CLOSED, now, "2MSL timeout")
+            self._set_state(Cause.TIME_WAIT_EXPIRED, now)
         elif timer.kind is TimerKind.RETRANSMIT:
             self._on_retransmit_timeout(now)
         elif timer.kind is TimerKind.KEEPALIVE:
@@ -520,7 +518,7 @@ class Endpoint:
         if self._ka_probes >= self._cfg.keepalive_probes:
             rst = Segment(self.local_port, self._remote_port, self.snd_nxt, 0, Flags.RST)
             self._events.append(TimedOut(now, "keepalive", self._ka_probes, now - self._last_heard))
-            self._set_state(S.CLOSED, now, f"keep-alive unanswered after {self._ka_probes} probes")
+            self._set_state(Cause.KEEPALIVE_TIMEOUT, now)
             self._ctl_out.append(rst)
             return
         self._ka_probes += 1
@@ -611,7 +609,7 @@ class Endpoint:
         shrunk = self._una >= 1 and self._snd_wnd == 0 and now - self._last_heard <= self._cfg.rto_max
         if self._retries >= self._cfg.max_retries and not shrunk:
             self._events.append(TimedOut(now, what, self._retries, now - self._head_since))
-            self._set_state(S.CLOSED, now, f"{what} not acknowledged after {self._retries} retransmissions")
+            self._set_state(Cause.TIMEOUT, now)
             return
         if not shrunk:
             self._retries += 1
@@ -644,7 +642,7 @@ class Endpoint:
             return
         if self._unanswered >= self._cfg.max_retries:
             self._events.append(TimedOut(now, "window probe", self._unanswered, now - self._head_since))
-            self._set_state(S.CLOSED, now, f"zero window probes unanswered after {self._unanswered} tries")
+            self._set_state(Cause.TIMEOUT, now)
             return
         self._probes += 1
         self._unanswered += 1
@@ -1107,7 +1105,7 @@ class Endpoint:
             self._max_snd_wnd = seg.window
             self._wl1, self._wl2 = seg.seq, 0
             # Data or FIN on the SYN is not accepted (Linux without TFO does the same); the peer resends.
-            self._set_state(S.SYN_RECEIVED, now, "rcv SYN")
+            self._set_state(Cause.RCV_SYN, now)
         # fourth: anything else is dropped.
 
     def _receive_syn_sent(self, seg: Segment, now: float) -> None:
@@ -1124,7 +1122,7 @@ class Endpoint:
         if seg.has(Flags.RST):
             if ack_ok:
                 self._events.append(ConnectionRefused(now))
-                self._set_state(S.CLOSED, now, "rcv RST (connection refused)")
+                self._set_state(Cause.RCV_RST, now)
             return
         # fourth: SYN.
         if not seg.has(Flags.SYN):
@@ -1139,13 +1137,13 @@ class Endpoint:
             self._last_heard = now
             self._ack_advance(self._una + sq.diff(seg.ack, self.snd_una), now)
             self._ack_now = True
-            self._set_state(S.ESTABLISHED, now, "rcv SYN,ACK")
+            self._set_state(Cause.RCV_SYN_ACK, now)
             # "If there are other controls or text in the segment, continue processing at the sixth step."
             self._text_and_fin(seg, now)
         else:
             # Simultaneous open: <SEQ=ISS><ACK=RCV.NXT><CTL=SYN,ACK>, enter SYN-RECEIVED.
             self._resend_syn = True
-            self._set_state(S.SYN_RECEIVED, now, "rcv SYN (simultaneous open)")
+            self._set_state(Cause.RCV_SYN, now)
 
     def _acceptable(self, seg: Segment, wnd: int) -> bool:
         """RFC 9293 §3.10.7.4 first: the four-case sequence number test."""
@@ -1206,19 +1204,19 @@ class Endpoint:
                 self._owe_challenge_ack(seg, now)
                 return
             if state is S.SYN_RECEIVED and self._passive:
-                self._back_to_listen(now, "rcv RST")
+                self._back_to_listen(Cause.RCV_RST_PASSIVE, now)
             elif self._una == 0 and not self._passive:
                 self._events.append(ConnectionRefused(now))
-                self._set_state(S.CLOSED, now, "rcv RST (connection refused)")
+                self._set_state(Cause.RCV_RST, now)
             else:
                 self._events.append(ConnectionReset(now))
-                self._set_state(S.CLOSED, now, "rcv RST")
+                self._set_state(Cause.RCV_RST, now)
             return
 
         # fourth: SYN (RFC 5961 §4.2: challenge ACK; a passive SYN-RECEIVED goes back to LISTEN).
         if seg.has(Flags.SYN):
             if state is S.SYN_RECEIVED and self._passive:
-                self._back_to_listen(now, "rcv SYN")
+                self._back_to_listen(Cause.RCV_SYN_PASSIVE, now)
             else:
                 self._owe_challenge_ack(seg, now)
             return
@@ -1247,21 +1245,18 @@ class Endpoint:
             return
         self._process_ack(seg, ack_pos, now, shift)
         if state is S.SYN_RECEIVED and self._una >= 1:
-            self._set_state(S.ESTABLISHED, now, "rcv ACK of SYN")
-        if self._fin_queued and self._una > self._fin_pos:
-            if self._state is S.FIN_WAIT_1:
-                self._set_state(S.FIN_WAIT_2, now, "rcv ACK of FIN")
-            elif self._state is S.CLOSING:
-                self._set_state(S.TIME_WAIT, now, "rcv ACK of FIN")
-            elif self._state is S.LAST_ACK:
-                self._set_state(S.CLOSED, now, "rcv ACK of FIN")
+            self._set_state(Cause.RCV_ACK_OF_SYN, now)
+        if self._fin_queued and self._una > self._fin_pos and defined(self._state, Cause.RCV_ACK_OF_FIN):
+            # FIN-WAIT-1, CLOSING and LAST-ACK move on; FIN-WAIT-2 and TIME-WAIT already did.
+            self._set_state(Cause.RCV_ACK_OF_FIN, now)
+            if self._state is S.CLOSED:
                 return
 
         # sixth: URG is not supported (RFC 9293 §3.8.5 lets it be ignored by applications that don't use it).
         # seventh and eighth: text and FIN.
         self._text_and_fin(seg, now)
 
-    def _back_to_listen(self, now: float, cause: str) -> None:
+    def _back_to_listen(self, cause: Cause, now: float) -> None:
         self._reset_connection()
         # The next SYN starts a new connection: a new ISS from the ISN clock, which keeps running from
         # the injected ISN (RFC 9293 §3.4.1), and the initial RTO (RFC 6298 §2.1).
@@ -1271,7 +1266,7 @@ class Endpoint:
         self._rto = RtoEstimator(self._cfg.rto_initial, self._cfg.rto_min, self._cfg.rto_max)
         self._remote_port = self._cfg.remote_port
         self._timer = None
-        self._set_state(S.LISTEN, now, cause)
+        self._set_state(cause, now)
 
     def _process_ack(self, seg: Segment, ack_pos: int, now: float, shift: int) -> None:
         """RFC 9293 §3.10.7.4 fifth (ESTABLISHED rules), with RFC 5681/6582 dupack handling. ``shift``
@@ -1536,11 +1531,6 @@ class Endpoint:
         self._ooo.clear()
         self._ack_now = True
         self._events.append(PeerClosed(now))
-        state = self._state
-        if state is S.ESTABLISHED:
-            self._set_state(S.CLOSE_WAIT, now, "rcv FIN")
-        elif state is S.FIN_WAIT_1:
-            # Our FIN is not acknowledged yet (else step five moved us to FIN-WAIT-2): simultaneous close.
-            self._set_state(S.CLOSING, now, "rcv FIN (simultaneous close)")
-        elif state is S.FIN_WAIT_2:
-            self._set_state(S.TIME_WAIT, now, "rcv FIN")
+        # ESTABLISHED -> CLOSE-WAIT, FIN-WAIT-2 -> TIME-WAIT; FIN-WAIT-1 -> CLOSING: our FIN is not
+        # acknowledged yet, else step five moved us to FIN-WAIT-2 (simultaneous close).
+        self._set_state(Cause.RCV_FIN, now)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from rawtcp.core.segment import Segment
 from rawtcp.core.state import State
+from rawtcp.core.transitions import Cause
 
 
 @dataclass(frozen=True, slots=True)
@@ -15,9 +16,11 @@ class Event:
 
 @dataclass(frozen=True, slots=True)
 class StateChanged(Event):
+    """One entry of the endpoint's trace: ``cause`` took it from ``old`` to ``new`` (the table's edge)."""
+
     old: State
     new: State
-    cause: str = ""
+    cause: Cause
 
 
 @dataclass(frozen=True, slots=True)

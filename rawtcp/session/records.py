@@ -10,6 +10,7 @@ from typing import Any
 
 from rawtcp.core import seq as sq
 from rawtcp.core.segment import Segment, flags_str, format_options
+from rawtcp.core.transitions import Cause
 
 
 def segment_record(
@@ -50,8 +51,10 @@ def segment_record(
     return rec
 
 
-def state_record(t: float, old: str, new: str, who: str = "rawtcp", cause: str = "") -> dict[str, Any]:
-    return {"type": "state", "t": round(t, 6), "who": who, "old": old, "new": new, "cause": cause}
+def state_record(t: float, old: str, new: str, who: str = "rawtcp", cause: Cause | None = None) -> dict[str, Any]:
+    """A state change; ``cause`` is written as its edge label in the state diagram (``rawtcp states``)."""
+    return {"type": "state", "t": round(t, 6), "who": who, "old": old, "new": new,
+            "cause": "" if cause is None else cause.label}
 
 
 def event_record(t: float, event: str, **fields: Any) -> dict[str, Any]:

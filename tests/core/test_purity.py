@@ -5,7 +5,14 @@ from pathlib import Path
 
 import rawtcp.core
 from rawtcp.core import State
-from rawtcp.core.transitions import TRANSITIONS, state_diagram_dot, state_diagram_mermaid, state_diagram_text
+from rawtcp.core.transitions import (
+    TRANSITIONS,
+    Cause,
+    edges,
+    state_diagram_dot,
+    state_diagram_mermaid,
+    state_diagram_text,
+)
 
 FORBIDDEN = {"socket", "time", "random", "threading", "select", "scapy", "asyncio", "os", "subprocess",
              "selectors", "secrets", "multiprocessing"}
@@ -36,16 +43,23 @@ def test_core_imports_no_io_clock_randomness_or_threads():
 
 
 def test_every_state_appears_in_the_table():
-    in_table = {s for pair in TRANSITIONS for s in pair}
+    in_table = {old for old, _ in TRANSITIONS} | set(TRANSITIONS.values())
     assert in_table == set(State)
+
+
+def test_every_cause_appears_in_the_table_with_its_own_label():
+    assert {cause for _, cause in TRANSITIONS} == set(Cause)
+    assert len({cause.label for cause in Cause}) == len(Cause)
 
 
 def test_dot_diagram_from_table():
     dot = state_diagram_dot()
     assert dot.startswith("digraph tcp {") and dot.rstrip().endswith("}")
-    for (old, new), label in TRANSITIONS.items():
+    for (old, new), causes in edges().items():
+        label = "\\n".join(cause.label for cause in causes)
         assert f'"{old}" -> "{new}" [label="{label}"];' in dot
-    assert dot.count("->") == len(TRANSITIONS)
+    assert dot.count("->") == len(edges())
+    assert sum(len(causes) for causes in edges().values()) == len(TRANSITIONS)
 
 
 def test_mermaid_and_text_diagrams_from_table():
@@ -55,3 +69,4 @@ def test_mermaid_and_text_diagrams_from_table():
     text = state_diagram_text()
     assert len(text.splitlines()) == len(TRANSITIONS)
     assert "FIN-WAIT-1 -> CLOSING" in text
+    assert "SYN-SENT -> ESTABLISHED" in text and "  rcv SYN,ACK / snd ACK\n" in text

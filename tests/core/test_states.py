@@ -4,9 +4,9 @@ from dataclasses import replace
 
 import pytest
 
-from rawtcp.core import ConnectionRefused, ConnectionReset, PeerClosed, State, StateChanged, TimedOut
+from rawtcp.core import Cause, ConnectionRefused, ConnectionReset, PeerClosed, State, StateChanged, TimedOut
 from rawtcp.core.endpoint import TcpError
-from rawtcp.core.transitions import TRANSITIONS
+from rawtcp.core.transitions import TRANSITIONS, TransitionError, next_state
 
 from .helpers import (
     CISN,
@@ -50,13 +50,13 @@ def test_fixture_reaches_state(state):
     ep = ENDPOINT_IN[state]()
     assert ep.state is state
     for change in ep.trace:
-        assert (change.old, change.new) in TRANSITIONS
+        assert TRANSITIONS[change.old, change.cause] is change.new
 
 
 def test_trace_and_events_agree():
     ep = endpoint_established()
-    assert [(c.old, c.new) for c in ep.trace] == [
-        (State.CLOSED, State.SYN_SENT), (State.SYN_SENT, State.ESTABLISHED)]
+    assert [(c.old, c.cause, c.new) for c in ep.trace] == [
+        (State.CLOSED, Cause.OPEN_ACTIVE, State.SYN_SENT), (State.SYN_SENT, Cause.RCV_SYN_ACK, State.ESTABLISHED)]
     ep2 = endpoint_syn_sent()
     events = drain_events(ep2)
     assert events == ep2.trace and all(isinstance(e, StateChanged) for e in events)
@@ -322,6 +322,22 @@ def _rst_at_rcv_nxt(ep):
     feed(ep, 0.0, replace(PEER_RST, seq=ep.rcv_nxt))
 
 
+def _expire(ep):
+    """Fire the endpoint's timers (output pulled each time) until it closes."""
+    for _ in range(20):
+        t = ep.next_timer()
+        if ep.state is State.CLOSED or t is None:
+            return
+        ep.handle_timer(t)
+        ep.segments_to_send(t)
+    raise AssertionError(f"still {ep.state} after 20 timers")
+
+
+def _send_data(ep):
+    ep.send(b"data", 0.0)
+    ep.segments_to_send(0.0)
+
+
 def _all_scenarios():
     eps = [ENDPOINT_IN[s]() for s in State]
     client_syn_ack_ack = Seg(CPORT, SPORT, CISN + 1, SISN + 1, A, 1000)
@@ -332,7 +348,7 @@ def _all_scenarios():
         _after(endpoint_syn_received, lambda ep: ep.close(0.0)),
         _after(endpoint_syn_received, client_syn_ack_ack),
         _after(endpoint_syn_received, Seg(CPORT, SPORT, CISN + 1, 0, R)),               # back to LISTEN
-        _after(endpoint_syn_received, lambda ep: ep.abort(0.0)),
+        _after(endpoint_syn_received, Seg(CPORT, SPORT, CISN + 1, 0, S, 1000)),         # a new SYN: LISTEN
         _after(endpoint_closing, replace(PEER_ACK, seq=SISN + 2, ack=CISN + 2)),
         _after(endpoint_last_ack, replace(PEER_ACK, seq=SISN + 2, ack=CISN + 2)),
         _after(endpoint_syn_sent, PEER_SYN),                                            # simultaneous open
@@ -342,12 +358,42 @@ def _all_scenarios():
     for fixture in (endpoint_established, endpoint_fin_wait_1, endpoint_fin_wait_2, endpoint_close_wait,
                     endpoint_closing, endpoint_last_ack, endpoint_time_wait):
         eps.append(_after(fixture, _rst_at_rcv_nxt))
+    for state in State:
+        if state is not State.CLOSED:
+            eps.append(_after(ENDPOINT_IN[state], lambda ep: ep.abort(0.0)))
+    # retransmissions (of SYN, SYN-ACK, data or FIN) exhausted
+    for fixture, actions in ((endpoint_syn_sent, ()), (endpoint_syn_received, ()),
+                             (endpoint_established, (_send_data,)), (endpoint_fin_wait_1, ()),
+                             (endpoint_close_wait, (_send_data,)), (endpoint_closing, ()), (endpoint_last_ack, ())):
+        eps.append(_after(lambda fixture=fixture: fixture(max_retries=0), *actions, _expire))
+    for fixture in (endpoint_established, endpoint_close_wait, endpoint_fin_wait_2):
+        eps.append(_after(lambda fixture=fixture: fixture(keepalive=1.0, keepalive_probes=1), _expire))
     return eps
 
 
 def test_every_transition_in_the_table_is_reachable():
-    seen = {(c.old, c.new) for ep in _all_scenarios() for c in ep.trace}
-    assert set(TRANSITIONS) - seen == set()
+    traces = [c for ep in _all_scenarios() for c in ep.trace]
+    assert all(TRANSITIONS[c.old, c.cause] is c.new for c in traces)
+    assert set(TRANSITIONS) - {(c.old, c.cause) for c in traces} == set()
+
+
+def test_a_cause_undefined_in_a_state_is_refused():
+    undefined = [(s, c) for s in State for c in Cause if (s, c) not in TRANSITIONS]
+    assert (State.LISTEN, Cause.RCV_FIN) in undefined and (State.CLOSED, Cause.ABORT) in undefined
+    for state, cause in undefined:
+        with pytest.raises(TransitionError, match=f"from {state} on {cause.name}"):
+            next_state(state, cause)
+
+
+def test_causes_in_the_trace_name_what_happened():
+    ep = endpoint_fin_wait_1()
+    feed(ep, 0.5, replace(PEER_FIN, ack=CISN + 2))
+    assert [c.cause for c in ep.trace] == [Cause.OPEN_ACTIVE, Cause.RCV_SYN_ACK, Cause.CLOSE,
+                                           Cause.RCV_ACK_OF_FIN, Cause.RCV_FIN]
+    ep = endpoint_established(max_retries=0)
+    _send_data(ep)
+    _expire(ep)
+    assert ep.trace[-1].cause is Cause.TIMEOUT and str(ep.trace[-1].cause) == "retransmissions exhausted"
 
 
 def test_refused_and_reset_events():
