@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "close": ("rawtcp.commands.engine:close", "Four-way close of a session (or --abort: RST)."),
     "status": ("rawtcp.commands.engine:status", "State, sequence numbers and the kernel's own state."),
     "sessions": ("rawtcp.commands.engine:sessions", "List live sessions."),
+    "states": ("rawtcp.commands.states:states", "Print TCP's state diagram (RFC 9293) from rawtcp's transition table."),
     "run": ("rawtcp.commands.script:run", "Run a packetdrill-dialect .pkt script against a fresh kernel."),
     "labs": ("rawtcp.commands.script:labs", "List the lab catalogue (--lesson: the exchange and its questions)."),
     "ladder": ("rawtcp.commands.capture:ladder", "Draw a capture's TCP streams as a ladder (text or SVG)."),

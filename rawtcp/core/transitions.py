@@ -150,7 +150,9 @@ def state_diagram_dot() -> str:
 
 def state_diagram_mermaid() -> str:
     """The table as a mermaid ``stateDiagram-v2`` (renders on GitHub): one arrow per table entry."""
-    lines = ["stateDiagram-v2", f"  [*] --> {State.CLOSED.name}"]
+    lines = ["stateDiagram-v2"]
+    lines += [f'  state "{state}" as {state.name}' for state in State]  # ids cannot hold '-'
+    lines.append(f"  [*] --> {State.CLOSED.name}")
     for (old, cause), new in TRANSITIONS.items():
         # a ':' would end mermaid's label early
         lines.append(f"  {old.name} --> {new.name}: {cause.label.replace(':', ' ')}")
