@@ -254,10 +254,10 @@ def listen(port: int, *, netns: str | None = None, iface: str | None = None, add
     """Passive open on ``port``, as ``rawtcp listen``: blocks until a kernel client's SYN has been
     answered and the handshake is complete (at most ``timeout`` seconds), then returns the connection.
     By default in the lab's server namespace, on its veth."""
-    from rawtcp.commands.engine import _listen_address, passive_spec
+    from rawtcp.commands.engine import listen_address, passive_spec
 
     on_record = on_record or _ignore
-    local_ip = _listen_address(addr) if addr is not None else None
+    local_ip = listen_address(addr) if addr is not None else None
     printer = _prepare(on_record, "rawtcp.api.listen")
     spec = passive_spec(port, name=name, netns=netns, iface=iface, local_ip=local_ip, ipv6=ipv6, idle=idle,
                         timeout=timeout, isn=isn, mss=mss, window=window, timestamps=timestamps,

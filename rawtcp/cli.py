@@ -13,6 +13,8 @@ from typing import Any
 
 import click
 
+from rawtcp.commands.groups import FullHelpGroup
+
 # name -> (module:attribute, one-line help shown by --help without importing the module)
 COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("rawtcp.commands.demo:demo", "Replay the seed exchange (10 segments) against a real kernel."),
@@ -35,25 +37,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "flood": ("rawtcp.commands.craft:flood", "Bounded SYN flood to a lab address (random ports and ISNs)."),
     "bench": ("rawtcp.commands.craft:bench", "Benchmark rawtcp beside the kernel, scapy, hping3 and tshark."),
 }
-
-
-class FullHelpGroup(click.Group):
-    """A group whose command list shows each command's whole first line of help, wrapped to the
-    terminal, where click would cut it at the column with "..."."""
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = []
-        for name in self.list_commands(ctx):
-            cmd = self.get_command(ctx, name)
-            if cmd is not None and not cmd.hidden:
-                rows.append((name, _first_paragraph(cmd.short_help or cmd.help or "")))
-        if rows:
-            with formatter.section("Commands"):
-                formatter.write_dl(rows)
-
-
-def _first_paragraph(text: str) -> str:
-    return " ".join(text.split("\n\n")[0].split())
 
 
 class LazyGroup(FullHelpGroup):

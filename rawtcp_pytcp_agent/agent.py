@@ -27,7 +27,7 @@ from rawtcp.lab import listener as kernel_listener
 from rawtcp.script import syscall_helper
 from rawtcp.script.callexpr import is_tag, s32_value
 from rawtcp.script.syscall_helper import Helper, Unsupported
-from rawtcp.script.syscalls import Addresses, CallScriptError, Executor, ScriptFd, _argc, _buffer_kind, _Done
+from rawtcp.script.syscalls import Addresses, CallResult, CallScriptError, Executor, ScriptFd, buffer_kind, check_argc
 
 STACK = "pytcp"
 # PyTCP's FsmState names in RFC 9293's spelling (the ladder's vocabulary).
@@ -187,10 +187,10 @@ class PytcpExecutor(Executor):
             err = _errno_of(exc) if isinstance(exc, OSError) else errno_mod.EINVAL
             raise _Failed(err, str(exc)) from None
 
-    def _do_socket(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
+    def _do_socket(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
         from pytcp.lib import socket as psocket
 
-        _argc("socket", args, 3)
+        check_argc("socket", args, 3)
         domain = self.addrs.socket_domain if is_tag(args[0], "ell") else s32_value(args[0], "domain")
         kind = s32_value(args[1], "type")
         if kind & 0xF != socket.SOCK_STREAM or kind & ~0xF:
@@ -201,99 +201,99 @@ class PytcpExecutor(Executor):
         sock = psocket.socket(family=family, type=psocket.SOCK_STREAM)
         live = self._live_number()
         entry = ScriptFd("socket", live, sock)
-        return _Done(self._script_num(expected, live),
+        return CallResult(self._script_num(expected, live),
                      after=lambda: self._register(self._script_num(expected, live), entry, under_test=True),
                      undo=lambda: None)
 
     def _psock(self, expr: Any) -> Any:
         return self._sock(expr)
 
-    def _do_bind(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("bind", args, 3)
+    def _do_bind(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("bind", args, 3)
         sock = self._psock(args[0])
         ip, port = self._pick(args[1], self.addrs.local_ip, self.addrs.bind_port)
         self._guard(sock.bind, (self._ip_for(sock, ip), port))
-        return _Done(0)
+        return CallResult(0)
 
-    def _do_listen(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("listen", args, 2)
+    def _do_listen(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("listen", args, 2)
         sock = self._psock(args[0])
         self._guard(sock.listen)  # PyTCP has no backlog: every completed handshake waits for accept()
-        return _Done(0)
+        return CallResult(0)
 
-    def _do_accept(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("accept", args, 3)
+    def _do_accept(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("accept", args, 3)
         sock = self._psock(args[0])
         conn, _addr = self._guard(sock.accept)
         live = self._live_number()
         entry = ScriptFd("socket", live, conn)
-        return _Done(self._script_num(expected, live),
+        return CallResult(self._script_num(expected, live),
                      after=lambda: self._register(self._script_num(expected, live), entry, under_test=True,
                                                   shadow=True),
                      undo=lambda: self._discard(entry))
 
-    def _do_connect(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("connect", args, 3)
+    def _do_connect(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("connect", args, 3)
         sock = self._psock(args[0])
         if not is_tag(args[1], "ell") and not is_tag(args[1], "struct"):
             raise Unsupported("connect(AF_UNSPEC) (a disconnect)")
         ip, port = self._pick(args[1], self.addrs.remote_ip, self.addrs.connect_port)
         self._guard(sock.connect, (self._ip_for(sock, ip), port))
-        return _Done(0)
+        return CallResult(0)
 
     def _data_args(self, name: str, args: list[Any], counts: tuple[int, ...]) -> tuple[Any, str, int]:
-        _argc(name, args, *counts)
+        check_argc(name, args, *counts)
         sock = self._psock(args[0])
-        kind, count = _buffer_kind(args[1]), s32_value(args[2], "count")
+        kind, count = buffer_kind(args[1]), s32_value(args[2], "count")
         if kind == "null":
             raise Unsupported(f"{name}() with a NULL buffer")
         if len(args) > 3 and s32_value(args[3], "flags") != 0:
             raise Unsupported(f"{name}() flags (PyTCP's socket API takes none)")
         return sock, kind, count
 
-    def _do_read(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
+    def _do_read(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
         sock, _kind, count = self._data_args("read", args, (3,))
         data = bytes(self._guard(sock.recv, count))
-        return _Done(len(data), after=lambda: self._content(args[1], data))
+        return CallResult(len(data), after=lambda: self._content(args[1], data))
 
-    def _do_recv(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
+    def _do_recv(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
         sock, _kind, count = self._data_args("recv", args, (3, 4))
         data = bytes(self._guard(sock.recv, count))
-        return _Done(len(data), after=lambda: self._content(args[1], data))
+        return CallResult(len(data), after=lambda: self._content(args[1], data))
 
-    def _do_write(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
+    def _do_write(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
         sock, _kind, count = self._data_args("write", args, (3,))
-        return _Done(int(self._guard(sock.send, self._payload(args[1], count))))
+        return CallResult(int(self._guard(sock.send, self._payload(args[1], count))))
 
-    def _do_send(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
+    def _do_send(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
         sock, _kind, count = self._data_args("send", args, (3, 4))
-        return _Done(int(self._guard(sock.send, self._payload(args[1], count))))
+        return CallResult(int(self._guard(sock.send, self._payload(args[1], count))))
 
-    def _do_close(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("close", args, 1)
+    def _do_close(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("close", args, 1)
         num = int(s32_value(args[0], "a file descriptor"))
         with self._lock:
             entry = self.fds.pop(num, None)
         if entry is None:
             raise _Failed(errno_mod.EBADF, "bad file descriptor")
         self._discard(entry)
-        return _Done(0)
+        return CallResult(0)
 
-    def _do_setsockopt(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("setsockopt", args, 5)
+    def _do_setsockopt(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("setsockopt", args, 5)
         self._psock(args[0])
         level, name = _symbol(args[1]), _symbol(args[2])
         if (level, name) in _ADVISORY_OPTIONS:
             extra["note"] = f"setsockopt({level}, {name}) taken but has no effect: PyTCP has no such option"
-            return _Done(0)
+            return CallResult(0)
         shown = f"{level or s32_value(args[1], 'level')}, {name or s32_value(args[2], 'option name')}"
         raise Unsupported(f"setsockopt({shown}): PyTCP's socket API has no socket options")
 
-    def _do_getsockname(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
+    def _do_getsockname(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
         sock = self._psock(args[0])
         return self._address_check(args, lambda: (str(sock.local_ip_address), sock.local_port), "getsockname")
 
-    def _do_getpeername(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
+    def _do_getpeername(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
         sock = self._psock(args[0])
         return self._address_check(args, lambda: (str(sock.remote_ip_address), sock.remote_port), "getpeername")
 
@@ -457,7 +457,7 @@ def main(argv: list[str] | None = None) -> int:
     srv = _serve_unix(args.control, states, defaults)
     if args.listener:
         fh = open(args.log, "a", encoding="utf-8") if args.log else None  # noqa: SIM115
-        log = kernel_listener._Log(fh)
+        log = kernel_listener.EventLog(fh)
         targets = [(psocket.AF_INET4, ip4)]
         if args.ip6:
             targets.append((psocket.AF_INET6, args.ip6.split("/")[0]))

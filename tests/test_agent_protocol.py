@@ -75,8 +75,8 @@ def test_unknown_op_is_a_script_error_not_a_crash():
 
 
 def test_agent_connection_refuses_a_peer_that_is_not_an_agent(tmp_path):
+    from rawtcp.lab.agent import AgentConnection
     from rawtcp.lab.errors import LabError
-    from rawtcp.script.helperproc import AgentConnection
 
     path = str(tmp_path / "a.sock")
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -97,8 +97,8 @@ def test_agent_connection_refuses_a_peer_that_is_not_an_agent(tmp_path):
 
 
 def test_agent_address_must_be_a_path_or_host_port():
+    from rawtcp.lab.agent import AgentConnection
     from rawtcp.lab.errors import LabError
-    from rawtcp.script.helperproc import AgentConnection
 
     with pytest.raises(LabError, match="neither a socket path nor HOST:PORT"):
         AgentConnection("nowhere", {}, timeout=1)

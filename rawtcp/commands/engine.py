@@ -34,7 +34,7 @@ def _next_name() -> str:
     return f"c{n}"
 
 
-def _listen_address(addr: str) -> str:
+def listen_address(addr: str) -> str:
     """``listen --addr``: an IPv4 or IPv6 address literal, canonically spelled."""
     import ipaddress
 
@@ -192,7 +192,7 @@ def listen(port: int, name: str | None, netns: str | None, iface: str | None, ad
     """Passive open on PORT: rawtcp answers a kernel client's SYN with its own SYN-ACK (--ipv6: over IPv6)."""
     if addr is not None and ipv6:
         raise errors.RawtcpError("give --addr or --ipv6, not both", errors.BAD_INPUT)
-    local_ip = _listen_address(addr) if addr is not None else None
+    local_ip = listen_address(addr) if addr is not None else None
     errors.require_privileges("rawtcp listen")
     printer = Printer(as_json)
     reap_leftovers(printer)

@@ -10,8 +10,8 @@ from typing import Any
 import click
 
 from rawtcp import errors
-from rawtcp.cli import FullHelpGroup
 from rawtcp.commands.common import finite, reap_leftovers
+from rawtcp.commands.groups import FullHelpGroup
 from rawtcp.commands.output import Printer
 
 

@@ -34,7 +34,7 @@ from typing import Any
 
 from rawtcp.core import Endpoint, EndpointConfig, State
 from rawtcp.core.segment import Flags
-from rawtcp.craft.closer import ClosePool, raise_fd_limit
+from rawtcp.wire.closer import ClosePool, raise_fd_limit
 from rawtcp.craft.spec import percentile
 
 REQUEST = b"GET / rawtcp\r\n\r\n"  # 16 bytes; the echo listener sends them back
@@ -498,6 +498,7 @@ def flood_rows(cfg: Any, seconds: float) -> dict[str, Any]:
     """rawtcp flood and hping3 --flood -S, the same length each, on the same veth, both with our kernel's
     RSTs to the SYN-ACKs dropped (so the veth's tx counter counts SYNs only)."""
     from rawtcp.craft import flood as fl
+    from rawtcp.wire import nft
 
     out: dict[str, Any] = {}
     before = _tx_packets(cfg.client_ns, cfg.client_if)
@@ -508,7 +509,7 @@ def flood_rows(cfg: Any, seconds: float) -> dict[str, Any]:
     timeout = shutil.which("timeout")
     if hping and timeout:
         time.sleep(1.0)  # let the SYN cookies/queue of the previous run settle
-        with fl.suppress_rsts(cfg.client_ip, cfg.server_ip, cfg.port):
+        with nft.suppress_port_range_rsts(cfg.client_ip, cfg.server_ip, cfg.port, fl.SPORT_RANGE):
             before = _tx_packets(cfg.client_ns, cfg.client_if)
             t0 = time.perf_counter()
             proc = subprocess.run([timeout, "-s", "INT", f"{seconds:g}", hping, "--flood", "-S", "-p",

@@ -20,15 +20,10 @@ fields, and has no header checksum; the TCP checksum covers the IPv6 pseudo-head
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import ipaddress
 import os
 import random
-import re
-import shutil
-import socket
 import struct
-import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -36,7 +31,6 @@ from typing import Any
 
 from rawtcp.core.segment import Flags, Option, Segment
 from rawtcp.craft.errors import CraftError
-from rawtcp.proc import pid_alive
 
 LAB_NET = ipaddress.ip_network("198.18.0.0/15")  # RFC 2544 benchmarking range: the lab's IPv4 addresses
 LAB_NET6 = ipaddress.ip_network("2001:db8::/32")  # RFC 3849 documentation prefix: the lab's IPv6 addresses
@@ -94,121 +88,6 @@ class SynTemplate:
 
 
 # ---------------------------------------------------------------------------------------------
-# sendmmsg through ctypes
-
-
-class _IoVec(ctypes.Structure):
-    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
-
-
-class _MsgHdr(ctypes.Structure):
-    _fields_ = [("name", ctypes.c_void_p), ("namelen", ctypes.c_uint32), ("iov", ctypes.POINTER(_IoVec)),
-                ("iovlen", ctypes.c_size_t), ("control", ctypes.c_void_p), ("controllen", ctypes.c_size_t),
-                ("flags", ctypes.c_int)]
-
-
-class _MMsgHdr(ctypes.Structure):
-    _fields_ = [("hdr", _MsgHdr), ("len", ctypes.c_uint)]
-
-
-class BatchSender:
-    """``batch`` frames of ``size`` bytes in one buffer; ``send(n)`` transmits the first n with sendmmsg."""
-
-    def __init__(self, fd: int, size: int, batch: int) -> None:
-        self.fd, self.size, self.batch = fd, size, batch
-        self.buf = bytearray(size * batch)
-        self._cbuf = (ctypes.c_char * len(self.buf)).from_buffer(self.buf)
-        base = ctypes.addressof(self._cbuf)
-        self._iov = (_IoVec * batch)()
-        self._msgs = (_MMsgHdr * batch)()
-        for i in range(batch):
-            self._iov[i].base = base + i * size
-            self._iov[i].len = size
-            self._msgs[i].hdr.iov = ctypes.pointer(self._iov[i])
-            self._msgs[i].hdr.iovlen = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        self._sendmmsg = libc.sendmmsg
-        self._sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
-        self._sendmmsg.restype = ctypes.c_int
-        self._msgs_addr = ctypes.addressof(self._msgs)
-        self._entry = ctypes.sizeof(_MMsgHdr)
-
-    def fill_from(self, template: bytes) -> None:
-        for i in range(self.batch):
-            self.buf[i * self.size:(i + 1) * self.size] = template
-
-    def send(self, n: int) -> int:
-        """Send frames 0..n-1; returns how many left (a full device queue is retried, bounded)."""
-        done, stalls = 0, 0
-        while done < n:
-            rc = self._sendmmsg(self.fd, self._msgs_addr + done * self._entry, n - done, 0)
-            if rc > 0:
-                done += rc
-                continue
-            err = ctypes.get_errno()
-            if err in (105, 11, 4) and stalls < 1000:  # ENOBUFS, EAGAIN, EINTR: the queue is full
-                stalls += 1
-                time.sleep(0.0001)
-                continue
-            raise CraftError(f"sendmmsg failed: {os.strerror(err)}", 1)
-        return done
-
-    def close(self) -> None:
-        del self._cbuf
-
-
-# ---------------------------------------------------------------------------------------------
-# RST suppression for a port range: one rule in a table of our own
-
-
-def guard_table(pid: int | None = None) -> str:
-    return f"rawtcp_flood_{os.getpid() if pid is None else pid}"
-
-
-def _nft(script: str) -> subprocess.CompletedProcess[str]:
-    exe = shutil.which("nft")
-    if exe is None:
-        raise CraftError("nftables is missing: apt-get install nftables", 8)
-    return subprocess.run([exe, "-f", "-"], input=script, capture_output=True, text=True, timeout=20)
-
-
-def reap_flood_tables() -> list[str]:
-    """Delete ``rawtcp_flood_<pid>`` tables (in this namespace) whose process is dead."""
-    exe = shutil.which("nft")
-    if exe is None:
-        return []
-    out = subprocess.run([exe, "list", "tables"], capture_output=True, text=True, timeout=20).stdout
-    removed = []
-    for pid_text in re.findall(r"table inet rawtcp_flood_(\d+)", out):
-        pid = int(pid_text)
-        if pid_alive(pid):
-            continue
-        if _nft(f"delete table inet {guard_table(pid)}\n").returncode == 0:
-            removed.append(f"nftables table inet {guard_table(pid)} left by dead process {pid}")
-    return removed
-
-
-@contextlib.contextmanager
-def suppress_rsts(src_ip: str, dst_ip: str, dport: int, sports: tuple[int, int] = SPORT_RANGE):
-    """Drop this namespace's RSTs from src_ip:sports to dst_ip:dport while the block runs."""
-    table = guard_table()
-    ip = "ip6" if ipaddress.ip_address(dst_ip).version == 6 else "ip"  # the inet table sees both families
-    script = (f"table inet {table} {{\n chain output {{\n  type filter hook output priority 0; policy accept;\n"
-              f"  {ip} saddr {src_ip} {ip} daddr {dst_ip} tcp dport {dport} tcp sport {sports[0]}-{sports[1]} "
-              f"tcp flags & rst == rst counter drop\n }}\n}}\n")
-    proc = _nft(script)
-    if proc.returncode != 0:
-        msg = (proc.stderr.strip().splitlines() or ["?"])[0]
-        if "Operation not permitted" in msg:
-            raise CraftError("RST suppression needs root (CAP_NET_ADMIN): run it with sudo", 6)
-        raise CraftError(f"adding the flood's RST-suppression rule failed: {msg}", 1)
-    try:
-        yield table
-    finally:
-        _nft(f"delete table inet {table}\n")
-
-
-# ---------------------------------------------------------------------------------------------
 # the flood
 
 
@@ -261,8 +140,8 @@ def flood_syn(dst_ip: str, dport: int, *, count: int | None = None, duration: fl
               clock: Callable[[], float] = time.perf_counter) -> FloodResult:
     """SYNs to dst_ip:dport from random source ports with random ISNs, in the calling thread's namespace,
     until ``count`` packets or ``duration`` seconds (whichever first; MAX_DURATION always applies)."""
-    from rawtcp.wire import route
-    from rawtcp.wire.link import PACKET_QDISC_BYPASS, SOL_PACKET
+    from rawtcp.wire import nft, route
+    from rawtcp.wire.rawsock import BatchSender, open_send_socket
 
     check_target(dst_ip)
     check_bounds(count, duration, rate)
@@ -275,18 +154,12 @@ def flood_syn(dst_ip: str, dport: int, *, count: int | None = None, duration: fl
     span = min(duration if duration is not None else MAX_DURATION, MAX_DURATION)
     if rate is not None:
         batch = max(1, min(batch, int(rate / 1000) or 1))  # about a batch per millisecond at most
-    try:
-        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # protocol 0: receives nothing
-    except PermissionError:
-        raise CraftError("a packet socket needs root (CAP_NET_RAW): run it with sudo", 6) from None
+    sock = open_send_socket(path.ifname)
     with contextlib.ExitStack() as stack:
         stack.callback(sock.close)
-        with contextlib.suppress(OSError):
-            sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)  # veth needs no queueing discipline
-        sock.bind((path.ifname, 0))
         if suppress:
-            reap_flood_tables()
-            stack.enter_context(suppress_rsts(path.src_ip, dst_ip, dport))
+            nft.reap_port_range_tables()
+            stack.enter_context(nft.suppress_port_range_rsts(path.src_ip, dst_ip, dport, SPORT_RANGE))
         sender = BatchSender(sock.fileno(), tmpl.size, batch)
         stack.callback(sender.close)
         sender.fill_from(tmpl.frame)

@@ -147,8 +147,8 @@ def run_probes(spec: ProbeSpec, on_result: Callable[[ProbeResult], None] | None 
                rng: random.Random | None = None, clock: Callable[[], float] = time.perf_counter) -> ProbeRun:
     """Send ``spec.count`` probes, one at a time; each waits up to ``spec.timeout`` for its answer."""
     from rawtcp.capture.streams import endpoint_name
-    from rawtcp.craft.closer import ClosePool
     from rawtcp.wire import nft, route
+    from rawtcp.wire.closer import ClosePool
     from rawtcp.wire.errors import WireError
     from rawtcp.wire.link import PacketLink, decode
     from rawtcp.wire.packet import FrameBuilder

@@ -461,14 +461,14 @@ class KernelStateWatcher:
             target = self._poll_local
             args: tuple[Any, ...] = (ports,)
         else:
-            from rawtcp.lab.topology import _child_env  # the same PYTHONPATH care as the listener
+            from rawtcp.lab.process import child_env  # the same PYTHONPATH care as the listener
 
             cmd = ["ip", "netns", "exec", self.netns, sys.executable, "-m", "rawtcp.lab.kstate", "poll",
                    "--interval", str(self.poll_interval)]
             if ports:
                 cmd += ["--ports", ",".join(str(p) for p in sorted(ports))]
             self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, env=_child_env())
+                                          stderr=subprocess.PIPE, env=child_env())
             assert self._proc.stdout is not None
             line = readline_with_timeout(self._proc.stdout.fileno(), 15.0)
             if line.strip() != b"ready":

@@ -45,7 +45,10 @@ class _Stop(Exception):
     """Raised by the SIGTERM/SIGINT handler to leave accept()."""
 
 
-class _Log:
+class EventLog:
+    """The listener's JSON-lines log of what it accepted, read and sent (one writer lock: a thread per
+    connection)."""
+
     def __init__(self, fh: IO[str] | None) -> None:
         self._fh = fh
         self._lock = threading.Lock()
@@ -88,7 +91,7 @@ def _drain(conn: socket.socket, digest: Any) -> int:
     return got
 
 
-def serve(conn: socket.socket, peer: tuple[str, int], mode: str, log: _Log, close_delay: float) -> None:
+def serve(conn: socket.socket, peer: tuple[str, int], mode: str, log: EventLog, close_delay: float) -> None:
     """Serve one accepted connection, then log what happened on it."""
     digest = hashlib.sha256()
     received = sent = 0
@@ -185,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot listen on {addr}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 1
     fh = open(args.log, "a", encoding="utf-8") if args.log else None  # noqa: SIM115
-    log = _Log(fh)
+    log = EventLog(fh)
     try:
         print(f"ready {socks[0].getsockname()[1]}", flush=True)
         # Whoever waited for "ready" may go away: never write to that pipe again.
@@ -207,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
             fh.close()
 
 
-def _accept(sock: socket.socket, mode: str, log: _Log, close_delay: float) -> None:
+def _accept(sock: socket.socket, mode: str, log: EventLog, close_delay: float) -> None:
     """Accept one connection on a ready listening socket and serve it in its own thread."""
     try:
         conn, peer = sock.accept()

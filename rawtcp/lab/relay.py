@@ -10,7 +10,7 @@ Frames from kernel sockets and from packet sockets (rawtcp's own) pass the same 
 Semantics follow netem(8): loss/duplicate/corrupt are independent per-frame probabilities; delay
 with jitter draws uniformly from delay±jitter (frames may overtake each other, as with netem);
 reorder sends that share of frames at once while the others wait out the delay.
-Standard library only: it must start fast.
+Standard library and rawtcp.wire.rawsock only: it must start fast.
 """
 
 from __future__ import annotations
@@ -26,10 +26,8 @@ import socket
 import sys
 import time
 
-ETH_P_ALL = 0x0003
-SOL_PACKET = 263
-PACKET_QDISC_BYPASS = 20
-PACKET_OUTGOING = 4
+from rawtcp.wire.rawsock import PACKET_OUTGOING, open_receive_all_socket, open_send_socket
+
 _MAX_FRAME = 65536
 
 
@@ -77,13 +75,9 @@ def _send(tx: socket.socket, frame: bytes) -> None:
 
 
 def run(in_if: str, out_if: str, impairment: Impairment) -> int:
-    rx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
-    rx.bind((in_if, ETH_P_ALL))
-    rx.setblocking(False)
-    tx = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-    tx.bind((out_if, 0))
-    # Skip the qdisc (and so the egress redirect that brought the frame here): no loop.
-    tx.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+    rx = open_receive_all_socket(in_if)
+    # Skipping the qdisc also skips the egress redirect that brought the frame here: no loop.
+    tx = open_send_socket(out_if)
     queue: list[tuple[float, int, bytes]] = []
     order = itertools.count()
     print("ready", flush=True)

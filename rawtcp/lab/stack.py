@@ -78,22 +78,22 @@ def setup_server_side(cfg: LabConfig) -> None:
 
     No address on either: the stack behind the TAP device owns the server's addresses.
     """
-    from rawtcp.lab.topology import run_tool
+    from rawtcp.lab.process import run
 
     ns = cfg.server_ns
-    run_tool(["ip", "-n", ns, "link", "add", "name", BRIDGE_IF, "type", "bridge", "stp_state", "0",
+    run(["ip", "-n", ns, "link", "add", "name", BRIDGE_IF, "type", "bridge", "stp_state", "0",
               "forward_delay", "0"])
-    run_tool(["ip", "-n", ns, "tuntap", "add", "dev", TAP_IF, "mode", "tap"])
+    run(["ip", "-n", ns, "tuntap", "add", "dev", TAP_IF, "mode", "tap"])
     for ifname in (cfg.server_if, TAP_IF):
-        run_tool(["ip", "-n", ns, "link", "set", ifname, "master", BRIDGE_IF])
+        run(["ip", "-n", ns, "link", "set", ifname, "master", BRIDGE_IF])
     for ifname in ("lo", cfg.server_if, TAP_IF, BRIDGE_IF):
-        run_tool(["ip", "-n", ns, "link", "set", ifname, "up"])
+        run(["ip", "-n", ns, "link", "set", ifname, "up"])
 
 
 def start_agent(cfg: LabConfig, client_mac: str, *, listener: str | None, log: Path | None,
                 stderr_path: Path | None, close_delay: float = 0.3) -> int:
     """Start the stack's agent in the server namespace; returns its pid once it said "ready"."""
-    from rawtcp.lab.topology import _spawn_ready
+    from rawtcp.lab.process import spawn_ready
 
     module = AGENT_MODULES[cfg.stack]
     sock = agent_socket(cfg)
@@ -107,7 +107,7 @@ def start_agent(cfg: LabConfig, client_mac: str, *, listener: str | None, log: P
         cmd += ["--listener", listener, "--port", str(cfg.port), "--close-delay", f"{close_delay:g}"]
         if log is not None:
             cmd += ["--log", str(log)]
-    popen, _words = _spawn_ready(cmd, f"the {cfg.stack} agent", stderr_path, _AGENT_READY_TIMEOUT)
+    popen, _words = spawn_ready(cmd, f"the {cfg.stack} agent", stderr_path, _AGENT_READY_TIMEOUT)
     return popen.pid
 
 
@@ -149,7 +149,7 @@ class AgentStateWatcher(KernelStateWatcher):
         self._ports: set[int] = set()
 
     def start(self, ports: Iterable[int] = ()) -> AgentStateWatcher:
-        from rawtcp.script.helperproc import AgentConnection
+        from rawtcp.lab.agent import AgentConnection
 
         if self._thread is not None:
             raise LabError("state watcher already started")

@@ -24,9 +24,7 @@ import itertools
 import json
 import os
 import re
-import select
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -36,6 +34,12 @@ from pathlib import Path
 from typing import Any
 
 from rawtcp.lab.errors import LabError
+from rawtcp.lab.process import (
+    pid_cmdline,
+    run,
+    spawn_ready,
+    terminate,
+)
 from rawtcp.proc import pid_alive
 
 STATE_DIR = Path("/run/rawtcp/labs")
@@ -51,7 +55,6 @@ _CAP_SYS_ADMIN = 21
 
 # How long a listener may take to print "ready" (a cold Python start under `ip netns exec`).
 _LISTENER_READY_TIMEOUT = 15.0
-_KILL_GRACE = 2.0
 
 
 @dataclass
@@ -121,32 +124,15 @@ def require_root() -> None:
         raise LabError(ROOT_MESSAGE)
 
 
-_INSTALL_HINTS = {
-    "ip": "install iproute2 (apt-get install iproute2)",
-    "tc": "install iproute2 (apt-get install iproute2)",
-    "ss": "install iproute2 (apt-get install iproute2)",
-    "ethtool": "install it (apt-get install ethtool)",
-}
-
-
-def _run(args: list[str], *, check: bool = True, timeout: float = 20.0) -> subprocess.CompletedProcess[str]:
-    """Run a tool; on failure raise LabError with the command and the tool's first error line."""
-    try:
-        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
-    except FileNotFoundError:
-        hint = _INSTALL_HINTS.get(args[0], "install it")
-        raise LabError(f"{args[0]} not found: {hint}") from None
-    except subprocess.TimeoutExpired:
-        raise LabError(f"`{' '.join(args)}` did not finish in {timeout:g} s") from None
-    if check and proc.returncode != 0:
-        lines = (proc.stderr or proc.stdout).strip().splitlines()
-        reason = lines[0] if lines else f"exit status {proc.returncode}"
-        raise LabError(f"`{' '.join(args)}` failed: {reason}")
-    return proc
-
-
 def netns_exists(name: str) -> bool:
     return (NETNS_DIR / name).exists()
+
+
+def netns_pids(name: str) -> list[int]:
+    if not netns_exists(name):
+        return []
+    proc = run(["ip", "netns", "pids", name], check=False)
+    return [int(tok) for tok in proc.stdout.split() if tok.isdigit()]
 
 
 def _state_path(cfg: LabConfig) -> Path:
@@ -198,52 +184,6 @@ def _read_state(cfg: LabConfig) -> dict[str, Any] | None:
     return data if isinstance(data, dict) else None
 
 
-def _pid_cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _netns_pids(name: str) -> list[int]:
-    if not netns_exists(name):
-        return []
-    proc = _run(["ip", "netns", "pids", name], check=False)
-    return [int(tok) for tok in proc.stdout.split() if tok.isdigit()]
-
-
-# Popen objects of listeners this process started, so stopping them also reaps them (no zombies).
-_CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
-
-
-def _terminate(pids: list[int], grace: float = _KILL_GRACE) -> list[int]:
-    """SIGTERM, wait up to `grace` s, then SIGKILL; returns the pids that were signalled."""
-    signalled = []
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGTERM)
-            signalled.append(pid)
-    deadline = time.monotonic() + grace
-    while time.monotonic() < deadline:
-        for pid in signalled:
-            child = _CHILDREN.get(pid)
-            if child is not None:
-                child.poll()
-        if not any(pid_alive(pid) for pid in signalled):
-            break
-        time.sleep(0.01)
-    for pid in signalled:
-        if pid_alive(pid):
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-    for pid in signalled:
-        child = _CHILDREN.pop(pid, None)
-        if child is not None:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=grace)
-    return signalled
-
-
 # A shell prefix for commands run with `ip netns exec` that write /proc/sys: inside a container Docker
 # mounts /proc/sys read-only, and `ip netns exec` gave the shell a mount namespace of its own, so
 # remounting it read-write there (CAP_SYS_ADMIN) touches nothing else. A no-op where it is writable.
@@ -258,7 +198,7 @@ def _ipv6_conf(netns: str, settings: dict[str, str]) -> None:
         for key, value in settings.items():
             args += [f"/proc/sys/net/ipv6/conf/{which}/{key}", value]
     script = WRITABLE_PROC_SYS + 'while [ $# -gt 1 ]; do echo "$2" > "$1"; shift 2; done'
-    _run(["ip", "netns", "exec", netns, "sh", "-c", script, "sh", *args], check=False)
+    run(["ip", "netns", "exec", netns, "sh", "-c", script, "sh", *args], check=False)
 
 
 def _validate(cfg: LabConfig) -> None:
@@ -300,15 +240,6 @@ def _validate(cfg: LabConfig) -> None:
 # the listener
 
 
-def _child_env() -> dict[str, str]:
-    # `python -m rawtcp...` must find this very package even when it is not installed (a source tree).
-    env = dict(os.environ)
-    root = str(Path(__file__).resolve().parents[2])
-    env["PYTHONPATH"] = root + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    env["PYTHONUNBUFFERED"] = "1"
-    return env
-
-
 def spawn_listener(
     netns: str | None,
     mode: str,
@@ -334,68 +265,15 @@ def spawn_listener(
         cmd += ["--log", str(log)]
     if netns is not None:
         cmd = ["ip", "netns", "exec", netns, *cmd]
-    popen, words = _spawn_ready(cmd, "listener", stderr_path, timeout)
+    popen, words = spawn_ready(cmd, "listener", stderr_path, timeout)
     if len(words) != 2 or not words[1].isdigit():
-        _terminate([popen.pid])
+        terminate([popen.pid])
         raise LabError(f"listener said {b' '.join(words)!r} instead of 'ready <port>'")
     return ListenerProcess(pid=popen.pid, port=int(words[1]), mode=mode, netns=netns, log=log, popen=popen)
 
 
-def _spawn_ready(cmd: list[str], what: str, stderr_path: Path | None,
-                 timeout: float) -> tuple[subprocess.Popen[bytes], list[bytes]]:
-    """Start a helper and wait for its "ready ..." line; returns the process and that line's words."""
-    err_fh = open(stderr_path, "wb") if stderr_path is not None else subprocess.DEVNULL  # noqa: SIM115
-    try:
-        # A new session: a Ctrl-C meant for the CLI must not take a persistent lab's helpers with it.
-        popen = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=err_fh,
-                                 env=_child_env(), start_new_session=True)
-    except FileNotFoundError:
-        raise LabError(f"{cmd[0]} not found: {_INSTALL_HINTS.get(cmd[0], 'install it')}") from None
-    finally:
-        if stderr_path is not None:
-            err_fh.close()  # type: ignore[union-attr]
-    _CHILDREN[popen.pid] = popen
-    assert popen.stdout is not None
-    fd = popen.stdout.fileno()
-    buf = b""
-    deadline = time.monotonic() + timeout
-    try:
-        while True:
-            for line in buf.split(b"\n")[:-1]:
-                words = line.split()
-                if words and words[0] == b"ready":
-                    return popen, words
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise LabError(f"{what} did not start within {timeout:g} s")
-            ready, _, _ = select.select([fd], [], [], left)
-            if not ready:
-                continue
-            chunk = os.read(fd, 4096)
-            if not chunk:
-                popen.wait(timeout=5)
-                reason = _last_line(stderr_path) or f"exit status {popen.returncode}"
-                raise LabError(f"{what} failed to start: {reason}")
-            buf += chunk
-    except BaseException:
-        _terminate([popen.pid])
-        raise
-    finally:
-        popen.stdout.close()
-
-
-def _last_line(path: Path | None) -> str:
-    if path is None:
-        return ""
-    try:
-        lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return ""
-    return lines[-1] if lines else ""
-
-
 def stop_listener(listener: ListenerProcess) -> None:
-    _terminate([listener.pid])
+    terminate([listener.pid])
 
 
 def read_listener_log(path: Path) -> list[dict[str, Any]]:
@@ -426,7 +304,7 @@ def lab_exists(cfg: LabConfig) -> bool:
 
 
 def _link_mac(netns: str, ifname: str) -> str:
-    proc = _run(["ip", "-n", netns, "-j", "link", "show", "dev", ifname])
+    proc = run(["ip", "-n", netns, "-j", "link", "show", "dev", ifname])
     try:
         return str(json.loads(proc.stdout)[0]["address"])
     except (ValueError, LookupError, TypeError):
@@ -454,7 +332,7 @@ def lab_up(cfg: LabConfig, listener: bool = True, *, temporary: bool = False,
     created: list[str] = []
     try:
         for ns in (cfg.client_ns, cfg.server_ns):
-            _run(["ip", "netns", "add", ns])
+            run(["ip", "netns", "add", ns])
             created.append(ns)
         for ns in (cfg.client_ns, cfg.server_ns):
             # Set before the veth exists, so its ends inherit "default". IPv4-only: no IPv6 at all (no
@@ -466,7 +344,7 @@ def lab_up(cfg: LabConfig, listener: bool = True, *, temporary: bool = False,
                 settings = {"disable_ipv6": "1"}
             _ipv6_conf(ns, settings)
         # Both ends are created directly inside their namespaces: nothing ever lives in the host's.
-        _run(["ip", "link", "add", cfg.client_if, "netns", cfg.client_ns, "type", "veth",
+        run(["ip", "link", "add", cfg.client_if, "netns", cfg.client_ns, "type", "veth",
               "peer", "name", cfg.server_if, "netns", cfg.server_ns])
         user_space = cfg.stack != "linux"
         if user_space:
@@ -477,27 +355,27 @@ def lab_up(cfg: LabConfig, listener: bool = True, *, temporary: bool = False,
                                (cfg.server_ns, cfg.server_if, cfg.server_ip)):
             if user_space and ns == cfg.server_ns:
                 continue  # the stack behind the TAP device owns the server's addresses, not this kernel
-            _run(["ip", "-n", ns, "addr", "add", f"{ip}/{cfg.prefix}", "dev", ifname])
+            run(["ip", "-n", ns, "addr", "add", f"{ip}/{cfg.prefix}", "dev", ifname])
             if cfg.dual_stack:
                 ip6 = cfg.client_ip6 if ns == cfg.client_ns else cfg.server_ip6
-                _run(["ip", "-n", ns, "addr", "add", f"{ip6}/{cfg.prefix6}", "dev", ifname, "nodad"])
-            _run(["ip", "-n", ns, "link", "set", "lo", "up"])
-            _run(["ip", "-n", ns, "link", "set", ifname, "up"])
+                run(["ip", "-n", ns, "addr", "add", f"{ip6}/{cfg.prefix6}", "dev", ifname, "nodad"])
+            run(["ip", "-n", ns, "link", "set", "lo", "up"])
+            run(["ip", "-n", ns, "link", "set", ifname, "up"])
         client_mac = _link_mac(cfg.client_ns, cfg.client_if)
         server_mac = stacks.stack_mac(cfg) if user_space else _link_mac(cfg.server_ns, cfg.server_if)
         # Static neighbours both ways: no ARP exchange to race with (or to clutter) the first SYN.
-        _run(["ip", "-n", cfg.client_ns, "neigh", "replace", cfg.server_ip, "lladdr", server_mac,
+        run(["ip", "-n", cfg.client_ns, "neigh", "replace", cfg.server_ip, "lladdr", server_mac,
               "dev", cfg.client_if, "nud", "permanent"])
         if not user_space:
-            _run(["ip", "-n", cfg.server_ns, "neigh", "replace", cfg.client_ip, "lladdr", client_mac,
+            run(["ip", "-n", cfg.server_ns, "neigh", "replace", cfg.client_ip, "lladdr", client_mac,
                   "dev", cfg.server_if, "nud", "permanent"])
         if cfg.dual_stack:
             # the same for IPv6: no neighbour solicitation (RFC 4861) before the first SYN
             assert cfg.client_ip6 is not None and cfg.server_ip6 is not None
-            _run(["ip", "-n", cfg.client_ns, "-6", "neigh", "replace", cfg.server_ip6, "lladdr", server_mac,
+            run(["ip", "-n", cfg.client_ns, "-6", "neigh", "replace", cfg.server_ip6, "lladdr", server_mac,
                   "dev", cfg.client_if, "nud", "permanent"])
             if not user_space:
-                _run(["ip", "-n", cfg.server_ns, "-6", "neigh", "replace", cfg.client_ip6, "lladdr", client_mac,
+                run(["ip", "-n", cfg.server_ns, "-6", "neigh", "replace", cfg.client_ip6, "lladdr", client_mac,
                       "dev", cfg.server_if, "nud", "permanent"])
         listener_pid = None
         log = None
@@ -537,17 +415,17 @@ def _teardown(cfg: LabConfig, state: dict[str, Any] | None, namespaces: list[str
     pids: list[int] = []
     lpid = (state or {}).get("listener_pid")
     # Only signal the recorded pid if it still is our listener (pids get reused).
-    if isinstance(lpid, int) and pid_alive(lpid) and "rawtcp.lab.listener" in _pid_cmdline(lpid):
+    if isinstance(lpid, int) and pid_alive(lpid) and "rawtcp.lab.listener" in pid_cmdline(lpid):
         pids.append(lpid)
     # Anything else still running inside the lab's namespaces would keep them (and the veth) alive.
     for ns in namespaces:
-        pids += [p for p in _netns_pids(ns) if p not in pids and p != os.getpid()]
-    for pid in _terminate(pids):
+        pids += [p for p in netns_pids(ns) if p not in pids and p != os.getpid()]
+    for pid in terminate(pids):
         what = "listener" if pid == lpid else "process"
         removed.append(f"{what} pid {pid}")
     for ns in namespaces:
         if netns_exists(ns):
-            _run(["ip", "netns", "delete", ns])
+            run(["ip", "netns", "delete", ns])
             removed.append(f"namespace {ns}")
     for path in (_listener_log_path(cfg), _listener_err_path(cfg), STATE_DIR / f"{cfg.client_ns}.agent.sock"):
         path.unlink(missing_ok=True)
@@ -634,7 +512,7 @@ def reap_stale_labs() -> list[str]:
 
 
 def _interface_info(netns: str, ifname: str) -> dict[str, Any] | None:
-    proc = _run(["ip", "-n", netns, "-j", "addr", "show", "dev", ifname], check=False)
+    proc = run(["ip", "-n", netns, "-j", "addr", "show", "dev", ifname], check=False)
     if proc.returncode != 0:
         return None
     try:
@@ -649,7 +527,7 @@ def _interface_info(netns: str, ifname: str) -> dict[str, Any] | None:
 
 
 def _netem_info(netns: str, ifname: str) -> dict[str, Any] | None:
-    proc = _run(["tc", "-n", netns, "qdisc", "show", "dev", ifname, "root"], check=False)
+    proc = run(["tc", "-n", netns, "qdisc", "show", "dev", ifname, "root"], check=False)
     for line in proc.stdout.splitlines():
         if " netem " in f" {line} ":
             return parse_netem(line)
@@ -657,13 +535,13 @@ def _netem_info(netns: str, ifname: str) -> dict[str, Any] | None:
 
 
 def _listening(netns: str, port: int) -> bool:
-    proc = _run(["ss", "-N", netns, "-tlnH", f"sport = :{port}"], check=False)
+    proc = run(["ss", "-N", netns, "-tlnH", f"sport = :{port}"], check=False)
     return proc.returncode == 0 and bool(proc.stdout.strip())
 
 
 def accept_queue(netns: str, port: int) -> int | None:
     """Connections the kernel completed that the listener on `port` has not accept()ed yet."""
-    proc = _run(["ss", "-N", netns, "-tlnH", f"sport = :{port}"], check=False)
+    proc = run(["ss", "-N", netns, "-tlnH", f"sport = :{port}"], check=False)
     # For a LISTEN socket, ss's Recv-Q column is the accept queue's length; a dual-stack lab listens
     # with one socket per family, so the queues add up.
     queues = [line.split()[1] for line in proc.stdout.splitlines() if len(line.split()) > 1]
@@ -691,7 +569,7 @@ def wait_accepted(cfg: LabConfig, timeout: float = 2.0) -> bool:
 def _tx_checksum(netns: str, ifname: str) -> bool | None:
     if shutil.which("ethtool") is None:
         return None
-    proc = _run(["ip", "netns", "exec", netns, "ethtool", "-k", ifname], check=False)
+    proc = run(["ip", "netns", "exec", netns, "ethtool", "-k", ifname], check=False)
     match = re.search(r"^tx-checksumming:\s*(on|off)", proc.stdout, re.M)
     return None if match is None else match.group(1) == "on"
 
@@ -815,12 +693,12 @@ def _ends(cfg: LabConfig) -> tuple[tuple[str, str], tuple[str, str]]:
 
 
 def _link_exists(netns: str, ifname: str) -> bool:
-    return _run(["ip", "-n", netns, "link", "show", "dev", ifname], check=False).returncode == 0
+    return run(["ip", "-n", netns, "link", "show", "dev", ifname], check=False).returncode == 0
 
 
 def _apply_netem(cfg: LabConfig, args: list[str]) -> None:
     for ns, ifname in _ends(cfg):
-        proc = _run(["tc", "-n", ns, "qdisc", "replace", "dev", ifname, "root", "netem", *args], check=False)
+        proc = run(["tc", "-n", ns, "qdisc", "replace", "dev", ifname, "root", "netem", *args], check=False)
         if proc.returncode != 0 and "qdisc kind is unknown" in proc.stderr:
             raise LabError(NO_NETEM_MESSAGE)
         if proc.returncode != 0:
@@ -832,7 +710,7 @@ def _remove_netem(cfg: LabConfig) -> list[str]:
     removed = []
     for ns, ifname in _ends(cfg):
         if netns_exists(ns) and _netem_info(ns, ifname) is not None:
-            _run(["tc", "-n", ns, "qdisc", "del", "dev", ifname, "root"])
+            run(["tc", "-n", ns, "qdisc", "del", "dev", ifname, "root"])
             removed.append(ifname)
     return removed
 
@@ -844,23 +722,23 @@ def _relay_start(cfg: LabConfig, settings: dict[str, float | None]) -> list[int]
     pids: list[int] = []
     try:
         for ns, ifname in _ends(cfg):
-            _run(["ip", "-n", ns, "link", "add", RELAY_IF, "type", "veth", "peer", "name", RELAY_PEER_IF])
+            run(["ip", "-n", ns, "link", "add", RELAY_IF, "type", "veth", "peer", "name", RELAY_PEER_IF])
             # Segment and checksum in software before the relay sees a frame: it forwards frames
             # as they would leave the wire (no 64 KiB GSO frames, no partial checksums).
-            _run(["ip", "netns", "exec", ns, "ethtool", "-K", RELAY_IF, "tx", "off", "gso", "off", "tso", "off"])
-            _run(["ip", "netns", "exec", ns, "ethtool", "-K", RELAY_PEER_IF, "gro", "off"], check=False)
-            _run(["ip", "-n", ns, "link", "set", RELAY_IF, "up"])
-            _run(["ip", "-n", ns, "link", "set", RELAY_PEER_IF, "up"])
+            run(["ip", "netns", "exec", ns, "ethtool", "-K", RELAY_IF, "tx", "off", "gso", "off", "tso", "off"])
+            run(["ip", "netns", "exec", ns, "ethtool", "-K", RELAY_PEER_IF, "gro", "off"], check=False)
+            run(["ip", "-n", ns, "link", "set", RELAY_IF, "up"])
+            run(["ip", "-n", ns, "link", "set", RELAY_PEER_IF, "up"])
             cmd = ["ip", "netns", "exec", ns, sys.executable, "-m", "rawtcp.lab.relay",
                    "--in", RELAY_PEER_IF, "--out", ifname]
             for key, flag in (("loss", "--loss"), ("delay_ms", "--delay"), ("jitter_ms", "--jitter"),
                               ("reorder", "--reorder"), ("duplicate", "--duplicate"), ("corrupt", "--corrupt")):
                 if settings.get(key):
                     cmd += [flag, f"{settings[key]:g}"]
-            popen, _ = _spawn_ready(cmd, "impairment relay", None, _LISTENER_READY_TIMEOUT)
+            popen, _ = spawn_ready(cmd, "impairment relay", None, _LISTENER_READY_TIMEOUT)
             pids.append(popen.pid)
-            _run(["tc", "-n", ns, "qdisc", "add", "dev", ifname, "clsact"])
-            _run(["tc", "-n", ns, "filter", "add", "dev", ifname, "egress", "protocol", "all", "prio", "1",
+            run(["tc", "-n", ns, "qdisc", "add", "dev", ifname, "clsact"])
+            run(["tc", "-n", ns, "filter", "add", "dev", ifname, "egress", "protocol", "all", "prio", "1",
                   "u32", "match", "u32", "0", "0", "action", "mirred", "egress", "redirect", "dev", RELAY_IF])
     except BaseException:
         with contextlib.suppress(Exception):
@@ -875,15 +753,15 @@ def _relay_stop(cfg: LabConfig, state: dict[str, Any] | None) -> list[str]:
         if not netns_exists(ns):
             continue
         # The redirect first, so traffic flows straight again before the relay goes.
-        had = _run(["tc", "-n", ns, "qdisc", "del", "dev", ifname, "clsact"], check=False).returncode == 0
+        had = run(["tc", "-n", ns, "qdisc", "del", "dev", ifname, "clsact"], check=False).returncode == 0
         if had:
             stopped.append(ifname)
     pids = [p for p in (state or {}).get("relay_pids") or []
-            if isinstance(p, int) and pid_alive(p) and "rawtcp.lab.relay" in _pid_cmdline(p)]
-    _terminate(pids)
+            if isinstance(p, int) and pid_alive(p) and "rawtcp.lab.relay" in pid_cmdline(p)]
+    terminate(pids)
     for ns, ifname in _ends(cfg):
         if netns_exists(ns) and _link_exists(ns, RELAY_IF):
-            _run(["ip", "-n", ns, "link", "del", RELAY_IF], check=False)
+            run(["ip", "-n", ns, "link", "del", RELAY_IF], check=False)
             if ifname not in stopped:
                 stopped.append(ifname)
     return stopped
@@ -949,9 +827,5 @@ def set_tx_checksum(cfg: LabConfig, on: bool) -> None:
     if shutil.which("ethtool") is None:
         raise LabError("ethtool not found: install it (apt-get install ethtool)")
     for ns, ifname in ((cfg.client_ns, cfg.client_if), (cfg.server_ns, cfg.server_if)):
-        _run(["ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "on" if on else "off"])
+        run(["ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "on" if on else "off"])
 
-
-# Public names for helpers other layers use (script runner, helper processes).
-run_tool = _run
-child_env = _child_env

@@ -296,7 +296,7 @@ class Runner:
                 writer.write(frame, ts)
 
     def _run_in_lab(self, cfg: Any, info: Any) -> None:
-        from rawtcp.script.helperproc import HelperConnection, HelperProcess
+        from rawtcp.lab.agent import HelperConnection, HelperProcess
         from rawtcp.wire.link import PacketLink
         from rawtcp.wire.nft import RstGuard
         from rawtcp.wire.packet import FrameBuilder
@@ -371,8 +371,8 @@ class Runner:
 
     def _agent(self, cfg: Any) -> Any:
         """The stack's agent (docs/agent-protocol.md): the lab's own, or the one --agent names."""
+        from rawtcp.lab.agent import AgentConnection
         from rawtcp.lab.stack import lab_stack
-        from rawtcp.script.helperproc import AgentConnection
 
         address = self.opts.agent
         if address is None:

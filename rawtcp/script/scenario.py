@@ -59,7 +59,7 @@ class Scenario:
     # -- set-up --------------------------------------------------------------------------------------
 
     def _open(self, cfg: Any, info: Any) -> None:
-        from rawtcp.script.helperproc import HelperProcess
+        from rawtcp.lab.agent import HelperProcess
         from rawtcp.wire import netns
         from rawtcp.wire.nft import RstGuard
         from rawtcp.wire.packet import FrameBuilder

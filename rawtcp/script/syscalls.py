@@ -148,7 +148,7 @@ class ScriptFd:
 
 
 @dataclass
-class _Done:
+class CallResult:
     """A call's result, and what to do once its result and errno have been checked.
 
     ``after`` runs only when they matched the script (packetdrill checks returned data after
@@ -170,7 +170,8 @@ class _CallFailed(Exception):
 _RESULT_FD = frozenset({"socket", "accept", "open", "epoll_create"})  # packetdrill's CHECK_FD calls
 
 
-def _argc(name: str, args: list[Any], *counts: int) -> None:
+def check_argc(name: str, args: list[Any], *counts: int) -> None:
+    """packetdrill's argument-count complaint, word for word (also for other stacks' executors)."""
     if len(args) not in counts:
         want = " or ".join(str(c) for c in counts)
         raise CallScriptError(f"{name}: Expected {want} args but got {len(args)}")
@@ -186,7 +187,7 @@ def _is_null(expr: Any) -> bool:
     return (is_tag(expr, "int") and expr["int"] == 0) or (is_tag(expr, "word") and expr["word"] == "NULL")
 
 
-def _buffer_kind(expr: Any) -> str:
+def buffer_kind(expr: Any) -> str:
     """``...`` (a zeroed buffer), NULL, or (a rawtcp extension) a string with the data to send/expect."""
     if is_tag(expr, "ell"):
         return "buf"
@@ -346,12 +347,12 @@ class Executor:
         if self.live_start is None:  # the runner did not say when the script started: its first call did
             self.live_start = start
         try:
-            done: _Done = method(args, expected, extra)
+            done: CallResult = method(args, expected, extra)
             ret, err = done.ret, 0
         except _CallFailed as exc:
-            done, ret, err = _Done(-1), -1, exc.errno
+            done, ret, err = CallResult(-1), -1, exc.errno
         except OSError as exc:
-            done, ret, err = _Done(-1), -1, exc.errno or errno_mod.EIO
+            done, ret, err = CallResult(-1), -1, exc.errno or errno_mod.EIO
         except (ValueError, OverflowError) as exc:  # Python refused an argument before any system call
             raise CallScriptError(f"{name}: bad argument: {exc}") from None
         end = time.monotonic()
@@ -387,57 +388,58 @@ class Executor:
 
     # -- sockets --------------------------------------------------------------------------------
 
-    def _do_socket(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("socket", args, 3)
+    def _do_socket(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("socket", args, 3)
         domain = self.addrs.socket_domain if is_tag(args[0], "ell") else s32_value(args[0], "domain")
         sock = socket.socket(domain, s32_value(args[1], "type"), s32_value(args[2], "protocol"))
         extra["live_fd"] = sock.fileno()
         entry = ScriptFd("socket", sock.fileno(), sock)
-        return _Done(self._script_num(expected, sock.fileno()),
+        return CallResult(self._script_num(expected, sock.fileno()),
                      after=lambda: self._register(self._script_num(expected, entry.fd), entry, under_test=True),
                      undo=lambda: self._discard(entry))
 
-    def _do_bind(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("bind", args, 3)
+    def _do_bind(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("bind", args, 3)
         sock = self._sock(args[0])
         sock.bind(self._sockaddr(sock, args[1], self.addrs.local_ip, self.addrs.bind_port))
-        return _Done(0)
+        return CallResult(0)
 
-    def _do_listen(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("listen", args, 2)
+    def _do_listen(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("listen", args, 2)
         self._sock(args[0]).listen(s32_value(args[1], "backlog"))
-        return _Done(0)
+        return CallResult(0)
 
-    def _do_accept(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("accept", args, 3)
+    def _do_accept(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("accept", args, 3)
         sock = self._sock(args[0])
         fd, _addr = sock._accept()  # type: ignore[attr-defined]  # the raw accept(2), no wrapper
         conn = socket.socket(sock.family, sock.type & ~socket.SOCK_NONBLOCK, sock.proto, fileno=fd)
         entry = ScriptFd("socket", fd, conn)
-        return _Done(self._script_num(expected, fd),
+        return CallResult(self._script_num(expected, fd),
                      after=lambda: self._register(self._script_num(expected, fd), entry, under_test=True,
                                                   shadow=True),
                      undo=lambda: self._discard(entry))
 
-    def _do_connect(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("connect", args, 3)
+    def _do_connect(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("connect", args, 3)
         sock = self._sock(args[0])
         if not is_tag(args[1], "ell") and not is_tag(args[1], "struct"):
             # connect(fd, AF_UNSPEC, ...): packetdrill passes a sockaddr of just that family (a disconnect)
             family = s32_value(args[1], "sa_family")
-            return _Done(libc.connect_raw(sock.fileno(), struct.pack("=H", family) + bytes(libc.SOCKADDR_STORAGE - 2)))
+            unspec = struct.pack("=H", family) + bytes(libc.SOCKADDR_STORAGE - 2)
+            return CallResult(libc.connect_raw(sock.fileno(), unspec))
         err = sock.connect_ex(self._sockaddr(sock, args[1], self.addrs.remote_ip, self.addrs.connect_port))
         if err:
             raise _CallFailed(err)
-        return _Done(0)
+        return CallResult(0)
 
-    def _do_shutdown(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("shutdown", args, 2)
+    def _do_shutdown(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("shutdown", args, 2)
         self._sock(args[0]).shutdown(s32_value(args[1], "how"))
-        return _Done(0)
+        return CallResult(0)
 
-    def _do_close(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("close", args, 1)
+    def _do_close(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("close", args, 1)
         num = int_value(args[0], "a file descriptor")
         with self._lock:
             entry = self.fds.pop(num, None)
@@ -445,12 +447,12 @@ class Executor:
             raise _CallFailed(errno_mod.EBADF)
         live = entry.sock.detach() if entry.sock is not None else entry.fd
         os.close(live)  # the close(2) result itself, not socket.close()'s swallowed one
-        return _Done(0)
+        return CallResult(0)
 
-    def _address_check(self, args: list[Any], get: Callable[[], Any], what: str) -> _Done:
+    def _address_check(self, args: list[Any], get: Callable[[], Any], what: str) -> CallResult:
         """getsockname()/getpeername() (not packetdrill calls): ``...`` or a {sin_port=..., sin_addr=...}
         struct to compare with, literals mapped onto the lab's addresses."""
-        _argc(what, args, 2, 3)
+        check_argc(what, args, 2, 3)
         sock = self._sock(args[0])
         got = get()
 
@@ -462,12 +464,12 @@ class Executor:
                 return f"Bad {what} address: expected: {want[0]}:{want[1]} actual: {got[0]}:{got[1]}"
             return None
 
-        return _Done(0, after=check)
+        return CallResult(0, after=check)
 
-    def _do_getsockname(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
+    def _do_getsockname(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
         return self._address_check(args, lambda: self._sock(args[0]).getsockname(), "getsockname")
 
-    def _do_getpeername(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
+    def _do_getpeername(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
         return self._address_check(args, lambda: self._sock(args[0]).getpeername(), "getpeername")
 
     # -- data -------------------------------------------------------------------------------------
@@ -488,69 +490,69 @@ class Executor:
             return (unescape(expr["str"]) + b"\0" * count)[:count]
         return bytes(count)
 
-    def _do_read(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("read", args, 3)
+    def _do_read(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("read", args, 3)
         live = self._live(args[0])
-        kind, count = _buffer_kind(args[1]), s32_value(args[2], "count")
+        kind, count = buffer_kind(args[1]), s32_value(args[2], "count")
         if kind == "null":
-            return _Done(libc.null_read(live, count))
+            return CallResult(libc.null_read(live, count))
         data = os.read(live, count)
-        return _Done(len(data), after=lambda: self._content(args[1], data))
+        return CallResult(len(data), after=lambda: self._content(args[1], data))
 
-    def _do_recv(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("recv", args, 3, 4)
+    def _do_recv(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("recv", args, 3, 4)
         sock = self._sock(args[0])
-        kind, count = _buffer_kind(args[1]), s32_value(args[2], "count")
+        kind, count = buffer_kind(args[1]), s32_value(args[2], "count")
         flags = s32_value(args[3], "flags") if len(args) > 3 else 0
         if kind == "null":
-            return _Done(libc.null_recv(sock.fileno(), count, flags))
+            return CallResult(libc.null_recv(sock.fileno(), count, flags))
         data = sock.recv(count, flags)
-        return _Done(len(data), after=lambda: self._content(args[1], data))
+        return CallResult(len(data), after=lambda: self._content(args[1], data))
 
-    def _do_recvfrom(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("recvfrom", args, 6)
+    def _do_recvfrom(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("recvfrom", args, 6)
         sock = self._sock(args[0])
-        kind, count = _buffer_kind(args[1]), s32_value(args[2], "count")
+        kind, count = buffer_kind(args[1]), s32_value(args[2], "count")
         flags = s32_value(args[3], "flags")
         _need_ellipsis(args[4], "recvfrom's address")
         _need_ellipsis(args[5], "recvfrom's address length")
         if kind == "null":
-            return _Done(libc.null_recvfrom(sock.fileno(), count, flags))
+            return CallResult(libc.null_recvfrom(sock.fileno(), count, flags))
         data, _addr = sock.recvfrom(count, flags)
-        return _Done(len(data), after=lambda: self._content(args[1], data))
+        return CallResult(len(data), after=lambda: self._content(args[1], data))
 
-    def _do_write(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("write", args, 3)
+    def _do_write(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("write", args, 3)
         live = self._live(args[0])
-        kind, count = _buffer_kind(args[1]), s32_value(args[2], "count")
+        kind, count = buffer_kind(args[1]), s32_value(args[2], "count")
         if kind == "null":
-            return _Done(libc.null_write(live, count))
-        return _Done(os.write(live, self._payload(args[1], count)))
+            return CallResult(libc.null_write(live, count))
+        return CallResult(os.write(live, self._payload(args[1], count)))
 
-    def _do_send(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("send", args, 3, 4)
+    def _do_send(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("send", args, 3, 4)
         sock = self._sock(args[0])
-        kind, count = _buffer_kind(args[1]), s32_value(args[2], "count")
+        kind, count = buffer_kind(args[1]), s32_value(args[2], "count")
         flags = s32_value(args[3], "flags") if len(args) > 3 else 0
         if kind == "null":
-            return _Done(libc.null_send(sock.fileno(), count, flags))
-        return _Done(sock.send(self._payload(args[1], count), flags))
+            return CallResult(libc.null_send(sock.fileno(), count, flags))
+        return CallResult(sock.send(self._payload(args[1], count), flags))
 
-    def _do_sendto(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("sendto", args, 6)
+    def _do_sendto(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("sendto", args, 6)
         sock = self._sock(args[0])
-        kind, count = _buffer_kind(args[1]), s32_value(args[2], "count")
+        kind, count = buffer_kind(args[1]), s32_value(args[2], "count")
         flags = s32_value(args[3], "flags")
         _need_ellipsis(args[5], "sendto's address length")
         data = None if kind == "null" else self._payload(args[1], count)
         if is_tag(args[4], "ell") or is_tag(args[4], "struct"):
             addr = self._sockaddr(sock, args[4], self.addrs.remote_ip, self.addrs.connect_port)
             if data is not None:
-                return _Done(sock.sendto(data, flags, addr))
+                return CallResult(sock.sendto(data, flags, addr))
             raw = self._sockaddr_bytes(sock, addr)
         else:  # sendto(..., AF_UNSPEC, ...): a sockaddr of just that family
             raw = struct.pack("=H", s32_value(args[4], "sa_family")) + bytes(libc.SOCKADDR_STORAGE - 2)
-        return _Done(libc.sendto_raw(sock.fileno(), data, count, flags, raw))
+        return CallResult(libc.sendto_raw(sock.fileno(), data, count, flags, raw))
 
     def _iov_lengths(self, expr: Any) -> list[int]:
         if not is_tag(expr, "list"):
@@ -569,7 +571,7 @@ class Executor:
         return lengths
 
     def _iov_args(self, name: str, args: list[Any]) -> list[int]:
-        _argc(name, args, 2, 3)
+        check_argc(name, args, 2, 3)
         lengths = self._iov_lengths(args[1])
         if len(args) == 3:
             count = s32_value(args[2], "iov_count")
@@ -577,13 +579,13 @@ class Executor:
                 raise CallScriptError(f"iov_count {count} does not match {len(lengths)}-element iovec array")
         return lengths
 
-    def _do_readv(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
+    def _do_readv(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
         lengths = self._iov_args("readv", args)
-        return _Done(os.readv(self._live(args[0]), [bytearray(n) for n in lengths]))
+        return CallResult(os.readv(self._live(args[0]), [bytearray(n) for n in lengths]))
 
-    def _do_writev(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
+    def _do_writev(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
         lengths = self._iov_args("writev", args)
-        return _Done(os.writev(self._live(args[0]), [bytes(n) for n in lengths]))
+        return CallResult(os.writev(self._live(args[0]), [bytes(n) for n in lengths]))
 
     def _msghdr(self, expr: Any) -> tuple[bool, list[int], int, Any]:
         """(has msg_name, iovec lengths, msg_flags, msg_control expression) of a
@@ -605,8 +607,8 @@ class Executor:
         control = fields["msg_control"]["value"] if "msg_control" in fields else None
         return "msg_name" in fields, lengths, flags, control
 
-    def _do_sendmsg(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("sendmsg", args, 3)
+    def _do_sendmsg(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("sendmsg", args, 3)
         sock = self._sock(args[0])
         has_name, lengths, msg_flags, control = self._msghdr(args[1])
         cmsgs = parse_control(control)
@@ -615,8 +617,8 @@ class Executor:
             raise CallScriptError("sendmsg ignores msg_flags field in msghdr")
         buffers = [bytes(n) for n in lengths]
         if has_name:  # packetdrill fills msg_name with the connect address
-            return _Done(sock.sendmsg(buffers, ancillary(cmsgs), flags, self._connect_addr(sock)))
-        return _Done(sock.sendmsg(buffers, ancillary(cmsgs), flags))
+            return CallResult(sock.sendmsg(buffers, ancillary(cmsgs), flags, self._connect_addr(sock)))
+        return CallResult(sock.sendmsg(buffers, ancillary(cmsgs), flags))
 
     def _timebase(self) -> TimeBase | None:
         if self.live_start is None:
@@ -624,8 +626,8 @@ class Executor:
         realtime_start = self.live_start + (time.time() - time.monotonic())
         return TimeBase(round(realtime_start * 1_000_000), self.tolerance_usecs)
 
-    def _do_recvmsg(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("recvmsg", args, 3)
+    def _do_recvmsg(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("recvmsg", args, 3)
         sock = self._sock(args[0])
         _has_name, lengths, want_flags, control = self._msghdr(args[1])
         cmsgs = parse_control(control)
@@ -640,25 +642,25 @@ class Executor:
                 return f"Expected msg_flags 0x{want_flags & 0xFFFFFFFF:08X} but got 0x{got_flags:08X}"
             return compare(cmsgs, anc, self._timebase())
 
-        return _Done(nbytes, after=check)
+        return CallResult(nbytes, after=check)
 
     # -- control ------------------------------------------------------------------------------------
 
-    def _do_fcntl(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
+    def _do_fcntl(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
         if len(args) not in (2, 3):
             raise CallScriptError(f"fcntl expected 2-3 args but got {len(args)}")
         live = self._live(args[0])
         cmd = s32_value(args[1], "command")
         arg = s32_value(args[2], "argument") if len(args) > 2 else 0
-        return _Done(fcntl.fcntl(live, cmd, arg))
+        return CallResult(fcntl.fcntl(live, cmd, arg))
 
-    def _do_ioctl(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
+    def _do_ioctl(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
         if len(args) not in (2, 3):
             raise CallScriptError(f"ioctl expected 2-3 args but got {len(args)}")
         live = self._live(args[0])
         request = s32_value(args[1], "request") & 0xFFFFFFFF
         if len(args) == 2:
-            return _Done(fcntl.ioctl(live, request, 0))
+            return CallResult(fcntl.ioctl(live, request, 0))
         want = None if is_tag(args[2], "ell") else s32_value(args[2], "ioctl value")
         buf = bytearray(4)
         ret = fcntl.ioctl(live, request, buf, True)
@@ -670,7 +672,7 @@ class Executor:
                 return f"Bad ioctl optval: expected: {want} actual: {value}"
             return None
 
-        return _Done(ret, after=check)
+        return CallResult(ret, after=check)
 
     def _setsockopt_value(self, sock: socket.socket, expr: Any) -> bytes:
         """The bytes setsockopt() passes for the script's optval."""
@@ -708,8 +710,8 @@ class Executor:
         return raw + struct.pack("=BBHi80s", num("tcpm_flags", 0), num("tcpm_prefixlen", 0), keylen,
                                  num("tcpm_ifindex", 0), key[:80])
 
-    def _do_setsockopt(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("setsockopt", args, 5)
+    def _do_setsockopt(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("setsockopt", args, 5)
         sock = self._sock(args[0])
         level, name = s32_value(args[1], "level"), s32_value(args[2], "option name")
         optlen = s32_value(args[4], "optlen") if not is_tag(args[4], "ell") else None
@@ -721,10 +723,10 @@ class Executor:
         elif is_tag(args[3], "str"):
             value = value[:-1]
         sock.setsockopt(level, name, value)
-        return _Done(0)
+        return CallResult(0)
 
-    def _do_getsockopt(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("getsockopt", args, 5)
+    def _do_getsockopt(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("getsockopt", args, 5)
         sock = self._sock(args[0])
         level, name = s32_value(args[1], "level"), s32_value(args[2], "option name")
         want = args[3]
@@ -762,12 +764,12 @@ class Executor:
                 return None
             raise CallScriptError(f"unsupported getsockopt value type: {type_name(want)}")
 
-        return _Done(0, after=check)
+        return CallResult(0, after=check)
 
     # -- readiness --------------------------------------------------------------------------------
 
-    def _do_poll(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("poll", args, 3)
+    def _do_poll(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("poll", args, 3)
         if not is_tag(args[0], "list"):
             raise CallScriptError("poll() needs [{fd=N, events=...[, revents=...]}, ...]")
         items = []
@@ -795,13 +797,13 @@ class Executor:
                             f"for pollfd {index}")
             return None
 
-        return _Done(len(ready), after=check)
+        return CallResult(len(ready), after=check)
 
-    def _do_epoll_create(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("epoll_create", args, 1)
+    def _do_epoll_create(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("epoll_create", args, 1)
         live = libc.epoll_create(s32_value(args[0], "size"))
         entry = ScriptFd("epoll", live)
-        return _Done(self._script_num(expected, live),
+        return CallResult(self._script_num(expected, live),
                      after=lambda: self._register(self._script_num(expected, live), entry),
                      undo=lambda: self._discard(entry))
 
@@ -820,17 +822,17 @@ class Executor:
             value = self._live({"int": value})
         return events, kind, value
 
-    def _do_epoll_ctl(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("epoll_ctl", args, 4)
+    def _do_epoll_ctl(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("epoll_ctl", args, 4)
         epfd = self._live(args[0])
         op = s32_value(args[1], "op")
         script_fd = int_value(args[2], "a file descriptor")
         live = self._live(args[2])
         events, _kind, data = self._epoll_event(args[3], script_fd)
-        return _Done(libc.epoll_ctl(epfd, op, live, events, data))
+        return CallResult(libc.epoll_ctl(epfd, op, live, events, data))
 
-    def _do_epoll_wait(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("epoll_wait", args, 4)
+    def _do_epoll_wait(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("epoll_wait", args, 4)
         epfd = self._live(args[0])
         want_events, kind, want_data = self._epoll_event(args[1], None)
         maxevents, timeout = s32_value(args[2], "maxevents"), s32_value(args[3], "timeout")
@@ -855,12 +857,12 @@ class Executor:
                 return f"epoll_event->data does not match script: expected: {shown[0]} actual: {shown[1]}"
             return None
 
-        return _Done(result, after=check)
+        return CallResult(result, after=check)
 
     # -- pipes and files ------------------------------------------------------------------------------
 
-    def _do_pipe(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("pipe", args, 1)
+    def _do_pipe(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("pipe", args, 1)
         if not is_tag(args[0], "list"):
             raise CallScriptError("pipe() needs [read_fd, write_fd]")
         if len(args[0]["list"]) != 2:
@@ -883,32 +885,32 @@ class Executor:
             for entry in entries:
                 self._discard(entry)
 
-        return _Done(0, after=register, undo=undo)
+        return CallResult(0, after=register, undo=undo)
 
-    def _do_splice(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("splice", args, 6)
+    def _do_splice(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("splice", args, 6)
         fd_in, fd_out = self._live(args[0]), self._live(args[2])
         off_in, off_out = int_value(args[1], "off_in"), int_value(args[3], "off_out")
         count, flags = s32_value(args[4], "len"), s32_value(args[5], "flags")
         # NULL (0) is "the file position"; another value is taken as the offset itself
-        return _Done(os.splice(fd_in, fd_out, count, off_in or None, off_out or None, flags))
+        return CallResult(os.splice(fd_in, fd_out, count, off_in or None, off_out or None, flags))
 
-    def _do_open(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("open", args, 2)
+    def _do_open(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("open", args, 2)
         if not is_tag(args[0], "str"):
             raise CallScriptError(f"Bad type for open's path; actual: {type_name(args[0])} expected: STRING")
         path = unescape(args[0]["str"])
         live = os.open(path, s32_value(args[1], "flags"), 0o644)
         entry = ScriptFd("file", live)
-        return _Done(self._script_num(expected, live),
+        return CallResult(self._script_num(expected, live),
                      after=lambda: self._register(self._script_num(expected, live), entry),
                      undo=lambda: self._discard(entry))
 
-    def _do_sendfile(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> _Done:
-        _argc("sendfile", args, 4)
+    def _do_sendfile(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
+        check_argc("sendfile", args, 4)
         out_fd, in_fd = self._live(args[0]), self._live(args[1])
         offset = bracketed_int(args[2], "offset")
-        return _Done(os.sendfile(out_fd, in_fd, offset, s32_value(args[3], "count")))
+        return CallResult(os.sendfile(out_fd, in_fd, offset, s32_value(args[3], "count")))
 
     # -- the rest ---------------------------------------------------------------------------------
 

@@ -64,24 +64,24 @@ def setup_links(cfg: Any, ip_version: str = "ipv4") -> None:
     on tun0; neither the MTU nor the MSS is pinned, so ICMP "fragmentation needed" / "packet too big"
     lower both, as they do on tun0.
     """
-    from rawtcp.lab.topology import _run
+    from rawtcp.lab.process import run
 
     for ns, ifname in ((cfg.client_ns, cfg.client_if), (cfg.server_ns, cfg.server_if)):
-        _run(["ip", "-n", ns, "link", "set", "dev", ifname, "mtu", str(BIG_MTU)])
+        run(["ip", "-n", ns, "link", "set", "dev", ifname, "mtu", str(BIG_MTU)])
     if ip_version == "ipv6":
         net = f"{ipaddress.ip_interface(f'{cfg.server_ip6}/{cfg.prefix6}').network}"
-        _run(["ip", "-n", cfg.server_ns, "-6", "route", "replace", net, "dev", cfg.server_if, "proto", "kernel",
-              "metric", "256", "mtu", str(PATH_MTU6)])
-        _run(["ip", "-n", cfg.server_ns, "-6", "route", "replace", f"{cfg.client_ip6}/128", "dev", cfg.server_if,
-              "mtu", str(PATH_MTU6)])
+        run(["ip", "-n", cfg.server_ns, "-6", "route", "replace", net, "dev", cfg.server_if, "proto", "kernel",
+             "metric", "256", "mtu", str(PATH_MTU6)])
+        run(["ip", "-n", cfg.server_ns, "-6", "route", "replace", f"{cfg.client_ip6}/128", "dev", cfg.server_if,
+             "mtu", str(PATH_MTU6)])
         return
     net = f"{ipaddress.ip_interface(f'{cfg.server_ip}/{cfg.prefix}').network}"
-    _run(["ip", "-n", cfg.server_ns, "route", "replace", net, "dev", cfg.server_if, "proto", "kernel",
-          "scope", "link", "src", cfg.server_ip, "mtu", str(PATH_MTU)])
+    run(["ip", "-n", cfg.server_ns, "route", "replace", net, "dev", cfg.server_if, "proto", "kernel",
+         "scope", "link", "src", cfg.server_ip, "mtu", str(PATH_MTU)])
     # packetdrill routes the remote address on its own (run via ``ip route add REMOTE dev tun0``), and
     # scripts change that route (``ip route change 192.0.2.1 via ... mtu lock 640``): the peer gets one too
-    _run(["ip", "-n", cfg.server_ns, "route", "replace", f"{cfg.client_ip}/32", "dev", cfg.server_if,
-          "src", cfg.server_ip, "mtu", str(PATH_MTU)])
+    run(["ip", "-n", cfg.server_ns, "route", "replace", f"{cfg.client_ip}/32", "dev", cfg.server_if,
+         "src", cfg.server_ip, "mtu", str(PATH_MTU)])
 
 
 def inside(ns: str | None) -> Any:

@@ -157,6 +157,7 @@ def _local_path(ifname: str | None, local_ip: str | None) -> Any:
 
     Without ``local_ip`` the interface's first IPv4 address is used; an IPv6 ``local_ip`` must be one
     of the interface's addresses (a link-local one would need a scope, which the lab never uses)."""
+    from rawtcp.errors import BAD_INPUT
     from rawtcp.session.errors import SessionError
     from rawtcp.wire.route import Path
 
@@ -167,9 +168,7 @@ def _local_path(ifname: str | None, local_ip: str | None) -> Any:
     with IPRoute() as ipr:
         links = ipr.link_lookup(ifname=ifname)
         if not links:
-            err = SessionError(f"no such interface: {ifname}")
-            err.exit_code = 2  # bad input (README's exit codes)
-            raise err
+            raise SessionError(f"no such interface: {ifname}", BAD_INPUT)
         link = ipr.get_links(links[0])[0]
         mac = link.get_attr("IFLA_ADDRESS")
         mtu = link.get_attr("IFLA_MTU") or 1500
@@ -181,8 +180,6 @@ def _local_path(ifname: str | None, local_ip: str | None) -> Any:
             raise SessionError(f"{ifname} has no IPv4 address")
         local_ip = addrs[0]
     elif ipaddress.ip_address(local_ip) not in {ipaddress.ip_address(a) for a in addrs}:
-        err = SessionError(f"{local_ip} is not an address of {ifname}")
-        err.exit_code = 2  # bad input (README's exit codes)
-        raise err
+        raise SessionError(f"{local_ip} is not an address of {ifname}", BAD_INPUT)
     local_ip = ipaddress.ip_address(local_ip).compressed  # one spelling, as the kernel prints it
     return Path(ifname, local_ip, bytes.fromhex(mac.replace(":", "")) if mac else None, "", None, mtu)

@@ -35,9 +35,9 @@ def _reap_nft_here(where: str) -> list[str]:
             guard.drop_table_if_empty()
         finally:
             guard.close()
-    from rawtcp.craft.flood import reap_flood_tables
+    from rawtcp.wire.nft import reap_port_range_tables
 
-    lines += reap_flood_tables()  # a killed flood's own table (one rule for its source ports)
+    lines += reap_port_range_tables()  # a killed flood's own table (one rule for its source ports)
     return [f"{line} in {where}" for line in lines]
 
 

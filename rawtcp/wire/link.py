@@ -15,22 +15,20 @@ import dataclasses
 import errno
 import fcntl
 import os
-import queue
 import socket
 import struct
 import threading
 from types import TracebackType
 
 from rawtcp.wire.bpf import FilterProgram, Instruction, attach, tcp_filter
+from rawtcp.wire.closer import ClosePool
 from rawtcp.wire.errors import WireError
 from rawtcp.wire.icmp import IcmpMessage, decode_icmp_frame
 from rawtcp.wire.packet import Decoded, decode_frame
+from rawtcp.wire.rawsock import PACKET_OUTGOING, PACKET_QDISC_BYPASS, SOL_PACKET
 
-SOL_PACKET = 263
 PACKET_AUXDATA = 8
-PACKET_QDISC_BYPASS = 20
 PACKET_IGNORE_OUTGOING = 23  # Linux 4.20: do not hand our own transmissions back to us
-PACKET_OUTGOING = 4
 ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
 TP_STATUS_CSUMNOTREADY = 0x08  # checksum partial: the sender offloaded it and nobody filled it in
@@ -80,40 +78,16 @@ def _hw_address(sock: socket.socket, ifname: str) -> tuple[int, bytes] | None:
     return family, res[18:24]
 
 
-class _Closer:
-    """One daemon thread that closes file descriptors handed to it, in order."""
-
-    def __init__(self) -> None:
-        self._queue: queue.SimpleQueue[int | threading.Event] = queue.SimpleQueue()
-        threading.Thread(target=self._run, name="rawtcp-link-closer", daemon=True).start()
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            if isinstance(item, threading.Event):
-                item.set()
-            else:
-                with contextlib.suppress(OSError):
-                    os.close(item)
-
-    def put(self, fd: int) -> None:
-        self._queue.put(fd)
-
-    def flush(self, timeout: float) -> bool:
-        done = threading.Event()
-        self._queue.put(done)
-        return done.wait(timeout)
-
-
-_CLOSER: _Closer | None = None
+# One pool thread: a connection's own close rarely needs more, and the order of closes is kept.
+_CLOSER: ClosePool | None = None
 _CLOSER_LOCK = threading.Lock()
 
 
-def _closer() -> _Closer:
+def _closer() -> ClosePool:
     global _CLOSER
     with _CLOSER_LOCK:
         if _CLOSER is None:
-            _CLOSER = _Closer()
+            _CLOSER = ClosePool(threads=1)
         return _CLOSER
 
 
@@ -220,7 +194,7 @@ class PacketLink:
         if wait:
             self._sock.close()
             return
-        _closer().put(self._sock.detach())  # frames queued meanwhile die with the socket
+        _closer().close_fd(self._sock.detach())  # frames queued meanwhile die with the socket
 
     @staticmethod
     def flush_closes(timeout: float = 5.0) -> bool:

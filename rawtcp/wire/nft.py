@@ -30,6 +30,7 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import ipaddress
 import json
 import os
 import re
@@ -40,6 +41,7 @@ import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from rawtcp.errors import FAILED, NO_PRIVILEGE
 from rawtcp.proc import pid_alive
 from rawtcp.wire.errors import WireError
 
@@ -502,3 +504,57 @@ class RstGuard:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# A whole source-port range (a SYN flood's): one rule in a table of this process's own,
+# ``inet rawtcp_flood_<pid>``, removed afterwards; tables of dead processes are reaped.
+
+
+
+
+def port_range_table(pid: int | None = None) -> str:
+    return f"rawtcp_flood_{os.getpid() if pid is None else pid}"  # one table per process: its own rule, its own cleanup
+
+
+def _nft_script(script: str) -> subprocess.CompletedProcess[str]:
+    exe = shutil.which("nft")
+    if exe is None:
+        raise WireError(MISSING)
+    return subprocess.run([exe, "-f", "-"], input=script, capture_output=True, text=True, timeout=20)
+
+
+def reap_port_range_tables() -> list[str]:
+    """Delete ``rawtcp_flood_<pid>`` tables (in this namespace) whose process is dead."""
+    exe = shutil.which("nft")
+    if exe is None:
+        return []
+    out = subprocess.run([exe, "list", "tables"], capture_output=True, text=True, timeout=20).stdout
+    removed = []
+    for pid_text in re.findall(r"table inet rawtcp_flood_(\d+)", out):
+        pid = int(pid_text)
+        if pid_alive(pid):
+            continue
+        if _nft_script(f"delete table inet {port_range_table(pid)}\n").returncode == 0:
+            removed.append(f"nftables table inet {port_range_table(pid)} left by dead process {pid}")
+    return removed
+
+
+@contextlib.contextmanager
+def suppress_port_range_rsts(src_ip: str, dst_ip: str, dport: int, sports: tuple[int, int]) -> Iterator[str]:
+    """Drop this namespace's RSTs from src_ip:sports to dst_ip:dport while the block runs."""
+    table = port_range_table()
+    ip = "ip6" if ipaddress.ip_address(dst_ip).version == 6 else "ip"  # the inet table sees both families
+    script = (f"table inet {table} {{\n chain output {{\n  type filter hook output priority 0; policy accept;\n"
+              f"  {ip} saddr {src_ip} {ip} daddr {dst_ip} tcp dport {dport} tcp sport {sports[0]}-{sports[1]} "
+              f"tcp flags & rst == rst counter drop\n }}\n}}\n")
+    proc = _nft_script(script)
+    if proc.returncode != 0:
+        msg = (proc.stderr.strip().splitlines() or ["?"])[0]
+        if "Operation not permitted" in msg:
+            raise WireError("RST suppression needs root (CAP_NET_ADMIN): run it with sudo", NO_PRIVILEGE)
+        raise WireError(f"adding the RST-suppression rule failed: {msg}", FAILED)
+    try:
+        yield table
+    finally:
+        _nft_script(f"delete table inet {table}\n")

@@ -19,6 +19,7 @@ from rawtcp.craft import spec as sp
 from rawtcp.craft.errors import CraftError
 from rawtcp.errors import BAD_INPUT
 from rawtcp.wire.packet import FrameBuilder, decode_frame, encode_options
+from rawtcp.wire.rawsock import BatchSender
 
 SRC_MAC = bytes.fromhex("020000000001")
 DST_MAC = bytes.fromhex("020000000002")
@@ -217,7 +218,7 @@ def test_batch_sender_sends_each_frame_once() -> None:
     a, b = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
     try:
         tmpl = fl.SynTemplate("198.18.0.1", "198.18.0.2", SRC_MAC, DST_MAC, 8080)
-        sender = fl.BatchSender(a.fileno(), tmpl.size, 8)
+        sender = BatchSender(a.fileno(), tmpl.size, 8)
         sender.fill_from(tmpl.frame)
         for i in range(5):
             tmpl.patch(sender.buf, i * tmpl.size, 1000 + i, i)

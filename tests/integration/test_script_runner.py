@@ -116,11 +116,12 @@ def test_lab_ladder_shows_kernel_states() -> None:
 def test_lab_docker_mode_against_a_serving_helper() -> None:
     """`--lab docker` without Docker: the compose layout (a serving helper in the kernel's namespace,
     rawtcp in the peer's) rebuilt from two namespaces."""
-    from rawtcp.lab.topology import _child_env, fresh_lab, temporary_lab
+    from rawtcp.lab.process import child_env
+    from rawtcp.lab.topology import fresh_lab, temporary_lab
 
     cfg = fresh_lab("rtt-dsim")
     with temporary_lab(cfg, listener=False):
-        env = dict(_child_env(), RAWTCP_HELPER_TOKEN="test-token")
+        env = dict(child_env(), RAWTCP_HELPER_TOKEN="test-token")
         srv = subprocess.Popen(["ip", "netns", "exec", cfg.server_ns, sys.executable, "-m",
                                 "rawtcp.script.syscall_helper", "--serve", f"{cfg.server_ip}:7700"],
                                env=env, stdout=subprocess.PIPE, text=True)

@@ -47,6 +47,10 @@ class ClosePool:
         link.close()  # not the last reference: returns at once
         self._queue.put(fd)
 
+    def close_fd(self, fd: int) -> None:
+        """Close a descriptor this pool now owns, without waiting here."""
+        self._queue.put(fd)
+
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until every close queued so far has completed: each thread must reach the barrier, so
         each has finished whatever it took from the queue before it."""

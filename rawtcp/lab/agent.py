@@ -1,5 +1,6 @@
-"""The runner's side of the system-call helper: start it inside a namespace (or reach a serving one over
-TCP, for ``--lab docker``), send requests, collect answers."""
+"""The client side of the system-call agent (docs/agent-protocol.md): start Linux's agent inside a
+namespace, reach a serving one over TCP (``--lab docker``) or any stack's agent on a socket; send
+requests, collect answers. The script runner, the scenarios and the stacks under test share it."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import time
 from typing import Any
 
 from rawtcp.lab.errors import LabError
-from rawtcp.lab.topology import _child_env
+from rawtcp.lab.process import child_env
 from rawtcp.proc import readline_with_timeout
 
 _START_TIMEOUT = 15.0
@@ -35,7 +36,7 @@ class HelperProcess:
         for remote in (script_ips or ())[1::2]:
             cmd += ["--script-remote-ip", remote]
         self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      env=_child_env())
+                                      env=child_env())
         self._replies: dict[int, dict[str, Any]] = {}
         self._cond = threading.Condition()
         self._next = 1
