@@ -34,8 +34,8 @@ from typing import Any
 
 from rawtcp.core import Endpoint, EndpointConfig, State
 from rawtcp.core.segment import Flags
-from rawtcp.wire.closer import ClosePool, raise_fd_limit
 from rawtcp.craft.spec import percentile
+from rawtcp.wire.closer import ClosePool, raise_fd_limit
 
 REQUEST = b"GET / rawtcp\r\n\r\n"  # 16 bytes; the echo listener sends them back
 LEAN_PORTS = (10000, 29999)  # below the kernel's ephemeral range, which the kernel baseline uses
