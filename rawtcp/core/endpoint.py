@@ -26,7 +26,6 @@ from rawtcp.core.events import (
     StateChanged,
     TimedOut,
 )
-from rawtcp.core.reassembly import Reassembly
 from rawtcp.core.rto import (
     CLOCK_GRANULARITY,
     RTO_INITIAL,
@@ -36,15 +35,26 @@ from rawtcp.core.rto import (
     Timer,
     TimerKind,
 )
-from rawtcp.core.sack import MAX_BLOCKS, MAX_BLOCKS_WITH_TS, SackReporter, Scoreboard
+from rawtcp.core.sack import MAX_BLOCKS, MAX_BLOCKS_WITH_TS
 from rawtcp.core.segment import Flags, Option, Segment
 from rawtcp.core.state import State
+from rawtcp.core.tcb import (
+    DEFAULT_PEER_MSS,
+    AckState,
+    Congestion,
+    LossProbe,
+    Negotiated,
+    ReceiveQueue,
+    ReceiveSequence,
+    Rtt,
+    SendQueue,
+    SendSequence,
+    Timers,
+)
 from rawtcp.core.transitions import Cause, defined, next_state
 
 S = State
 
-# RFC 9293 §3.7.1: the MSS a sender must assume when the peer's SYN carries no MSS option.
-DEFAULT_PEER_MSS = 536
 # The smallest peer MSS we send with: Linux's net.ipv4.tcp_min_snd_mss default, which stops a peer
 # announcing MSS 1 from making us cut the stream into one-byte segments.
 MIN_SND_MSS = 48
@@ -157,97 +167,49 @@ class EndpointConfig:
 
 
 class Endpoint:
-    """One connection. See the module docstring; every state change goes through ``_set_state``."""
+    """One connection. See the module docstring; every state change goes through ``_set_state``.
+
+    The TCB is grouped as RFC 9293 §3.3.1 and the RFCs after it name its parts (see ``core/tcb.py``):
+    ``snd`` (SND.UNA, SND.NXT …), ``sndq``, ``rcv`` (RCV.NXT, IRS, TS.Recent …), ``rcvq``, ``opts``,
+    ``cc``, ``tlp``, ``rtt``, ``timers`` and ``acks``. They hold positions, not wire numbers; callers
+    read the properties below.
+    """
 
     def __init__(self, config: EndpointConfig) -> None:
         self._cfg = config
         self._state = S.CLOSED
         self._used = False
+        self._passive = False
         self.trace: list[StateChanged] = []
         self._events: deque[Event] = deque()
         self.retransmits = 0
-        self._timer: Timer | None = None
-        self._rto = RtoEstimator(config.rto_initial, config.rto_min, config.rto_max)
-        self._remote_port = config.remote_port
-        self._iss = config.isn % sq.MOD
-        self._iss_time = 0.0             # when ISS was taken (the ISN clock's reading, RFC 9293 §3.4.1)
-        self._passive = False
-        self._reset_connection()
+        self._reset_connection(config.isn % sq.MOD, 0.0)
 
     # ------------------------------------------------------------------ per-connection variables
-    def _reset_connection(self) -> None:
+    def _reset_connection(self, iss: int, iss_time: float) -> None:
         """Fresh TCB contents (also used when SYN-RECEIVED falls back to LISTEN, RFC 9293 §3.10.7.4)."""
-        # send side, positions relative to ISS
-        self._una = 0                    # SND.UNA
-        self._nxt = 0                    # next position to transmit (rewound to SND.UNA after an RTO)
-        self._max = 0                    # SND.NXT of the RFC: one past the highest position ever sent
-        self._sndbuf = bytearray()       # data from position _buf_pos on (unacknowledged + unsent)
-        self._buf_pos = 1
-        self._data_end = 1               # one past the last data position queued by send()
-        self._fin_queued = False
-        self._fin_pos = -1               # position of our FIN once queued
-        self._snd_wnd = 0                # SND.WND, already scaled
-        self._max_snd_wnd = 0            # RFC 5961 §5.2 MAX.SND.WND
-        self._wl1 = 0                    # SND.WL1 / SND.WL2 (wire values)
-        self._wl2 = 0
-        self._peer_mss = DEFAULT_PEER_MSS
-        self._peer_wscale: int | None = None
-        self._ts_ok = False              # RFC 7323 §3.2: both SYNs carried TSopt
-        self._ts_recent = 0              # RFC 7323 §4.3 TS.Recent: the peer's TSval we echo
-        self._ts_recent_time = 0.0       # TS.Recent.Age's origin (RFC 7323 §5.5: PAWS after 24 days idle)
+        cfg = self._cfg
+        self._remote_port = cfg.remote_port
+        self.snd = SendSequence(iss, iss_time)
+        self.sndq = SendQueue()
+        self.rcv = ReceiveSequence(mss=min(cfg.mss, DEFAULT_PEER_MSS))
+        self.rcvq = ReceiveQueue()
+        self.opts = Negotiated()
+        self.cc = Congestion()
+        self.tlp = LossProbe()
+        # RFC 6298 §2.1: every connection starts from the initial RTO
+        self.rtt = Rtt(RtoEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max))
+        self.timers = Timers()
+        self.acks = AckState()
         self._seg_ts: tuple[int, int] | None = None  # TSopt of the segment being processed
-        self._last_ack_sent = 0          # RFC 7323 §4.3 Last.ACK.sent, a receive-side position
-        self._snd_wscale = 0
-        self._rcv_wscale = 0
-        self._resend_syn = False
-        self._syn_retransmitted = False
-        self._retries = 0
-        self._head_since = 0.0
-        self._probes = 0                 # zero-window probes sent since the window closed (backoff)
-        self._unanswered = 0             # probes sent since the peer last sent an ACK (give-up count)
-        self._last_heard = 0.0           # when the peer last sent an acceptable ACK
+        self._resend_syn = False         # our SYN(-ACK) is owed again (simultaneous open, duplicate SYN)
         self._sws_override = False       # the persist timer fired on a small window: send a runt once
-        self._last_challenge = float("-inf")  # when we last sent a rate-limited challenge ACK
-        self._ka_probes = 0              # keep-alive probes sent since the peer was last heard
-        self._ka_last = 0.0              # when the last keep-alive probe went out
-        # congestion control (RFC 5681, RFC 6582)
-        self._cwnd = 0
-        self._ssthresh = 1 << 30         # RFC 5681 §3.1: initially arbitrarily high
-        self._dupacks = 0
-        self._in_recovery = False
-        self._recover = 0
-        # SACK (RFC 2018 receiver, RFC 6675 sender)
-        self._sack_ok = False            # both SYNs carried SACK-permitted
-        self._scoreboard = Scoreboard()
-        self._high_rxt = 0               # RFC 6675 HighRxt: one past the highest retransmitted position
-        self._sack_report = SackReporter()
-        # tail loss probe (RFC 8985 §7)
-        self._arm_pto = False            # new data sent or ACKed: (re)start the probe timer
-        self._tlp_end: int | None = None  # TLP.end_seq: SND.NXT when the probe went out
-        self._tlp_retrans = False        # the probe was a retransmission
-        self._tlp_start = 0              # where the retransmitted probe began
-        self._tlp_flight = 0             # FlightSize when the probe went out
-        self._owed_sack: list[tuple[Option, ...]] = []  # SACK options of the owed pure ACKs, in order
-        # delayed ACK (RFC 9293 §3.8.6.3)
-        self._ack_deadline: float | None = None
-        self._unacked_rcv = 0            # in-order bytes received since our last ACK
-        self._rcv_mss = min(self._cfg.mss, DEFAULT_PEER_MSS)  # the peer's segment size, as seen
-        # RTT measurement (RFC 6298 §3 Karn: only segments sent once)
-        self._rtt_pos: int | None = None
-        self._rtt_time = 0.0
-        # receive side, positions relative to IRS
-        self._irs: int | None = None
-        self._rcv_pos = 0
-        self._rcvbuf = bytearray()
-        self._ooo = Reassembly()
-        self._rcv_fin_pos: int | None = None
-        self._peer_fin = False
-        self._last_adv = 0               # window (bytes) in the last segment we sent
-        self._rcv_edge = 0               # RCV.NXT + RCV.WND as last advertised (receiver SWS avoidance)
-        # output owed
-        self._ctl_out: list[Segment] = []
-        self._ack_now = False            # one ACK owed; any segment carrying ACK pays it
-        self._acks_owed = 0              # pure ACKs owed one per segment (dupacks, challenge ACKs)
+        self._ctl_out: list[Segment] = []  # RSTs, retransmissions and probes, ahead of new data
+
+    def _set_timer(self, timer: Timer | None) -> None:
+        """Start (or with None stop) the one tagged timer: retransmit, probe, persist, keep-alive or
+        time-wait. The only place it is written."""
+        self.timers.pending = timer
 
     # ------------------------------------------------------------------ read-only properties
     @property
@@ -260,57 +222,57 @@ class Endpoint:
 
     @property
     def iss(self) -> int:
-        return self._iss
+        return self.snd.iss
 
     @property
     def irs(self) -> int | None:
         """The peer's ISN, None until its SYN arrived."""
-        return self._irs
+        return self.rcv.irs
 
     @property
     def snd_una(self) -> int:
-        return sq.add(self._iss, self._una)
+        return sq.add(self.snd.iss, self.snd.una)
 
     @property
     def snd_nxt(self) -> int:
         """RFC 9293 SND.NXT: the next new sequence number (retransmissions don't move it back)."""
-        return sq.add(self._iss, self._max)
+        return sq.add(self.snd.iss, self.snd.nxt)
 
     @property
     def snd_wnd(self) -> int:
         """The peer's receive window in bytes (scaled)."""
-        return self._snd_wnd
+        return self.snd.wnd
 
     @property
     def rcv_nxt(self) -> int:
-        return 0 if self._irs is None else sq.add(self._irs, self._rcv_pos)
+        return 0 if self.rcv.irs is None else sq.add(self.rcv.irs, self.rcv.nxt)
 
     @property
     def rcv_wnd(self) -> int:
         """What we advertise, in bytes: the override, or honestly the free receive buffer space."""
         if self._cfg.window is not None:
             return max(0, self._cfg.window)
-        free = max(0, self._cfg.recv_buffer - len(self._rcvbuf))
-        return min(free, MAX_WINDOW_FIELD << self._rcv_wscale)
+        free = max(0, self._cfg.recv_buffer - len(self.rcvq.buf))
+        return min(free, MAX_WINDOW_FIELD << self.rcv.wscale)
 
     @property
     def sack_ok(self) -> bool:
         """Both SYNs carried SACK-permitted (RFC 2018 §2)."""
-        return self._sack_ok
+        return self.opts.sack
 
     @property
     def ts_ok(self) -> bool:
         """Both SYNs carried TSopt (RFC 7323 §3.2)."""
-        return self._ts_ok
+        return self.opts.ts
 
     @property
     def peer_mss(self) -> int:
-        return self._peer_mss
+        return self.opts.peer_mss
 
     @property
     def send_mss(self) -> int:
         # RFC 6691: the MSS counts no TCP options, so TSopt's 12 bytes (with NOPs) come off the payload.
-        return max(1, min(self._peer_mss, self._cfg.mss) - (TSOPT_LEN if self._ts_ok else 0))
+        return max(1, min(self.opts.peer_mss, self._cfg.mss) - (TSOPT_LEN if self.opts.ts else 0))
 
     @property
     def local_port(self) -> int:
@@ -322,51 +284,51 @@ class Endpoint:
 
     @property
     def readable(self) -> int:
-        return len(self._rcvbuf)
+        return len(self.rcvq.buf)
 
     @property
     def unsent(self) -> int:
-        return max(0, self._data_end - max(self._max, 1))
+        return max(0, self.sndq.data_end - max(self.snd.nxt, 1))
 
     @property
     def in_flight(self) -> int:
         """Sequence space sent and not yet acknowledged (SYN and FIN count one each)."""
-        return self._max - self._una
+        return self.snd.nxt - self.snd.una
 
     @property
     def peer_fin(self) -> bool:
-        return self._peer_fin
+        return self.rcvq.fin
 
     @property
     def rto(self) -> float:
-        return self._rto.rto
+        return self.rtt.estimator.rto
 
     @property
     def srtt(self) -> float | None:
-        return self._rto.srtt
+        return self.rtt.estimator.srtt
 
     @property
     def cwnd(self) -> int:
-        return self._cwnd
+        return self.cc.cwnd
 
     @property
     def ssthresh(self) -> int:
-        return self._ssthresh
+        return self.cc.ssthresh
 
     @property
     def snd_wscale(self) -> int:
         """Shift applied to the peer's window field (0 unless both SYNs carried WScale)."""
-        return self._snd_wscale
+        return self.snd.wscale
 
     @property
     def rcv_wscale(self) -> int:
         """Shift applied to our window field (0 unless both SYNs carried WScale)."""
-        return self._rcv_wscale
+        return self.rcv.wscale
 
     @property
     def timer(self) -> Timer | None:
         """The pending timer (kind and absolute deadline), if any."""
-        return self._timer
+        return self.timers.pending
 
     # ------------------------------------------------------------------ the one state changer
     def _set_state(self, cause: Cause, now: float) -> None:
@@ -379,27 +341,27 @@ class Endpoint:
         self._events.append(event)
         if new is S.TIME_WAIT:
             # RFC 9293 §3.10.7.4 eighth: start the time-wait timer, turn off the others.
-            self._timer = Timer(TimerKind.TIME_WAIT, now + self._cfg.msl2)
+            self._set_timer(Timer(TimerKind.TIME_WAIT, now + self._cfg.msl2))
         elif new is S.CLOSED:
-            self._timer = None
+            self._set_timer(None)
             self._ctl_out.clear()
-            self._ack_now = False
-            self._ack_deadline = None
-            self._acks_owed = 0
-            self._owed_sack.clear()
-            self._ooo.clear()
+            self.acks.now = False
+            self.acks.deadline = None
+            self.acks.owed = 0
+            self.acks.owed_sack.clear()
+            self.rcvq.ooo.clear()
 
     def _on_established(self) -> None:
         """Our SYN is acknowledged: set the initial congestion window."""
         mss = self.send_mss
-        if self._syn_retransmitted:
+        if self.timers.syn_retransmitted:
             # RFC 5681 §3.1: a lost SYN or SYN-ACK limits the initial window to one segment;
             # RFC 6298 §5.7: and RTO restarts at 3 s when no RTT sample exists.
-            self._cwnd = mss
-            self._rto.reset_after_syn_loss()
+            self.cc.cwnd = mss
+            self.rtt.estimator.reset_after_syn_loss()
         else:
             # RFC 6928 §2: IW = min(10*MSS, max(2*MSS, 14600)).
-            self._cwnd = min(10 * mss, max(2 * mss, 14600))
+            self.cc.cwnd = min(10 * mss, max(2 * mss, 14600))
 
     # ------------------------------------------------------------------ user calls (RFC 9293 §3.10.1-5)
     def open_active(self, now: float) -> None:
@@ -409,7 +371,7 @@ class Endpoint:
             raise TcpError("active open needs a remote port (EndpointConfig.remote_port)")
         self._used = True
         self._passive = False
-        self._iss_time = now
+        self.snd.iss_time = now
         self._set_state(Cause.OPEN_ACTIVE, now)
 
     def open_passive(self, now: float) -> None:
@@ -417,7 +379,7 @@ class Endpoint:
         self._check_fresh()
         self._used = True
         self._passive = True
-        self._iss_time = now
+        self.snd.iss_time = now
         self._set_state(Cause.OPEN_PASSIVE, now)
 
     def _check_fresh(self) -> None:
@@ -430,12 +392,12 @@ class Endpoint:
             raise TcpError("connection does not exist")
         if self._state is S.LISTEN:
             raise TcpError("connection not open (LISTEN): no peer yet")
-        if self._fin_queued or self._state not in (S.SYN_SENT, S.SYN_RECEIVED, S.ESTABLISHED, S.CLOSE_WAIT):
+        if self.sndq.fin_queued or self._state not in (S.SYN_SENT, S.SYN_RECEIVED, S.ESTABLISHED, S.CLOSE_WAIT):
             raise TcpError(f"connection closing (state {self._state}): cannot send")
-        room = max(0, self._cfg.send_buffer - len(self._sndbuf))
+        room = max(0, self._cfg.send_buffer - len(self.sndq.buf))
         chunk = bytes(data[:room])
-        self._sndbuf += chunk
-        self._data_end += len(chunk)
+        self.sndq.buf += chunk
+        self.sndq.data_end += len(chunk)
         return len(chunk)
 
     def shutdown(self, now: float) -> None:
@@ -447,8 +409,8 @@ class Endpoint:
             return  # FIN-WAIT-1/2, CLOSING, LAST-ACK, TIME-WAIT: already closing; a repeated close is a no-op
         if state in (S.SYN_RECEIVED, S.ESTABLISHED, S.CLOSE_WAIT):
             # RFC 9293 §3.10.4: the FIN goes after the queued data (LISTEN and SYN-SENT sent nothing to end).
-            self._fin_queued = True
-            self._fin_pos = self._data_end
+            self.sndq.fin_queued = True
+            self.sndq.fin_pos = self.sndq.data_end
         self._set_state(Cause.CLOSE, now)
 
     def close(self, now: float) -> None:
@@ -468,19 +430,19 @@ class Endpoint:
 
     def read(self, max_bytes: int = -1) -> bytes:
         """In-order received bytes; frees receive buffer (and may owe a window update ACK)."""
-        n = len(self._rcvbuf) if max_bytes < 0 else min(max_bytes, len(self._rcvbuf))
-        data = bytes(self._rcvbuf[:n])
-        del self._rcvbuf[:n]
-        if n and self._state in (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2) and not self._peer_fin:
+        n = len(self.rcvq.buf) if max_bytes < 0 else min(max_bytes, len(self.rcvq.buf))
+        data = bytes(self.rcvq.buf[:n])
+        del self.rcvq.buf[:n]
+        if n and self._state in (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2) and not self.rcvq.fin:
             # RFC 9293 §3.8.6.2.2 (receiver SWS avoidance): announce the window once it reopens to
             # a full segment, or the peer, seeing a window under one MSS, waits for its persist timer.
             threshold = self._sws_step()
-            if self._last_adv < threshold <= self._advertisable():
-                self._ack_now = True
+            if self.rcv.adv_wnd < threshold <= self._advertisable():
+                self.acks.now = True
         return data
 
     def _advertisable(self) -> int:
-        return (min(self._sws_window() >> self._rcv_wscale, MAX_WINDOW_FIELD)) << self._rcv_wscale
+        return (min(self._sws_window() >> self.rcv.wscale, MAX_WINDOW_FIELD)) << self.rcv.wscale
 
     # ------------------------------------------------------------------ events and timers
     def next_event(self) -> Event | None:
@@ -488,18 +450,18 @@ class Endpoint:
 
     def next_timer(self) -> float | None:
         """The earliest deadline: the endpoint's one timer, or a delayed ACK falling due before it."""
-        deadlines = [d for d in (self._ack_deadline, None if self._timer is None else self._timer.deadline)
-                     if d is not None]
+        pending = self.timers.pending
+        deadlines = [d for d in (self.acks.deadline, None if pending is None else pending.deadline) if d is not None]
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:
-        if self._ack_deadline is not None and now >= self._ack_deadline:
-            self._ack_deadline = None
-            self._ack_now = True  # the delayed ACK is due
-        timer = self._timer
+        if self.acks.deadline is not None and now >= self.acks.deadline:
+            self.acks.deadline = None
+            self.acks.now = True  # the delayed ACK is due
+        timer = self.timers.pending
         if timer is None or now < timer.deadline:
             return
-        self._timer = None
+        self._set_timer(None)
         if timer.kind is TimerKind.TIME_WAIT:
             self._set_state(Cause.TIME_WAIT_EXPIRED, now)
         elif timer.kind is TimerKind.RETRANSMIT:
@@ -515,34 +477,34 @@ class Endpoint:
     def _on_keepalive_timeout(self, now: float) -> None:
         """RFC 9293 §3.8.4 / RFC 1122 §4.2.3.6: probe an idle connection with SEG.SEQ = SND.NXT - 1 and no
         data (Linux's probe), which the peer must answer; reset it after keepalive_probes go unanswered."""
-        if self._ka_probes >= self._cfg.keepalive_probes:
+        if self.timers.ka_probes >= self._cfg.keepalive_probes:
             rst = Segment(self.local_port, self._remote_port, self.snd_nxt, 0, Flags.RST)
-            self._events.append(TimedOut(now, "keepalive", self._ka_probes, now - self._last_heard))
+            self._events.append(TimedOut(now, "keepalive", self.timers.ka_probes, now - self.timers.last_heard))
             self._set_state(Cause.KEEPALIVE_TIMEOUT, now)
             self._ctl_out.append(rst)
             return
-        self._ka_probes += 1
-        self._ka_last = now
+        self.timers.ka_probes += 1
+        self.timers.ka_last = now
         self._ctl_out.append(self._ack_segment(seqno=sq.add(self.snd_nxt, -1)))
 
     def _keepalive_timer(self) -> Timer | None:
         idle = self._cfg.keepalive
         if idle is None or self._state not in (S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_2):
             return None
-        if self._ka_probes == 0:
-            return Timer(TimerKind.KEEPALIVE, self._last_heard + idle)
-        return Timer(TimerKind.KEEPALIVE, self._ka_last + self._cfg.keepalive_interval)
+        if self.timers.ka_probes == 0:
+            return Timer(TimerKind.KEEPALIVE, self.timers.last_heard + idle)
+        return Timer(TimerKind.KEEPALIVE, self.timers.ka_last + self._cfg.keepalive_interval)
 
     def _pto_allowed(self) -> bool:
         """RFC 8985 §7.2: a loss probe needs SACK, no loss recovery or timeout recovery under way, and
         no probe already outstanding."""
-        return (self._sack_ok and self._state in _SENDING and self._una >= 1 and not self._in_recovery
-                and self._retries == 0 and self._tlp_end is None and self._nxt >= self._max)
+        return (self.opts.sack and self._state in _SENDING and self.snd.syn_acked and not self.cc.in_recovery
+                and self.timers.retries == 0 and self.tlp.end is None and self.snd.resend_from >= self.snd.nxt)
 
     def _pto(self) -> float:
         """RFC 8985 §7.2: PTO = 2 * SRTT, plus the worst-case delayed ACK when one segment is in flight;
         1 s before any RTT sample."""
-        srtt = self._rto.srtt
+        srtt = self.srtt
         if srtt is None:
             return 1.0
         pto = 2 * srtt
@@ -553,100 +515,100 @@ class Endpoint:
     def _on_probe_timeout(self, now: float) -> None:
         """RFC 8985 §7.3: send one new segment if the window allows, else resend the last one; then the
         RTO timer runs again."""
-        if self._max == self._una:
+        if self.snd.nxt == self.snd.una:
             return
         mss = self.send_mss
-        room = self._una + self._snd_wnd - self._max
+        room = self.snd.una + self.snd.wnd - self.snd.nxt
         segment: Segment | None = None
-        if self._data_end > self._max and room > 0:
-            pos = self._max
-            n = min(mss, self._data_end - pos, room)
-            fin = self._fin_queued and pos + n == self._fin_pos
+        if self.sndq.data_end > self.snd.nxt and room > 0:
+            pos = self.snd.nxt
+            n = min(mss, self.sndq.data_end - pos, room)
+            fin = self.sndq.fin_queued and pos + n == self.sndq.fin_pos
             out: list[Segment] = []
             self._transmit(self._data_segment(pos, n, fin, psh=True), pos, now, out)
             self._ctl_out += out
-            self._tlp_retrans = False
+            self.tlp.retrans = False
         else:
-            holes = self._scoreboard.holes(self._una, self._max)
+            holes = self.cc.scoreboard.holes(self.snd.una, self.snd.nxt)
             if holes:
                 start, end = holes[-1]
-                sent_data_end = min(end, self._data_end)
+                sent_data_end = min(end, self.sndq.data_end)
                 segment = self._segment_at(max(start, sent_data_end - mss) if sent_data_end > start else start)
             if segment is None:
                 return
             self._emit_retransmission(segment, now, "tlp")
-            self._tlp_retrans = True
-            self._tlp_start = self._una + sq.diff(segment.seq, self.snd_una)
-        self._tlp_end = self._max
-        self._tlp_flight = self._max - self._una - self._scoreboard.sacked
-        self._timer = Timer(TimerKind.RETRANSMIT, now + self._rto.rto)
+            self.tlp.retrans = True
+            self.tlp.start = self.snd.una + sq.diff(segment.seq, self.snd_una)
+        self.tlp.end = self.snd.nxt
+        self.tlp.flight = self.snd.nxt - self.snd.una - self.cc.scoreboard.sacked
+        self._set_timer(Timer(TimerKind.RETRANSMIT, now + self.rto))
 
     def _on_tlp_ack(self, seg: Segment, ack_pos: int) -> None:
         """RFC 8985 §7.4: once the ACKs reach past the probe, a probe that was a retransmission and is
         not reported as a duplicate (D-SACK, RFC 2883) repaired a loss: respond as to a fast
         retransmit, ssthresh = cwnd = FlightSize / 2 (RFC 5681 eq. (4))."""
-        if self._tlp_end is None or ack_pos < self._tlp_end:
+        if self.tlp.end is None or ack_pos < self.tlp.end:
             return
-        start, end = self._tlp_start, self._tlp_end
-        self._tlp_end = None
-        if not self._tlp_retrans:
+        start, end = self.tlp.start, self.tlp.end
+        self.tlp.end = None
+        if not self.tlp.retrans:
             return
         for left, right in seg.sack_blocks:
-            lo = self._una + sq.diff(left, self.snd_una)
-            hi = self._una + sq.diff(right, self.snd_una)
+            lo = self.snd.una + sq.diff(left, self.snd_una)
+            hi = self.snd.una + sq.diff(right, self.snd_una)
             if hi <= ack_pos and lo < end and hi > start:
                 return  # a D-SACK for the probe: the original arrived, nothing was lost
         mss = self.send_mss
-        self._ssthresh = max(self._tlp_flight // 2, 2 * mss)
-        self._cwnd = min(self._cwnd, self._ssthresh)
+        self.cc.ssthresh = max(self.tlp.flight // 2, 2 * mss)
+        self.cc.cwnd = min(self.cc.cwnd, self.cc.ssthresh)
 
     def _on_retransmit_timeout(self, now: float) -> None:
-        if self._max == self._una:
+        if self.snd.nxt == self.snd.una:
             return
         what = self._head_name()
         # The peer shrank its window to zero under data in flight: our retransmissions are window probes
         # now, and a peer that keeps answering is alive, so they don't count toward giving up (Linux).
-        shrunk = self._una >= 1 and self._snd_wnd == 0 and now - self._last_heard <= self._cfg.rto_max
-        if self._retries >= self._cfg.max_retries and not shrunk:
-            self._events.append(TimedOut(now, what, self._retries, now - self._head_since))
+        shrunk = self.snd.syn_acked and self.snd.wnd == 0 and now - self.timers.last_heard <= self._cfg.rto_max
+        if self.timers.retries >= self._cfg.max_retries and not shrunk:
+            self._events.append(TimedOut(now, what, self.timers.retries, now - self.timers.head_since))
             self._set_state(Cause.TIMEOUT, now)
             return
         if not shrunk:
-            self._retries += 1
-        if self._una == 0:
-            self._syn_retransmitted = True
+            self.timers.retries += 1
+        if not self.snd.syn_acked:
+            self.timers.syn_retransmitted = True
         # RFC 6298 §5.5 back off; §5.6 restart with the new RTO (done by _rearm).
-        self._rto.backoff()
+        self.rtt.estimator.backoff()
         mss = self.send_mss
-        if self._una > 0:
+        if self.snd.syn_acked:
             # RFC 5681 §3.1 eq. (4) and: cwnd = LW = 1 SMSS after a retransmission timeout.
-            self._ssthresh = max(self.in_flight // 2, 2 * mss)
-            self._cwnd = mss
+            self.cc.ssthresh = max(self.in_flight // 2, 2 * mss)
+            self.cc.cwnd = mss
         # RFC 6582 §4 / RFC 6675 §5.1: after a timeout, recover = highest sent, leave fast recovery.
-        self._recover = self._max
-        self._in_recovery = False
-        self._dupacks = 0
-        self._high_rxt = self._una
-        self._tlp_end = None
-        if self._retries >= 2:
+        self.cc.recover = self.snd.nxt
+        self.cc.in_recovery = False
+        self.cc.dupacks = 0
+        self.cc.high_rxt = self.snd.una
+        self.tlp.end = None
+        if self.timers.retries >= 2:
             # RFC 2018 §8 / RFC 6675 §5.1: the peer may have reneged on what it SACKed; like Linux, keep
             # the scoreboard after one timeout but not after a second in a row.
-            self._scoreboard.clear()
+            self.cc.scoreboard.clear()
         segment = self._head_segment()
         # Go back: resume sending right after the retransmitted segment, within cwnd.
-        self._nxt = self._una + segment.seg_len
+        self.snd.resend_from = self.snd.una + segment.seg_len
         self._emit_retransmission(segment, now, "rto")
 
     def _on_persist_timeout(self, now: float) -> None:
         if not self._needs_persist():
             return
-        if self._unanswered >= self._cfg.max_retries:
-            self._events.append(TimedOut(now, "window probe", self._unanswered, now - self._head_since))
+        if self.timers.unanswered >= self._cfg.max_retries:
+            self._events.append(TimedOut(now, "window probe", self.timers.unanswered, now - self.timers.head_since))
             self._set_state(Cause.TIMEOUT, now)
             return
-        self._probes += 1
-        self._unanswered += 1
-        if self._snd_wnd > 0:
+        self.timers.probes += 1
+        self.timers.unanswered += 1
+        if self.snd.wnd > 0:
             # RFC 9293 §3.8.6.2.1 (4): the override timeout; send what fits the small window (Linux's
             # tcp_write_wakeup does the same from its probe timer).
             self._sws_override = True
@@ -656,16 +618,16 @@ class Endpoint:
         self._ctl_out.append(self._ack_segment(seqno=sq.add(self.snd_una, -1)))
 
     def _persist_interval(self) -> float:
-        return min(self._rto.rto * (1 << min(self._probes, 16)), self._cfg.rto_max)
+        return min(self.rto * (1 << min(self.timers.probes, 16)), self._cfg.rto_max)
 
     def _needs_persist(self) -> bool:
         """Nothing in flight, data queued, and a window too small to send it into: zero, or under SMSS,
         the queue and half the largest window (sender SWS avoidance, RFC 9293 §3.8.6.2.1)."""
-        if not (self._state in _SENDING and self._una >= 1 and self._max == self._una
-                and self._data_end > self._max):
+        if not (self._state in _SENDING and self.snd.syn_acked and self.snd.nxt == self.snd.una
+                and self.sndq.data_end > self.snd.nxt):
             return False
-        wnd = self._snd_wnd
-        return wnd == 0 or (wnd < min(self.send_mss, self._data_end - self._max) and 2 * wnd < self._max_snd_wnd)
+        wnd = self.snd.wnd
+        return wnd == 0 or (wnd < min(self.send_mss, self.sndq.data_end - self.snd.nxt) and 2 * wnd < self.snd.max_wnd)
 
     def _rearm(self, now: float) -> None:
         """Keep the single timer consistent with what is outstanding (RFC 6298 §5.1, §5.2)."""
@@ -673,42 +635,43 @@ class Endpoint:
         if state is S.TIME_WAIT:
             return
         if state in (S.CLOSED, S.LISTEN):
-            self._timer = None
+            self._set_timer(None)
             return
-        if self._max > self._una:
-            if self._arm_pto and self._pto_allowed():
+        pending = self.timers.pending
+        if self.snd.nxt > self.snd.una:
+            if self.tlp.arm and self._pto_allowed():
                 # RFC 8985 §7.2: after new data went out or new data was ACKed, the loss probe timer,
                 # never later than the RTO would fire.
-                rto_deadline = now + self._rto.rto
-                if self._timer is not None and self._timer.kind is TimerKind.RETRANSMIT:
-                    rto_deadline = self._timer.deadline
-                self._timer = Timer(TimerKind.PROBE, min(now + self._pto(), rto_deadline))
-                if self._retries == 0:
-                    self._head_since = now
-            elif self._timer is None or self._timer.kind not in (TimerKind.RETRANSMIT, TimerKind.PROBE):
-                self._timer = Timer(TimerKind.RETRANSMIT, now + self._rto.rto)
-                if self._retries == 0:
-                    self._head_since = now
-            self._arm_pto = False
+                rto_deadline = now + self.rto
+                if pending is not None and pending.kind is TimerKind.RETRANSMIT:
+                    rto_deadline = pending.deadline
+                self._set_timer(Timer(TimerKind.PROBE, min(now + self._pto(), rto_deadline)))
+                if self.timers.retries == 0:
+                    self.timers.head_since = now
+            elif pending is None or pending.kind not in (TimerKind.RETRANSMIT, TimerKind.PROBE):
+                self._set_timer(Timer(TimerKind.RETRANSMIT, now + self.rto))
+                if self.timers.retries == 0:
+                    self.timers.head_since = now
+            self.tlp.arm = False
         elif self._needs_persist():
-            if self._timer is None or self._timer.kind is not TimerKind.PERSIST:
-                if self._unanswered == 0:
-                    self._head_since = now
-                self._timer = Timer(TimerKind.PERSIST, now + self._persist_interval())
+            if pending is None or pending.kind is not TimerKind.PERSIST:
+                if self.timers.unanswered == 0:
+                    self.timers.head_since = now
+                self._set_timer(Timer(TimerKind.PERSIST, now + self._persist_interval()))
         else:
-            self._timer = self._keepalive_timer()
+            self._set_timer(self._keepalive_timer())
 
     # ------------------------------------------------------------------ segment building
     def _window_field(self, syn: bool = False) -> int:
         if syn:
             # RFC 7323 §2.2: the window in a SYN or SYN-ACK is never scaled.
             field = min(self.rcv_wnd, MAX_WINDOW_FIELD)
-            self._last_adv = field
+            self.rcv.adv_wnd = field
         else:
-            field = min(self._sws_window() >> self._rcv_wscale, MAX_WINDOW_FIELD)
-            self._last_adv = field << self._rcv_wscale
+            field = min(self._sws_window() >> self.rcv.wscale, MAX_WINDOW_FIELD)
+            self.rcv.adv_wnd = field << self.rcv.wscale
         # the peer's first data byte is IRS + 1: position 1, also before its SYN arrived
-        self._rcv_edge = max(self._rcv_pos, 1) + self._last_adv
+        self.rcv.adv_edge = max(self.rcv.nxt, 1) + self.rcv.adv_wnd
         return field
 
     def _sws_window(self) -> int:
@@ -717,8 +680,8 @@ class Endpoint:
         free = self.rcv_wnd
         if self._cfg.window is not None:
             return free
-        current = min(max(0, self._rcv_edge - self._rcv_pos), free)
-        room = self._cfg.recv_buffer - len(self._rcvbuf)  # RCV.BUFF - RCV.USER, before the field's cap
+        current = min(max(0, self.rcv.adv_edge - self.rcv.nxt), free)
+        room = self._cfg.recv_buffer - len(self.rcvq.buf)  # RCV.BUFF - RCV.USER, before the field's cap
         return free if room - current >= self._sws_step() else current
 
     def _sws_step(self) -> int:
@@ -727,27 +690,27 @@ class Endpoint:
     def _syn_segment(self) -> Segment:
         options: list[Option] = [("MSS", self._cfg.mss)]
         # RFC 2018 §2: SACK-permitted in a SYN; in a SYN-ACK only if the peer's SYN had it.
-        if self._cfg.sack and (self._irs is None or self._sack_ok):
+        if self._cfg.sack and (self.rcv.irs is None or self.opts.sack):
             options.append(("SAckOK", b""))
         # RFC 7323 §2.2: offer WScale in a SYN; in a SYN-ACK only if the peer's SYN offered it.
-        offer = self._cfg.wscale is not None and (self._irs is None or self._peer_wscale is not None)
+        offer = self._cfg.wscale is not None and (self.rcv.irs is None or self.opts.peer_wscale is not None)
         if offer:
             options += [("NOP", None), ("WScale", min(max(self._cfg.wscale or 0, 0), MAX_WSCALE))]
-        if self._irs is None:
-            return Segment(self.local_port, self._remote_port, self._iss, 0, Flags.SYN,
+        if self.rcv.irs is None:
+            return Segment(self.local_port, self._remote_port, self.snd.iss, 0, Flags.SYN,
                            self._window_field(syn=True), tuple(options))
-        return Segment(self.local_port, self._remote_port, self._iss, self.rcv_nxt, Flags.SYN | Flags.ACK,
+        return Segment(self.local_port, self._remote_port, self.snd.iss, self.rcv_nxt, Flags.SYN | Flags.ACK,
                        self._window_field(syn=True), tuple(options))
 
     def _data_segment(self, pos: int, n: int, fin: bool, psh: bool) -> Segment:
-        start = pos - self._buf_pos
-        payload = bytes(self._sndbuf[start:start + n])
+        start = pos - self.sndq.buf_pos
+        payload = bytes(self.sndq.buf[start:start + n])
         flags = Flags.ACK
         if fin:
             flags |= Flags.FIN
         if psh and n:
             flags |= Flags.PSH
-        return Segment(self.local_port, self._remote_port, sq.add(self._iss, pos), self.rcv_nxt, flags,
+        return Segment(self.local_port, self._remote_port, sq.add(self.snd.iss, pos), self.rcv_nxt, flags,
                        self._window_field(), (), payload)
 
     def _ack_segment(self, seqno: int | None = None) -> Segment:
@@ -757,34 +720,34 @@ class Endpoint:
 
     def _head_segment(self) -> Segment:
         """The segment starting at SND.UNA, as it is retransmitted."""
-        if self._una == 0:
+        if not self.snd.syn_acked:
             return self._syn_segment()
-        sent_data_end = min(self._max, self._data_end)
-        n = max(0, min(self.send_mss, sent_data_end - self._una))
-        fin = self._fin_queued and self._una + n == self._fin_pos and self._max > self._fin_pos
-        return self._data_segment(self._una, n, fin, psh=self._una + n == sent_data_end)
+        sent_data_end = min(self.snd.nxt, self.sndq.data_end)
+        n = max(0, min(self.send_mss, sent_data_end - self.snd.una))
+        fin = self.sndq.fin_queued and self.snd.una + n == self.sndq.fin_pos and self.snd.nxt > self.sndq.fin_pos
+        return self._data_segment(self.snd.una, n, fin, psh=self.snd.una + n == sent_data_end)
 
     def _head_name(self) -> str:
-        if self._una == 0:
-            return "SYN" if self._irs is None else "SYN-ACK"
-        if self._fin_queued and self._una == self._fin_pos:
+        if not self.snd.syn_acked:
+            return "SYN" if self.rcv.irs is None else "SYN-ACK"
+        if self.sndq.fin_queued and self.snd.una == self.sndq.fin_pos:
             return "FIN"
         return "data"
 
     def _emit_retransmission(self, segment: Segment, now: float, reason: str) -> None:
         self.retransmits += 1
-        self._rtt_pos = None  # RFC 6298 §3 (Karn): never time a retransmitted segment
+        self.rtt.timed_pos = None  # RFC 6298 §3 (Karn): never time a retransmitted segment
         self._ctl_out.append(segment)
         self._events.append(Retransmission(now, segment, reason))
 
     def _owe_ack(self) -> None:
-        if self._acks_owed >= MAX_OWED_ACKS:
+        if self.acks.owed >= MAX_OWED_ACKS:
             return
-        self._acks_owed += 1
-        if self._sack_ok and self._irs is not None:
+        self.acks.owed += 1
+        if self.opts.sack and self.rcv.irs is not None:
             # Each duplicate ACK reports the blocks as they stood when its segment arrived, so the
             # sender sees new SACK information in every one (RFC 2018 §4, RFC 6675 §2).
-            self._owed_sack.append(self._sack_option(self._sack_limit()))
+            self.acks.owed_sack.append(self._sack_option(self._sack_limit()))
 
     def _owe_challenge_ack(self, seg: Segment, now: float) -> None:
         """An ACK for a segment we drop (out of window, a challenge per RFC 5961 §3.2/§4.2/§5.2, or
@@ -792,26 +755,26 @@ class Endpoint:
         except for segments with data or FIN, which cannot be part of an ACK loop."""
         interval = self._cfg.challenge_ack_interval
         if interval is not None and (seg.seg_len == 0 or seg.has(Flags.SYN)):
-            if now - self._last_challenge < interval:
+            if now - self.acks.last_challenge < interval:
                 return
-            self._last_challenge = now
+            self.acks.last_challenge = now
         self._owe_ack()
 
     def _sack_limit(self) -> int:
-        return MAX_BLOCKS_WITH_TS if self._ts_ok else MAX_BLOCKS
+        return MAX_BLOCKS_WITH_TS if self.opts.ts else MAX_BLOCKS
 
     def _sack_option(self, limit: int) -> tuple[Option, ...]:
         """NOP, NOP, SACK with the blocks due now (RFC 2018 §4), or nothing."""
-        blocks = self._sack_report.blocks(self._ooo.blocks(), limit) if limit > 0 else []
-        if not blocks or self._irs is None:
+        blocks = self.rcvq.sack_report.blocks(self.rcvq.ooo.blocks(), limit) if limit > 0 else []
+        if not blocks or self.rcv.irs is None:
             return ()
-        edges = tuple(sq.add(self._irs, p) for block in blocks for p in block)
+        edges = tuple(sq.add(self.rcv.irs, p) for block in blocks for p in block)
         return (("NOP", None), ("NOP", None), ("SAck", edges))
 
     def segments_to_send(self, now: float) -> list[Segment]:
         """Everything due now: RSTs and retransmissions, pure ACKs owed, then new SYN/data/FIN."""
         state = self._state
-        if self._resend_syn and self._max > 0 and state not in (S.CLOSED, S.LISTEN):
+        if self._resend_syn and self.snd.nxt > 0 and state not in (S.CLOSED, S.LISTEN):
             # Our SYN(-ACK) again: simultaneous open (RFC 9293 §3.10.7.3) or a duplicate SYN. It is a
             # retransmission of ISS, so Karn's rule applies to it (RFC 6298 §3).
             self._resend_syn = False
@@ -819,71 +782,71 @@ class Endpoint:
         out = self._ctl_out
         self._ctl_out = []
         if state in (S.CLOSED, S.LISTEN):
-            self._ack_now = False
-            self._acks_owed = 0
-            self._owed_sack.clear()
+            self.acks.now = False
+            self.acks.owed = 0
+            self.acks.owed_sack.clear()
             return out
         fresh: list[Segment] = []
         if state is not S.TIME_WAIT:
             fresh = self._fill(now)
-        pure = self._acks_owed
-        if not pure and self._ack_now and not any(s.has(Flags.ACK) for s in out + fresh):
+        pure = self.acks.owed
+        if not pure and self.acks.now and not any(s.has(Flags.ACK) for s in out + fresh):
             pure = 1
-        if self._irs is not None and state is not S.SYN_SENT:
+        if self.rcv.irs is not None and state is not S.SYN_SENT:
             for i in range(pure):
                 ack = self._ack_segment()
-                if i < len(self._owed_sack):
+                if i < len(self.acks.owed_sack):
                     ack = Segment(ack.sport, ack.dport, ack.seq, ack.ack, ack.flags, ack.window,
-                                  self._owed_sack[i])
+                                  self.acks.owed_sack[i])
                 out.append(ack)
-        self._ack_now = False
-        self._acks_owed = 0
-        self._owed_sack.clear()
+        self.acks.now = False
+        self.acks.owed = 0
+        self.acks.owed_sack.clear()
         out += fresh
         self._rearm(now)
         if any(seg.has(Flags.ACK) for seg in out):
-            self._last_ack_sent = self._rcv_pos
-            self._ack_deadline = None  # the owed ACK went out, piggybacked or alone
-            self._unacked_rcv = 0
+            self.rcv.last_ack_sent = self.rcv.nxt
+            self.acks.deadline = None  # the owed ACK went out, piggybacked or alone
+            self.acks.unacked = 0
         return [self._with_options(seg, now) for seg in out]
 
     def _fill(self, now: float) -> list[Segment]:
         """New (and go-back) transmissions within min(cwnd, SND.WND) (RFC 9293 §3.8.6, RFC 5681)."""
         out: list[Segment] = []
-        if self._nxt == 0:
-            if self._state in (S.SYN_SENT, S.SYN_RECEIVED, S.FIN_WAIT_1) and self._una == 0:
+        if self.snd.nxt == 0:  # nothing sent yet: our SYN(-ACK) goes first
+            if self._state in (S.SYN_SENT, S.SYN_RECEIVED, S.FIN_WAIT_1) and not self.snd.syn_acked:
                 # The first SYN(-ACK) also answers a SYN that came before it left: no second copy.
                 self._resend_syn = False
                 self._transmit(self._syn_segment(), 0, now, out)
             return out
-        if self._una < 1 or self._state not in _SENDING:
+        if not self.snd.syn_acked or self._state not in _SENDING:
             return out
         mss = self.send_mss
-        if self._in_recovery and self._sack_ok:
+        if self.cc.in_recovery and self.opts.sack:
             self._fill_recovery(now, out)
             return self._mark_psh(out)
-        board = self._scoreboard
-        for _ in range(1 << 20):  # bounded: each pass advances _nxt or stops
-            pos = self._nxt
+        board = self.cc.scoreboard
+        for _ in range(1 << 20):  # bounded: each pass advances snd.resend_from or stops
+            pos = self.snd.resend_from
             sacked = 0
-            if self._sack_ok:
-                if pos < self._max:
+            if self.opts.sack:
+                if pos < self.snd.nxt:
                     # Going back after a timeout: what the peer SACKed needs no resending (RFC 6675 §5.1).
-                    pos = self._nxt = board.skip(pos)
+                    pos = self.snd.resend_from = board.skip(pos)
                 # SACKed bytes have left the network: they use no congestion window (RFC 6675 pipe; with
                 # the first duplicates this is RFC 3042's limited transmit)
-                sacked = board.sacked_between(self._una, pos)
-            avail = max(0, self._data_end - pos)
-            usable = min(self._cwnd - (pos - self._una - sacked), self._snd_wnd - (pos - self._una))
+                sacked = board.sacked_between(self.snd.una, pos)
+            avail = max(0, self.sndq.data_end - pos)
+            usable = min(self.cc.cwnd - (pos - self.snd.una - sacked), self.snd.wnd - (pos - self.snd.una))
             n = max(0, min(avail, mss, usable))
-            if self._sack_ok and pos < self._max and (limit := board.next_sacked(pos)) is not None:
+            if self.opts.sack and pos < self.snd.nxt and (limit := board.next_sacked(pos)) is not None:
                 n = min(n, limit - pos)
-            if 0 < n < mss and pos >= self._max and not self._may_send_runt(n, avail, pos):
+            if 0 < n < mss and pos >= self.snd.nxt and not self._may_send_runt(n, avail, pos):
                 n = 0
-            fin = self._fin_queued and pos + n == self._fin_pos
+            fin = self.sndq.fin_queued and pos + n == self.sndq.fin_pos
             if n == 0 and not fin:
                 break
-            is_last = pos + n >= self._data_end
+            is_last = pos + n >= self.sndq.data_end
             seg = self._data_segment(pos, n, fin, psh=is_last)
             self._transmit(seg, pos, now, out)
         return self._mark_psh(out)
@@ -894,11 +857,11 @@ class Endpoint:
         peer offered, or (4) the override timeout fired; Nagle (RFC 896) holds a short tail while
         data is unacknowledged, unless a FIN goes with it (as Linux does)."""
         if n == avail:
-            fin = self._fin_queued and pos + n == self._fin_pos
-            return not (self._cfg.nagle and self._max > self._una and not fin)
-        if self._max > self._una:
+            fin = self.sndq.fin_queued and pos + n == self.sndq.fin_pos
+            return not (self._cfg.nagle and self.snd.nxt > self.snd.una and not fin)
+        if self.snd.nxt > self.snd.una:
             return False  # limited by window or cwnd with data in flight: an ACK will come
-        if 2 * n >= self._max_snd_wnd or self._sws_override:
+        if 2 * n >= self.snd.max_wnd or self._sws_override:
             self._sws_override = False
             return True
         return False
@@ -918,21 +881,21 @@ class Endpoint:
     def _fill_recovery(self, now: float, out: list[Segment]) -> None:
         """RFC 6675 §5 (C): while cwnd - pipe >= 1 SMSS, send what NextSeg names."""
         mss = self.send_mss
-        board = self._scoreboard
+        board = self.cc.scoreboard
         for _ in range(1 << 20):
             edge = board.lost_edge(self._dupthresh, mss)
-            if self._cwnd - board.pipe(self._una, self._max, edge, self._high_rxt) < mss:
+            if self.cc.cwnd - board.pipe(self.snd.una, self.snd.nxt, edge, self.cc.high_rxt) < mss:
                 return
             found = self._next_seg(edge)
             if found is None:
                 return
             pos, seg = found
-            if pos >= self._max:
+            if pos >= self.snd.nxt:
                 self._transmit(seg, pos, now, out)
             else:
-                self._high_rxt = max(self._high_rxt, pos + seg.seg_len)
+                self.cc.high_rxt = max(self.cc.high_rxt, pos + seg.seg_len)
                 self.retransmits += 1
-                self._rtt_pos = None  # RFC 6298 §3 (Karn)
+                self.rtt.timed_pos = None  # RFC 6298 §3 (Karn)
                 self._events.append(Retransmission(now, seg, "sack"))
                 out.append(seg)
 
@@ -940,20 +903,20 @@ class Endpoint:
         """RFC 6675 §4 NextSeg: (1) the first lost un-SACKed segment above HighRxt, (2) new data, (3)
         an un-SACKed segment above HighRxt below the highest SACKed octet. (The optional rescue
         retransmission, rule (4), is left out: the RTO covers that case.)"""
-        board = self._scoreboard
-        holes = board.holes(max(self._high_rxt, self._una), self._max)
+        board = self.cc.scoreboard
+        holes = board.holes(max(self.cc.high_rxt, self.snd.una), self.snd.nxt)
         if holes and edge is not None and holes[0][0] < edge:
             seg = self._segment_at(holes[0][0])
             if seg is not None:
                 return holes[0][0], seg
-        pos = self._max
-        avail = max(0, self._data_end - pos)
-        n = max(0, min(avail, self.send_mss, self._snd_wnd - (pos - self._una)))
+        pos = self.snd.nxt
+        avail = max(0, self.sndq.data_end - pos)
+        n = max(0, min(avail, self.send_mss, self.snd.wnd - (pos - self.snd.una)))
         if 0 < n < min(avail, self.send_mss):
             n = 0  # RFC 9293 §3.8.6.2.1: no runts while data is outstanding
-        fin = self._fin_queued and pos + n == self._fin_pos and pos <= self._fin_pos
+        fin = self.sndq.fin_queued and pos + n == self.sndq.fin_pos and pos <= self.sndq.fin_pos
         if n or fin:
-            return pos, self._data_segment(pos, n, fin, psh=pos + n >= self._data_end)
+            return pos, self._data_segment(pos, n, fin, psh=pos + n >= self.sndq.data_end)
         highest = board.highest()
         if holes and highest is not None and holes[0][0] < highest:
             seg = self._segment_at(holes[0][0])
@@ -963,18 +926,18 @@ class Endpoint:
 
     def _transmit(self, seg: Segment, pos: int, now: float, out: list[Segment]) -> None:
         end = pos + seg.seg_len
-        if pos < self._max:
+        if pos < self.snd.nxt:
             self.retransmits += 1
-            self._rtt_pos = None
+            self.rtt.timed_pos = None
             self._events.append(Retransmission(now, seg, "rto"))
         else:
-            self._arm_pto = True
-            if self._rtt_pos is None:
+            self.tlp.arm = True
+            if self.rtt.timed_pos is None:
                 # RFC 6298 §3: time one fresh segment per round trip.
-                self._rtt_pos = pos
-                self._rtt_time = now
-        self._nxt = end
-        self._max = max(self._max, end)
+                self.rtt.timed_pos = pos
+                self.rtt.timed_at = now
+        self.snd.resend_from = end
+        self.snd.nxt = max(self.snd.nxt, end)
         out.append(seg)
 
     # ------------------------------------------------------------------ segment arrival (RFC 9293 §3.10.7)
@@ -988,7 +951,7 @@ class Endpoint:
             return
         if self._remote_port and seg.sport != self._remote_port:
             return
-        self._seg_ts = seg.timestamp if self._ts_ok else None
+        self._seg_ts = seg.timestamp if self.opts.ts else None
         if state is S.LISTEN:
             self._receive_listen(seg, now)
         elif state is S.SYN_SENT:
@@ -1001,14 +964,14 @@ class Endpoint:
         """RFC 7323 §3.2 and §5.3 R1, before the window check (Appendix D): once timestamps are in use a
         non-RST segment without TSopt is dropped, and one whose TSval is older than TS.Recent is not
         acceptable, unless TS.Recent has been idle for over 24 days (§5.5)."""
-        if not self._ts_ok or seg.has(Flags.RST):
+        if not self.opts.ts or seg.has(Flags.RST):
             return False
         ts = self._seg_ts
         if ts is None:
             return True
-        if sq.lt(ts[0], self._ts_recent):
-            if now - self._ts_recent_time > PAWS_IDLE:
-                self._ts_recent, self._ts_recent_time = ts[0], now
+        if sq.lt(ts[0], self.rcv.ts_recent):
+            if now - self.rcv.ts_recent_time > PAWS_IDLE:
+                self.rcv.ts_recent, self.rcv.ts_recent_time = ts[0], now
                 return False
             return True
         return False
@@ -1019,9 +982,9 @@ class Endpoint:
         ts = self._seg_ts
         if ts is None or seg.has(Flags.RST):
             return
-        seq_pos = self._rcv_pos + sq.diff(seg.seq, self.rcv_nxt)
-        if seq_pos <= self._last_ack_sent and sq.le(self._ts_recent, ts[0]):
-            self._ts_recent, self._ts_recent_time = ts[0], now
+        seq_pos = self.rcv.nxt + sq.diff(seg.seq, self.rcv_nxt)
+        if seq_pos <= self.rcv.last_ack_sent and sq.le(self.rcv.ts_recent, ts[0]):
+            self.rcv.ts_recent, self.rcv.ts_recent_time = ts[0], now
 
     def _with_options(self, seg: Segment, now: float) -> Segment:
         """Options added as the segment leaves: TSopt (RFC 7323 §3.2) on our SYN when offering and on
@@ -1034,8 +997,8 @@ class Endpoint:
         syn = seg.has(Flags.SYN)
         syn_only = syn and not seg.has(Flags.ACK)
         room = 40  # RFC 9293 §3.1: a data offset of 15 words leaves 40 bytes of options
-        if self._ts_ok or (syn_only and self._cfg.timestamps):
-            ts: Option = ("Timestamp", (_ts_clock(now), 0 if syn_only else self._ts_recent))
+        if self.opts.ts or (syn_only and self._cfg.timestamps):
+            ts: Option = ("Timestamp", (_ts_clock(now), 0 if syn_only else self.rcv.ts_recent))
             if syn and ("SAckOK", b"") in options:
                 options.insert(options.index(("SAckOK", b"")) + 1, ts)
             elif syn:
@@ -1043,11 +1006,11 @@ class Endpoint:
             else:
                 options[0:0] = [("NOP", None), ("NOP", None), ts]
             room -= TSOPT_LEN
-        if self._sack_ok and not syn and seg.has(Flags.ACK) and not seg.options:
+        if self.opts.sack and not syn and seg.has(Flags.ACK) and not seg.options:
             limit = self._sack_limit()
             if seg.payload:
                 # a data segment keeps within the MSS (RFC 6691): only the blocks that still fit
-                spare = min(self._peer_mss, self._cfg.mss) - len(seg.payload) - (40 - room)
+                spare = min(self.opts.peer_mss, self._cfg.mss) - len(seg.payload) - (40 - room)
                 limit = min(limit, max(0, (spare - 4) // 8))
             options += self._sack_option(limit)
         if len(options) == len(seg.options):
@@ -1069,23 +1032,23 @@ class Endpoint:
     def _read_syn_options(self, seg: Segment) -> None:
         mss = seg.mss
         # RFC 9293 §3.7.1: without the option assume 536; ignore nonsense values, clamp tiny ones.
-        self._peer_mss = max(mss, MIN_SND_MSS) if mss is not None and mss > 0 else DEFAULT_PEER_MSS
+        self.opts.peer_mss = max(mss, MIN_SND_MSS) if mss is not None and mss > 0 else DEFAULT_PEER_MSS
         ts = seg.timestamp
         # RFC 7323 §3.2: timestamps are used only if both SYNs carried TSopt.
-        self._ts_ok = bool(self._cfg.timestamps and ts is not None)
-        if ts is not None and self._ts_ok:
-            self._ts_recent = ts[0]
+        self.opts.ts = bool(self._cfg.timestamps and ts is not None)
+        if ts is not None and self.opts.ts:
+            self.rcv.ts_recent = ts[0]
             # the SYN-ACK's echo times our SYN (RFC 7323 §4.1), Karn permitting below
             self._seg_ts = ts
         ws = seg.wscale
-        self._peer_wscale = None if ws is None else min(ws, MAX_WSCALE)
-        self._sack_ok = self._cfg.sack and seg.sack_permitted
-        if self._peer_wscale is not None and self._cfg.wscale is not None:
+        self.opts.peer_wscale = None if ws is None else min(ws, MAX_WSCALE)
+        self.opts.sack = self._cfg.sack and seg.sack_permitted
+        if self.opts.peer_wscale is not None and self._cfg.wscale is not None:
             # RFC 7323 §2.2: scaling only when both SYNs carried WScale.
-            self._snd_wscale = self._peer_wscale
-            self._rcv_wscale = min(max(self._cfg.wscale, 0), MAX_WSCALE)
+            self.snd.wscale = self.opts.peer_wscale
+            self.rcv.wscale = min(max(self._cfg.wscale, 0), MAX_WSCALE)
         else:
-            self._snd_wscale = self._rcv_wscale = 0
+            self.snd.wscale = self.rcv.wscale = 0
 
     def _receive_listen(self, seg: Segment, now: float) -> None:
         # RFC 9293 §3.10.7.2, first: an RST to a listener is ignored.
@@ -1098,12 +1061,12 @@ class Endpoint:
         # third: a SYN opens the connection; the SYN-ACK goes out with the next segments_to_send.
         if seg.has(Flags.SYN):
             self._remote_port = seg.sport
-            self._irs = seg.seq
-            self._rcv_pos = 1
+            self.rcv.irs = seg.seq
+            self.rcv.nxt = 1
             self._read_syn_options(seg)
-            self._snd_wnd = seg.window          # RFC 7323 §2.2: never scaled in a SYN
-            self._max_snd_wnd = seg.window
-            self._wl1, self._wl2 = seg.seq, 0
+            self.snd.wnd = seg.window          # RFC 7323 §2.2: never scaled in a SYN
+            self.snd.max_wnd = seg.window
+            self.snd.wl1, self.snd.wl2 = seg.seq, 0
             # Data or FIN on the SYN is not accepted (Linux without TFO does the same); the peer resends.
             self._set_state(Cause.RCV_SYN, now)
         # fourth: anything else is dropped.
@@ -1112,8 +1075,8 @@ class Endpoint:
         # RFC 9293 §3.10.7.3 first: check the ACK.
         ack_ok = False
         if seg.has(Flags.ACK):
-            ack_pos = self._una + sq.diff(seg.ack, self.snd_una)
-            if not 0 < ack_pos <= self._max:
+            ack_pos = self.snd.una + sq.diff(seg.ack, self.snd_una)
+            if not 0 < ack_pos <= self.snd.nxt:
                 if not seg.has(Flags.RST):
                     self._ctl_out.append(self._rst_for(seg))
                 return
@@ -1127,16 +1090,16 @@ class Endpoint:
         # fourth: SYN.
         if not seg.has(Flags.SYN):
             return
-        self._irs = seg.seq
-        self._rcv_pos = 1
+        self.rcv.irs = seg.seq
+        self.rcv.nxt = 1
         self._read_syn_options(seg)
-        self._snd_wnd = seg.window
-        self._max_snd_wnd = seg.window
-        self._wl1, self._wl2 = seg.seq, seg.ack
+        self.snd.wnd = seg.window
+        self.snd.max_wnd = seg.window
+        self.snd.wl1, self.snd.wl2 = seg.seq, seg.ack
         if ack_ok:
-            self._last_heard = now
-            self._ack_advance(self._una + sq.diff(seg.ack, self.snd_una), now)
-            self._ack_now = True
+            self.timers.last_heard = now
+            self._ack_advance(self.snd.una + sq.diff(seg.ack, self.snd_una), now)
+            self.acks.now = True
             self._set_state(Cause.RCV_SYN_ACK, now)
             # "If there are other controls or text in the segment, continue processing at the sixth step."
             self._text_and_fin(seg, now)
@@ -1162,8 +1125,8 @@ class Endpoint:
     def _receive_other(self, seg: Segment, now: float) -> None:
         """RFC 9293 §3.10.7.4: SYN-RECEIVED and the synchronized states."""
         state = self._state
-        shift = self._snd_wscale
-        if seg.has(Flags.SYN) and self._una == 0 and seg.seq == self._irs:
+        shift = self.snd.wscale
+        if seg.has(Flags.SYN) and not self.snd.syn_acked and seg.seq == self.rcv.irs:
             if not seg.has(Flags.ACK):
                 # A retransmission of the SYN we answered: our SYN-ACK was lost, resend it now (Linux
                 # does; by the letter of step one it would only get an ACK).
@@ -1186,14 +1149,14 @@ class Endpoint:
         if not self._acceptable(seg, wnd):
             if seg.has(Flags.RST):
                 return
-            old = self._rcv_pos + sq.diff(seg.seq, self.rcv_nxt)
-            if self._sack_ok and seg.payload and old + len(seg.payload) <= self._rcv_pos:
-                self._sack_report.note_duplicate(old, old + len(seg.payload))  # RFC 2883 §4
+            old = self.rcv.nxt + sq.diff(seg.seq, self.rcv_nxt)
+            if self.opts.sack and seg.payload and old + len(seg.payload) <= self.rcv.nxt:
+                self.rcvq.sack_report.note_duplicate(old, old + len(seg.payload))  # RFC 2883 §4
             if (state is S.TIME_WAIT and seg.has(Flags.FIN)
                     and sq.add(seg.seq, len(seg.payload)) == sq.add(self.rcv_nxt, -1)):
                 # The peer retransmitted its FIN: our last ACK was lost. Re-ACK and restart 2MSL
                 # (RFC 9293 §3.10.7.4 eighth, TIME-WAIT).
-                self._timer = Timer(TimerKind.TIME_WAIT, now + self._cfg.msl2)
+                self._set_timer(Timer(TimerKind.TIME_WAIT, now + self._cfg.msl2))
             self._owe_challenge_ack(seg, now)
             return
         self._update_ts_recent(seg, now)
@@ -1205,7 +1168,7 @@ class Endpoint:
                 return
             if state is S.SYN_RECEIVED and self._passive:
                 self._back_to_listen(Cause.RCV_RST_PASSIVE, now)
-            elif self._una == 0 and not self._passive:
+            elif not self.snd.syn_acked and not self._passive:
                 self._events.append(ConnectionRefused(now))
                 self._set_state(Cause.RCV_RST, now)
             else:
@@ -1224,29 +1187,29 @@ class Endpoint:
         # fifth: ACK.
         if not seg.has(Flags.ACK):
             return
-        ack_pos = self._una + sq.diff(seg.ack, self.snd_una)
-        if self._una == 0:
+        ack_pos = self.snd.una + sq.diff(seg.ack, self.snd_una)
+        if not self.snd.syn_acked:
             # SYN-RECEIVED (or FIN-WAIT-1 reached from it): the ACK must cover our SYN.
-            if not 0 < ack_pos <= self._max:
+            if not 0 < ack_pos <= self.snd.nxt:
                 self._ctl_out.append(self._rst_for(seg))
                 return
-            self._snd_wnd = seg.window << shift
-            self._max_snd_wnd = max(self._max_snd_wnd, self._snd_wnd)
-            self._wl1, self._wl2 = seg.seq, seg.ack
-            if self._snd_wnd:
-                self._probes = 0
-        if ack_pos > self._max:
+            self.snd.wnd = seg.window << shift
+            self.snd.max_wnd = max(self.snd.max_wnd, self.snd.wnd)
+            self.snd.wl1, self.snd.wl2 = seg.seq, seg.ack
+            if self.snd.wnd:
+                self.timers.probes = 0
+        if ack_pos > self.snd.nxt:
             # RFC 9293: acknowledges something not yet sent -> ACK, drop.
             self._owe_challenge_ack(seg, now)
             return
-        if ack_pos < self._una - self._max_snd_wnd:
+        if ack_pos < self.snd.una - self.snd.max_wnd:
             # RFC 5961 §5.2: far too old to be real -> ACK, drop.
             self._owe_challenge_ack(seg, now)
             return
         self._process_ack(seg, ack_pos, now, shift)
-        if state is S.SYN_RECEIVED and self._una >= 1:
+        if state is S.SYN_RECEIVED and self.snd.syn_acked:
             self._set_state(Cause.RCV_ACK_OF_SYN, now)
-        if self._fin_queued and self._una > self._fin_pos and defined(self._state, Cause.RCV_ACK_OF_FIN):
+        if self.sndq.fin_queued and self.snd.una > self.sndq.fin_pos and defined(self._state, Cause.RCV_ACK_OF_FIN):
             # FIN-WAIT-1, CLOSING and LAST-ACK move on; FIN-WAIT-2 and TIME-WAIT already did.
             self._set_state(Cause.RCV_ACK_OF_FIN, now)
             if self._state is S.CLOSED:
@@ -1257,106 +1220,101 @@ class Endpoint:
         self._text_and_fin(seg, now)
 
     def _back_to_listen(self, cause: Cause, now: float) -> None:
-        self._reset_connection()
-        # The next SYN starts a new connection: a new ISS from the ISN clock, which keeps running from
-        # the injected ISN (RFC 9293 §3.4.1), and the initial RTO (RFC 6298 §2.1).
-        ticks = max(1, int((now - self._iss_time) * ISN_CLOCK_HZ))
-        self._iss = sq.add(self._iss, ticks)
-        self._iss_time = now
-        self._rto = RtoEstimator(self._cfg.rto_initial, self._cfg.rto_min, self._cfg.rto_max)
-        self._remote_port = self._cfg.remote_port
-        self._timer = None
+        # The next SYN starts a new connection: a fresh TCB (the initial RTO, RFC 6298 §2.1, no timer)
+        # and a new ISS from the ISN clock, which keeps running from the injected ISN (RFC 9293 §3.4.1).
+        ticks = max(1, int((now - self.snd.iss_time) * ISN_CLOCK_HZ))
+        self._reset_connection(sq.add(self.snd.iss, ticks), now)
         self._set_state(cause, now)
 
     def _process_ack(self, seg: Segment, ack_pos: int, now: float, shift: int) -> None:
         """RFC 9293 §3.10.7.4 fifth (ESTABLISHED rules), with RFC 5681/6582 dupack handling. ``shift``
         scales the window field: SND.WIND.SCALE, or 0 for a SYN-ACK (RFC 7323 §2.2)."""
-        self._unanswered = 0  # the peer answers: the persist timer's give-up count restarts
-        self._last_heard = now
-        self._ka_probes = 0
-        old_wnd = self._snd_wnd
-        newly_sacked = self._note_sack(seg, ack_pos, now) if self._sack_ok else 0
-        if ack_pos > self._una:
+        self.timers.unanswered = 0  # the peer answers: the persist timer's give-up count restarts
+        self.timers.last_heard = now
+        self.timers.ka_probes = 0
+        old_wnd = self.snd.wnd
+        newly_sacked = self._note_sack(seg, ack_pos, now) if self.opts.sack else 0
+        if ack_pos > self.snd.una:
             self._ack_advance(ack_pos, now)
-            self._arm_pto = True
-        elif self._sack_ok:
-            if (ack_pos == self._una and self._max > self._una and not seg.payload
+            self.tlp.arm = True
+        elif self.opts.sack:
+            if (ack_pos == self.snd.una and self.snd.nxt > self.snd.una and not seg.payload
                     and not seg.has(Flags.SYN | Flags.FIN) and newly_sacked):
                 # RFC 6675 §2: a duplicate acknowledgment is one that SACKs new data.
-                self._dupacks += 1
-        elif (ack_pos == self._una and self._max > self._una and not seg.payload
+                self.cc.dupacks += 1
+        elif (ack_pos == self.snd.una and self.snd.nxt > self.snd.una and not seg.payload
               and not seg.has(Flags.SYN | Flags.FIN) and (seg.window << shift) == old_wnd):
             # RFC 5681 §2: a duplicate acknowledgment.
             self._on_dupack(now)
-        if self._sack_ok:
+        if self.opts.sack:
             self._on_tlp_ack(seg, ack_pos)
         if newly_sacked:
             self._maybe_enter_sack_recovery(now)
         # Window update (RFC 9293 §3.10.7.4: only from a segment newer than the last update).
-        if ack_pos >= self._una and (sq.lt(self._wl1, seg.seq)
-                                     or (self._wl1 == seg.seq and sq.le(self._wl2, seg.ack))):
-            self._snd_wnd = seg.window << shift
-            self._max_snd_wnd = max(self._max_snd_wnd, self._snd_wnd)
-            self._wl1, self._wl2 = seg.seq, seg.ack
-            if self._snd_wnd:
-                self._probes = 0
+        if ack_pos >= self.snd.una and (sq.lt(self.snd.wl1, seg.seq)
+                                     or (self.snd.wl1 == seg.seq and sq.le(self.snd.wl2, seg.ack))):
+            self.snd.wnd = seg.window << shift
+            self.snd.max_wnd = max(self.snd.max_wnd, self.snd.wnd)
+            self.snd.wl1, self.snd.wl2 = seg.seq, seg.ack
+            if self.snd.wnd:
+                self.timers.probes = 0
 
     def _ack_advance(self, ack_pos: int, now: float) -> None:
-        old_una = self._una
-        acked = ack_pos - old_una
+        first = not self.snd.syn_acked
+        acked = ack_pos - self.snd.una
         mss = self.send_mss
-        self._una = ack_pos
-        self._nxt = max(self._nxt, ack_pos)
-        drop = min(ack_pos, self._data_end) - self._buf_pos
+        self.snd.una = ack_pos
+        self.snd.resend_from = max(self.snd.resend_from, ack_pos)
+        drop = min(ack_pos, self.sndq.data_end) - self.sndq.buf_pos
         if drop > 0:
-            del self._sndbuf[:drop]
-            self._buf_pos += drop
-        self._retries = 0
+            del self.sndq.buf[:drop]
+            self.sndq.buf_pos += drop
+        self.timers.retries = 0
         echo = self._ts_rtt(now)
         if echo is not None:
             # RFC 7323 §4.1 (RTTM): the echoed TSval names the transmission this ACK answers, so every
             # ACK of new data is a sample, retransmissions included (the hole-filling segment's TSval is
             # echoed, §4.3 (3)); a sample collapses any backoff (RFC 6298 §5).
-            self._rto.sample(echo)
-            self._rtt_pos = None
-        elif self._rtt_pos is not None and ack_pos > self._rtt_pos:
-            self._rto.sample(now - self._rtt_time)
-            self._rtt_pos = None
-        self._dupacks = 0
-        if self._sack_ok:
-            self._scoreboard.advance(ack_pos)
-            self._high_rxt = max(self._high_rxt, ack_pos)
-        if old_una == 0:
+            self.rtt.estimator.sample(echo)
+            self.rtt.timed_pos = None
+        elif self.rtt.timed_pos is not None and ack_pos > self.rtt.timed_pos:
+            self.rtt.estimator.sample(now - self.rtt.timed_at)
+            self.rtt.timed_pos = None
+        self.cc.dupacks = 0
+        if self.opts.sack:
+            self.cc.scoreboard.advance(ack_pos)
+            self.cc.high_rxt = max(self.cc.high_rxt, ack_pos)
+        if first:
             self._on_established()
-        elif self._in_recovery and self._sack_ok:
+        elif self.cc.in_recovery and self.opts.sack:
             # RFC 6675 §5 (A): an ACK covering RecoveryPoint ends loss recovery (cwnd stays ssthresh);
             # a partial one only updates the scoreboard, and _fill sends what pipe allows (C).
-            if ack_pos >= self._recover:
-                self._in_recovery = False
-        elif self._in_recovery:
-            if ack_pos >= self._recover:
+            if ack_pos >= self.cc.recover:
+                self.cc.in_recovery = False
+        elif self.cc.in_recovery:
+            if ack_pos >= self.cc.recover:
                 # RFC 6582 §3.2 step 3, full acknowledgment, option (1): deflate to
                 # min(ssthresh, max(FlightSize, SMSS) + SMSS), which avoids a burst, and leave recovery.
-                self._cwnd = min(self._ssthresh, max(self.in_flight, mss) + mss)
-                self._in_recovery = False
+                self.cc.cwnd = min(self.cc.ssthresh, max(self.in_flight, mss) + mss)
+                self.cc.in_recovery = False
             else:
                 # RFC 6582 §3.2 step 3, partial acknowledgment: resend the next hole, deflate.
                 self._emit_retransmission(self._head_segment(), now, "fast")
-                self._cwnd = max(self._cwnd - acked + (mss if acked >= mss else 0), mss)
+                self.cc.cwnd = max(self.cc.cwnd - acked + (mss if acked >= mss else 0), mss)
         else:
-            if self._cwnd < self._ssthresh:
+            if self.cc.cwnd < self.cc.ssthresh:
                 # RFC 5681 §3.1 slow start (RFC 3465 L=1: at most one SMSS per ACK).
-                self._cwnd += min(acked, mss)
+                self.cc.cwnd += min(acked, mss)
             else:
                 # RFC 5681 §3.1 congestion avoidance, eq. (3).
-                self._cwnd += max(1, mss * mss // max(self._cwnd, 1))
+                self.cc.cwnd += max(1, mss * mss // max(self.cc.cwnd, 1))
         # RFC 6298 §5.2/§5.3: stop the timer when all is acknowledged, else restart it.
-        if self._max > self._una:
+        if self.snd.nxt > self.snd.una:
             # The RTO stays backed off until a new RTT sample collapses it (RFC 6298 §5, Karn).
-            self._timer = Timer(TimerKind.RETRANSMIT, now + self._rto.rto)
-            self._head_since = now
-        elif self._timer is not None and self._timer.kind is TimerKind.RETRANSMIT:
-            self._timer = None
+            self._set_timer(Timer(TimerKind.RETRANSMIT, now + self.rto))
+            self.timers.head_since = now
+        elif self.timers.pending is not None and self.timers.pending.kind is TimerKind.RETRANSMIT:
+            self._set_timer(None)
 
     def _ts_rtt(self, now: float) -> float | None:
         """RTT from the TSecr of the segment being processed, in seconds, if it echoes one of ours."""
@@ -1372,8 +1330,8 @@ class Endpoint:
         and no new segment allowed out, one less than the segments outstanding (at least one), since
         three duplicates can never come and only the timer would be left."""
         thresh = max(1, self._cfg.dupack_threshold)
-        oseg = -(-(self._max - self._una) // self.send_mss)
-        can_send_new = self._data_end > self._max and self._una + self._snd_wnd > self._max
+        oseg = -(-(self.snd.nxt - self.snd.una) // self.send_mss)
+        can_send_new = self.sndq.data_end > self.snd.nxt and self.snd.una + self.snd.wnd > self.snd.nxt
         if oseg < 4 and not can_send_new:
             thresh = min(thresh, max(1, oseg - 1))
         return thresh
@@ -1382,18 +1340,18 @@ class Endpoint:
         """Record the SACK blocks of an acceptable ACK on the scoreboard (RFC 6675 §5 (A)/(C) "update
         the scoreboard"); returns the number of newly SACKed bytes. A block below SND.UNA is a D-SACK
         (RFC 2883) and adds nothing."""
-        base = max(self._una, ack_pos)
+        base = max(self.snd.una, ack_pos)
         ranges = []
         for left, right in seg.sack_blocks:
-            start = self._una + sq.diff(left, self.snd_una)
+            start = self.snd.una + sq.diff(left, self.snd_una)
             end = start + sq.sub(right, left)
             ranges.append((start, end))
-        new = self._scoreboard.update(base, self._max, ranges)
-        if self._rtt_pos is not None and any(a <= self._rtt_pos < b for a, b in new):
+        new = self.cc.scoreboard.update(base, self.snd.nxt, ranges)
+        if self.rtt.timed_pos is not None and any(a <= self.rtt.timed_pos < b for a, b in new):
             # The timed segment, sent once, reached the peer (Linux samples SACKed segments too).
             if self._seg_ts is None:
-                self._rto.sample(now - self._rtt_time)
-            self._rtt_pos = None
+                self.rtt.estimator.sample(now - self.rtt.timed_at)
+            self.rtt.timed_pos = None
         return sum(b - a for a, b in new)
 
     def _maybe_enter_sack_recovery(self, now: float) -> None:
@@ -1401,103 +1359,103 @@ class Endpoint:
         and not inside the last recovery. Checked on every ACK with new SACK information, as Linux
         does, since the ACK that advances SND.UNA may be the one that reveals the loss."""
         mss = self.send_mss
-        if self._in_recovery or self._una <= self._recover or self._max <= self._una:
+        if self.cc.in_recovery or self.snd.una <= self.cc.recover or self.snd.nxt <= self.snd.una:
             return
-        edge = self._scoreboard.lost_edge(self._dupthresh, mss)
-        if self._dupacks < self._dupthresh and (edge is None or edge <= self._una):
+        edge = self.cc.scoreboard.lost_edge(self._dupthresh, mss)
+        if self.cc.dupacks < self._dupthresh and (edge is None or edge <= self.snd.una):
             return
         # (4.1)-(4.2): RecoveryPoint = HighData; ssthresh = cwnd = FlightSize / 2 (RFC 5681 eq. (4)).
-        self._recover = self._max
-        self._ssthresh = max((self.in_flight - self._scoreboard.sacked) // 2, 2 * mss)
-        self._cwnd = self._ssthresh
-        self._in_recovery = True
+        self.cc.recover = self.snd.nxt
+        self.cc.ssthresh = max((self.in_flight - self.cc.scoreboard.sacked) // 2, 2 * mss)
+        self.cc.cwnd = self.cc.ssthresh
+        self.cc.in_recovery = True
         # (4.3): retransmit the first segment at once; HighRxt is its end. (4.5): _fill sends the rest.
-        seg = self._segment_at(self._una)
+        seg = self._segment_at(self.snd.una)
         if seg is not None:
-            self._high_rxt = self._una + seg.seg_len
+            self.cc.high_rxt = self.snd.una + seg.seg_len
             self._emit_retransmission(seg, now, "sack")
 
     def _segment_at(self, pos: int) -> Segment | None:
         """A retransmission starting at ``pos`` (already sent), up to SMSS and stopping at a SACKed block."""
-        sent_data_end = min(self._max, self._data_end)
-        limit = self._scoreboard.next_sacked(pos + 1) if self._sack_ok else None
+        sent_data_end = min(self.snd.nxt, self.sndq.data_end)
+        limit = self.cc.scoreboard.next_sacked(pos + 1) if self.opts.sack else None
         n = max(0, min(self.send_mss, sent_data_end - pos, (limit - pos) if limit is not None else 1 << 62))
-        fin = self._fin_queued and pos + n == self._fin_pos and self._max > self._fin_pos
+        fin = self.sndq.fin_queued and pos + n == self.sndq.fin_pos and self.snd.nxt > self.sndq.fin_pos
         if n == 0 and not fin:
             return None
         return self._data_segment(pos, n, fin, psh=pos + n == sent_data_end)
 
     def _on_dupack(self, now: float) -> None:
-        self._dupacks += 1
+        self.cc.dupacks += 1
         threshold = self._dupthresh
         mss = self.send_mss
-        if self._dupacks >= threshold and not self._in_recovery and self._una > self._recover:
+        if self.cc.dupacks >= threshold and not self.cc.in_recovery and self.snd.una > self.cc.recover:
             # RFC 5681 §3.2 steps 2-4 with RFC 6582's recover guard: fast retransmit, enter recovery.
-            self._ssthresh = max(self.in_flight // 2, 2 * mss)
-            self._recover = self._max
-            self._in_recovery = True
+            self.cc.ssthresh = max(self.in_flight // 2, 2 * mss)
+            self.cc.recover = self.snd.nxt
+            self.cc.in_recovery = True
             self._emit_retransmission(self._head_segment(), now, "fast")
-            self._cwnd = self._ssthresh + threshold * mss
-        elif self._dupacks > threshold and self._in_recovery:
+            self.cc.cwnd = self.cc.ssthresh + threshold * mss
+        elif self.cc.dupacks > threshold and self.cc.in_recovery:
             # RFC 5681 §3.2 step 5: inflate by one segment per further duplicate.
-            self._cwnd += mss
+            self.cc.cwnd += mss
 
     def _text_and_fin(self, seg: Segment, now: float) -> None:
         """RFC 9293 §3.10.7.4 seventh (segment text) and eighth (FIN), after trimming to the window."""
-        start = self._rcv_pos + sq.diff(seg.seq, self.rcv_nxt)
+        start = self.rcv.nxt + sq.diff(seg.seq, self.rcv_nxt)
         if seg.has(Flags.SYN):
             start += 1
         data = seg.payload
         fin = seg.has(Flags.FIN)
         fin_pos = start + len(data)
         # Trim what we already have (left edge).
-        if start < self._rcv_pos:
-            cut = min(self._rcv_pos - start, len(data))
+        if start < self.rcv.nxt:
+            cut = min(self.rcv.nxt - start, len(data))
             if cut:
                 # a (partial) duplicate: the peer retransmitted, so tell it at once
-                self._ack_now = True
-                if self._sack_ok:
-                    self._sack_report.note_duplicate(start, start + cut)  # RFC 2883 §4
+                self.acks.now = True
+                if self.opts.sack:
+                    self.rcvq.sack_report.note_duplicate(start, start + cut)  # RFC 2883 §4
             data = data[cut:]
             start += cut
-            if fin_pos < self._rcv_pos:
+            if fin_pos < self.rcv.nxt:
                 fin = False
         # Trim what lies beyond the window (right edge); a FIN behind trimmed data goes with it.
-        right = self._rcv_pos + self.rcv_wnd
+        right = self.rcv.nxt + self.rcv_wnd
         if start + len(data) > right:
             data = data[:max(0, right - start)]
             fin = False
-            self._ack_now = True
+            self.acks.now = True
         if self._state not in _RECEIVING:
             # CLOSE-WAIT, CLOSING, LAST-ACK, TIME-WAIT: the peer's FIN is already in; ignore text.
             if fin and self._state is S.TIME_WAIT:
-                self._timer = Timer(TimerKind.TIME_WAIT, now + self._cfg.msl2)
-                self._ack_now = True
+                self._set_timer(Timer(TimerKind.TIME_WAIT, now + self._cfg.msl2))
+                self.acks.now = True
             return
         if data:
-            if start == self._rcv_pos:
-                fills_hole = len(self._ooo) > 0
+            if start == self.rcv.nxt:
+                fills_hole = len(self.rcvq.ooo) > 0
                 self._deliver(data, now)
                 self._schedule_ack(len(data), now, immediate=fills_hole)
-            elif start > self._rcv_pos:
+            elif start > self.rcv.nxt:
                 # Out of order: hold it and send a duplicate ACK at once (RFC 5681 §4.2) so the
                 # peer's fast retransmit can work; with SACK it names the block (RFC 2018 §4).
-                if self._sack_ok:
-                    dup = self._ooo.overlap(start, start + len(data))
+                if self.opts.sack:
+                    dup = self.rcvq.ooo.overlap(start, start + len(data))
                     if dup is not None:
-                        self._sack_report.note_duplicate(*dup)  # RFC 2883 §4
-                    self._sack_report.note(start)
-                self._ooo.add(start, data)
+                        self.rcvq.sack_report.note_duplicate(*dup)  # RFC 2883 §4
+                    self.rcvq.sack_report.note(start)
+                self.rcvq.ooo.add(start, data)
                 self._owe_ack()
         if fin:
             fin_pos = start + len(data)
-            if fin_pos == self._rcv_pos:
+            if fin_pos == self.rcv.nxt:
                 self._receive_fin(now)
-            elif fin_pos > self._rcv_pos:
-                self._rcv_fin_pos = fin_pos
+            elif fin_pos > self.rcv.nxt:
+                self.rcvq.ooo_fin = fin_pos
                 if not data:
                     self._owe_ack()
-        if self._rcv_fin_pos is not None and self._rcv_fin_pos == self._rcv_pos and not self._peer_fin:
+        if self.rcvq.ooo_fin is not None and self.rcvq.ooo_fin == self.rcv.nxt and not self.rcvq.fin:
             # A FIN that arrived out of order is now in order.
             self._receive_fin(now)
 
@@ -1505,31 +1463,31 @@ class Endpoint:
         """In-order data arrived. Without delayed ACKs (like TCP_QUICKACK) ACK it now; with them
         (RFC 9293 §3.8.6.3, RFC 5681 §4.2) ACK at once when more than one full-sized segment is
         unacknowledged (so every second one) or the segment filled a hole, else within ack_delay."""
-        self._rcv_mss = min(max(self._rcv_mss, nbytes), self._cfg.mss)  # Linux's rcv_mss estimate
-        self._unacked_rcv += nbytes
-        if not self._cfg.delayed_ack or immediate or self._unacked_rcv > self._rcv_mss:
-            self._ack_now = True
-        elif self._ack_deadline is None:
-            self._ack_deadline = now + self._cfg.ack_delay
+        self.rcv.mss = min(max(self.rcv.mss, nbytes), self._cfg.mss)  # Linux's rcv_mss estimate
+        self.acks.unacked += nbytes
+        if not self._cfg.delayed_ack or immediate or self.acks.unacked > self.rcv.mss:
+            self.acks.now = True
+        elif self.acks.deadline is None:
+            self.acks.deadline = now + self._cfg.ack_delay
 
     def _deliver(self, data: bytes, now: float) -> None:
-        self._rcvbuf += data
-        self._rcv_pos += len(data)
+        self.rcvq.buf += data
+        self.rcv.nxt += len(data)
         # Out-of-order data that now continues the stream (no byte delivered twice: the queue trims).
-        more = self._ooo.pop(self._rcv_pos)
-        if self._rcv_fin_pos is not None and more:
-            more = more[:max(0, self._rcv_fin_pos - self._rcv_pos)]
-        self._rcvbuf += more
-        self._rcv_pos += len(more)
+        more = self.rcvq.ooo.pop(self.rcv.nxt)
+        if self.rcvq.ooo_fin is not None and more:
+            more = more[:max(0, self.rcvq.ooo_fin - self.rcv.nxt)]
+        self.rcvq.buf += more
+        self.rcv.nxt += len(more)
         self._events.append(DataReceived(now, len(data) + len(more)))
 
     def _receive_fin(self, now: float) -> None:
         """RFC 9293 §3.10.7.4 eighth: the FIN is in order."""
-        self._rcv_pos += 1
-        self._rcv_fin_pos = None
-        self._peer_fin = True
-        self._ooo.clear()
-        self._ack_now = True
+        self.rcv.nxt += 1
+        self.rcvq.ooo_fin = None
+        self.rcvq.fin = True
+        self.rcvq.ooo.clear()
+        self.acks.now = True
         self._events.append(PeerClosed(now))
         # ESTABLISHED -> CLOSE-WAIT, FIN-WAIT-2 -> TIME-WAIT; FIN-WAIT-1 -> CLOSING: our FIN is not
         # acknowledged yet, else step five moved us to FIN-WAIT-2 (simultaneous close).

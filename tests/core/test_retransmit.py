@@ -84,6 +84,20 @@ def test_data_retransmission_timing_and_timeout():
     assert (out.what, out.tries, out.elapsed) == ("data", 2, 7.0)
 
 
+def test_rto_rewinds_the_go_back_cursor_and_leaves_snd_nxt():
+    assert not endpoint_syn_sent().snd.syn_acked
+    ep = endpoint_established()
+    assert ep.snd.syn_acked
+    ep.send(b"x" * 3000, 0.0)
+    ep.segments_to_send(0.0)
+    assert (ep.snd.una, ep.snd.nxt, ep.snd.resend_from) == (1, 3001, 3001)
+    t = ep.next_timer()
+    ep.handle_timer(t)
+    expect(ep, t, [Want(".", CISN + 1, SISN + 1, 1460)])
+    # RFC 9293 SND.NXT stays where it was; only the cursor went back, to just after the resent segment.
+    assert (ep.snd.nxt, ep.snd.resend_from, ep.snd_nxt) == (3001, 1461, CISN + 3001)
+
+
 def test_fin_retransmitted_and_gives_up_with_fin():
     ep = endpoint_fin_wait_1(max_retries=1)
     ep.handle_timer(1.0)
