@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from rawtcp.core.state_names import rfc_name, rfc_name_of_number, state_from_name
 from rawtcp.lab.errors import LabError
 from rawtcp.lab.topology import pid_alive
 from rawtcp.proc import readline_with_timeout
@@ -51,26 +52,6 @@ TRACEFS = Path("/sys/kernel/tracing")
 EVENT = "sock/inet_sock_set_state"
 INSTANCE_PREFIX = "rawtcp-"
 _INSTANCE_RE = re.compile(r"^rawtcp-(\d+)-\d+$")
-
-# Kernel state names (include/net/tcp_states.h) and numbers -> RFC 9293 spelling.
-KERNEL_STATE_NAMES = {
-    "TCP_ESTABLISHED": "ESTABLISHED", "TCP_SYN_SENT": "SYN-SENT", "TCP_SYN_RECV": "SYN-RECEIVED",
-    "TCP_FIN_WAIT1": "FIN-WAIT-1", "TCP_FIN_WAIT2": "FIN-WAIT-2", "TCP_TIME_WAIT": "TIME-WAIT",
-    "TCP_CLOSE": "CLOSED", "TCP_CLOSE_WAIT": "CLOSE-WAIT", "TCP_LAST_ACK": "LAST-ACK",
-    "TCP_LISTEN": "LISTEN", "TCP_CLOSING": "CLOSING", "TCP_NEW_SYN_RECV": "SYN-RECEIVED",
-}
-KERNEL_STATE_NUMBERS = {
-    1: "ESTABLISHED", 2: "SYN-SENT", 3: "SYN-RECEIVED", 4: "FIN-WAIT-1", 5: "FIN-WAIT-2",
-    6: "TIME-WAIT", 7: "CLOSED", 8: "CLOSE-WAIT", 9: "LAST-ACK", 10: "LISTEN", 11: "CLOSING",
-    12: "SYN-RECEIVED",
-}
-# ss(8) spelling -> RFC spelling.
-SS_STATE_NAMES = {
-    "ESTAB": "ESTABLISHED", "SYN-SENT": "SYN-SENT", "SYN-RECV": "SYN-RECEIVED",
-    "FIN-WAIT-1": "FIN-WAIT-1", "FIN-WAIT-2": "FIN-WAIT-2", "TIME-WAIT": "TIME-WAIT",
-    "UNCONN": "CLOSED", "CLOSE": "CLOSED", "CLOSE-WAIT": "CLOSE-WAIT", "LAST-ACK": "LAST-ACK",
-    "LISTEN": "LISTEN", "CLOSING": "CLOSING",
-}
 
 Endpoint = tuple[str, int]
 # States from which a normal close goes through TIME-WAIT (RFC 9293 §3.3.2).
@@ -140,8 +121,8 @@ def parse_trace_line(line: str) -> KernelStateEvent | None:
                 time=when,
                 saddr=_le_ipv4(int(fields["saddr"][0], 16)), sport=int(fields["sport"][0], 16),
                 daddr=_le_ipv4(int(fields["daddr"][0], 16)), dport=int(fields["dport"][0], 16),
-                old=KERNEL_STATE_NUMBERS.get(int(fields["oldstate"][0], 16), fields["oldstate"][0]),
-                new=KERNEL_STATE_NUMBERS.get(int(fields["newstate"][0], 16), fields["newstate"][0]),
+                old=rfc_name_of_number(int(fields["oldstate"][0], 16)),
+                new=rfc_name_of_number(int(fields["newstate"][0], 16)),
                 sock=fields.get("skaddr", ("", None))[0],
             )
         if fields["protocol"][0] != "IPPROTO_TCP":
@@ -152,8 +133,8 @@ def parse_trace_line(line: str) -> KernelStateEvent | None:
                 return None
             return KernelStateEvent(
                 time=when, saddr=saddr, sport=int(fields["sport"][0]), daddr=daddr, dport=int(fields["dport"][0]),
-                old=KERNEL_STATE_NAMES.get(fields["oldstate"][0], fields["oldstate"][0]),
-                new=KERNEL_STATE_NAMES.get(fields["newstate"][0], fields["newstate"][0]),
+                old=rfc_name(fields["oldstate"][0]),
+                new=rfc_name(fields["newstate"][0]),
             )
         if fields["family"][0] != "AF_INET":
             return None
@@ -161,8 +142,8 @@ def parse_trace_line(line: str) -> KernelStateEvent | None:
             time=when,
             saddr=fields["saddr"][0], sport=int(fields["sport"][0]),
             daddr=fields["daddr"][0], dport=int(fields["dport"][0]),
-            old=KERNEL_STATE_NAMES.get(fields["oldstate"][0], fields["oldstate"][0]),
-            new=KERNEL_STATE_NAMES.get(fields["newstate"][0], fields["newstate"][0]),
+            old=rfc_name(fields["oldstate"][0]),
+            new=rfc_name(fields["newstate"][0]),
         )
     except (KeyError, ValueError):
         return None
@@ -191,7 +172,8 @@ def parse_ss_line(line: str) -> tuple[str, Endpoint, Endpoint] | None:
     parts = line.split()
     if len(parts) < 5:
         return None
-    state = SS_STATE_NAMES.get(parts[0])
+    known = state_from_name(parts[0])
+    state = known.value if known is not None else None
     local, peer = _split_endpoint(parts[3]), _split_endpoint(parts[4])
     if state is None or local is None or peer is None:
         return None
@@ -267,7 +249,7 @@ def _parse_diag_msg(data: bytes, off: int) -> DiagSocket | None:
         src = socket.inet_ntoa(data[off + 8:off + 12])
         dst = socket.inet_ntoa(data[off + 24:off + 28])
     (cookie,) = struct.unpack_from("=Q", data, off + 44)
-    return DiagSocket(KERNEL_STATE_NUMBERS.get(state, str(state)), (src, sport), (dst, dport), cookie)
+    return DiagSocket(rfc_name_of_number(state), (src, sport), (dst, dport), cookie)
 
 
 def _diag_v6(packed: bytes) -> str | None:

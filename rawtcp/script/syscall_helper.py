@@ -46,18 +46,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from rawtcp.core.state_names import rfc_name_of_number
 from rawtcp.script.syscalls import IP_MODES, Addresses, CallScriptError, Executor, realtime_priority
 
 _OUTPUT_TAIL = 65536  # characters of a command's output sent back (the end of it)
 
 PROTOCOL = "rawtcp-agent/1"  # docs/agent-protocol.md; bumped only for changes an old runner would misread
 STACK = "linux"
-
-# tcpi_state (include/net/tcp_states.h) in RFC 9293's spelling: the "state" op's answer
-_TCP_STATES = {1: "ESTABLISHED", 2: "SYN-SENT", 3: "SYN-RECEIVED", 4: "FIN-WAIT-1", 5: "FIN-WAIT-2",
-               6: "TIME-WAIT", 7: "CLOSED", 8: "CLOSE-WAIT", 9: "LAST-ACK", 10: "LISTEN", 11: "CLOSING",
-               12: "SYN-RECEIVED"}
-
 
 class Unsupported(Exception):
     """What this stack's socket API cannot express: answered ``{"unsupported": ...}`` (the runner exits 2)."""
@@ -154,7 +149,7 @@ class Helper:
             raw = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
         except OSError as exc:
             raise CallScriptError(f"state: cannot read TCP_INFO: {exc.strerror}") from None
-        return _TCP_STATES.get(raw[0], f"UNKNOWN({raw[0]})")
+        return rfc_name_of_number(raw[0])
 
 
 def writable_sysctls() -> None:

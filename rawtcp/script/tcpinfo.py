@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import struct
 
+from rawtcp.core.state_names import LINUX_STATES
+
 _ECN_BITS = "_ecn_bits"  # tcpi_ecn_mode:2, tcpi_accecn_opt_seen:2, tcpi_accecn_fail_mode:4, tcpi_options2:24
 
 # (name, struct code) in declaration order after the first eight u8 fields.
@@ -71,12 +73,8 @@ def parse_tcp_info(buf: bytes) -> dict[str, int]:
     return out
 
 
-# Values for tcpi_state (include/net/tcp_states.h), exported to %{ }% code as packetdrill does.
-TCP_STATES = {
-    "TCP_ESTABLISHED": 1, "TCP_SYN_SENT": 2, "TCP_SYN_RECV": 3, "TCP_FIN_WAIT1": 4, "TCP_FIN_WAIT2": 5,
-    "TCP_TIME_WAIT": 6, "TCP_CLOSE": 7, "TCP_CLOSE_WAIT": 8, "TCP_LAST_ACK": 9, "TCP_LISTEN": 10,
-    "TCP_CLOSING": 11,
-}
+# Values for tcpi_state, exported to %{ }% code as packetdrill does (its code.c stops at TCP_CLOSING).
+TCP_STATES = {name: number for name, (number, _state) in LINUX_STATES.items() if number <= 11}
 # tcpi_ca_state (include/uapi/linux/tcp.h)
 TCP_CA_STATES = {"TCP_CA_Open": 0, "TCP_CA_Disorder": 1, "TCP_CA_CWR": 2, "TCP_CA_Recovery": 3,
                  "TCP_CA_Loss": 4}
