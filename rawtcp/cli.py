@@ -35,7 +35,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare-stacks": ("rawtcp.commands.stacks:compare_stacks", "Run a lab or script on two stacks, side by side."),
     "probe": ("rawtcp.commands.craft:probe", "Send crafted segments and show the answers (nping/hping style)."),
     "flood": ("rawtcp.commands.craft:flood", "Bounded SYN flood to a lab address (random ports and ISNs)."),
-    "bench": ("rawtcp.commands.craft:bench", "Benchmark rawtcp beside the kernel, scapy, hping3 and tshark."),
 }
 
 

@@ -61,7 +61,7 @@ def test_help_fits_the_terminal(columns: int) -> None:
 # --- every option says what it is, its unit and default -----------------------------------------
 
 MY_COMMANDS = ["demo", "lab", "connect", "listen", "send", "recv", "shutdown", "close", "status", "sessions",
-               "probe", "flood", "bench"]
+               "probe", "flood"]
 
 
 def _commands(name: str) -> list[tuple[str, click.Command]]:

@@ -1,4 +1,4 @@
-"""probe, flood, bench: crafted segments with matched answers, a bounded SYN flood, the benchmark."""
+"""probe, flood: crafted segments with matched answers, a bounded SYN flood."""
 
 from __future__ import annotations
 
@@ -221,19 +221,3 @@ def flood(host: str, port: int, syn: bool, count: int | None, duration: float | 
         click.echo(f"sent {res.sent} SYNs in {res.seconds:.3f} s: {res.pps:,.0f} packets/s "
                    f"(stopped by {res.stopped_by})")
 
-
-@click.command()
-@click.option("--quick", is_flag=True, help="Small counts (1-2 minutes; what CI runs).")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), metavar="FILE",
-              help="Also write the results as JSON to FILE (default: none).")
-@click.option("--handshakes", type=click.IntRange(1, 100_000),
-              help="Handshakes for the latency/missed-replies rows (default 1 000 with --quick, else 10 000).")
-@click.option("--strict", is_flag=True, help="Exit 1 unless every target is met.")
-def bench(quick: bool, json_path: str | None, handshakes: int | None, strict: bool) -> None:
-    """Benchmark rawtcp beside kernel sockets, scapy, hping3 and tshark in a lab of its own."""
-    from rawtcp.craft.bench import run_bench
-
-    errors.require_privileges("rawtcp bench")
-    met = run_bench(quick=quick, json_path=json_path, handshakes=handshakes)
-    if strict and not met:
-        raise errors.RawtcpError("some benchmark targets were not met (see the table)")

@@ -1,2 +1,2 @@
-"""Packet crafting above the wire layer: single probes (``probe``), bounded SYN floods (``flood``) and the
-benchmark that sets rawtcp beside the kernel, scapy, hping3 and tshark (``bench``)."""
+"""Packet crafting above the wire layer: single probes (``probe``) and bounded SYN floods (``flood``).
+The benchmark is not part of the package: scripts/bench.py (its harness in scripts/benchmark/)."""

@@ -154,10 +154,10 @@ def test_errors(tmp_path: Path, make_pcap: Callable[..., Path]) -> None:
 def _generate(path: Path, packets: int) -> int:
     sys.path.insert(0, str(SCRIPTS))
     try:
-        import bench_compare
+        from benchmark import compare as capture_gen
     finally:
         sys.path.pop(0)
-    return bench_compare.generate(str(path), packets)
+    return capture_gen.generate(str(path), packets)
 
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"

@@ -1,14 +1,15 @@
 """Micro-benchmark of the packet fast path against scapy, in the same run (not a test).
 
-Run: python scripts/bench_packet.py  — prints µs per build and per parse, ours vs scapy, and the ratio.
+Run: python scripts/benchmark/packet.py  — prints µs per build and per parse, ours vs scapy, and the ratio.
 """
 
 from __future__ import annotations
 
 import timeit
+from collections.abc import Callable
 
 
-def _per_call_us(fn, number: int) -> float:
+def _per_call_us(fn: Callable[[], object], number: int) -> float:
     # best of 5 repeats: the VMs are shared, the minimum is the least noisy estimate
     return min(timeit.repeat(fn, number=number, repeat=5)) / number * 1e6
 

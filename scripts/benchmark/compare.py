@@ -10,7 +10,9 @@ struct-built frames and rawtcp's PcapWriter, copies it, then times in the same r
 
 Prints a human summary and one JSON line. Not a test: timings depend on the machine.
 
-    python scripts/bench_compare.py [--packets 1000000] [--keep DIR] [--no-cli]
+    python scripts/benchmark/compare.py [--packets 1000000] [--keep DIR] [--no-cli]
+
+scripts/bench.py uses its generator for the ``rawtcp compare`` row.
 """
 
 from __future__ import annotations
@@ -25,7 +27,8 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+# the checkout's rawtcp, also when run as a file (scripts/benchmark/ -> the repository root)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
 from rawtcp.capture.compare import compare_captures
 from rawtcp.capture.pcap import PcapWriter
