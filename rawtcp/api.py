@@ -224,14 +224,22 @@ class Connection:
 
 def connect(host: str, port: int, *, netns: str | None = None, iface: str | None = None,
             name: str | None = None, isn: int | None = None, mss: int | None = None, window: int | None = None,
-            wscale: int | None = None, timestamps: bool = False, sport: int | None = None, rto_min: float = 1.0,
-            retries: int = 6, msl2: float | None = None, idle: float = 600.0, pcap: str | None = None,
-            on_record: OnRecord | None = None) -> Connection:
+            bare: bool = False, sack: bool | None = None, timestamps: bool | None = None,
+            wscale: int | None = None, no_wscale: bool = False, nagle: bool | None = None,
+            delayed_ack: bool | None = None, rto_min: float | None = None, keepalive: float | None = None,
+            sport: int | None = None, retries: int = 6, msl2: float | None = None, idle: float = 600.0,
+            pcap: str | None = None, on_record: OnRecord | None = None) -> Connection:
     """Active open to ``host`` ``port`` (IPv4 or IPv6) with hand-built segments, as ``rawtcp connect``.
 
     From ``netns`` (a namespace), ``iface`` (an interface, next hop by routing table and ARP), or by
     default the lab's client namespace. Returns once ESTABLISHED; PeerRefused (RST) or PeerSilent (no
     SYN-ACK after ``retries``) otherwise. ``pcap`` records both directions.
+
+    TCP behaves like Linux's: SACK, timestamps, window scale 7, Nagle, delayed ACKs, RTO min 0.2 s.
+    ``bare=True`` is SEED.md's SYN (``<mss>`` only) and RFC-plain TCP with RTO min 1 s. ``sack``,
+    ``timestamps``, ``wscale`` (or ``no_wscale``), ``nagle`` (False: TCP_NODELAY), ``delayed_ack``
+    (False: TCP_QUICKACK), ``rto_min`` and ``keepalive`` (idle seconds) override single features;
+    None keeps the profile's choice.
     """
     from rawtcp.commands.common import resolve_host
     from rawtcp.commands.engine import active_spec
@@ -240,28 +248,34 @@ def connect(host: str, port: int, *, netns: str | None = None, iface: str | None
     on_record = on_record or _ignore
     printer = _prepare(on_record, "rawtcp.api.connect")
     spec = active_spec(remote_ip, port, name=name, netns=netns, iface=iface, idle=idle, sport=sport, isn=isn,
-                       mss=mss, window=window, wscale=wscale, timestamps=timestamps, rto_min=rto_min,
-                       retries=retries, msl2=msl2, pcap=pcap)
+                       mss=mss, window=window, bare=bare, wscale=wscale, no_wscale=no_wscale, sack=sack,
+                       timestamps=timestamps, nagle=nagle, delayed_ack=delayed_ack, keepalive=keepalive,
+                       rto_min=rto_min, retries=retries, msl2=msl2, pcap=pcap)
     _start(spec, printer)
     return Connection(spec["name"], on_record)
 
 
 def listen(port: int, *, netns: str | None = None, iface: str | None = None, addr: str | None = None,
            ipv6: bool = False, name: str | None = None, isn: int | None = None, mss: int | None = None,
-           window: int | None = None, timestamps: bool = False, rto_min: float = 1.0, retries: int = 6,
-           msl2: float | None = None, timeout: float = 3600.0, idle: float = 600.0, pcap: str | None = None,
-           on_record: OnRecord | None = None) -> Connection:
+           window: int | None = None, bare: bool = False, sack: bool | None = None,
+           timestamps: bool | None = None, wscale: int | None = None, no_wscale: bool = False,
+           nagle: bool | None = None, delayed_ack: bool | None = None, rto_min: float | None = None,
+           keepalive: float | None = None, retries: int = 6, msl2: float | None = None, timeout: float = 3600.0,
+           idle: float = 600.0, pcap: str | None = None, on_record: OnRecord | None = None) -> Connection:
     """Passive open on ``port``, as ``rawtcp listen``: blocks until a kernel client's SYN has been
     answered and the handshake is complete (at most ``timeout`` seconds), then returns the connection.
-    By default in the lab's server namespace, on its veth."""
+    By default in the lab's server namespace, on its veth. TCP options as :func:`connect`'s; the
+    SYN-ACK answers only what the client's SYN offered."""
     from rawtcp.commands.engine import listen_address, passive_spec
 
     on_record = on_record or _ignore
     local_ip = listen_address(addr) if addr is not None else None
     printer = _prepare(on_record, "rawtcp.api.listen")
     spec = passive_spec(port, name=name, netns=netns, iface=iface, local_ip=local_ip, ipv6=ipv6, idle=idle,
-                        timeout=timeout, isn=isn, mss=mss, window=window, timestamps=timestamps,
-                        rto_min=rto_min, retries=retries, msl2=msl2, pcap=pcap)
+                        timeout=timeout, isn=isn, mss=mss, window=window, bare=bare, wscale=wscale,
+                        no_wscale=no_wscale, sack=sack, timestamps=timestamps, nagle=nagle,
+                        delayed_ack=delayed_ack, keepalive=keepalive, rto_min=rto_min, retries=retries,
+                        msl2=msl2, pcap=pcap)
     _start(spec, printer)
     return Connection(spec["name"], on_record)
 

@@ -146,7 +146,7 @@ def run_client(env: dict[str, str], lab: dict[str, str], work: Path, payload: by
     pcap = work / "client.pcap"
     opened = rawtcp(env, "connect", lab["server_ip"], "8080", "--name", "fc", "--netns", lab["client_ns"],
                     "--rto-min", str(args.rto_min), "--retries", "15", "--msl2", "1", "--pcap", str(pcap),
-                    "--json", *(["--timestamps"] if args.timestamps else []))
+                    "--json", "--timestamps" if args.timestamps else "--no-timestamps")
     local = next(r["src"] for r in records(opened.stdout) if r.get("type") == "segment")
     sent = rawtcp(env, "send", "fc", "--file", str(work / "payload.bin"), "--wait", str(args.timeout), "--json")
     rawtcp(env, "recv", "fc", "--bytes", str(len(payload)), "--wait", str(args.timeout),
@@ -183,7 +183,7 @@ def run_server(env: dict[str, str], lab: dict[str, str], work: Path, payload: by
     listener = subprocess.Popen(
         [sys.executable, "-m", "rawtcp", "listen", "9000", "--name", "fs", "--netns", lab["server_ns"],
          "--rto-min", str(args.rto_min), "--retries", "15", "--msl2", "1", "--timeout", "120",
-         "--pcap", str(pcap), "--json", *(["--timestamps"] if args.timestamps else [])],
+         "--pcap", str(pcap), "--json", "--timestamps" if args.timestamps else "--no-timestamps"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     client = None
     try:

@@ -50,14 +50,66 @@ def _connection_spec(**fields: Any) -> dict[str, Any]:
     return {k: v for k, v in fields.items() if v is not None or k == "remote_ip"}
 
 
+def _tuning(bare: bool, wscale: int | None, no_wscale: bool, sack: bool | None, timestamps: bool | None,
+            nagle: bool | None, delayed_ack: bool | None, keepalive: float | None,
+            rto_min: float | None) -> dict[str, Any]:
+    """The profile and the single TCP options that override it (None: the profile's choice)."""
+    if wscale is not None and no_wscale:
+        raise errors.RawtcpError("give --wscale N or --no-wscale, not both", errors.BAD_INPUT)
+    return {"profile": "bare" if bare else "linux", "wscale": wscale, "no_wscale": no_wscale or None,
+            "sack": sack, "timestamps": timestamps, "nagle": nagle, "delayed_ack": delayed_ack,
+            "keepalive": keepalive, "rto_min": rto_min}
+
+
+def tcp_options(f: Any) -> Any:
+    """The profile options `connect` and `listen` share: Linux's behaviour unless --bare, and each
+    feature on or off by itself (click's --x/--no-x pairs; unset means the profile's choice)."""
+    options = [
+        click.option("--bare", is_flag=True,
+                     help="SEED.md's SYN, <mss> only, and RFC-plain TCP: no SACK, timestamps, window scaling, "
+                          "Nagle or delayed ACK; RTO min 1 s (RFC 6298). The options below turn single "
+                          "features back on. Default: what Linux offers and does."),
+        click.option("--sack/--no-sack", default=None,
+                     help="Offer SACK (RFC 2018; recovery by RFC 6675), used if the peer agrees "
+                          "(default: on; off with --bare)."),
+        click.option("--timestamps/--no-timestamps", default=None,
+                     help="Offer RFC 7323 timestamps (RTT samples under loss, PAWS), used if the peer agrees "
+                          "(default: on; off with --bare)."),
+        click.option("--wscale", type=click.IntRange(0, 14), metavar="N",
+                     help="Window scale shift to offer (default 7, as Linux; not offered with --bare)."),
+        click.option("--no-wscale", is_flag=True, help="Offer no window scaling (windows stay under 64 KiB)."),
+        click.option("--nagle/--nodelay", default=None,
+                     help="Nagle's algorithm (RFC 896): hold a small segment while data is unacknowledged; "
+                          "--nodelay is TCP_NODELAY (default: Nagle; --nodelay with --bare)."),
+        click.option("--delayed-ack/--quickack", default=None,
+                     help="Delay ACKs as Linux does (every second full segment, else up to 200 ms); "
+                          "--quickack ACKs every segment at once, as TCP_QUICKACK "
+                          "(default: delayed; --quickack with --bare)."),
+        click.option("--rto-min", type=finite(0.001), metavar="S",
+                     help="Minimum retransmission timeout, seconds (default 0.2, as Linux; 1 with --bare, "
+                          "as RFC 6298 says)."),
+        click.option("--keepalive", type=finite(0.001), metavar="S",
+                     help="Keep-alive probes after S idle seconds, then every 75 s, reset after 9 "
+                          "unanswered (RFC 9293 §3.8.4, Linux's counts; default: none, as without "
+                          "SO_KEEPALIVE)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 def active_spec(remote_ip: str, port: int, *, name: str | None = None, netns: str | None = None,
                 iface: str | None = None, idle: float = 600.0, sport: int | None = None, isn: int | None = None,
-                mss: int | None = None, window: int | None = None, wscale: int | None = None,
-                timestamps: bool = False, rto_min: float = 1.0, retries: int = 6, msl2: float | None = None,
+                mss: int | None = None, window: int | None = None, bare: bool = False, wscale: int | None = None,
+                no_wscale: bool = False, sack: bool | None = None, timestamps: bool | None = None,
+                nagle: bool | None = None, delayed_ack: bool | None = None, keepalive: float | None = None,
+                rto_min: float | None = None, retries: int = 6, msl2: float | None = None,
                 pcap: str | None = None) -> dict[str, Any]:
     """The keeper's spec for an active open to ``remote_ip`` ``port`` (shared by `rawtcp connect` and
     rawtcp.api): from the lab's client namespace unless ``netns``/``iface`` say otherwise, watching the
-    kernel peer's socket when it lives in a lab rawtcp made."""
+    kernel peer's socket when it lives in a lab rawtcp made. TCP behaves like Linux's unless ``bare``;
+    the other TCP options (None: the profile's) override single features."""
+    tuning = _tuning(bare, wscale, no_wscale, sack, timestamps, nagle, delayed_ack, keepalive, rto_min)
     name = registry.check_name(name) if name else _next_name()
     if netns is None and iface is None:
         if not lab_is_up(default_lab()):
@@ -73,20 +125,24 @@ def active_spec(remote_ip: str, port: int, *, name: str | None = None, netns: st
         "name": name, "netns": netns, "kernel": kernel, "idle": idle,
         "connection": _connection_spec(
             remote_ip=remote_ip, remote_port=port, local_port=sport, iface=iface, isn=isn, mss=mss,
-            window=window, wscale=wscale, timestamps=timestamps or None, rto_min=rto_min, max_retries=retries,
+            window=window, max_retries=retries,
             msl2=msl2 if msl2 is not None else (LAB_MSL2 if lab is not None else 60.0),
-            pcap=output_path(pcap),
+            pcap=output_path(pcap), **tuning,
         ),
     }
 
 
 def passive_spec(port: int, *, name: str | None = None, netns: str | None = None, iface: str | None = None,
                  local_ip: str | None = None, ipv6: bool = False, idle: float = 600.0, timeout: float = 3600.0,
-                 isn: int | None = None, mss: int | None = None, window: int | None = None,
-                 timestamps: bool = False, rto_min: float = 1.0, retries: int = 6, msl2: float | None = None,
-                 pcap: str | None = None) -> dict[str, Any]:
+                 isn: int | None = None, mss: int | None = None, window: int | None = None, bare: bool = False,
+                 wscale: int | None = None, no_wscale: bool = False, sack: bool | None = None,
+                 timestamps: bool | None = None, nagle: bool | None = None, delayed_ack: bool | None = None,
+                 keepalive: float | None = None, rto_min: float | None = None, retries: int = 6,
+                 msl2: float | None = None, pcap: str | None = None) -> dict[str, Any]:
     """The keeper's spec for a passive open on ``port`` (shared by `rawtcp listen` and rawtcp.api): in
-    the lab's server namespace on its veth unless ``netns``/``iface`` say otherwise."""
+    the lab's server namespace on its veth unless ``netns``/``iface`` say otherwise. The TCP options
+    are `active_spec`'s; our SYN-ACK answers only what the client's SYN offered (RFC 2018, 7323)."""
+    tuning = _tuning(bare, wscale, no_wscale, sack, timestamps, nagle, delayed_ack, keepalive, rto_min)
     name = registry.check_name(name) if name else _next_name()
     if netns is None and iface is None:
         if not lab_is_up(default_lab()):
@@ -110,10 +166,9 @@ def passive_spec(port: int, *, name: str | None = None, netns: str | None = None
         "name": name, "netns": netns, "kernel": kernel, "idle": idle, "open_timeout": timeout,
         "connection": _connection_spec(
             remote_ip=None, remote_port=0, local_port=port, iface=iface, local_ip=local_ip, isn=isn, mss=mss,
-            window=window,
-            timestamps=timestamps or None, rto_min=rto_min, max_retries=retries, passive=True,
+            window=window, max_retries=retries, passive=True,
             msl2=msl2 if msl2 is not None else (LAB_MSL2 if kernel else 60.0),
-            pcap=output_path(pcap),
+            pcap=output_path(pcap), **tuning,
         ),
     }
 
@@ -127,14 +182,10 @@ def passive_spec(port: int, *, name: str | None = None, netns: str | None = None
               help="MSS to announce, bytes (default: interface MTU - 40, or - 60 over IPv6).")
 @click.option("--window", type=click.IntRange(0, 65535),
               help="Fixed receive window to advertise, bytes (default: what the buffer has room for).")
-@click.option("--wscale", type=click.IntRange(0, 14),
-              help="Offer window scaling with this shift (default: not offered).")
-@click.option("--timestamps", is_flag=True, help="Offer RFC 7323 timestamps (RTT samples under heavy loss).")
+@tcp_options
 @click.option("--sport", type=click.IntRange(1, 65535), help="Source port (default: a free ephemeral one).")
 @click.option("--netns", help="Network namespace to send from (default: the lab's client namespace).")
 @click.option("--iface", help="Interface to send on, outside any lab (next hop by routing table and ARP).")
-@click.option("--rto-min", type=finite(0.001), default=1.0, show_default=True, metavar="S",
-              help="Minimum retransmission timeout, seconds (RFC 6298 says 1; Linux uses 0.2).")
 @click.option("--retries", type=click.IntRange(0, 20), default=6, show_default=True,
               help="Retransmissions of one segment before giving up (exit 5).")
 @click.option("--msl2", type=finite(0), metavar="S", help="TIME-WAIT length, seconds (default 2 in the lab, else 60).")
@@ -144,16 +195,22 @@ def passive_spec(port: int, *, name: str | None = None, netns: str | None = None
               help="Record both directions to this pcap, kernel states in FILE.states.json (default: none).")
 @json_option
 def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | None, window: int | None,
-            wscale: int | None, timestamps: bool, sport: int | None, netns: str | None, iface: str | None,
-            rto_min: float, retries: int, msl2: float | None, idle: float, pcap: str | None, as_json: bool) -> None:
-    """Open a connection to HOST PORT (IPv4 or IPv6) with hand-built segments and keep it in a session."""
+            bare: bool, sack: bool | None, timestamps: bool | None, wscale: int | None, no_wscale: bool,
+            nagle: bool | None, delayed_ack: bool | None, rto_min: float | None, keepalive: float | None,
+            sport: int | None, netns: str | None, iface: str | None, retries: int, msl2: float | None,
+            idle: float, pcap: str | None, as_json: bool) -> None:
+    """Open a connection to HOST PORT (IPv4 or IPv6) with hand-built segments and keep it in a session.
+
+    TCP behaves like Linux's (SACK, timestamps, window scale 7, Nagle, delayed ACK, RTO min 0.2 s);
+    --bare gives SEED.md's SYN with only <mss>."""
     errors.require_privileges("rawtcp connect")
     remote_ip = resolve_host(host)
     printer = Printer(as_json)
     reap_leftovers(printer)
     spec = active_spec(remote_ip, port, name=name, netns=netns, iface=iface, idle=idle, sport=sport, isn=isn,
-                       mss=mss, window=window, wscale=wscale, timestamps=timestamps, rto_min=rto_min,
-                       retries=retries, msl2=msl2, pcap=pcap)
+                       mss=mss, window=window, bare=bare, wscale=wscale, no_wscale=no_wscale, sack=sack,
+                       timestamps=timestamps, nagle=nagle, delayed_ack=delayed_ack, keepalive=keepalive,
+                       rto_min=rto_min, retries=retries, msl2=msl2, pcap=pcap)
     name = spec["name"]
     ready = client.start_keeper(spec, printer)
     printer.message(f"session {name}: {ready['state']} {ready['local']} → {ready['remote']} "
@@ -173,9 +230,7 @@ def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | 
               help="MSS to announce, bytes (default: interface MTU - 40, or - 60 over IPv6).")
 @click.option("--window", type=click.IntRange(0, 65535),
               help="Fixed receive window to advertise, bytes (default: what the buffer has room for).")
-@click.option("--timestamps", is_flag=True, help="Use RFC 7323 timestamps if the client's SYN offers them.")
-@click.option("--rto-min", type=finite(0.001), default=1.0, show_default=True, metavar="S",
-              help="Minimum retransmission timeout, seconds (RFC 6298 says 1; Linux uses 0.2).")
+@tcp_options
 @click.option("--retries", type=click.IntRange(0, 20), default=6, show_default=True,
               help="Retransmissions of one segment before giving up.")
 @click.option("--msl2", type=finite(0), metavar="S", help="TIME-WAIT length, seconds (default 2 in the lab, else 60).")
@@ -187,9 +242,13 @@ def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | 
               help="Record both directions to this pcap, kernel states in FILE.states.json (default: none).")
 @json_option
 def listen(port: int, name: str | None, netns: str | None, iface: str | None, addr: str | None, ipv6: bool,
-           isn: int | None, mss: int | None, window: int | None, timestamps: bool, rto_min: float, retries: int,
+           isn: int | None, mss: int | None, window: int | None, bare: bool, sack: bool | None,
+           timestamps: bool | None, wscale: int | None, no_wscale: bool, nagle: bool | None,
+           delayed_ack: bool | None, rto_min: float | None, keepalive: float | None, retries: int,
            msl2: float | None, timeout: float, idle: float, pcap: str | None, as_json: bool) -> None:
-    """Passive open on PORT: rawtcp answers a kernel client's SYN with its own SYN-ACK (--ipv6: over IPv6)."""
+    """Passive open on PORT: rawtcp answers a kernel client's SYN with its own SYN-ACK (--ipv6: over IPv6).
+
+    The SYN-ACK answers the options the client offered, as Linux does; --bare answers with <mss> only."""
     if addr is not None and ipv6:
         raise errors.RawtcpError("give --addr or --ipv6, not both", errors.BAD_INPUT)
     local_ip = listen_address(addr) if addr is not None else None
@@ -197,8 +256,10 @@ def listen(port: int, name: str | None, netns: str | None, iface: str | None, ad
     printer = Printer(as_json)
     reap_leftovers(printer)
     spec = passive_spec(port, name=name, netns=netns, iface=iface, local_ip=local_ip, ipv6=ipv6, idle=idle,
-                        timeout=timeout, isn=isn, mss=mss, window=window, timestamps=timestamps,
-                        rto_min=rto_min, retries=retries, msl2=msl2, pcap=pcap)
+                        timeout=timeout, isn=isn, mss=mss, window=window, bare=bare, wscale=wscale,
+                        no_wscale=no_wscale, sack=sack, timestamps=timestamps, nagle=nagle,
+                        delayed_ack=delayed_ack, keepalive=keepalive, rto_min=rto_min, retries=retries,
+                        msl2=msl2, pcap=pcap)
     name, netns, iface = spec["name"], spec["netns"], spec["connection"]["iface"]
     local_ip = spec["connection"].get("local_ip")
     where = f"{local_ip} " if local_ip else ""
@@ -326,6 +387,13 @@ def status(name: str | None, history: bool, as_json: bool) -> None:
         click.echo(f"  peer window={st['peer_window']}  peer MSS={st['peer_mss']}  our window={st['rcv_wnd']}"
                    f"  buffered={st['readable']}  unsent={st['unsent']}  in flight={st['in_flight']}"
                    f"  retransmits={st['retransmits']}")
+        if st.get("profile"):
+            agreed = [name for name in ("sack", "timestamps") if st.get(name)]
+            agreed.append(f"wscale ours {st['rcv_wscale']} theirs {st['snd_wscale']}")
+            srtt = f"{st['srtt'] * 1000:.1f} ms" if st.get("srtt") is not None else "none"
+            click.echo(f"  {st['profile']} profile: {', '.join(agreed)}; Nagle {'on' if st['nagle'] else 'off'}, "
+                       f"delayed ACK {'on' if st['delayed_ack'] else 'off'}; rto={st['rto'] * 1000:.0f} ms "
+                       f"srtt={srtt} cwnd={st['cwnd']}")
         if st.get("kernel_state") is not None or st.get("kernel_state_source"):
             click.echo(f"  kernel: {st.get('kernel_state') or 'no socket'} (via {st.get('kernel_state_source')})")
 

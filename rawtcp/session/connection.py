@@ -15,13 +15,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rawtcp.core import Endpoint, EndpointConfig
+from rawtcp.core.rto import RTO_MIN
 from rawtcp.session.driver import Driver
 
 EPHEMERAL = (32768, 60999)  # Linux's default ip_local_port_range
+# "linux": what a Linux socket offers and does (EndpointConfig.linux_like); "bare": SEED.md's SYN with
+# only <mss>, and RFC-plain behaviour (no SACK, timestamps, window scaling, Nagle or delayed ACK).
+PROFILES = ("linux", "bare")
 
 
 @dataclass
 class ConnectionSpec:
+    """One hand-driven connection. The TCP options left at None take the profile's choice."""
+
     remote_ip: str | None  # None for a passive open until the SYN arrives
     remote_port: int
     local_port: int | None = None  # None: a free ephemeral port, reserved from the kernel
@@ -29,15 +35,41 @@ class ConnectionSpec:
     isn: int | None = None  # None: random (RFC 9293 §3.4.1 wants unpredictable ISNs)
     mss: int | None = None  # None: from the interface MTU
     window: int | None = None
-    wscale: int | None = None
-    timestamps: bool = False  # RFC 7323 TSopt offered in our SYN (used if the peer's SYN has it too)
-    rto_min: float = 1.0
+    profile: str = "linux"  # one of PROFILES
+    wscale: int | None = None  # shift offered in our SYN; None: the profile's (7, or none when bare)
+    no_wscale: bool = False  # offer no window scaling whatever the profile says
+    sack: bool | None = None  # RFC 2018 SACK-permitted offered (used if the peer's SYN has it too)
+    timestamps: bool | None = None  # RFC 7323 TSopt offered (used if the peer's SYN has it too)
+    nagle: bool | None = None  # RFC 896; False is TCP_NODELAY
+    delayed_ack: bool | None = None  # RFC 9293 §3.8.6.3; False is TCP_QUICKACK
+    keepalive: float | None = None  # idle seconds before keep-alive probes (RFC 9293 §3.8.4); None: off
+    rto_min: float | None = None  # None: the profile's, 0.2 s as Linux or 1 s bare (RFC 6298 §2.4)
     max_retries: int = 6
     msl2: float = 60.0
     pcap: str | None = None
     passive: bool = False  # listen on local_port instead of connecting
     local_ip: str | None = None  # passive open: the address to listen on (default: the iface's)
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.profile not in PROFILES:
+            raise ValueError(f"unknown profile {self.profile!r} (one of {', '.join(PROFILES)})")
+
+    def endpoint_config(self, *, local_port: int, remote_port: int, isn: int, mss: int) -> EndpointConfig:
+        """The core's config: the profile's preset, then every option this spec sets explicitly."""
+        chosen = {"local_port": local_port, "remote_port": remote_port, "isn": isn, "mss": mss,
+                  "window": self.window, "max_retries": self.max_retries, "msl2": self.msl2}
+        for name in ("wscale", "sack", "timestamps", "nagle", "delayed_ack", "keepalive", "rto_min"):
+            value = getattr(self, name)
+            if value is not None:
+                chosen[name] = value
+        if self.no_wscale:
+            chosen["wscale"] = None
+        if self.profile == "linux":
+            return EndpointConfig.linux_like(**chosen)
+        # The plain constructor is the seed's bare SYN; its RTO floor is Linux's, RFC 6298's is 1 s.
+        chosen.setdefault("rto_min", RTO_MIN)
+        return EndpointConfig(**chosen)
 
 
 class Connection:
@@ -78,18 +110,12 @@ class Connection:
 
                 pcap = PcapWriter(spec.pcap, fix_checksums=True)  # veth leaves our peer's sums partial
                 self._stack.callback(pcap.close)
-            config = EndpointConfig(
+            config = spec.endpoint_config(
                 local_port=lport,
                 remote_port=0 if spec.passive else spec.remote_port,
                 isn=spec.isn if spec.isn is not None else rng.getrandbits(32),
                 # MTU minus the IP and TCP headers: 40 bytes over IPv4, 60 over IPv6 (RFC 8200 §3).
                 mss=spec.mss or max(536 if path.version == 4 else 1220, path.mss),
-                window=spec.window,
-                wscale=spec.wscale,
-                timestamps=spec.timestamps,
-                rto_min=spec.rto_min,
-                max_retries=spec.max_retries,
-                msl2=spec.msl2,
             )
             self.endpoint = Endpoint(config)
             self.driver = Driver(self.endpoint, self.link, builder, path.src_ip,

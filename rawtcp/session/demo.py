@@ -128,8 +128,10 @@ def run_demo(pcap: str, emit: Callable[[Record], None], *, isn: int = 1000, mss:
         stack.callback(watcher.stop)
         if lab is not None:
             stack.enter_context(netns.inside(cfg.client_ns))
+        # SEED.md's segments exactly: its SYN carries only <mss>, and every segment is ACKed at once.
         conn = stack.enter_context(Connection(ConnectionSpec(
             remote_ip=server_ip, remote_port=port, isn=isn, mss=mss, msl2=msl2, pcap=pcap, rto_min=0.2,
+            profile="bare",
         )))
         ep, driver = conn.endpoint, conn.driver
         kernel_side = (server_ip, port)

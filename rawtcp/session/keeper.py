@@ -200,6 +200,11 @@ class Keeper:
             "peer_window": ep.snd_wnd, "peer_mss": ep.peer_mss, "send_mss": ep.send_mss,
             "rcv_wnd": ep.rcv_wnd, "readable": ep.readable, "unsent": ep.unsent, "in_flight": ep.in_flight,
             "peer_closed": ep.peer_fin, "retransmits": ep.retransmits,
+            # what was asked for and what both SYNs agreed on (RFC 2018 §2, RFC 7323 §2.2, §3.2)
+            "profile": self.conn.spec.profile, "sack": ep.sack_ok, "timestamps": ep.ts_ok,
+            "snd_wscale": ep.snd_wscale, "rcv_wscale": ep.rcv_wscale, "nagle": ep.config.nagle,
+            "delayed_ack": ep.config.delayed_ack, "rto": round(ep.rto, 3),
+            "srtt": None if ep.srtt is None else round(ep.srtt, 6), "cwnd": ep.cwnd,
             "kernel_state": kernel, "kernel_state_source": getattr(self.watcher, "source", None),
             "netns": self.spec.get("netns"),
         }

@@ -92,7 +92,7 @@ def run_both(crafted_pcap: str, kernel_pcap: str, emit: Callable[[dict[str, Any]
     with topology.temporary_lab(cfg):
         with tcpdump(cfg.server_ns, cfg.server_if, cfg.port, crafted_pcap), netns.inside(cfg.client_ns), \
                 Connection(ConnectionSpec(remote_ip=cfg.server_ip, remote_port=cfg.port, msl2=0.5,
-                                          rto_min=0.2)) as conn:
+                                          rto_min=0.2, profile="bare")) as conn:  # what the kernel adds
             ep, driver = conn.endpoint, conn.driver
             driver.listeners.append(emit)
 

@@ -25,6 +25,7 @@ def test_demo_reproduces_seed_against_the_kernel(require_root, tmp_path):
     segs = segments(recs)
     assert [(s["dir"], s["flags"], s["rel_seq"], s["rel_ack"], s["len"]) for s in segs] == SEED
     assert segs[0]["seq"] == 1000 and "mss 1024" in segs[1]["options"]
+    assert segs[0]["options"] == "mss 1460"  # SEED.md's SYN: the bare profile, not Linux's options
     kernel = [r["new"] for r in recs if r.get("type") == "state" and r.get("who") == "kernel"]
     assert kernel == ["SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT", "LAST-ACK", "CLOSED"]
     ours = [r["new"] for r in recs if r.get("type") == "state" and r.get("who") == "rawtcp"]
