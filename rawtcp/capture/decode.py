@@ -12,7 +12,6 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass
-from typing import Any
 
 from rawtcp.capture.pcap import (
     LINKTYPE_ETHERNET,
@@ -23,8 +22,8 @@ from rawtcp.capture.pcap import (
     LINKTYPE_NULL,
     LINKTYPE_RAW,
 )
-
-Option = tuple[Any, Any]
+from rawtcp.core.segment import Option
+from rawtcp.wire.packet import parse_options
 
 _ETH_VLAN = (0x8100, 0x88A8, 0x9100)
 _IPV4 = struct.Struct("!BBHHHBBH4s4s")
@@ -131,49 +130,8 @@ def decode_tcp(linktype: int, data: bytes) -> TcpPacket | None:
     doff = (off >> 4) * 4
     if doff < 20 or tcp + doff > end:
         return None
-    options = parse_options(data[tcp + 20:min(tcp + doff, captured)]) if doff > 20 else ()
+    # The wire's parser (scapy's names and shapes), strict about lengths as a capture reader must be.
+    options = parse_options(data[tcp + 20:min(tcp + doff, captured)], strict=True) if doff > 20 else ()
     payload = data[tcp + doff:captured]
     return TcpPacket(src_s, dst_s, sport, dport, seq, ack, flags, window, options, end - tcp - doff,
                      ip_id, ttl, payload, urgent, checksum, version, captured < end)
-
-
-_OPT_NAMES = {2: "MSS", 3: "WScale", 4: "SAckOK", 5: "SAck", 8: "Timestamp"}
-
-
-def parse_options(raw: bytes) -> tuple[Option, ...]:
-    """TCP options as scapy-style tuples (RFC 9293 §3.2, RFC 7323, RFC 2018).
-
-    A malformed option list ends the parse; the rest is kept as one ``(kind, bytes)`` entry so a
-    comparison still sees the difference.
-    """
-    out: list[Option] = []
-    i, n = 0, len(raw)
-    while i < n:
-        kind = raw[i]
-        if kind == 0:
-            out.append(("EOL", None))
-            break  # the rest is padding (RFC 9293 §3.2)
-        if kind == 1:
-            out.append(("NOP", None))
-            i += 1
-            continue
-        if i + 1 >= n or raw[i + 1] < 2 or i + raw[i + 1] > n:
-            out.append((kind, bytes(raw[i:])))
-            break
-        length = raw[i + 1]
-        value = bytes(raw[i + 2:i + length])
-        if kind == 2 and length == 4:
-            out.append(("MSS", int.from_bytes(value, "big")))
-        elif kind == 3 and length == 3:
-            out.append(("WScale", value[0]))
-        elif kind == 4 and length == 2:
-            out.append(("SAckOK", b""))
-        elif kind == 8 and length == 10:
-            out.append(("Timestamp", (int.from_bytes(value[:4], "big"), int.from_bytes(value[4:], "big"))))
-        elif kind == 5 and (length - 2) % 8 == 0:
-            edges = tuple(int.from_bytes(value[j:j + 4], "big") for j in range(0, len(value), 4))
-            out.append(("SAck", edges))
-        else:
-            out.append((kind, value))
-        i += length
-    return tuple(out)

@@ -151,11 +151,13 @@ def encode_options(options: tuple[Option, ...] | list[Option]) -> bytes:
     return bytes(out)
 
 
-def parse_options(data: bytes) -> tuple[Option, ...]:
+def parse_options(data: bytes, *, strict: bool = False) -> tuple[Option, ...]:
     """scapy's ``TCPOptionsField.m2i``: the same names and value shapes, stopping at EOL.
 
     Known kinds whose length does not fit their format keep their raw bytes, as in scapy; AO is kept
-    as raw bytes (scapy wraps it in a packet class).
+    as raw bytes (scapy wraps it in a packet class). ``strict`` (capture files): an option whose length
+    is below 2 or runs past the end ends the parse, the rest kept as one ``(kind, bytes)`` entry, as
+    tshark marks it malformed, where scapy would read on.
     """
     opts: list[Option] = []
     i, n = 0, len(data)
@@ -169,6 +171,9 @@ def parse_options(data: bytes) -> tuple[Option, ...]:
             i += 1
             continue
         olen = data[i + 1] if i + 1 < n else 0
+        if strict and (olen < 2 or i + olen > n):
+            opts.append((kind, bytes(data[i:])))
+            break
         # fast paths for what every SYN carries, when well-formed and complete
         if i + olen <= n:
             if kind == 2 and olen == 4:

@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 
 from rawtcp.capture import CaptureError, PcapWriter, RawPacket, decode_tcp, iter_packets
 from rawtcp.capture.compare import compare_captures
-from rawtcp.capture.decode import parse_options
 from rawtcp.capture.pcap import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from rawtcp.capture.sidecar import read_sidecar, sidecar_path, write_sidecar
 from rawtcp.capture.streams import read_streams
+from rawtcp.wire.packet import parse_options
 
 from .builders import T0, seed_packets, tcp_frame
 
@@ -234,8 +234,11 @@ def test_decode_fields_options_and_non_tcp() -> None:
     assert decode_tcp(1, bytes(pkt)[:40]) is None  # cut inside the TCP header
     six = decode_tcp(1, bytes(tcp_frame("2001:db8::1", "2001:db8::2", 5, 6, "S", 1, ipv6=True)))
     assert six is not None and (six.src, six.version) == ("2001:db8::1", 6)
-    assert parse_options(b"\x01\x00\xff") == (("NOP", None), ("EOL", None))
-    assert parse_options(b"\x02\x09ab") == ((2, b"\x02\x09ab"),)  # a length running past the end
+    assert parse_options(b"\x01\x00\xff", strict=True) == (("NOP", None), ("EOL", None))
+    # a length running past the end: a capture reader keeps the rest raw where scapy reads an MSS
+    assert parse_options(b"\x02\x09ab", strict=True) == ((2, b"\x02\x09ab"),)
+    assert parse_options(b"\x02\x09ab") == (("MSS", 24930),)
+    assert parse_options(b"\x02\x01ab", strict=True) == ((2, b"\x02\x01ab"),)  # a length below 2
 
 
 # --- bad input ------------------------------------------------------------------------------------
