@@ -311,13 +311,16 @@ KERNEL_COMPARABLE = ("handshake", "seed-exchange", "syn-fin-seq")
 
 
 def _lab_vs_kernel(lab: Any, pcap: str | None) -> int:
+    import os
     import tempfile
 
     from rawtcp.capture.compare import compare_captures, render_compare
     from rawtcp.script.catalogue import run_lab
     from rawtcp.session.kernel_compare import run_kernel_client
 
-    crafted = pcap or tempfile.mktemp(prefix=f"rawtcp-{lab.name}-", suffix=".pcap")
+    # A directory of our own (mkdtemp: created atomically, mode 0700) holds both captures; they are
+    # kept, and named at the end, for the user to open.
+    crafted = pcap or os.path.join(tempfile.mkdtemp(prefix=f"rawtcp-{lab.name}-"), f"{lab.name}.pcap")
     kernel = crafted.rsplit(".", 1)[0] + "-kernel.pcap"
     result = _guard_setup(run_lab, lab, pcap=crafted)
     click.echo(result.ladder_text())

@@ -1,4 +1,5 @@
-"""packetdrill-dialect scripts: the parser (pure, no network) and, later, the runner."""
+"""packetdrill-dialect scripts: the parser (pure, no network: parser.py), the runner against a stack in
+a lab (runner.py), the suite runner (suite.py), the syscall agent (syscall_helper.py) and the labs."""
 
 from rawtcp.script.errors import ScriptError
 from rawtcp.script.parser import parse, parse_file

@@ -1,4 +1,4 @@
 """The loop that drives one endpoint over the wire, and the keeper that holds it between commands.
 
-This is the only layer that reads the clock.
+The driver reads the clock and hands ``now`` to the core, which never reads one.
 """
