@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import select
 import socket
 import subprocess
 import sys
@@ -101,3 +103,65 @@ def test_bad_mode_is_refused():
     proc = subprocess.run([sys.executable, "-m", "rawtcp.lab.listener", "--mode", "bogus"],
                           capture_output=True, text=True, timeout=30)
     assert proc.returncode == 2 and "invalid choice" in proc.stderr
+
+
+@pytest.mark.parametrize("listener", ["echo"], indirect=True)
+def test_many_connections_at_once_are_each_echoed_and_logged(listener):
+    # One event loop serves them all: 200 connections open at the same time, each with its own bytes.
+    socks = [socket.create_connection(("127.0.0.1", listener.port), timeout=10) for _ in range(200)]
+    try:
+        for i, s in enumerate(socks):
+            s.sendall(b"%d." % i * 10)
+        for i, s in enumerate(socks):
+            s.shutdown(socket.SHUT_WR)
+            assert _recv_all(s) == b"%d." % i * 10
+    finally:
+        for s in socks:
+            s.close()
+    records = _wait_log(listener.log, 200)
+    assert len(records) == 200 and all(r["error"] is None and r["received"] == r["sent"] for r in records)
+
+
+@pytest.mark.parametrize("listener", ["echo"], indirect=True)
+def test_echo_waits_for_a_peer_that_does_not_read(listener):
+    # 8 MiB sent before anything is read back: the echo must hold what the peer's window refuses, then
+    # finish once the peer reads (a blocking sendall did this in a thread; the event loop buffers it).
+    data = bytes(range(256)) * (8 << 12)
+    with socket.create_connection(("127.0.0.1", listener.port), timeout=20) as s:
+        s.setblocking(False)
+        sent, got = 0, bytearray()
+        while sent < len(data):
+            try:
+                sent += s.send(data[sent:sent + 65536])
+            except BlockingIOError:  # only now read: both directions' buffers are full first
+                select.select([s], [], [], 5.0)
+                with contextlib.suppress(BlockingIOError):
+                    got += s.recv(1 << 20)
+        s.setblocking(True)
+        s.shutdown(socket.SHUT_WR)
+        got += _recv_all(s)
+    assert bytes(got) == data
+    (rec,) = _wait_log(listener.log, 1)
+    assert rec["received"] == rec["sent"] == len(data) and rec["error"] is None
+
+
+@pytest.mark.parametrize("mode", ["echo", "seed"])
+def test_blocking_serve_logs_what_the_event_loop_logs(tmp_path, mode):
+    # serve() is the thread-per-connection form, kept for another stack's sockets (the PyTCP agent).
+    import json
+
+    from rawtcp.lab.listener import EventLog, serve
+
+    log_path = tmp_path / "log.jsonl"
+    with socket.create_server(("127.0.0.1", 0)) as srv:
+        b = socket.create_connection(srv.getsockname(), timeout=10)
+        a, _ = srv.accept()
+    with open(log_path, "a", encoding="utf-8") as fh:
+        b.sendall(b"B" * 25)
+        b.shutdown(socket.SHUT_WR)
+        serve(a, ("198.18.0.1", 40000), mode, EventLog(fh), close_delay=0.0)
+    back = _recv_all(b)
+    b.close()
+    (rec,) = [json.loads(line) for line in log_path.read_text().splitlines()]
+    assert rec["peer"] == "198.18.0.1:40000" and rec["received"] == 25 and rec["error"] is None
+    assert back == (b"B" * 25 if mode == "echo" else SEED_ANSWER) and rec["sent"] == len(back)
