@@ -139,3 +139,26 @@ def test_the_checker_allows_downward_and_base_imports(tmp_path):
         "core/a.py": "from rawtcp.core.seq import seq_lt\n",
     })
     assert violations(root) == []
+
+
+def _readme_layout() -> str:
+    readme = (ROOT.parent / "README.md").read_text()
+    start = readme.index("## Layout")
+    return readme[start:readme.index("\n## ", start + 1)]
+
+
+def test_the_readme_layout_names_every_package_and_module():
+    """A newcomer checks the README's Layout against the tree: every package and every module is named."""
+    layout = _readme_layout()
+    missing = []
+    for package in sorted(p for p in ROOT.iterdir() if p.is_dir() and (p / "__init__.py").exists()):
+        if f"{package.name}/" not in layout:
+            missing.append(f"{package.name}/")
+        for module in sorted(package.glob("*.py")):
+            if module.stem not in ("__init__", "errors") and module.stem not in layout:
+                missing.append(f"{package.name}/{module.name}")
+    for top in ("cli.py", "api.py", "errors.py", "rawtcp_pytcp_agent/", "scripts/", "tests/", "docker/", "docs/"):
+        if top not in layout:
+            missing.append(top)
+    assert not missing, f"README's Layout does not mention: {', '.join(missing)}"
+    assert "core ← wire ← lab, capture ← session, script, craft ← commands" in layout
