@@ -156,7 +156,9 @@ class Connection:
 
     def send(self, data: bytes | str, *, wait: float = 60.0) -> int:
         """Send ``data`` (str is UTF-8 encoded), segmented by the peer's MSS and window; return the
-        byte count once the peer has ACKed all of it (SessionError after ``wait`` seconds)."""
+        byte count once the peer has ACKed all of it. SessionError after ``wait`` seconds without ACK
+        progress (each newly acknowledged byte starts the count again); its message says how many
+        bytes were acknowledged."""
         from rawtcp.session import client
 
         payload = data.encode() if isinstance(data, str) else bytes(data)
@@ -171,7 +173,8 @@ class Connection:
         """What the peer has sent (the keeper ACKed and buffered it meanwhile).
 
         Without ``nbytes``: returns as soon as anything is there, b"" after ``wait`` seconds or once
-        the peer has closed. With ``nbytes``: waits (up to ``wait``) until that many bytes have come.
+        the peer has closed. With ``nbytes``: waits until that many bytes have come, or returns what
+        came once ``wait`` seconds pass without new data (each arrival starts the count again).
         """
         from rawtcp.session import client
 

@@ -274,7 +274,9 @@ def listen(port: int, name: str | None, netns: str | None, iface: str | None, ad
 @click.argument("data", required=False)
 @click.option("--file", "file_", type=click.File("rb"), help="Send this file's bytes ('-' for stdin).")
 @click.option("--wait", type=finite(0), default=60.0, show_default=True, metavar="S",
-              help="Give up waiting for the ACKs after this many seconds.")
+              help="Give up after S seconds without ACK progress: every newly acknowledged byte starts the "
+                   "count again, so a slow but moving transfer takes as long as it needs (exit 1 when it "
+                   "gives up; the keeper keeps sending what was queued).")
 @json_option
 def send(name: str, data: str | None, file_: Any, wait: float, as_json: bool) -> None:
     """Send DATA (or --file) on session NAME, segmented by the peer's MSS and window; wait for the ACKs."""
@@ -292,7 +294,9 @@ def send(name: str, data: str | None, file_: Any, wait: float, as_json: bool) ->
 @click.argument("name")
 @click.option("--bytes", "nbytes", type=click.IntRange(1), metavar="N",
               help="Wait until N bytes have arrived (default: return what is there).")
-@click.option("--wait", type=finite(0), metavar="S", help="Wait at most S seconds (default 10 with --bytes, else 0).")
+@click.option("--wait", type=finite(0), metavar="S",
+              help="With --bytes: give up after S seconds without new data (each arrival starts the count "
+                   "again). Without: wait at most S seconds for anything (default 10 with --bytes, else 0).")
 @click.option("--out", type=click.File("wb"), metavar="FILE",
               help="Write the bytes raw to FILE ('-' for stdout; default: print them as text).")
 @json_option
@@ -315,7 +319,8 @@ def recv(name: str, nbytes: int | None, wait: float | None, out: Any, as_json: b
         sys.stdout.flush()
     note = " (the peer has closed its side)" if final.get("peer_closed") else ""
     if nbytes is not None and len(data) < nbytes:
-        click.echo(f"rawtcp: received {len(data)} of {nbytes} bytes{note}", err=True)
+        quiet = f" (no new data for {final['quiet']:g} s)" if final.get("quiet") is not None else ""
+        click.echo(f"rawtcp: received {len(data)} of {nbytes} bytes{quiet}{note}", err=True)
         raise SystemExit(errors.FAILED)
     if not as_json and out is None and not data:
         click.echo(f"(nothing received yet){note}", err=True)

@@ -22,6 +22,7 @@ from typing import Any
 from rawtcp.capture.streams import endpoint_name
 from rawtcp.core import State
 from rawtcp.core import events as ev
+from rawtcp.core import seq as sq
 from rawtcp.session import registry
 from rawtcp.session.connection import Connection, ConnectionSpec
 from rawtcp.session.errors import PeerRefused, PeerSilent, SessionError
@@ -46,6 +47,7 @@ class Client:
         self.buf = b""
         self.request: dict[str, Any] | None = None
         self.deadline: float | None = None
+        self.wait: float | None = None  # the request's patience, seconds; send/recv renew it on progress
         self.started = 0.0
 
     def send(self, rec: Record) -> None:
@@ -187,8 +189,6 @@ class Keeper:
         assert self.conn is not None
         ep = self.conn.endpoint
         iss, irs = ep.iss, ep.irs
-        from rawtcp.core import seq as sq
-
         kernel = self.view.current() if self.view is not None else None
         return {
             "type": "status", "name": self.name, "pid": os.getpid(), "state": str(ep.state),
@@ -255,7 +255,8 @@ class Keeper:
         client.request = request
         client.started = now
         wait = request.get("wait")
-        client.deadline = now + float(wait) if wait is not None else None
+        client.wait = float(wait) if wait is not None else None
+        client.deadline = now + client.wait if client.wait is not None else None
         try:
             if op == "status":
                 self._finish(client, self.status())
@@ -269,9 +270,12 @@ class Keeper:
                 request["target"] = len(data)
                 request["queued"] = 0
                 request["data_bytes"] = data
+                # Our bytes are acknowledged once SND.UNA has passed what earlier sends left unacknowledged.
+                request["una0"] = request["last_una"] = ep.snd_una
+                request["backlog"] = ep.unsent + ep.in_flight
                 self._feed_send(request, now)
             elif op == "recv":
-                pass
+                request["last_rcv"] = ep.rcv_nxt
             elif op in ("close", "shutdown"):
                 if request.get("abort"):
                     ep.abort(now)
@@ -295,6 +299,17 @@ class Keeper:
         if queued < len(data):
             request["queued"] = queued + self.conn.endpoint.send(data[queued:], now)
 
+    @staticmethod
+    def _acked(ep: Any, request: dict[str, Any]) -> int:
+        """How many of this send's bytes the peer has acknowledged."""
+        return min(request["target"], max(0, sq.sub(ep.snd_una, request["una0"]) - request["backlog"]))
+
+    @staticmethod
+    def _renew(client: Client, now: float) -> None:
+        """Progress: --wait counts again from now (it is patience without progress, not a deadline)."""
+        if client.wait is not None:
+            client.deadline = now + client.wait
+
     def _finish(self, client: Client, final: Record) -> None:
         client.send(final)
         client.request = None
@@ -310,9 +325,16 @@ class Keeper:
             if request is None:
                 continue
             op = request["op"]
-            expired = client.deadline is not None and now >= client.deadline
             if op == "send":
                 self._feed_send(request, now)
+                if ep.snd_una != request["last_una"]:  # any newly acknowledged byte
+                    request["last_una"] = ep.snd_una
+                    self._renew(client, now)
+            elif op == "recv" and ep.rcv_nxt != request["last_rcv"]:  # any new byte in order (or the FIN)
+                request["last_rcv"] = ep.rcv_nxt
+                self._renew(client, now)
+            expired = client.deadline is not None and now >= client.deadline
+            if op == "send":
                 done = request["queued"] >= request["target"] and ep.unsent == 0 and ep.in_flight == 0
                 if done:
                     self._release(force=True)
@@ -320,8 +342,10 @@ class Keeper:
                                           "state": str(ep.state)})
                 elif dead or expired:
                     self._release(force=True)
-                    self._finish(client, {"type": "error", "message": str(self._failure("send"))
-                                          if dead else "timed out waiting for the peer's ACK"})
+                    message = str(self._failure("send")) if dead else (
+                        f"no ACK progress for {client.wait:g} s: {self._acked(ep, request)} of "
+                        f"{request['target']} bytes acknowledged")
+                    self._finish(client, {"type": "error", "message": message})
             elif op == "recv":
                 want = request.get("bytes")
                 have = ep.readable
@@ -333,7 +357,10 @@ class Keeper:
                     self._release(force=True)
                     self._finish(client, {"type": "data", "data": base64.b64encode(data).decode(),
                                           "bytes": len(data), "peer_closed": ep.peer_fin and ep.readable == 0,
-                                          "state": str(ep.state)})
+                                          "state": str(ep.state),
+                                          # short because nothing new came for --wait seconds
+                                          "quiet": client.wait if expired and want is not None
+                                          and len(data) < want and not ep.peer_fin else None})
             elif op in ("close", "shutdown"):
                 if request.get("abort"):
                     finished = True
