@@ -11,7 +11,8 @@ late ones), exact enough for the ladder to place it again::
 
     state kernel 198.18.0.2:8080 peer 198.18.0.1:40000 LISTEN -> SYN-RECEIVED at 1700000000.001000
 
-Comments a writer was given (the lab's notes, see rawtcp.capture.pcap.packet_comment) are kept.
+Comments a writer was given (see rawtcp.capture.pcap.packet_comment: the states it knew as it wrote
+the packet, the lab's notes) are kept; the summary then names only the recorders the writer did not.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 from rawtcp.capture.decode import decode_tcp
 from rawtcp.capture.errors import CaptureError
-from rawtcp.capture.pcap import ReadReport, _block, epb, iter_frames, pcapng_header
+from rawtcp.capture.pcap import ReadReport, _block, epb, iter_frames, pcapng_header, split_comment
 
 STATE_PREFIX = "state "
 SUMMARY_PREFIX = "states: "
@@ -68,6 +69,13 @@ def is_generated(text: str) -> bool:
     return text.startswith(STATE_PREFIX) or text.startswith(SUMMARY_PREFIX)
 
 
+def shown_comments(comments: Iterable[str]) -> tuple[str, ...]:
+    """What a reader shows of a packet's comments: the lab's notes. States are drawn from the recorded
+    changes instead (a per-packet "rawtcp X" beside every arrow would only repeat them)."""
+    notes = (split_comment(c)[1] for c in comments if not is_generated(c))
+    return tuple(n for n in notes if n)
+
+
 class _Sweep:
     """Each recorder's current state per socket, advanced through the events in time order."""
 
@@ -87,10 +95,11 @@ class _Sweep:
             self.i += 1
         return taken
 
-    def summary(self, a: str, b: str) -> str | None:
-        """``rawtcp X | kernel Y`` for the connection between endpoints ``a`` and ``b``."""
+    def summary(self, a: str, b: str, known: Iterable[str] = ()) -> str | None:
+        """``rawtcp X | kernel Y`` for the connection between endpoints ``a`` and ``b``, leaving out
+        the recorders in ``known`` (the writer put their state on the packet itself)."""
         parts = []
-        whos = sorted({key[0] for key in self.current}, key=lambda w: (*_WHO_ORDER, w).index(w))
+        whos = sorted({key[0] for key in self.current} - set(known), key=lambda w: (*_WHO_ORDER, w).index(w))
         for who in whos:
             found = [self.current.get((who, x, y)) for x, y in ((a, b), (b, a), (a, "*"), (b, "*"))]
             best = max((f for f in found if f is not None), default=None)
@@ -139,9 +148,12 @@ def annotate_capture(path: str | os.PathLike[str], events: Iterable[dict[str, An
                     ends = (endpoint_name((pkt.src, pkt.sport)), endpoint_name((pkt.dst, pkt.dport)))
                 comments = [c for c in report.comments if not is_generated(c)]
                 changes = [state_comment(ev) for ev in sweep.advance(ts)]
-                summary = sweep.summary(*ends) if ends is not None else None
-                if summary is not None and not any(c.startswith(("rawtcp ", "kernel ")) for c in comments):
-                    comments.append(summary)  # a writer's own "rawtcp X | kernel Y" is more exact
+                # A writer's own "rawtcp X" is exact (taken as the packet was written): only the
+                # recorders it did not know of (the kernel's, read later from the tracepoint) are added.
+                known = {who for c in comments for who in split_comment(c)[0]}
+                summary = sweep.summary(*ends, known) if ends is not None else None
+                if summary is not None:
+                    comments.append(summary)
                 units = round(ts * 1_000_000)
                 pending = (interfaces[linktype], units, data, max(report.wire_len, caplen), comments + changes, ends)
             if pending is not None:

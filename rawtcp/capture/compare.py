@@ -31,6 +31,7 @@ from difflib import SequenceMatcher
 from itertools import zip_longest
 from typing import Any
 
+from rawtcp.capture.annotate import shown_comments
 from rawtcp.capture.decode import ip_offset, parse_options
 from rawtcp.capture.errors import CaptureError
 from rawtcp.capture.pcap import ReadReport, iter_frames
@@ -237,7 +238,7 @@ def _scan(path: str | os.PathLike[str], conns: Connections, with_time: bool, wit
             if pl > cend:
                 opts = CutOptions(opts)
         if report is not None and report.comments:
-            shown = tuple(c for c in report.comments if not c.startswith("state "))
+            shown = shown_comments(report.comments)
             if shown and conv[0] < KEEP_CONNECTIONS:
                 conns.comments[(conv[0], count)] = shown
         payload = buf[pl:min(iend, cend)] if with_payload else None

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import gzip
 import os
+import re
 import struct
 import sys
 import zlib
@@ -152,20 +153,38 @@ def is_pcapng_name(path: str | os.PathLike[str]) -> bool:
 
 
 def packet_comment(rawtcp_state: object | None = None, kernel_state: object | None = None,
-                   note: str | None = None) -> str:
+                   note: str | None = None, *, stack: str = "kernel") -> str:
     """The text a lab puts on a packet: ``rawtcp ESTABLISHED | kernel SYN-RECEIVED | note``.
 
-    Callers pass it to :meth:`PcapWriter.write`; the ladder reads it back (see
-    rawtcp.capture.annotate). Unknown states are left out rather than guessed.
+    Callers pass it to :meth:`PcapWriter.write` with what they know when the packet is written;
+    states known only later are added by rawtcp.capture.annotate. ``stack`` names the peer stack
+    when it is not Linux's (``pytcp SYN-RECEIVED``). Unknown states are left out rather than guessed.
     """
     parts = []
     if rawtcp_state is not None:
         parts.append(f"rawtcp {rawtcp_state}")
     if kernel_state is not None:
-        parts.append(f"kernel {kernel_state}")
+        parts.append(f"{stack} {kernel_state}")
     if note:
         parts.append(" ".join(note.split()))  # one line: Wireshark shows comments in a list
     return " | ".join(parts)
+
+
+# "WHO STATE" as packet_comment writes it; a state may carry a parenthesised remark.
+_STATE_PART = re.compile(r"^([a-z][a-z0-9_.-]*) ([A-Z][A-Z0-9_-]*(?: \([^)]*\))?)$")
+
+
+def split_comment(text: str) -> tuple[dict[str, str], str]:
+    """A :func:`packet_comment` read back: ``({who: state}, note)``; the note is "" when there is none."""
+    states: dict[str, str] = {}
+    notes = []
+    for part in text.split(" | "):
+        m = _STATE_PART.match(part.strip())
+        if m is not None and m.group(1) not in states:
+            states[m.group(1)] = m.group(2)
+        else:
+            notes.append(part)
+    return states, " | ".join(notes)
 
 
 # --- pcapng blocks (draft-ietf-opsawg-pcapng), little-endian --------------------------------------

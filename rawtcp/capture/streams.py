@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rawtcp.capture.analysis import NONE, Analysis, ConversationAnalysis
-from rawtcp.capture.annotate import is_generated, parse_state_comment
+from rawtcp.capture.annotate import parse_state_comment, shown_comments
 from rawtcp.capture.decode import TcpPacket, decode_tcp
 from rawtcp.capture.pcap import ReadReport, iter_packets
 from rawtcp.capture.sidecar import read_notes, read_sidecar
@@ -194,9 +194,9 @@ def read_capture(path: str | os.PathLike[str], stream: int | None = None,
                 event = parse_state_comment(text)
                 if event is not None:
                     recorded.append(event)
-            comments = tuple(c for c in comments if not is_generated(c))
+            comments = shown_comments(comments)
         if notes:
-            comments += tuple(notes.get(number, ()))
+            comments += shown_comments(notes.get(number, ()))
         pkt = decode_tcp(linktype, data)
         if pkt is None:
             continue

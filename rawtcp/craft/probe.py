@@ -176,7 +176,7 @@ def run_probes(spec: ProbeSpec, on_result: Callable[[ProbeResult], None] | None 
         fix = None
         if spec.pcap:
             from rawtcp.capture.checksum import with_valid_checksums
-            from rawtcp.capture.pcap import LINKTYPE_ETHERNET, PcapWriter
+            from rawtcp.capture.pcap import LINKTYPE_ETHERNET, PcapWriter, packet_comment
 
             pcap = PcapWriter(spec.pcap)
             stack.callback(pcap.close)
@@ -212,7 +212,7 @@ def run_probes(spec: ProbeSpec, on_result: Callable[[ProbeResult], None] | None 
                 t_send = clock()
                 link.send(frame)
                 if pcap is not None:
-                    pcap.write(frame, wall0 + t_send)
+                    pcap.write(frame, wall0 + t_send, comment=packet_comment(note=f"probe {i + 1}"))
                 res = ProbeResult(i + 1, endpoint_name((path.src_ip, sport)), endpoint_name((spec.dst_ip, spec.dport)),
                                   seg, t_send - t0, len(frame) - 14, spec.ttl, sent_id)
                 deadline = t_send + spec.timeout
@@ -231,7 +231,8 @@ def run_probes(spec: ProbeSpec, on_result: Callable[[ProbeResult], None] | None 
                         res.reply_checksum_ok = dec.checksum_ok
                         res.rtt_ms = (t_recv - t_send) * 1000.0
                         if pcap is not None and fix is not None:
-                            pcap.write(fix(LINKTYPE_ETHERNET, raw), wall0 + t_recv)
+                            pcap.write(fix(LINKTYPE_ETHERNET, raw), wall0 + t_recv,
+                                       comment=packet_comment(note=f"probe {i + 1}: answer, rtt {res.rtt_ms:.3f} ms"))
                         break
                 reply = res.reply
                 if (spec.reset_half_open and reply is not None and reply.has(Flags.SYN)
@@ -241,13 +242,16 @@ def run_probes(spec: ProbeSpec, on_result: Callable[[ProbeResult], None] | None 
                     rst_frame = builder.frame(rst)
                     link.send(rst_frame)
                     if pcap is not None:
-                        pcap.write(rst_frame, wall0 + clock())
+                        pcap.write(rst_frame, wall0 + clock(), comment=packet_comment(
+                            note=f"probe {i + 1}: RST to remove the half-open connection the SYN-ACK left"))
                     res.rst_sent = True
                     run.rsts_sent += 1
             except WireError as exc:
                 raise CraftError(str(exc), 1) from None
             finally:
                 closer.close_link(link)
+                if pcap is not None:
+                    pcap.flush()  # each probe on disk as it ends: an interrupted run keeps its packets
             run.results.append(res)
             if on_result is not None:
                 on_result(res)

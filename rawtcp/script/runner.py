@@ -85,6 +85,15 @@ class RunOptions:
 IP_VERSIONS = ("ipv4", "ipv4-mapped-ipv6", "ipv6")
 
 
+@dataclass
+class _Frame:
+    """A packet for the capture and the ladder row it became (None: a packet the script passed over)."""
+
+    wall: float
+    data: bytes
+    entry: LadderEntry | None = None
+
+
 def preflight(script: ast.Script) -> None:
     """Refuse, before any namespace exists, what this runner cannot run (exit 2, not a failed test)."""
     version = script.options.get("ip_version", "ipv4")
@@ -183,7 +192,7 @@ class Runner:
         self.sniffed: deque[tuple[float, float, Segment, bytes]] = deque()
         self.sniff_cond = threading.Condition()
         self.ladder: list[LadderEntry] = []
-        self.frames: list[tuple[float, bytes]] = []
+        self.frames: list[_Frame] = []
         self.live_start = 0.0
         # a blocking call in flight: its event, reply id, expected end and (script) start time
         self.pending: tuple[ast.SyscallEvent, int, float, float] | None = None
@@ -289,11 +298,19 @@ class Runner:
                 entry.who = self.opts.stack
 
     def _write_pcap(self, path: str) -> None:
-        from rawtcp.capture.pcap import PcapWriter
+        from rawtcp.capture.pcap import PcapWriter, packet_comment
 
+        # Written once the run is over: each packet's kernel state (read from the tracepoint after the
+        # fact) and its script line are known by then.
         with PcapWriter(path) as writer:
-            for ts, frame in sorted(self.frames, key=lambda f: f[0]):
-                writer.write(frame, ts)
+            for frame in sorted(self.frames, key=lambda f: f.wall):
+                entry = frame.entry
+                if entry is None:
+                    comment = packet_comment(note="passed over: not the connection the script was checking")
+                else:
+                    comment = packet_comment(None, entry.kstate, f"script line {entry.line}" if entry.line else None,
+                                             stack=entry.who)
+                writer.write(frame.data, frame.wall, comment=comment or None)
 
     def _run_in_lab(self, cfg: Any, info: Any) -> None:
         from rawtcp.lab.agent import HelperConnection, HelperProcess
@@ -572,9 +589,9 @@ class Runner:
             raise ScriptError(self.path, ev.line, f"cannot build this packet: {exc}") from None
         sent_at, wall = self.now(), time.time()
         self.link.send(frame)
-        self.frames.append((wall, frame))
-        self.ladder.append(LadderEntry(sent_at, "<", seg, ev.seq_start & SEQ_MASK, ev.ack if ev.ack is not None else 0,
-                                       ev.line))
+        entry = LadderEntry(sent_at, "<", seg, ev.seq_start & SEQ_MASK, ev.ack if ev.ack is not None else 0, ev.line)
+        self.frames.append(_Frame(wall, frame, entry))
+        self.ladder.append(entry)
 
     def _inbound_icmp(self, ev: ast.IcmpPacketEvent) -> None:
         """An ICMP error quoting the kernel's segment at ``ev.seq_start`` (packetdrill's icmp_packet.c):
@@ -604,12 +621,13 @@ class Runner:
             raise ScriptError(self.path, ev.line, f"cannot build this ICMP message: {exc}") from None
         sent_at, wall = self.now(), time.time()
         self.link.send(frame)
-        self.frames.append((wall, frame))
         text = " ".join(p for p in (ev.icmp_type, ev.icmp_code, f"mtu {ev.mtu}" if ev.mtu is not None else None)
                         if p)
         text += f" [{ev.seq_start}:{ev.seq_end}({ev.seq_len})]"
         quoted_seg = Segment(self.kernel_port, self.peer_port, quoted.seq, 0, Flags(0), 0, (), b"", 0)
-        self.ladder.append(LadderEntry(sent_at, "<", quoted_seg, ev.seq_start, 0, ev.line, icmp=text))
+        entry = LadderEntry(sent_at, "<", quoted_seg, ev.seq_start, 0, ev.line, icmp=text)
+        self.frames.append(_Frame(wall, frame, entry))
+        self.ladder.append(entry)
 
     def _new_peer_port(self) -> None:
         """A fresh ephemeral port for the peer's next passive connection, filtered and RST-guarded."""
@@ -647,21 +665,24 @@ class Runner:
         self.event_time = t
         strict = "strict_segments" in self.script.options
         pieces: list[tuple[float, float, Segment, bytes]] = []
+        captured: list[_Frame] = []  # the pieces' packets in the capture
         total = 0
         while True:
-            got = self._sniff_for(ev, deadline)
-            if got is None:
+            found = self._sniff_for(ev, deadline)
+            if found is None:
                 if pieces:
                     break  # what arrived is checked below: "live packet payload: expected ... vs actual"
                 raise self.fail(ev.line, "error handling packet: timed out waiting for packet "
                                          f"{ev.direction} {ev.flags} {ev.seq_start}:{ev.seq_end}({ev.seq_len})")
+            got, packet = found
             seg = got[2]
             if pieces and (seg.sport, seg.dport) != (pieces[-1][2].sport, pieces[-1][2].dport):
                 # another connection's packet: packetdrill discards what it had and starts anew
-                pieces, total = [], 0
+                pieces, captured, total = [], [], 0
             elif pieces:
                 self._check_fragment(ev, pieces[-1][2], seg, total)
             pieces.append(got)
+            captured.append(packet)
             total += len(seg.payload)
             if strict or total >= ev.seq_len:
                 break
@@ -676,10 +697,11 @@ class Runner:
                 self.kernel_port = first.sport
         if self.kernel_port is None:
             self.kernel_port = first.sport
-        for mono, _wall, piece, _frame in pieces:
+        for (mono, _wall, piece, _frame), in_capture in zip(pieces, captured, strict=True):
             rel = (piece.seq - self._local_offset(syn)) & SEQ_MASK
             rel_ack = (piece.ack - self._remote_offset(syn)) & SEQ_MASK
-            self.ladder.append(LadderEntry(mono - self.live_start, ">", piece, rel, rel_ack, ev.line))
+            in_capture.entry = LadderEntry(mono - self.live_start, ">", piece, rel, rel_ack, ev.line)
+            self.ladder.append(in_capture.entry)
         seg = _aggregate([p[2] for p in pieces])
         rel_seq = (seg.seq - self._local_offset(syn)) & SEQ_MASK
         rel_ack = (seg.ack - self._remote_offset(syn)) & SEQ_MASK
@@ -688,7 +710,8 @@ class Runner:
         self._check_fields(ev, seg, rel_seq, rel_ack)
         self._verify_time(ev.line, ev.time.kind, t, t_end, mono - self.live_start, last_t, "outbound packet")
 
-    def _sniff_for(self, ev: ast.PacketEvent, deadline: float) -> tuple[float, float, Segment, bytes] | None:
+    def _sniff_for(self, ev: ast.PacketEvent,
+                   deadline: float) -> tuple[tuple[float, float, Segment, bytes], _Frame] | None:
         """The next kernel packet that may be ``ev`` (sniff_outbound_live_packet()): one of the socket under
         test's, or, for a SYN the script expects from a connecting socket, any SYN to the peer's port
         (from the kernel's new ephemeral port). Packets of connections the script has moved on from
@@ -699,12 +722,13 @@ class Runner:
             if got is None:
                 return None
             seg = got[2]
-            self.frames.append((got[1], got[3]))
+            packet = _Frame(got[1], got[3])
+            self.frames.append(packet)
             if active_syn:
                 if seg.flags & Flags.SYN and not seg.flags & Flags.ACK and seg.dport == self.peer_port:
-                    return got
+                    return got, packet
             elif self.kernel_port is None or (seg.sport, seg.dport) == (self.kernel_port, self.peer_port):
-                return got
+                return got, packet
 
     def _check_fragment(self, ev: ast.PacketEvent, prev: Segment, cur: Segment, sniffed: int) -> None:
         """verify_packet_fragments(): a piece continues the previous one with the same headers (FIN, PSH

@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rawtcp.capture.pcap import packet_comment
 from rawtcp.core.segment import Flags, Segment
 from rawtcp.script import ast
 from rawtcp.script.annotate import annotate_states
@@ -51,10 +52,13 @@ class Scenario:
         self.ip_version = "ipv4"  # "ipv6": the lab's IPv6 addresses on the wire
         self.client_ip = self.server_ip = ""  # the wire's addresses, set when the lab is made
 
-    def _capture(self, frame: bytes) -> None:
+    def _capture(self, frame: bytes, port: int) -> None:
         if self.pcap is not None:
+            # What is known now: the connection (the ladder's row label); the kernel's states are read
+            # from the tracepoint afterwards and added by _record_states.
             with self._pcap_lock:
-                self.pcap.write(frame, time.time())
+                self.pcap.write(frame, time.time(), comment=packet_comment(note=f"peer port {port}"))
+                self.pcap.flush()  # on disk at once: an interrupted lab keeps its packets and comments
 
     # -- set-up --------------------------------------------------------------------------------------
 
@@ -126,7 +130,7 @@ class Scenario:
                 dec = decode(frame, status)
                 if dec is None:
                     continue
-                self._capture(frame)
+                self._capture(frame, port)
                 with self._cond:
                     self._queues[port].append((now, dec.segment))
                     self._cond.notify_all()
@@ -137,7 +141,7 @@ class Scenario:
                       tuple(options), payload)
         frame = self.builder.frame(seg)
         self._links[port].send(frame)
-        self._capture(frame)
+        self._capture(frame, port)
         self._record("<", seg, seg.seq, ack - self._isn.get(port, 0))
         return seg
 
@@ -220,6 +224,19 @@ def _watcher(cfg: Any) -> Any:
         return None
 
 
+def _record_states(pcap: str, events: list[Any], sc: Scenario) -> None:
+    """The kernel's state changes on this lab's connections, in the capture (pcapng comments) and its
+    side-car, as a session's are."""
+    from rawtcp.capture.sidecar import write_sidecar
+    from rawtcp.capture.streams import endpoint_name
+
+    to_wall = time.time() - time.monotonic()  # the tracepoint's clock is the monotonic one
+    write_sidecar(pcap, [
+        {"time": e.time + to_wall, "who": "kernel", "addr": endpoint_name((e.saddr, e.sport)),
+         "peer": endpoint_name((e.daddr, e.dport)), "old": e.old, "new": e.new}
+        for e in events if e.saddr == sc.server_ip and e.daddr == sc.client_ip and e.time >= sc.start])
+
+
 def run_scenario(path: str, body: Callable[[Scenario], None], watch_states: bool = False,
                  pcap: str | None = None, ip_version: str = "ipv4") -> RunResult:
     """Run ``body`` in fresh namespaces, as ``rawtcp run`` runs a script."""
@@ -253,6 +270,8 @@ def run_scenario(path: str, body: Callable[[Scenario], None], watch_states: bool
                 with contextlib.suppress(Exception):
                     watcher.sync(0.5)
                     annotate_states(sc.ladder, watcher.events(), sc.server_ip, sc.client_ip, sc.start, end)
+                    if pcap:
+                        _record_states(pcap, watcher.events(), sc)
                 with contextlib.suppress(Exception):
                     watcher.stop()
     result.ladder = sc.ladder

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from rawtcp.capture.pcap import packet_comment
 from rawtcp.capture.streams import endpoint_name
 from rawtcp.core import Endpoint, Flags, Segment, StateChanged
 from rawtcp.core import events as ev
@@ -101,16 +102,25 @@ class Driver:
             elif isinstance(event, ev.PeerClosed):
                 self._emit(event_record(self.rel(event.time), "peer-closed"))
 
+    def _capture(self, frame: bytes, now: float) -> None:
+        # Our own state is exact now (the kernel's is read later from the tracepoint, and added by the
+        # post-pass): an outbound segment carries the state that sent it, an inbound one the state it found.
+        self.pcap.write(frame, self.wall0 + (now - self.t0), comment=packet_comment(self.ep.state))
+
     # --- the loop --------------------------------------------------------------------------------
     def flush(self, now: float | None = None) -> None:
         """Send everything the core has due."""
         now = self.clock() if now is None else now
+        sent = False
         for seg in self.ep.segments_to_send(now):
             frame = self.builder.frame(seg)
             self.link.send(frame)
             if self.pcap is not None:
-                self.pcap.write(frame, self.wall0 + (now - self.t0))
+                self._capture(frame, now)
+                sent = True
             self._segment(now, "out", seg)
+        if sent:
+            self.pcap.flush()  # on disk at once: a killed keeper's capture keeps every packet and comment
         self._drain_events(now)
 
     def _receive_ready(self) -> None:
@@ -130,9 +140,11 @@ class Driver:
                 self._segment(now, "in", decoded.segment, note="bad checksum: dropped")
                 continue
             if self.pcap is not None:
-                self.pcap.write(frame, self.wall0 + (now - self.t0))
+                self._capture(frame, now)
             seg = decoded.segment
             self._receive_segment(seg, now)
+        if self.pcap is not None:
+            self.pcap.flush()  # see flush()
 
     def _receive_segment(self, seg: Segment, now: float) -> None:
         # The record carries the state the segment found; the core's reaction follows as its own records.

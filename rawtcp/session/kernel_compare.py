@@ -67,10 +67,14 @@ def tcpdump(netns: str, ifname: str, port: int, path: str) -> Iterator[None]:
             proc.wait()
 
 
-def _complete_checksums(path: str) -> None:
-    from rawtcp.capture.pcap import PcapWriter, iter_packets
+def complete_checksums(path: str) -> None:
+    """Rewrite the capture at ``path`` in place with every checksum filled in, in the format its name asks for."""
+    from rawtcp.capture.pcap import PcapWriter, is_pcapng_name, iter_packets
 
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=".pcap")
+    # The writer picks the format by name: the temporary file's must be the one ``path`` asks for (tcpdump
+    # wrote classic pcap whatever the name).
+    suffix = ".pcapng" if is_pcapng_name(path) else ".pcap"
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path) or ".", suffix=suffix)
     os.close(fd)
     packets = list(iter_packets(path))
     linktype = packets[0].linktype if packets else 1
@@ -109,8 +113,8 @@ def run_both(crafted_pcap: str, kernel_pcap: str, emit: Callable[[dict[str, Any]
             ep.close(time.monotonic())
             run(lambda: ep.state is State.CLOSED, "the crafted close")
         _kernel_exchange(cfg, kernel_pcap)
-    _complete_checksums(crafted_pcap)
-    _complete_checksums(kernel_pcap)
+    complete_checksums(crafted_pcap)
+    complete_checksums(kernel_pcap)
 
 
 def _kernel_exchange(cfg: Any, pcap: str) -> None:
@@ -142,4 +146,4 @@ def run_kernel_client(pcap: str) -> None:
     cfg = topology.fresh_lab("rawtcp-cmp", listener="seed")
     with topology.temporary_lab(cfg):
         _kernel_exchange(cfg, pcap)
-    _complete_checksums(pcap)
+    complete_checksums(pcap)
