@@ -56,7 +56,7 @@ from rawtcp.script.results import (
     script_flags_text,
 )
 from rawtcp.script.syscalls import SUPPORTED, encode_expr, realtime_priority
-from rawtcp.script.target import DEFAULT_SYSCTLS, docker_target, inside, prepare_lab
+from rawtcp.script.target import defaults_command, docker_target, inside, prepare_lab
 from rawtcp.script.tfo import CookieMap
 
 SEQ_MASK = MOD - 1
@@ -354,9 +354,10 @@ class Runner:
                                        script_ips=(self.script_local_ip, self.script_remote_ip, *self.own_ips))
             self.helper = helper
             if getattr(cfg, "helper", None) is not None:
-                # Best effort: a container's /proc/sys is read-only, compose's `sysctls:` must set them there.
-                sysctls = " ".join(f"{k}='{v}'" for k, v in DEFAULT_SYSCTLS.items())
-                helper.request("cmd", timeout=30.0, cmd=f"sysctl -q -w {sysctls} 2>/dev/null", cwd="/")
+                # Best effort, as prepare_lab does it: without procps' sysctl, and through a read-only
+                # /proc/sys where the helper may remount it; where it may not (compose's listener),
+                # compose's `sysctls:` have set them.
+                helper.request("cmd", timeout=30.0, cmd=defaults_command(), cwd="/")
             script_dir = str(Path(self.path).resolve().parent)
             self.script_dir = script_dir
             for cmd in self.script.init_commands:

@@ -41,15 +41,22 @@ DEFAULT_SYSCTLS = {
 }
 
 
-def prepare_lab(cfg: Any, ip_version: str = "ipv4") -> None:
-    """packetdrill's defaults.sh sysctls in the kernel's namespace, and tun0-like links (see below)."""
-    # written to /proc/sys directly: bare machines have no sysctl(8) (procps); writable in containers too
+def defaults_command() -> str:
+    """A shell command that applies DEFAULT_SYSCTLS in the namespace it runs in, best effort.
+
+    Written to /proc/sys directly: bare machines have no sysctl(8) (procps). Inside a container /proc/sys
+    is read-only and is remounted read-write first (see WRITABLE_PROC_SYS).
+    """
     from rawtcp.lab.topology import WRITABLE_PROC_SYS
 
-    writes = WRITABLE_PROC_SYS + " ".join(f"echo '{value}' > /proc/sys/{key.replace('.', '/')} 2>/dev/null;"
-                       for key, value in DEFAULT_SYSCTLS.items())
-    subprocess.run(["ip", "netns", "exec", cfg.server_ns, "sh", "-c", writes], capture_output=True, check=False,
-                   timeout=20)
+    return WRITABLE_PROC_SYS + " ".join(f"echo '{value}' > /proc/sys/{key.replace('.', '/')} 2>/dev/null;"
+                                        for key, value in DEFAULT_SYSCTLS.items())
+
+
+def prepare_lab(cfg: Any, ip_version: str = "ipv4") -> None:
+    """packetdrill's defaults.sh sysctls in the kernel's namespace, and tun0-like links (see below)."""
+    subprocess.run(["ip", "netns", "exec", cfg.server_ns, "sh", "-c", defaults_command()], capture_output=True,
+                   check=False, timeout=20)
     setup_links(cfg, ip_version)
 
 

@@ -21,6 +21,10 @@ from pathlib import Path
 import pytest
 from engine_helpers import json_lines, keeper_pids, namespaces, nft_tables, ns_exec, rawtcp, rst_entries, wait_until
 
+# A process has ended when it is gone or a zombie: a daemonized keeper's parent is PID 1, and a container's
+# PID 1 (pytest itself on a fresh machine) never reaps orphans, so /proc/PID stays while the zombie does.
+from rawtcp.proc import pid_alive
+
 pytestmark = pytest.mark.integration
 
 SIGNALS = [pytest.param(signal.SIGINT, id="SIGINT"), pytest.param(signal.SIGTERM, id="SIGTERM")]
@@ -142,7 +146,7 @@ def test_keeper_signalled_in_time_wait(echo_lab, env, sig):
     assert "TIME-WAIT" in closed.stdout
     assert f"pid={pid}" in rst_entries(cfg.client_ns)  # TIME-WAIT still holds the 4-tuple's entry
     os.kill(pid, sig)
-    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10)
+    assert wait_until(lambda: not pid_alive(pid), 10)
     _assert_clean(env, cfg.client_ns)
 
 
@@ -246,7 +250,7 @@ def test_killed_keeper_is_reaped_by_the_next_connect(echo_lab, env):
     rawtcp("connect", cfg.server_ip, "8080", "--name", "k1", "--netns", cfg.client_ns, env=env, check=True)
     pid = _keeper_pid(env, "k1")
     os.kill(pid, signal.SIGKILL)
-    assert wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10)
+    assert wait_until(lambda: not pid_alive(pid), 10)
     assert f"pid={pid}" in rst_entries(cfg.client_ns)  # what the dead keeper left
     nxt = rawtcp("connect", cfg.server_ip, "8080", "--name", "k2", "--netns", cfg.client_ns, env=env, check=True)
     said = [line for line in nxt.stdout.splitlines() if line.startswith("removed leftover:")]

@@ -50,14 +50,17 @@ class Tracked:
     """A finished ``rawtcp`` run, with every descendant process and namespace seen while it ran."""
 
     def __init__(self, returncode: int, stdout: str, stderr: str, pid: int, cmdlines: dict[int, str],
-                 max_children: int, namespaces: set[str], seconds: float) -> None:
+                 parents: dict[int, int], max_children: int, namespaces: set[str], seconds: float) -> None:
         self.returncode, self.stdout, self.stderr, self.pid = returncode, stdout, stderr, pid
         self.cmdlines, self.max_children, self.namespaces, self.seconds = cmdlines, max_children, namespaces, seconds
+        self.parents = parents
         self.pids = set(cmdlines)
 
     def started(self, what: str) -> list[int]:
-        """Descendants whose command line contained ``what``."""
-        return [pid for pid, cmd in self.cmdlines.items() if what in cmd]
+        """Descendants that started a command line containing ``what``. A child seen between its fork and
+        its exec still shows its parent's command line: it is the parent's, not a new start."""
+        return [pid for pid, cmd in self.cmdlines.items()
+                if what in cmd and what not in self.cmdlines.get(self.parents.get(pid, 0), "")]
 
     @property
     def out(self) -> str:
@@ -97,6 +100,7 @@ def rawtcp(*args: str, prefix: tuple[str, ...] = (), timeout: float = 120) -> Tr
     proc = subprocess.Popen([*prefix, sys.executable, "-m", "rawtcp", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env=_env(), cwd="/")
     cmdlines: dict[int, str] = {}
+    seen_parents: dict[int, int] = {}
     namespaces: set[str] = set()
     max_children = 0
     done = threading.Event()
@@ -107,6 +111,7 @@ def rawtcp(*args: str, prefix: tuple[str, ...] = (), timeout: float = 120) -> Tr
             parents = _parents()
             for pid in _descendants(proc.pid, parents):
                 cmdlines[pid] = _cmdline(pid) or cmdlines.get(pid, "")
+                seen_parents.setdefault(pid, parents[pid])
             children = [p for p, pp in parents.items() if pp == proc.pid]
             max_children = max(max_children, len(children))
             namespaces.update(_netns())
@@ -119,7 +124,8 @@ def rawtcp(*args: str, prefix: tuple[str, ...] = (), timeout: float = 120) -> Tr
     finally:
         done.set()
         watcher.join()
-    return Tracked(proc.returncode, out, err, proc.pid, cmdlines, max_children, namespaces, time.monotonic() - started)
+    return Tracked(proc.returncode, out, err, proc.pid, cmdlines, seen_parents, max_children, namespaces,
+                   time.monotonic() - started)
 
 
 def _alive(pid: int) -> bool:

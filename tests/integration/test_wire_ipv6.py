@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import pytest
 
 from rawtcp.core.segment import Flags, Segment
+from rawtcp.lab.topology import WRITABLE_PROC_SYS
 from rawtcp.wire import netns
 from rawtcp.wire.errors import WireError
 from rawtcp.wire.icmp import IcmpBuilder, IcmpMessage, Quoted, icmp_type_code
@@ -268,6 +269,12 @@ def _route(ns: str, family: int, dst: str) -> str:
     return _out(ns, "ip", f"-{family}", "route", "get", dst)
 
 
+def _forget_path_mtus(ns: str, family: int) -> None:
+    """Drop the path MTUs the kernel learned (``ip route flush cache`` writes /proc/sys/net/*/route/flush,
+    read-only inside a container until remounted: without it the next test starts from a lowered MTU)."""
+    _out(ns, "sh", "-c", f"{WRITABLE_PROC_SYS}ip -{family} route flush cache")
+
+
 def _wait_route(ns: str, family: int, dst: str, text: str, timeout: float = 2.0) -> bool:
     deadline = time.monotonic() + timeout
     while text not in _route(ns, family, dst):
@@ -292,7 +299,7 @@ def test_injected_mtu_error_lowers_the_kernels_path_mtu(pair: Pair6, family: int
                                  quoted=Quoted(port, sport, seq=snd_nxt, payload_len=1400)))
             assert _wait_route(pair.b, family, peer_ip, f"mtu {mtu}")
     finally:
-        _out(pair.b, "ip", f"-{family}", "route", "flush", "cache")
+        _forget_path_mtus(pair.b, family)
 
 
 @pytest.mark.parametrize("family", [6, 4])
@@ -306,13 +313,14 @@ def test_quote_outside_the_send_window_is_ignored(pair: Pair6, family: int) -> N
                                                                                         "frag_needed")
     try:
         with handshake(pair, family, port, sport) as (link, icmp, snd_nxt):
+            assert " mtu " not in _route(pair.b, family, peer_ip), "a path MTU an earlier test left"
             link.send(icmp.frame(*type_code, mtu=1290, quoted=Quoted(port, sport, seq=snd_nxt + 100_000)))
             link.send(icmp.frame(*type_code, mtu=1290, quoted=Quoted(port, sport + 1, seq=snd_nxt)))
             link.send(icmp.frame(*type_code, mtu=1300, quoted=Quoted(port, sport, seq=snd_nxt)))
             assert _wait_route(pair.b, family, peer_ip, "mtu 1300")
             assert "mtu 1290" not in _route(pair.b, family, peer_ip)
     finally:
-        _out(pair.b, "ip", f"-{family}", "route", "flush", "cache")
+        _forget_path_mtus(pair.b, family)
 
 
 # -- nft: RST suppression for IPv6 ---------------------------------------------------------------
