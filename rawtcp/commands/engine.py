@@ -21,6 +21,7 @@ from rawtcp.commands.common import (
     same_address,
 )
 from rawtcp.commands.output import Printer
+from rawtcp.commands.progress import ProgressLine
 from rawtcp.session import client, registry
 
 LAB_MSL2 = 2.0  # TIME-WAIT in the lab: short, so a closed session does not linger (configurable)
@@ -286,7 +287,11 @@ def send(name: str, data: str | None, file_: Any, wait: float, as_json: bool) ->
     if not payload:
         raise errors.RawtcpError("nothing to send", errors.BAD_INPUT)
     printer = Printer(as_json)
-    final = client.send_data(name, payload, printer, wait)
+    status = ProgressLine(printer, "acknowledged", enabled=not as_json)  # a terminal's stderr only
+    try:
+        final = client.send_data(name, payload, status, wait, progress=status.enabled)
+    finally:
+        status.close()
     printer.message(f"sent {final['bytes']} bytes, all acknowledged ({final['state']})", bytes=final["bytes"])
 
 
@@ -305,7 +310,11 @@ def recv(name: str, nbytes: int | None, wait: float | None, out: Any, as_json: b
     printer = Printer(as_json, err=out is not None and getattr(out, "name", "") == "<stdout>")
     if wait is None and nbytes is not None:
         wait = 10.0
-    data, final = client.recv_data(name, nbytes, wait, printer)
+    status = ProgressLine(printer, "received", enabled=not as_json)  # a terminal's stderr only
+    try:
+        data, final = client.recv_data(name, nbytes, wait, status, progress=status.enabled and nbytes is not None)
+    finally:
+        status.close()
     if out is not None:
         out.write(data)
         out.flush()

@@ -86,11 +86,17 @@ def request(name: str, req: dict[str, Any], on_record: Callable[[Record], None])
     raise SessionError(f"session {name!r} ended before answering")
 
 
-def send_data(name: str, data: bytes, on_record: Callable[[Record], None], wait: float | None) -> Record:
-    return request(name, {"op": "send", "data": base64.b64encode(data).decode(), "wait": wait}, on_record)
+def send_data(name: str, data: bytes, on_record: Callable[[Record], None], wait: float | None, *,
+              progress: bool = False) -> Record:
+    """Send ``data``; the keeper gives up after ``wait`` seconds without ACK progress. ``progress``: have
+    it report {"type": "progress", "done", "total", "elapsed"} records a few times a second too."""
+    return request(name, {"op": "send", "data": base64.b64encode(data).decode(), "wait": wait,
+                          "progress": progress}, on_record)
 
 
-def recv_data(name: str, nbytes: int | None, wait: float | None,
-              on_record: Callable[[Record], None]) -> tuple[bytes, Record]:
-    rec = request(name, {"op": "recv", "bytes": nbytes, "wait": wait}, on_record)
+def recv_data(name: str, nbytes: int | None, wait: float | None, on_record: Callable[[Record], None], *,
+              progress: bool = False) -> tuple[bytes, Record]:
+    """What has arrived, or ``nbytes`` of it (giving up after ``wait`` seconds without new data);
+    ``progress`` as for `send_data` (with ``nbytes`` only)."""
+    rec = request(name, {"op": "recv", "bytes": nbytes, "wait": wait, "progress": progress}, on_record)
     return base64.b64decode(rec.get("data", "")), rec

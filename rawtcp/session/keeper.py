@@ -29,6 +29,7 @@ from rawtcp.session.errors import PeerRefused, PeerSilent, SessionError
 from rawtcp.session.kernelview import KernelView
 
 Record = dict[str, Any]
+PROGRESS_EVERY = 0.25  # seconds between progress records to a command that asked for them (a terminal's)
 
 
 class Terminate(BaseException):
@@ -49,6 +50,7 @@ class Client:
         self.deadline: float | None = None
         self.wait: float | None = None  # the request's patience, seconds; send/recv renew it on progress
         self.started = 0.0
+        self.next_report: float | None = None  # when the next progress record is due, if it asked for them
 
     def send(self, rec: Record) -> None:
         with contextlib.suppress(OSError):  # a client that went away just misses the rest
@@ -257,6 +259,9 @@ class Keeper:
         wait = request.get("wait")
         client.wait = float(wait) if wait is not None else None
         client.deadline = now + client.wait if client.wait is not None else None
+        # Only a transfer with a known end has progress to report; a quick one never shows any.
+        reports = request.get("progress") and (op == "send" or (op == "recv" and request.get("bytes")))
+        client.next_report = now + PROGRESS_EVERY if reports else None
         try:
             if op == "status":
                 self._finish(client, self.status())
@@ -310,10 +315,26 @@ class Keeper:
         if client.wait is not None:
             client.deadline = now + client.wait
 
+    def _report(self, client: Client, now: float) -> None:
+        """A progress record for the command's status line: bytes acknowledged (send) or buffered (recv)."""
+        assert self.conn is not None and client.request is not None and client.next_report is not None
+        if now < client.next_report:
+            return
+        request, ep = client.request, self.conn.endpoint
+        if request["op"] == "send":
+            done, total = self._acked(ep, request), request["target"]
+        else:
+            total = int(request["bytes"])
+            done = min(ep.readable, total)
+        client.send({"type": "progress", "op": request["op"], "done": done, "total": total,
+                     "elapsed": round(now - client.started, 3)})
+        client.next_report = now + PROGRESS_EVERY
+
     def _finish(self, client: Client, final: Record) -> None:
         client.send(final)
         client.request = None
         client.deadline = None
+        client.next_report = None
 
     def _progress(self, now: float) -> None:
         """Complete the requests whose condition now holds."""
@@ -333,6 +354,8 @@ class Keeper:
             elif op == "recv" and ep.rcv_nxt != request["last_rcv"]:  # any new byte in order (or the FIN)
                 request["last_rcv"] = ep.rcv_nxt
                 self._renew(client, now)
+            if client.next_report is not None:
+                self._report(client, now)
             expired = client.deadline is not None and now >= client.deadline
             if op == "send":
                 done = request["queued"] >= request["target"] and ep.unsent == 0 and ep.in_flight == 0
@@ -393,7 +416,8 @@ class Keeper:
                 self.last_activity = now
             timeout = 1.0
             for due in (self.view.next_due() if self.view else None,
-                        *(c.deadline for c in self.clients if c.deadline is not None)):
+                        *(c.deadline for c in self.clients if c.deadline is not None),
+                        *(c.next_report for c in self.clients if c.next_report is not None)):
                 if due is not None:
                     timeout = min(timeout, max(0.0, due - now))
             fds: list[Any] = [self.control] + [c.sock for c in self.clients]

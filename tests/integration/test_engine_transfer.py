@@ -116,3 +116,69 @@ def test_recv_wait_is_patience_without_new_data(sink_lab, env):
         client.kill()
         client.wait()
     _done(env, "tr")
+
+
+def _on_a_terminal(args: list[str], env: dict[str, str], timeout: float = 120) -> tuple[int, str, str]:
+    """Run rawtcp with stderr on a pseudo-terminal (stdout a pipe); returns code, stdout, the terminal's text."""
+    import threading
+
+    master, slave = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "rawtcp", *args], stdout=subprocess.PIPE, stderr=slave,
+                            stdin=subprocess.DEVNULL, text=True, env=env)
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def read() -> None:  # drain as it comes, so a full terminal buffer never blocks rawtcp
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:  # EIO once rawtcp, the terminal's last writer, has gone
+                return
+            if not chunk:
+                return
+            chunks.append(chunk)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    out, _ = proc.communicate(timeout=timeout)
+    reader.join(10)
+    os.close(master)
+    return proc.returncode, out, b"".join(chunks).decode(errors="replace")
+
+
+def test_send_shows_progress_on_a_terminal_and_not_with_json(sink_lab, env, tmp_path):
+    from rawtcp.lab.topology import impair
+
+    cfg, _ = sink_lab
+    impair(cfg, delay_ms=100)
+    (tmp_path / "mib.bin").write_bytes(os.urandom(1 << 20))
+    rawtcp("connect", cfg.server_ip, "8080", "--name", "pg", "--netns", cfg.client_ns, env=env, check=True)
+    code, out, term = _on_a_terminal(["send", "pg", "--file", str(tmp_path / "mib.bin")], env)
+    assert code == 0, term
+    assert re.search(r"\r\x1b\[K\d+ of 1048576 bytes acknowledged \(\d+ %\), [\d.]+ [KM]?i?B/s", term), term
+    assert "progress" not in out and "sent 1048576 bytes, all acknowledged" in out
+    code, out, term = _on_a_terminal(["send", "pg", "--file", str(tmp_path / "mib.bin"), "--json"], env)
+    assert code == 0, term
+    assert term == "" and '"progress"' not in out  # --json stays machine-readable, stderr quiet
+    _done(env, "pg")
+
+
+def test_recv_shows_progress_on_a_terminal(sink_lab, env):
+    cfg, _ = sink_lab
+    listener = subprocess.Popen([sys.executable, "-m", "rawtcp", "listen", "9004", "--name", "rp", "--netns",
+                                 cfg.server_ns, "--json"], stdout=subprocess.PIPE, text=True, env=env)
+    assert listener.stdout is not None
+    for line in listener.stdout:
+        if '"new": "LISTEN"' in line:
+            break
+    client = subprocess.Popen(["ip", "netns", "exec", cfg.client_ns, sys.executable, "-c", TRICKLE,
+                               cfg.server_ip, "9004"])
+    try:
+        listener.communicate(timeout=30)
+        code, out, term = _on_a_terminal(["recv", "rp", "--bytes", "500", "--wait", "2"], env)
+        assert code == 0 and out.endswith("x" * 500 + "\n"), term
+        assert re.search(r"\r\x1b\[K\d+ of 500 bytes received", term), term
+    finally:
+        client.kill()
+        client.wait()
+    _done(env, "rp")
