@@ -127,3 +127,19 @@ def test_sack_and_timestamps_work_through_loss_with_the_keeper(echo_lab, env, tm
     assert any("sack " in s["options"] for s in ours), "no SACK block in any of our ACKs"
     assert all("TS val" in s["options"] for s in ours if "R" not in s["flags"])
     _done(env, "sk")
+
+
+def test_keepalive_probes_from_the_keeper_are_answered_by_the_kernel(echo_lab, env):
+    cfg, _ = echo_lab
+    rawtcp("connect", cfg.server_ip, "8080", "--name", "ka", "--keepalive", "0.5", "--netns", cfg.client_ns,
+           env=env, check=True)
+
+    def probes() -> list[dict]:
+        history = segments(json_lines(rawtcp("status", "ka", "--history", "--json", env=env, check=True).stdout))
+        # RFC 9293 §3.8.4: SEG.SEQ = SND.NXT - 1, no data; the kernel answers with an ACK
+        return [s for s in history if s["dir"] == "out" and s["rel_seq"] == 0 and s["flags"] == "."]
+
+    assert wait_until(lambda: len(probes()) >= 2, 10)
+    st = json_lines(rawtcp("status", "ka", "--json", env=env, check=True).stdout)[0]
+    assert st["state"] == "ESTABLISHED" and st["kernel_state"] == "ESTABLISHED"
+    _done(env, "ka")
