@@ -199,6 +199,61 @@ def tcp_filter(local_ip: str, local_port: int, remote_ip: str | None = None, rem
     return tcp4_filter(local_ip, local_port, remote_ip, remote_port, link, icmp=icmp)
 
 
+
+def local_filter(addresses: list[str] | tuple[str, ...], *, icmp: bool = True) -> list[Instruction]:
+    """Accept TCP (and, with ``icmp``, ICMP/ICMPv6) to any of ``addresses``, IPv4 and IPv6 alike; drop the rest.
+
+    The one program of a receive socket shared by every connection of an interface (wire/shared.py):
+    the per-connection choice, by ports and peer, is made in user space. It matches what each
+    connection's own filter would let through: IPv4 non-first fragments are dropped, IPv6 TCP must
+    follow the fixed header, and of ICMPv6 only errors and echo (types up to 129, RFC 4443 §2.1) pass.
+    Ethernet framing only; no addresses: drop everything.
+    """
+    v4 = [_ip_u32(a) for a in addresses if ":" not in a]
+    v6 = [_ip6_words(a) for a in addresses if ":" in a]
+    if len(v4) + 2 * len(v6) > 24:  # each address costs 2 or 8 instructions; jumps reach 255 at most
+        raise ValueError(f"too many local addresses for one filter: {len(addresses)}")
+    asm = _Assembler()
+    asm.op(LDH_ABS, 12)
+    asm.op(JEQ_K, ETH_P_IP, jf="v6" if v6 else "drop")
+    if v4:
+        off = LINK_OFFSETS["ether"]
+        asm.op(LDB_ABS, off + 9)
+        asm.op(JEQ_K, IPPROTO_TCP, jt="v4-tcp", jf="v4-icmp" if icmp else "drop")
+        asm.label("v4-icmp")
+        if icmp:
+            asm.op(JEQ_K, IPPROTO_ICMP, jf="drop")
+        asm.label("v4-tcp")
+        asm.op(LDH_ABS, off + 6)
+        asm.op(JSET_K, 0x1FFF, jt="drop")  # fragment offset != 0: drop
+        asm.op(LD_ABS, off + 16)
+        for i, addr in enumerate(v4):
+            asm.op(JEQ_K, addr, jt="accept", jf="drop" if i == len(v4) - 1 else None)
+    else:
+        asm.op(RET_K, 0)
+    asm.label("v6")
+    if v6:
+        off = LINK_OFFSETS["ether"]
+        asm.op(JEQ_K, ETH_P_IPV6, jf="drop")
+        asm.op(LDB_ABS, off + 6)  # next header
+        asm.op(JEQ_K, IPPROTO_TCP, jt="v6-dst", jf="v6-icmp" if icmp else "drop")
+        asm.label("v6-icmp")
+        if icmp:
+            asm.op(JEQ_K, IPPROTO_ICMPV6, jf="drop")
+            asm.op(LDB_ABS, off + 40)  # ICMPv6 type
+            asm.op(JGT_K, ICMPV6_LAST_KEPT, jt="drop")
+        asm.label("v6-dst")
+        for n, words in enumerate(v6):
+            last = n == len(v6) - 1
+            nxt = "drop" if last else f"v6-{n + 1}"
+            for i, word in enumerate(words):
+                asm.op(LD_ABS, off + 24 + 4 * i)
+                asm.op(JEQ_K, word, jt="accept" if i == 3 else None, jf=nxt)
+            if not last:
+                asm.label(nxt)
+    return asm.assemble()
+
+
 DROP_ALL: list[Instruction] = [(RET_K, 0, 0, 0)]
 
 

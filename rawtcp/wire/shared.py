@@ -1,0 +1,439 @@
+"""One receive socket per interface, shared by every connection of this process, demultiplexed here.
+
+A connection of its own socket (:class:`rawtcp.wire.link.PacketLink`) costs ~100 µs to set up (socket,
+BPF program, bind) and an RCU grace period to close. Here the socket of an interface is opened once
+per namespace, with one classic BPF program: "TCP (and ICMP) to one of this host's addresses in use",
+IPv4 and IPv6 alike (:func:`rawtcp.wire.bpf.local_filter`). Which connection a frame belongs to is
+decided in user space by :class:`Demux`, from its addresses and ports, so opening a connection is a
+dictionary entry. The guarantees of a connection's own socket are kept: the socket and its filter
+exist before a connection's first send (register first, then send), PACKET_AUXDATA says per frame
+whether the checksum is partial or NIC-verified, and PACKET_IGNORE_OUTGOING keeps our own frames out.
+
+Sends go out through the same socket: one ``send`` per frame, or one ``sendmmsg(2)`` for a batch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import os
+import socket
+import struct
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from rawtcp.wire import netns
+from rawtcp.wire.bpf import DROP_ALL, FilterProgram, attach, local_filter
+from rawtcp.wire.closer import ClosePool
+from rawtcp.wire.errors import WireError
+from rawtcp.wire.link import (
+    _AUXDATA,
+    _CMSG_SPACE,
+    _MAX_FRAME,
+    ARPHRD_ETHER,
+    ARPHRD_LOOPBACK,
+    PACKET_AUXDATA,
+    PACKET_IGNORE_OUTGOING,
+    SO_RCVBUFFORCE,
+    _hw_address,
+)
+from rawtcp.wire.packet import pack_ip
+from rawtcp.wire.rawsock import ETH_P_ALL, PACKET_OUTGOING, PACKET_QDISC_BYPASS, SOL_PACKET, _IoVec, _MMsgHdr
+
+ETH_P_IP = 0x0800
+ETH_P_IPV6 = 0x86DD
+IPPROTO_TCP, IPPROTO_ICMP, IPPROTO_ICMPV6 = 6, 1, 58
+ICMPV6_LAST_KEPT = 129  # as the per-connection filter: errors and echo, not neighbour discovery
+_PORTS = struct.Struct("!HH")
+_PORT = struct.Struct("!H")
+
+Frame = tuple[bytes, int]  # (Ethernet frame, PACKET_AUXDATA tp_status)
+
+
+class Target(Protocol):
+    """Whatever a route delivers to: frames are appended to its ``inbox``."""
+
+    inbox: list[Frame]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One registration in a :class:`Demux` (what ``remove`` needs)."""
+
+    table: str  # "conns", "peers", "binds"
+    key: bytes
+    icmp_key: bytes | None
+    target: Any
+
+
+class Demux:
+    """Which registered target a received frame belongs to, by addresses and ports. No sockets: feed it frames.
+
+    Keys are the frame's own bytes, so a look-up is one slice and one dictionary probe: for TCP the
+    source (remote) address, destination (local) address, source and destination ports, as they lie in
+    the headers. A frame goes to the connection of its exact 4-tuple; else to one registered with the
+    remote address but no remote port; else to one bound to the local address and port (a passive open
+    whose peer is unknown). ICMP (and ICMPv6 errors and echo) from a remote address to a local one go to
+    every target registered with ``icmp=True`` for that pair, or for that local address with no remote.
+    """
+
+    def __init__(self) -> None:
+        self._conns: dict[bytes, Any] = {}  # remote . local . rport . lport
+        self._peers: dict[bytes, Any] = {}  # remote . local . lport
+        self._binds: dict[bytes, Any] = {}  # local . lport
+        self._icmp: dict[bytes, list[Any]] = {}  # remote . local, or local alone
+        self.unmatched = 0  # frames that passed the socket's filter but belong to no target
+
+    def __len__(self) -> int:
+        return len(self._conns) + len(self._peers) + len(self._binds)
+
+    def add(self, target: Any, local_ip: str, local_port: int, remote_ip: str | None = None,
+            remote_port: int | None = None, *, icmp: bool = False) -> Route:
+        """Deliver frames from ``remote_ip:remote_port`` to ``local_ip:local_port`` (None: any) to ``target``.
+
+        ValueError if that exact registration exists already (two targets cannot share frames)."""
+        local = pack_ip(local_ip)
+        remote = None if remote_ip is None else pack_ip(remote_ip)
+        if remote is not None and len(remote) != len(local):
+            raise ValueError(f"{local_ip} and {remote_ip} are of different address families")
+        if remote is None:
+            if remote_port is not None:
+                raise ValueError("a remote port needs a remote address")
+            table, key = "binds", local + _PORT.pack(local_port)
+        elif remote_port is None:
+            table, key = "peers", remote + local + _PORT.pack(local_port)
+        else:
+            table, key = "conns", remote + local + _PORTS.pack(remote_port, local_port)
+        found = getattr(self, "_" + table)
+        if key in found:
+            raise ValueError(f"{local_ip}:{local_port} from {remote_ip}:{remote_port} is taken already")
+        found[key] = target
+        icmp_key = None
+        if icmp:
+            icmp_key = local if remote is None else remote + local
+            self._icmp.setdefault(icmp_key, []).append(target)
+        return Route(table, key, icmp_key, target)
+
+    def remove(self, route: Route) -> None:
+        found = getattr(self, "_" + route.table)
+        if found.get(route.key) is route.target:
+            del found[route.key]
+        if route.icmp_key is not None:
+            targets = self._icmp.get(route.icmp_key, [])
+            with contextlib.suppress(ValueError):
+                targets.remove(route.target)
+            if not targets:
+                self._icmp.pop(route.icmp_key, None)
+
+    def dispatch(self, frames: Iterable[Frame]) -> list[Any]:
+        """Append each frame to its target's ``inbox``; returns the targets whose inbox was empty before."""
+        touched: list[Any] = []
+        conns, peers, binds, icmp = self._conns, self._peers, self._binds, self._icmp
+        for item in frames:
+            frame = item[0]
+            if len(frame) < 34:
+                self.unmatched += 1
+                continue
+            ethertype = frame[12] << 8 | frame[13]
+            if ethertype == ETH_P_IP:
+                proto = frame[23]
+                addrs = frame[26:34]
+                t = 14 + ((frame[14] & 0x0F) << 2)
+            elif ethertype == ETH_P_IPV6:
+                proto = frame[20]
+                addrs = frame[22:54]
+                t = 54
+            else:
+                self.unmatched += 1
+                continue
+            if proto == IPPROTO_TCP:
+                target = conns.get(addrs + frame[t:t + 4])
+                if target is None:
+                    if peers:
+                        target = peers.get(addrs + frame[t + 2:t + 4])
+                    if target is None and binds:
+                        target = binds.get(addrs[len(addrs) >> 1:] + frame[t + 2:t + 4])
+                    if target is None:
+                        self.unmatched += 1
+                        continue
+                inbox = target.inbox
+                if not inbox:
+                    touched.append(target)
+                inbox.append(item)
+                continue
+            if not icmp or not (proto == IPPROTO_ICMP or (proto == IPPROTO_ICMPV6 and len(frame) > t
+                                                           and frame[t] <= ICMPV6_LAST_KEPT)):
+                self.unmatched += 1
+                continue
+            targets = icmp.get(addrs, []) + icmp.get(addrs[len(addrs) >> 1:], [])
+            if not targets:
+                self.unmatched += 1
+            for target in targets:
+                inbox = target.inbox
+                if not inbox:
+                    touched.append(target)
+                inbox.append(item)
+        return touched
+
+
+class _Sender:
+    """``sendmmsg(2)`` of up to ``batch`` frames, copied into one buffer (frames larger than a slot go alone)."""
+
+    SLOT = 2048  # an MTU-1500 Ethernet frame fits; larger ones are sent one by one
+
+    def __init__(self, fd: int, batch: int = 64) -> None:
+        self.fd, self.batch = fd, batch
+        self.buf = bytearray(self.SLOT * batch)
+        self._view = memoryview(self.buf)
+        self._cbuf = (ctypes.c_char * len(self.buf)).from_buffer(self.buf)
+        base = ctypes.addressof(self._cbuf)
+        self._iov = (_IoVec * batch)()
+        self._msgs = (_MMsgHdr * batch)()
+        for i in range(batch):
+            self._iov[i].base = base + i * self.SLOT
+            self._msgs[i].hdr.iov = ctypes.pointer(self._iov[i])
+            self._msgs[i].hdr.iovlen = 1
+        libc = ctypes.CDLL(None, use_errno=True)
+        self._sendmmsg = libc.sendmmsg
+        self._sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+        self._sendmmsg.restype = ctypes.c_int
+        self._addr = ctypes.addressof(self._msgs)
+        self._entry = ctypes.sizeof(_MMsgHdr)
+
+    def send(self, frames: list[bytes]) -> None:
+        """Send every frame of ``frames`` (all of them fit a slot, at most ``batch``), in order."""
+        view, iov, slot = self._view, self._iov, self.SLOT
+        for i, frame in enumerate(frames):
+            n = len(frame)
+            view[i * slot:i * slot + n] = frame
+            iov[i].len = n
+        done, count = 0, len(frames)
+        while done < count:
+            rc = self._sendmmsg(self.fd, self._addr + done * self._entry, count - done, 0)
+            if rc > 0:
+                done += rc
+                continue
+            err = ctypes.get_errno()
+            if err == errno.EINTR:
+                continue
+            raise OSError(err, os.strerror(err))
+
+    def close(self) -> None:
+        self._view.release()
+        del self._cbuf
+
+
+# Closing a bound packet socket waits for an RCU grace period: at most one per interface and process, so
+# a pool thread of its own does it.
+_CLOSER: ClosePool | None = None
+
+
+class SharedLink:
+    """The receive and send socket of one interface in the namespace it was opened in.
+
+    Get it with :func:`acquire` (one per namespace and interface, counted) and give it back with
+    :meth:`release`. :meth:`register` adds a connection (and its local address to the filter) before
+    its first frame is sent; :meth:`receive` reads what is queued and hands each frame to its target.
+    Wait for readability on :meth:`fileno` (select/poll/epoll).
+    """
+
+    def __init__(self, ifname: str, *, rcvbuf: int = 32 << 20, qdisc_bypass: bool = False) -> None:
+        self.ifname = ifname
+        try:
+            sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)  # receives nothing until bind()
+        except PermissionError:
+            raise WireError("opening a packet socket needs root (CAP_NET_RAW): run it with sudo") from None
+        self._sock = sock
+        try:
+            hw = _hw_address(sock, ifname)
+            if hw is None:
+                raise WireError(f"no such interface: {ifname}", 2)
+            kind, self.mac = hw
+            if kind not in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
+                raise WireError(f"{ifname} is not an Ethernet interface (link type {kind}); "
+                                "only Ethernet is supported")
+            self._filter: FilterProgram = attach(sock, DROP_ALL)  # before bind: nothing arrives unfiltered
+            sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+            with contextlib.suppress(OSError):  # older kernels: receive() skips them itself
+                sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+            if qdisc_bypass:
+                sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
+            except PermissionError:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            try:
+                sock.bind((ifname, ETH_P_ALL))
+            except OSError as exc:
+                raise WireError(f"cannot bind a packet socket to {ifname}: {exc.strerror}") from None
+        except BaseException:
+            sock.close()
+            raise
+        self.demux = Demux()
+        self.addresses: list[str] = []
+        self.users = 0
+        self.key: tuple[int, str, int] | None = None  # where acquire() keeps it
+        self._buf = bytearray(_MAX_FRAME)
+        self._view = memoryview(self._buf)
+        self._sender: _Sender | None = None
+        self.frames_received = 0
+
+    # -- connections ---------------------------------------------------------------------------
+
+    def add_address(self, ip: str) -> None:
+        """Let TCP and ICMP to ``ip`` through the socket's filter (a new program, swapped atomically)."""
+        if ip in self.addresses:
+            return
+        program = local_filter([*self.addresses, ip])
+        self._filter = attach(self._sock, program)
+        self.addresses.append(ip)
+
+    def register(self, target: Any, local_ip: str, local_port: int, remote_ip: str | None = None,
+                 remote_port: int | None = None, *, icmp: bool = False) -> Route:
+        """Deliver this connection's frames to ``target.inbox`` from now on (see :meth:`Demux.add`)."""
+        self.add_address(local_ip)
+        return self.demux.add(target, local_ip, local_port, remote_ip, remote_port, icmp=icmp)
+
+    def unregister(self, route: Route) -> None:
+        self.demux.remove(route)
+
+    # -- receiving -----------------------------------------------------------------------------
+
+    def read(self, max_n: int = 256) -> list[Frame]:
+        """Up to ``max_n`` queued frames as ``(frame, tp_status)``, without blocking; none of our own."""
+        out: list[Frame] = []
+        recvmsg_into = self._sock.recvmsg_into
+        bufs, view = [self._buf], self._view
+        unpack = _AUXDATA.unpack_from
+        for _ in range(max_n):
+            try:
+                n, ancdata, _flags, addr = recvmsg_into(bufs, _CMSG_SPACE, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                break
+            if addr[2] == PACKET_OUTGOING:
+                continue
+            status = 0
+            for level, kind, data in ancdata:
+                if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= _AUXDATA.size:
+                    status = unpack(data)[0]
+            out.append((bytes(view[:n]), status))
+        self.frames_received += len(out)
+        return out
+
+    def receive(self, max_n: int = 256) -> list[Any]:
+        """Read up to ``max_n`` frames and put each in its target's inbox; returns the targets that got
+        their first frame (see :meth:`Demux.dispatch`)."""
+        return self.demux.dispatch(self.read(max_n))
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def send(self, frame: bytes) -> None:
+        """Transmit one complete Ethernet frame on the interface (bypasses netfilter OUTPUT)."""
+        try:
+            self._sock.send(frame)
+        except OSError as exc:
+            raise self._send_error(exc, len(frame)) from None
+
+    def send_many(self, frames: list[bytes]) -> None:
+        """Transmit ``frames`` in order: one ``sendmmsg`` per batch of small ones, ``send`` for the rest."""
+        if len(frames) < 2:
+            for frame in frames:
+                self.send(frame)
+            return
+        sender = self._sender
+        if sender is None:
+            sender = self._sender = _Sender(self._sock.fileno())
+        slot, batch = sender.SLOT, sender.batch
+        run: list[bytes] = []
+        try:
+            for frame in frames:
+                if len(frame) > slot:
+                    if run:
+                        sender.send(run)
+                        run = []
+                    self._sock.send(frame)
+                    continue
+                run.append(frame)
+                if len(run) == batch:
+                    sender.send(run)
+                    run = []
+            if run:
+                sender.send(run)
+        except OSError as exc:
+            raise self._send_error(exc, max(len(f) for f in frames)) from None
+
+    def _send_error(self, exc: OSError, size: int) -> WireError:
+        if exc.errno == errno.EMSGSIZE:
+            return WireError(f"frame of {size} bytes is larger than {self.ifname}'s MTU")
+        return WireError(f"send on {self.ifname} failed: {exc.strerror or exc}")
+
+    # -- lifetime ------------------------------------------------------------------------------
+
+    def fileno(self) -> int:
+        return self._sock.fileno()
+
+    @property
+    def closed(self) -> bool:
+        return self._sock.fileno() == -1
+
+    def release(self) -> None:
+        """Give back what :func:`acquire` gave: the last user closes the socket."""
+        with _LOCK:
+            self.users -= 1
+            if self.users > 0:
+                return
+            if self.key is not None and _LINKS.get(self.key) is self:
+                del _LINKS[self.key]
+        self.close(wait=False)
+
+    def close(self, wait: bool = True) -> None:
+        """Close the socket now (``wait=False``: its RCU wait in a background thread)."""
+        global _CLOSER
+        if self._sock.fileno() == -1:
+            return
+        if self._sender is not None:
+            self._sender.close()
+            self._sender = None
+        if wait:
+            self._sock.close()
+            return
+        with _LOCK:
+            if _CLOSER is None:
+                _CLOSER = ClosePool(threads=1)
+        _CLOSER.close_fd(self._sock.detach())
+
+    def __repr__(self) -> str:
+        return (f"<SharedLink {self.ifname} fd={self.fileno()} users={self.users} "
+                f"routes={len(self.demux)} addresses={self.addresses}>")
+
+
+_LINKS: dict[tuple[int, str, int], SharedLink] = {}
+_LOCK = threading.Lock()
+
+
+def acquire(ifname: str) -> SharedLink:
+    """The shared link of ``ifname`` in this thread's network namespace, for this thread (opened on first
+    use). Per thread: the demultiplexer fills connections' inboxes, which only their own thread reads."""
+    key = (netns.current_inode(), ifname, threading.get_ident())
+    with _LOCK:
+        link = _LINKS.get(key)
+        if link is None or link.closed:
+            link = SharedLink(ifname)
+            link.key = key
+            _LINKS[key] = link
+        link.users += 1
+        return link
+
+
+def open_links() -> list[SharedLink]:
+    """The shared links this process holds (tests check that nothing is left behind)."""
+    with _LOCK:
+        return list(_LINKS.values())
+
+
+def flush_closes(timeout: float = 5.0) -> bool:
+    """Wait until every background close has completed; False on timeout."""
+    return _CLOSER is None or _CLOSER.flush(timeout)
