@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from rawtcp.capture.pcap import packet_comment
+from rawtcp.capture.pcap import PcapWriter, packet_comment
 from rawtcp.capture.streams import endpoint_name
 from rawtcp.core import Endpoint, Flags, Segment, StateChanged
 from rawtcp.core import events as ev
@@ -33,7 +33,7 @@ class Driver:
         local_ip: str,
         remote_ip: str | None,
         *,
-        pcap: Any = None,  # rawtcp.capture.pcap.PcapWriter
+        pcap: PcapWriter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         from rawtcp.wire.link import decode
@@ -102,10 +102,13 @@ class Driver:
             elif isinstance(event, ev.PeerClosed):
                 self._emit(event_record(self.rel(event.time), "peer-closed"))
 
-    def _capture(self, frame: bytes, now: float) -> None:
+    def _capture(self, pcap: PcapWriter, frame: bytes, now: float) -> None:
         # Our own state is exact now (the kernel's is read later from the tracepoint, and added by the
         # post-pass): an outbound segment carries the state that sent it, an inbound one the state it found.
-        self.pcap.write(frame, self.wall0 + (now - self.t0), comment=packet_comment(self.ep.state))
+        # Classic pcap has no place for it but a side-car note per packet, which the recorded changes
+        # in the side-car already make redundant.
+        comment = packet_comment(self.ep.state) if pcap.pcapng else None
+        pcap.write(frame, self.wall0 + (now - self.t0), comment=comment)
 
     # --- the loop --------------------------------------------------------------------------------
     def flush(self, now: float | None = None) -> None:
@@ -116,10 +119,10 @@ class Driver:
             frame = self.builder.frame(seg)
             self.link.send(frame)
             if self.pcap is not None:
-                self._capture(frame, now)
+                self._capture(self.pcap, frame, now)
                 sent = True
             self._segment(now, "out", seg)
-        if sent:
+        if sent and self.pcap is not None:
             self.pcap.flush()  # on disk at once: a killed keeper's capture keeps every packet and comment
         self._drain_events(now)
 
@@ -140,7 +143,7 @@ class Driver:
                 self._segment(now, "in", decoded.segment, note="bad checksum: dropped")
                 continue
             if self.pcap is not None:
-                self._capture(frame, now)
+                self._capture(self.pcap, frame, now)
             seg = decoded.segment
             self._receive_segment(seg, now)
         if self.pcap is not None:
