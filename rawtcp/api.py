@@ -30,7 +30,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rawtcp.capture.compare import CompareResult
 from rawtcp.capture.errors import CaptureError
@@ -39,10 +39,13 @@ from rawtcp.errors import RawtcpError
 from rawtcp.lab.errors import LabError
 from rawtcp.session.errors import PeerRefused, PeerSilent, SessionError, UnknownSession
 
+if TYPE_CHECKING:
+    from rawtcp.session.hub import Hub
+
 __all__ = [
     "ERRORS", "CaptureError", "CompareResult", "Connection", "Lab", "LabError", "PeerRefused", "PeerSilent",
     "RawtcpError", "Record", "SessionError", "Stream", "StreamSegment", "UnknownSession", "compare", "connect",
-    "flag_text", "listen", "read_capture", "segments", "sessions",
+    "flag_text", "hub", "listen", "read_capture", "segments", "sessions",
 ]
 
 Record = dict[str, Any]  # one segment, state change or event, as `rawtcp ... --json` prints it
@@ -283,6 +286,24 @@ def listen(port: int, *, netns: str | None = None, iface: str | None = None, add
     return Connection(spec["name"], on_record)
 
 
+def hub(*, netns: str | None = None, ports: tuple[int, int] | None = None) -> Hub:
+    """Many connections driven from this process and thread by one poll loop, without keepers: one
+    shared packet socket per interface, one RST-suppression element and one core endpoint per connection.
+
+    ``netns``: the namespace the connections leave from (None: this thread's own); ``ports``: the local
+    port range (default Linux's ephemeral range, each port held by a bound kernel socket while in use).
+    ``h.connect(host, port, profile="linux"|"bare", **tcp)`` starts an active open and returns a
+    ``Flow`` (``send``, ``read``, ``readable``, ``close``, ``abort``, ``state``, ``established``,
+    ``error``); ``h.wait(condition, seconds)`` and ``h.poll(seconds)`` turn the loop;
+    ``h.close(linger=seconds)`` ends what is left (RST) and removes the hub's nftables entries. The
+    connections are not sessions: ``rawtcp sessions`` does not list them, and they end with the hub.
+    """
+    from rawtcp.session.hub import EPHEMERAL, Hub
+
+    _prepare(_ignore, "rawtcp.api.hub")
+    return Hub(netns=netns, ports=ports or EPHEMERAL)
+
+
 def sessions() -> list[Connection]:
     """The live sessions (this user's), whoever started them."""
     from rawtcp.session import registry
@@ -391,6 +412,11 @@ class Lab:
         """:func:`listen` in this lab's server namespace: a kernel client in the client namespace
         (:meth:`run_client`, or ``ip netns exec``) connects to ``server_ip`` ``port``."""
         return listen(port, netns=self.server_ns, **options)
+
+    def hub(self, **options: Any) -> Hub:
+        """:func:`hub` in this lab's client namespace: many connections from this process, e.g.
+        ``h.connect(lab.server_ip, lab.port)`` to the kernel listener."""
+        return hub(netns=self.client_ns, **options)
 
     def sessions(self) -> list[Connection]:
         """The live sessions in this lab's namespaces."""
