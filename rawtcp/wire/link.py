@@ -48,10 +48,7 @@ def decode(frame: bytes, status: int) -> Decoded | None:
     """Parse a received frame; its checksum counts as good when the kernel says it is partial
     (CSUMNOTREADY, local offload) or NIC-verified (CSUM_VALID), and is verified here otherwise."""
     if status & CHECKSUM_TRUSTED:
-        dec = decode_frame(frame, verify=False)
-        if dec is None:
-            return None
-        return dataclasses.replace(dec, checksum_ok=True)
+        return decode_frame(frame, verify=False, trusted=True)
     return decode_frame(frame)
 
 

@@ -413,12 +413,14 @@ def _tcp_at(buf: bytes | bytearray | memoryview, t: int, end: int) -> Segment | 
     return Segment(sport, dport, seq, ack, _FLAGS[flags], window, options, payload, urgent)
 
 
-def decode_ipv4(buf: bytes | bytearray | memoryview, offset: int = 0, verify: bool = True) -> Decoded | None:
+def decode_ipv4(buf: bytes | bytearray | memoryview, offset: int = 0, verify: bool = True, *,
+                trusted: bool = False) -> Decoded | None:
     """Parse an IPv4+TCP packet at ``offset``; None for anything else or anything malformed.
 
     Fragments are refused (None): a TCP segment split by IP is not ours to reassemble here. Trailing
     bytes beyond the IP total length (Ethernet padding) are ignored. Never raises on garbage.
-    ``verify`` checks the IP and TCP checksums; ``checksum_ok`` is None when it is False.
+    ``verify`` checks the IP and TCP checksums; ``checksum_ok`` is None when it is False, or True when
+    ``trusted`` (the kernel said the checksum is partial or verified: see wire/link.py's ``decode``).
     """
     try:
         n = len(buf)
@@ -433,7 +435,7 @@ def decode_ipv4(buf: bytes | bytearray | memoryview, offset: int = 0, verify: bo
         seg = _tcp_at(buf, t, end)
         if seg is None:
             return None
-        checksum_ok = None
+        checksum_ok = True if trusted else None
         if verify:
             tcp_total = int.from_bytes(src, "big") + int.from_bytes(dst, "big") + IPPROTO_TCP + (end - t)
             checksum_ok = (int.from_bytes(buf[offset:t], "big") % _M == 0
@@ -468,7 +470,8 @@ def ipv6_upper_layer(buf: bytes | bytearray | memoryview, offset: int = 0) -> tu
     return None
 
 
-def decode_ipv6(buf: bytes | bytearray | memoryview, offset: int = 0, verify: bool = True) -> Decoded | None:
+def decode_ipv6(buf: bytes | bytearray | memoryview, offset: int = 0, verify: bool = True, *,
+                trusted: bool = False) -> Decoded | None:
     """Parse an IPv6+TCP packet at ``offset`` (hop-by-hop, routing and destination options skipped);
     None for anything else, fragments included. Trailing bytes beyond the payload length are ignored."""
     try:
@@ -482,7 +485,7 @@ def decode_ipv6(buf: bytes | bytearray | memoryview, offset: int = 0, verify: bo
         seg = _tcp_at(buf, t, end)
         if seg is None:
             return None
-        checksum_ok = None
+        checksum_ok = True if trusted else None
         if verify:  # RFC 8200 §8.1: IPv6 has no header checksum; the pseudo-header carries the addresses
             tcp_total = int.from_bytes(src, "big") + int.from_bytes(dst, "big") + IPPROTO_TCP + (end - t)
             checksum_ok = (tcp_total + _words(buf[t:end])) % _M == 0
@@ -520,18 +523,20 @@ def ip_offset(buf: bytes | bytearray | memoryview, offset: int = 0) -> tuple[int
     return None
 
 
-def decode_frame(buf: bytes | bytearray | memoryview, offset: int = 0, verify: bool = True) -> Decoded | None:
-    """Parse an Ethernet frame carrying IPv4+TCP or IPv6+TCP (one 802.1Q tag allowed); None for anything else."""
+def decode_frame(buf: bytes | bytearray | memoryview, offset: int = 0, verify: bool = True, *,
+                 trusted: bool = False) -> Decoded | None:
+    """Parse an Ethernet frame carrying IPv4+TCP or IPv6+TCP (one 802.1Q tag allowed); None for anything else.
+    ``verify`` and ``trusted`` as for :func:`decode_ipv4`."""
     try:
         ethertype = _ETH_TYPE.unpack_from(buf, offset + 12)[0]
     except struct.error:
         return None
     if ethertype == ETH_P_IP:  # the common case first, without the general look-up
-        return decode_ipv4(buf, offset + 14, verify)
+        return decode_ipv4(buf, offset + 14, verify, trusted=trusted)
     found = ip_offset(buf, offset)
     if found is None:
         return None
     ethertype, ip = found
     if ethertype == ETH_P_IP:
-        return decode_ipv4(buf, ip, verify)
-    return decode_ipv6(buf, ip, verify)
+        return decode_ipv4(buf, ip, verify, trusted=trusted)
+    return decode_ipv6(buf, ip, verify, trusted=trusted)
