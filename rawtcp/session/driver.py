@@ -1,13 +1,13 @@
-"""Drive one core endpoint over one packet link: the only place that reads the clock.
+"""Drive one core endpoint over one packet link: the single-connection case of a Hub (hub.py).
 
-The driver pulls segments from the core, frames them, sends them; reads the link, decodes and checks
-what arrives, feeds the core; fires the core's timer; and reports every segment and state change as a
-record (see records.py) to whoever listens (the printer, the keeper's clients, the pcap writer).
+The hub reads the clock, pulls segments from the core, frames and sends them, reads the link, decodes
+and checks what arrives, feeds the core and fires its timer, exactly as it does for many connections.
+The driver adds what a session reports: every segment and state change as a record (see records.py)
+to whoever listens (the printer, the keeper's clients), and each packet to the pcap writer.
 """
 
 from __future__ import annotations
 
-import select
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,6 +16,7 @@ from rawtcp.capture.pcap import PcapWriter, packet_comment
 from rawtcp.capture.streams import endpoint_name
 from rawtcp.core import Endpoint, Flags, Segment, StateChanged
 from rawtcp.core import events as ev
+from rawtcp.session.hub import Hub
 from rawtcp.session.records import event_record, segment_record, state_record
 
 Record = dict[str, Any]
@@ -28,7 +29,7 @@ class Driver:
     def __init__(
         self,
         endpoint: Endpoint,
-        link: Any,  # rawtcp.wire.link.PacketLink
+        link: Any,  # rawtcp.wire.link.PacketLink: send(frame), recv_frames(), fileno()
         builder: Any,  # rawtcp.wire.packet.FrameBuilder
         local_ip: str,
         remote_ip: str | None,
@@ -36,16 +37,15 @@ class Driver:
         pcap: PcapWriter | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        from rawtcp.wire.link import decode
-
         self.ep = endpoint
         self.link = link
-        self.builder = builder  # None until a passive open learns its peer
         self.local_ip = local_ip
-        self.remote_ip = remote_ip
         self.pcap = pcap
         self.clock = clock
-        self._decode = decode
+        self.hub = Hub(clock=clock)
+        self.flow = self.hub.attach(endpoint, link, builder, local_ip, remote_ip)  # builder None: a passive
+        self.flow.observer = self._observe                                          # open learns its peer
+        self.flow.accept_peer = self._learn_peer
         self.listeners: list[Listener] = []
         self.t0 = clock()
         self.wall0 = time.time()
@@ -55,6 +55,23 @@ class Driver:
         self.accept_peer: Callable[[Any, bytes], None] | None = None
         self.iss_known = False
         self.irs_known = False
+        self._captured = False  # packets written to the pcap since its last flush
+
+    @property
+    def builder(self) -> Any:
+        return self.flow.builder
+
+    @builder.setter
+    def builder(self, builder: Any) -> None:
+        self.flow.builder = builder
+
+    @property
+    def remote_ip(self) -> str | None:
+        return self.flow.remote_ip
+
+    @remote_ip.setter
+    def remote_ip(self, ip: str | None) -> None:
+        self.flow.remote_ip = ip
 
     # --- reporting -------------------------------------------------------------------------------
     def _emit(self, rec: Record) -> None:
@@ -63,6 +80,24 @@ class Driver:
 
     def rel(self, now: float) -> float:
         return now - self.t0
+
+    def _learn_peer(self, decoded: Any, frame: bytes) -> None:
+        if self.accept_peer is not None:
+            self.accept_peer(decoded, frame)
+
+    def _observe(self, what: str, item: Any, frame: bytes | None, now: float) -> None:
+        """The hub's report of one segment built or received, or one core event."""
+        if what == "event":
+            self._event(item)
+            return
+        if frame is None:  # received with a bad checksum: the core never sees it
+            self.bad_checksums += 1
+            self._segment(now, what, item, note="bad checksum: dropped")
+            return
+        if self.pcap is not None:
+            self._capture(self.pcap, frame, now)
+            self._captured = True
+        self._segment(now, what, item)
 
     def _segment(self, now: float, direction: str, seg: Segment, note: str = "") -> None:
         # Relative numbers need each side's ISN: ours once our SYN left, the peer's once its SYN came.
@@ -84,23 +119,22 @@ class Driver:
             )
         )
 
-    def _drain_events(self, now: float) -> None:
-        while (event := self.ep.next_event()) is not None:
-            self.events.append(event)
-            if isinstance(event, StateChanged):
-                self._emit(state_record(self.rel(event.time), str(event.old), str(event.new), cause=event.cause))
-            elif isinstance(event, ev.Retransmission):
-                self._emit(event_record(self.rel(event.time), "retransmission", reason=event.reason,
-                                        seq=event.segment.seq, len=len(event.segment.payload)))
-            elif isinstance(event, ev.TimedOut):
-                self._emit(event_record(self.rel(event.time), "timeout", what=event.what, tries=event.tries,
-                                        elapsed=round(event.elapsed, 3)))
-            elif isinstance(event, ev.ConnectionRefused):
-                self._emit(event_record(self.rel(event.time), "refused"))
-            elif isinstance(event, ev.ConnectionReset):
-                self._emit(event_record(self.rel(event.time), "reset"))
-            elif isinstance(event, ev.PeerClosed):
-                self._emit(event_record(self.rel(event.time), "peer-closed"))
+    def _event(self, event: ev.Event) -> None:
+        self.events.append(event)
+        if isinstance(event, StateChanged):
+            self._emit(state_record(self.rel(event.time), str(event.old), str(event.new), cause=event.cause))
+        elif isinstance(event, ev.Retransmission):
+            self._emit(event_record(self.rel(event.time), "retransmission", reason=event.reason,
+                                    seq=event.segment.seq, len=len(event.segment.payload)))
+        elif isinstance(event, ev.TimedOut):
+            self._emit(event_record(self.rel(event.time), "timeout", what=event.what, tries=event.tries,
+                                    elapsed=round(event.elapsed, 3)))
+        elif isinstance(event, ev.ConnectionRefused):
+            self._emit(event_record(self.rel(event.time), "refused"))
+        elif isinstance(event, ev.ConnectionReset):
+            self._emit(event_record(self.rel(event.time), "reset"))
+        elif isinstance(event, ev.PeerClosed):
+            self._emit(event_record(self.rel(event.time), "peer-closed"))
 
     def _capture(self, pcap: PcapWriter, frame: bytes, now: float) -> None:
         # Our own state is exact now (the kernel's is read later from the tracepoint, and added by the
@@ -110,51 +144,17 @@ class Driver:
         comment = packet_comment(self.ep.state) if pcap.pcapng else None
         pcap.write(frame, self.wall0 + (now - self.t0), comment=comment)
 
+    def _flush_capture(self) -> None:
+        if self._captured and self.pcap is not None:
+            self.pcap.flush()  # on disk at once: a killed keeper's capture keeps every packet and comment
+            self._captured = False
+
     # --- the loop --------------------------------------------------------------------------------
     def flush(self, now: float | None = None) -> None:
         """Send everything the core has due."""
-        now = self.clock() if now is None else now
-        sent = False
-        for seg in self.ep.segments_to_send(now):
-            frame = self.builder.frame(seg)
-            self.link.send(frame)
-            if self.pcap is not None:
-                self._capture(self.pcap, frame, now)
-                sent = True
-            self._segment(now, "out", seg)
-        if sent and self.pcap is not None:
-            self.pcap.flush()  # on disk at once: a killed keeper's capture keeps every packet and comment
-        self._drain_events(now)
-
-    def _receive_ready(self) -> None:
-        for frame, status in self.link.recv_frames():
-            now = self.clock()
-            decoded = self._decode(frame, status)
-            if decoded is None:
-                continue
-            if self.remote_ip is None and self.accept_peer is not None:
-                if not decoded.segment.has(Flags.SYN) or decoded.segment.has(Flags.ACK):
-                    continue
-                self.accept_peer(decoded, frame)
-            if decoded.src_ip != self.remote_ip:
-                continue
-            if decoded.checksum_ok is False:
-                self.bad_checksums += 1
-                self._segment(now, "in", decoded.segment, note="bad checksum: dropped")
-                continue
-            if self.pcap is not None:
-                self._capture(self.pcap, frame, now)
-            seg = decoded.segment
-            self._receive_segment(seg, now)
-        if self.pcap is not None:
-            self.pcap.flush()  # see flush()
-
-    def _receive_segment(self, seg: Segment, now: float) -> None:
-        # The record carries the state the segment found; the core's reaction follows as its own records.
-        self._segment(now, "in", seg)
-        self.ep.receive(seg, now)
-        self._drain_events(now)
-        self.flush(now)
+        self.hub.touch(self.flow)
+        self.hub.flush(now)
+        self._flush_capture()
 
     def pump(self, timeout: float, extra: list[Any] | tuple[Any, ...] = ()) -> list[Any]:
         """One turn: send what is due, wait up to ``timeout`` for input or the core's timer, react.
@@ -162,22 +162,10 @@ class Driver:
         ``extra`` are other file objects to wait on (the keeper's control sockets); the ready ones
         are returned for the caller to handle.
         """
-        now = self.clock()
-        self.flush(now)
-        wait = timeout
-        deadline = self.ep.next_timer()
-        if deadline is not None:
-            wait = max(0.0, min(wait, deadline - now))
-        readable, _, _ = select.select([self.link, *extra], [], [], wait)
-        if self.link in readable:
-            self._receive_ready()
-        now = self.clock()
-        deadline = self.ep.next_timer()
-        if deadline is not None and now >= deadline:
-            self.ep.handle_timer(now)
-            self._drain_events(now)
-            self.flush(now)
-        return [r for r in readable if r is not self.link]
+        self.hub.touch(self.flow)
+        ready = self.hub.poll(timeout, extra)
+        self._flush_capture()
+        return ready
 
     def run_until(self, done: Callable[[], bool], timeout: float) -> bool:
         """Pump until ``done()`` or ``timeout`` seconds pass; returns ``done()``."""

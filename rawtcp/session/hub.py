@@ -454,6 +454,7 @@ class Hub:
             if observer is not None:
                 observer("in", seg, frame, now)
             ep.receive(seg, now)
+            self._events(flow, now)  # what the segment did is reported before what the core answers
             self._flush_flow(flow, now)
 
     def _fire(self, now: float) -> None:
@@ -467,6 +468,7 @@ class Hub:
             due = ep.next_timer()
             if due is not None and due <= now:
                 ep.handle_timer(now)
+                self._events(flow, now)
             self.touch(flow)
 
     def _step(self, now: float) -> None:
@@ -490,7 +492,8 @@ class Hub:
         if self._ended:
             ended, self._ended = self._ended, []
             for flow in ended:
-                if flow.ep.state is State.CLOSED:
+                # A link of its own stays with its owner, who may still want a CLOSED core to answer.
+                if flow.ep.state is State.CLOSED and not flow.dedicated:
                     self.release(flow)
 
     def _flush_flow(self, flow: Flow, now: float) -> None:
@@ -507,18 +510,7 @@ class Hub:
                 out.append(data)
                 if observer is not None:
                     observer("out", seg, data, now)
-        while (event := ep.next_event()) is not None:
-            kind = type(event)
-            if kind is ev.Retransmission:
-                self.stats.retransmissions += 1
-            elif kind is ev.ConnectionRefused:
-                flow.error = "refused"
-            elif kind is ev.ConnectionReset:
-                flow.error = "reset"
-            elif kind is ev.TimedOut:
-                flow.error = f"timed out ({event.what}, {event.tries} tries)"  # type: ignore[attr-defined]
-            if flow.observer is not None:
-                flow.observer("event", event, None, now)
+        self._events(flow, now)
         state = ep.state
         if not flow.was_established and state is State.ESTABLISHED:
             flow.was_established = True
@@ -531,6 +523,22 @@ class Hub:
             if due is not None:
                 self._tie += 1
                 heapq.heappush(self._timers, (due, self._tie, flow))
+
+    def _events(self, flow: Flow, now: float) -> None:
+        """Drain the core's events: counted, remembered on the flow, shown to its observer."""
+        ep, observer = flow.ep, flow.observer
+        while (event := ep.next_event()) is not None:
+            kind = type(event)
+            if kind is ev.Retransmission:
+                self.stats.retransmissions += 1
+            elif kind is ev.ConnectionRefused:
+                flow.error = "refused"
+            elif kind is ev.ConnectionReset:
+                flow.error = "reset"
+            elif kind is ev.TimedOut:
+                flow.error = f"timed out ({event.what}, {event.tries} tries)"  # type: ignore[attr-defined]
+            if observer is not None:
+                observer("event", event, None, now)
 
     def wait(self, done: Callable[[], bool], timeout: float, extra: Iterable[Any] = ()) -> bool:
         """Turn until ``done()`` or ``timeout`` seconds pass; returns ``done()``."""
