@@ -191,6 +191,8 @@ class Hub:
         self._timers: list[tuple[float, int, Flow]] = []
         self._tie = 0
         self._closed = False
+        # RST-suppression elements of released connections, removed in batches (one message per 64)
+        self._removals: dict[tuple[str, int, str, int], None] = {}
 
     # -- set-up, in the hub's namespace ---------------------------------------------------------
     @contextlib.contextmanager
@@ -317,7 +319,11 @@ class Hub:
             flow = Flow(self, Endpoint(config), link, self._builder(path, remote_ip), src, lport, remote_ip,
                         remote_port, dedicated=False, reservation=reservation)
             # Both before the SYN: the kernel's RST to the SYN-ACK is dropped, the SYN-ACK is delivered.
-            guard.add_conn(src, lport, remote_ip, remote_port)
+            element = (src, lport, remote_ip, remote_port)
+            if element in self._removals:
+                del self._removals[element]  # an earlier connection's element, not removed yet: keep it
+            else:
+                guard.add_conn(*element)
         except BaseException:
             if reservation is not None:
                 reservation.close()
@@ -584,7 +590,15 @@ class Hub:
         if flow.reservation is not None:
             flow.reservation.close()
         assert flow.remote_ip is not None
-        self.guard.remove_conn(flow.local_ip, flow.local_port, flow.remote_ip, flow.remote_port)
+        self._removals[(flow.local_ip, flow.local_port, flow.remote_ip, flow.remote_port)] = None
+        if len(self._removals) >= 64 or not self.flows:
+            self.flush_removals()
+
+    def flush_removals(self) -> None:
+        """Remove the RST-suppression elements of released connections now (they go in batches)."""
+        if self._removals:
+            removals, self._removals = list(self._removals), {}
+            self.guard.remove_conns(removals)
 
     def close(self, linger: float = 0.0) -> None:
         """Release every connection (after up to ``linger`` s for those closing to finish), the shared
@@ -596,6 +610,7 @@ class Hub:
                 self.wait(lambda: all(f.finished for f in self.flows), linger)
             for flow in list(self.flows):
                 self.release(flow)
+            self.flush_removals()
         finally:
             self._closed = True
             for fd, link in self._links.items():

@@ -183,17 +183,25 @@ class _ElementSocket:
 
     def update(self, set_name: str, key: bytes, comment: str | None, add: bool) -> int:
         """Add or delete one element; 0 or the kernel's errno."""
+        return self.update_many(set_name, [key], comment, add)
+
+    def update_many(self, set_name: str, keys: list[bytes], comment: str | None, add: bool) -> int:
+        """Add or delete several elements of one set in one message (one transaction: all or none);
+        0 or the kernel's errno."""
         head = self._tables.get(set_name)
         if head is None:
             head = self._tables[set_name] = (
                 self._NFGEN.pack(self.NFPROTO_INET, 0, 0)
                 + self._attr(1, TABLE.encode() + b"\0")  # NFTA_SET_ELEM_LIST_TABLE
                 + self._attr(2, set_name.encode() + b"\0"))  # NFTA_SET_ELEM_LIST_SET
-        elem = self._attr(1 | self.NLA_F_NESTED, self._attr(1, key))  # NFTA_SET_ELEM_KEY { NFTA_DATA_VALUE }
+        udata = b""
         if comment is not None:
             text = comment.encode() + b"\0"
-            elem += self._attr(6, bytes((0, len(text))) + text)  # NFTA_SET_ELEM_USERDATA: comment TLV
-        elements = self._attr(3 | self.NLA_F_NESTED, self._attr(1 | self.NLA_F_NESTED, elem))
+            udata = self._attr(6, bytes((0, len(text))) + text)  # NFTA_SET_ELEM_USERDATA: comment TLV
+        listed = b"".join(  # NFTA_LIST_ELEM { NFTA_SET_ELEM_KEY { NFTA_DATA_VALUE }, user data }
+            self._attr(1 | self.NLA_F_NESTED, self._attr(1 | self.NLA_F_NESTED, self._attr(1, key)) + udata)
+            for key in keys)
+        elements = self._attr(3 | self.NLA_F_NESTED, listed)
         subsys = self.NFNL_SUBSYS_NFTABLES << 8
         if add:
             kind, flags = subsys | self.NFT_MSG_NEWSETELEM, self.NLM_F_REQUEST | self.NLM_F_ACK | self.NLM_F_CREATE
@@ -431,6 +439,28 @@ class RstGuard:
     def remove_conn(self, local_ip: str, lport: int, remote_ip: str, rport: int) -> bool:
         text = self.conn_key(local_ip, lport, remote_ip, rport)
         return self._remove(self.conn_set(local_ip, remote_ip), text, _conn_key(local_ip, lport, remote_ip, rport))
+
+    def remove_conns(self, conns: list[tuple[str, int, str, int]]) -> None:
+        """:meth:`remove_conn` for several connections at once: one nf_tables message per set over
+        netlink (entries already gone are skipped, as ``remove_conn`` skips them)."""
+        by_set: dict[str, list[tuple[str, bytes]]] = {}
+        for local_ip, lport, remote_ip, rport in conns:
+            text = self.conn_key(local_ip, lport, remote_ip, rport)
+            by_set.setdefault(self.conn_set(local_ip, remote_ip), []).append(
+                (text, _conn_key(local_ip, lport, remote_ip, rport)))
+        for set_name, items in by_set.items():
+            code = errno.ENOENT
+            if self._nl is not None and len(items) > 1:
+                try:
+                    code = self._nl.update_many(set_name, [key for _text, key in items], None, add=False)
+                except OSError as exc:
+                    code = exc.errno or errno.EIO
+            if code == 0:
+                for text, key in items:
+                    self._mine.discard((set_name, text, key))
+                continue
+            for text, key in items:  # one of them was gone already (or one at a time was asked for)
+                self._remove(set_name, text, key)
 
     def add_bind(self, local_ip: str, lport: int) -> None:
         """Drop the local kernel's RSTs from local_ip:lport to anyone (passive open, peer unknown)."""

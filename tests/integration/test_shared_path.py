@@ -161,3 +161,17 @@ def test_closing_the_hub_resets_what_is_still_open(lab):
         hub.close()
         assert all(f.released and f.state is State.CLOSED for f in flows)
         assert _own_elements() == [] and shared.open_links() == []
+
+
+def test_elements_are_removed_in_one_batch_even_when_one_is_gone(lab):
+    with netns.inside(lab.client_ns):
+        guard = nft.RstGuard()
+        try:
+            conns = [(lab.client_ip, 25000 + i, lab.server_ip, lab.port) for i in range(100)]
+            for conn in conns:
+                guard.add_conn(*conn)
+            assert guard.remove_conn(*conns[50])  # already gone when the batch comes
+            guard.remove_conns(conns)
+            assert _own_elements() == []
+        finally:
+            guard.close()

@@ -80,6 +80,10 @@ class MemoryGuard:
         self.elements.remove(key)
         return True
 
+    def remove_conns(self, keys: list[tuple[str, int, str, int]]) -> None:
+        for key in keys:
+            self.remove_conn(*key)
+
     def close(self) -> None:
         pass
 
@@ -255,3 +259,21 @@ def test_attach_drives_a_link_of_its_own():
     assert select.select([link], [], [], 0)[0] == []  # nothing else read it
     hub.close()
     link.close()
+
+
+def test_released_elements_go_in_batches_and_a_reused_tuple_keeps_its_element(rig):
+    hub, _clock, guard, _links = rig
+    keep = hub.connect(SERVER_IP, PORT, profile="bare")  # alive throughout: removals wait for a batch
+    first = hub.connect(SERVER_IP, PORT, profile="bare", local_port=40500)
+    hub.release(first)
+    assert (LOCAL_IP, 40500, SERVER_IP, PORT) in guard.elements  # not removed yet
+    again = hub.connect(SERVER_IP, PORT, profile="bare", local_port=40500)  # MemoryGuard refuses a double add
+    hub.release(again)
+    others = [hub.connect(SERVER_IP, PORT, profile="bare") for _ in range(63)]
+    for flow in others[:-1]:
+        hub.release(flow)
+    assert len(guard.elements) == 65  # keep and the last alive, 63 waiting
+    hub.release(others[-1])  # the 64th waiting sends the batch
+    assert guard.elements == {(LOCAL_IP, keep.local_port, SERVER_IP, PORT)}
+    hub.release(keep)
+    assert guard.elements == set()  # the last connection gone: nothing waits
