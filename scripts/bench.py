@@ -5,8 +5,8 @@
 
 The harness lives in scripts/benchmark/ (outside the installed package; it uses rawtcp's public API):
 lean.py (rawtcp's in-process client), rows.py and baselines.py (the figures and what they are set
-beside), report.py (table and JSON record), run.py (one run), compare.py and packet.py (stand-alone
-capture and packet benchmarks).
+beside), lossy.py and kernel_peer.py (the loss-recovery row), report.py (table and JSON record),
+run.py (one run), compare.py and packet.py (stand-alone capture and packet benchmarks).
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="sections:\n" + "\n".join(f"  {k:11} {v}" for k, v in SECTION_HELP.items()))
     ap.add_argument("--quick", action="store_true",
-                    help="small counts (what CI runs; under a minute)")
+                    help="small counts and the short loss row (what CI runs; about 2 minutes)")
     ap.add_argument("--json", dest="json_path", metavar="FILE",
                     help="write the JSON record to FILE (default: a new file in the temporary directory)")
     ap.add_argument("--handshakes", type=int, metavar="N", help="handshakes for the latency/missed-replies rows")
     ap.add_argument("--only", type=_sections, default=SECTIONS, metavar="SECTIONS",
-                    help="comma-separated sections to run (default: all), e.g. --only lab")
+                    help="comma-separated sections to run (default: all), e.g. --only loss")
     ap.add_argument("--strict", action="store_true", help="exit 1 unless every target is met")
     args = ap.parse_args(argv)
     from rawtcp.errors import require_privileges
@@ -53,7 +53,12 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt  # unwind, so the labs, their sessions and the nftables tables are removed
 
     signal.signal(signal.SIGTERM, on_term)
-    met = run_bench(args.quick, args.json_path, args.handshakes, args.only)
+    try:
+        met = run_bench(args.quick, args.json_path, args.handshakes, args.only)
+    except KeyboardInterrupt:
+        print("interrupted: the benchmark's labs and sessions are removed; no record written", file=sys.stderr)
+        return 130
+
     # Not a pass/fail test (timings depend on the machine): a completed run exits 0 unless --strict.
     return 0 if met or not args.strict else 1
 

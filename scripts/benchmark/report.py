@@ -58,6 +58,57 @@ def _ms(us: float) -> str:
     return f"{us / 1000:.3f} ms" if us >= 1000 else f"{us:.0f} µs"
 
 
+def _seconds(value: float | None) -> str:
+    return "failed" if value is None else f"{value:.2f} s"
+
+
+def _goodput(nbytes: int, seconds: float | None) -> str:
+    if not seconds:
+        return "–"
+    kbit = nbytes * 8 / seconds / 1000
+    return f"{kbit / 1000:.2f} Mbit/s" if kbit >= 1000 else f"{kbit:.0f} kbit/s"
+
+
+def _kib(nbytes: int) -> str:
+    return f"{nbytes // 1024} KiB" if nbytes % 1024 == 0 else f"{nbytes:,} B"
+
+
+def loss_rows(loss: dict[str, Any]) -> list[Row]:
+    """One row per direction of the loss-recovery record (scripts/benchmark/lossy.py's ``summary``)."""
+    rows: list[Row] = []
+    plan, summary = loss.get("plan", {}), loss.get("summary", {})
+    if not plan or not summary:
+        return rows
+    nbytes, target = int(plan["bytes"]), float(plan["target_ratio"])
+    path = (f"{plan['loss']:g}% loss, {plan['reorder']:g}% reorder, {plan['duplicate']:g}% dup, "
+            f"{plan['delay_ms']:g}±{plan['jitter_ms']:g} ms")
+    short = " (short version)" if plan.get("short") else ""
+    for direction, verb in (("send", "sends"), ("recv", "receives")):
+        d = summary.get(direction)
+        if not d:
+            continue
+        rw, reno, bbr = d["rawtcp"], d["kernel-reno"], d["kernel-bbr"]
+        figure = (f"loss recovery{short}: rawtcp {verb} {_kib(nbytes)}, {path}, "
+                  f"median of {plan['runs']}")
+        mine = f"{_seconds(rw['median_s'])} ({_goodput(nbytes, rw['median_s'])}), lost {rw['lost_bytes']} B"
+        if rw["failed"]:
+            mine += f", {rw['failed']} of {rw['runs']} failed"
+        base = (f"kernel reno {_seconds(reno['median_s'])} ({_goodput(nbytes, reno['median_s'])}); "
+                f"bbr {_seconds(bbr['median_s'])} ({_goodput(nbytes, bbr['median_s'])})")
+        ratio = d.get("ratio_reno")
+        ratio_text = f"{ratio:.2f}× reno" if ratio is not None else "–"
+        if d.get("ratio_bbr") is not None:
+            ratio_text += f" ({d['ratio_bbr']:.2f}× bbr)"
+        if ratio is None:
+            # rawtcp failed most runs: not met; the kernel failing most runs: nothing to compare with
+            met = False if rw["median_s"] is None else None
+        else:
+            # every rawtcp run must finish and deliver the payload intact: a median hides no timeout
+            met = ratio <= target and rw["lost_bytes"] == 0 and rw["intact"] and rw["failed"] == 0
+        rows.append(Row(figure, mine, base, ratio_text, f"≤ {target:g}× reno, 0 lost", met))
+    return rows
+
+
 def build_rows(raw: dict[str, Any], quick: bool) -> list[Row]:
     rows: list[Row] = []
     rh, kh = raw.get("rawtcp_handshake", {}), raw.get("kernel_handshake", {})
@@ -112,6 +163,7 @@ def build_rows(raw: dict[str, Any], quick: bool) -> list[Row]:
         rows.append(Row("`rawtcp --help` cold start", f"{cs['rawtcp_help_ms']:.0f} ms",
                         f"python -c pass {cs['python_ms']:.0f} ms",
                         f"+{cs['rawtcp_help_ms'] - cs['python_ms']:.0f} ms", "< 100 ms", cs["rawtcp_help_ms"] < 100))
+    rows += loss_rows(raw.get("loss_recovery", {}))
     return rows
 
 

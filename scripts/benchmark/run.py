@@ -1,7 +1,8 @@
 """One benchmark run: every section with its baselines side by side, then the table and the JSON record.
 
-Brings up a lab of its own (``rtt-bench-*`` namespaces, echo listener) for the latency, connections and
-flood rows. The VMs are shared, so only same-run ratios mean anything. Handshake latency is measured in this long-lived
+Brings up labs of its own (``rtt-bench-*`` namespaces): an unimpaired one with the echo listener for the
+latency, connections and flood rows, and an impaired one with a sink for the loss-recovery row. The VMs
+are shared, so only same-run ratios mean anything. Handshake latency is measured in this long-lived
 process: one-time set-up (route and ARP look-up, the nftables context, scapy's import) is excluded,
 per-connection set-up (packet socket + BPF filter, RST-suppression entry, Endpoint) is included, exactly
 as a kernel ``connect()`` is timed from ``socket()`` to its return. Loops are bounded; only lab addresses
@@ -19,6 +20,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from benchmark import lossy
 from benchmark.baselines import SynAckCounter, kernel_connections, kernel_handshakes, listen_drops, scapy_handshakes
 from benchmark.lean import LeanClient, LeanStats
 from benchmark.report import BenchRecord, build_rows, format_table, stats_us
@@ -32,11 +34,12 @@ from benchmark.rows import (
     rawtcp_handshakes,
 )
 
-SECTIONS = ("cold-start", "compare", "lab")
+SECTIONS = ("cold-start", "compare", "lab", "loss")
 SECTION_HELP = {
     "cold-start": "`rawtcp --help` beside `python -c pass`",
     "compare": "`rawtcp compare` beside tshark",
     "lab": "handshake latency, connections/s, missed replies, SYN flood (kernel, scapy, hping3)",
+    "loss": "loss recovery over an impaired lab (kernel Reno and BBR)",
 }
 
 
@@ -50,12 +53,13 @@ class Sizes:
     flood_seconds: float
     compare_packets: int
     cold_runs: int
+    loss: lossy.LossPlan
 
 
 QUICK = Sizes(handshakes=1000, kernel_handshakes=1000, scapy_sr1=10, scapy_l3=50, connections=500,
-              flood_seconds=2.0, compare_packets=100_000, cold_runs=5)
+              flood_seconds=2.0, compare_packets=100_000, cold_runs=5, loss=lossy.QUICK_PLAN)
 FULL = Sizes(handshakes=10_000, kernel_handshakes=10_000, scapy_sr1=50, scapy_l3=300, connections=3000,
-             flood_seconds=5.0, compare_packets=1_000_000, cold_runs=15)
+             flood_seconds=5.0, compare_packets=1_000_000, cold_runs=15, loss=lossy.FULL_PLAN)
 
 
 def _say(text: str) -> None:
@@ -74,6 +78,7 @@ def _source_version() -> dict[str, Any]:
         return proc.stdout.strip() if proc.returncode == 0 else ""
 
     return {"commit": git("rev-parse", "--short", "HEAD") or None,
+            "session_commit": git("log", "-1", "--format=%h", "--", "rawtcp/session") or None,
             "dirty": bool(git("status", "--porcelain", "--untracked-files=no", "--", "rawtcp"))}
 
 
@@ -154,6 +159,13 @@ def run_bench(quick: bool = False, json_path: str | None = None, handshakes: int
         _say(f"  compare: {raw['compare']}" + (" (--quick: 100k packets, not 1M)" if quick else ""))
     if "lab" in only:
         lab_rows(raw, sizes)
+    if "loss" in only:
+        plan = sizes.loss
+        _say(f"  loss recovery{' (short version)' if plan.short else ''}: {plan.nbytes} B, {plan.runs} runs per "
+             f"client and direction, {plan.loss:g}% loss, {plan.reorder:g}% reorder, {plan.duplicate:g}% duplicate, "
+             f"{plan.delay_ms:g}±{plan.jitter_ms:g} ms, {plan.timeout:g} s per transfer")
+        raw["loss_recovery"] = lossy.loss_recovery(plan)
+        _say(f"  loss recovery: {raw['loss_recovery']['summary']}")
     raw["seconds"] = round(time.perf_counter() - t_start, 1)
     record.rows = build_rows(raw, quick)
     _say("")
@@ -161,7 +173,7 @@ def run_bench(quick: bool = False, json_path: str | None = None, handshakes: int
     measured = [r for r in record.rows if r.met is not None]
     met = [r for r in measured if r.met]
     _say(f"\n{len(met)} of {len(measured)} targets met in {raw['seconds']:.0f} s"
-         + ("; --quick: fewer handshakes/connections and a 100k-packet compare" if quick else ""))
+         + ("; --quick: fewer handshakes/connections, a 100k-packet compare, the short loss row" if quick else ""))
     path = json_path or os.path.join(tempfile.gettempdir(), f"rawtcp-bench-{int(time.time())}.json")
     record.write(path)
     _say(f"JSON record: {path}")
