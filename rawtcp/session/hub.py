@@ -277,8 +277,12 @@ class Hub:
 
     def _reserve(self, ip: str, port: int) -> socket.socket:
         v6 = ":" in ip
-        with self._home():
-            sock = socket.socket(socket.AF_INET6 if v6 else socket.AF_INET, socket.SOCK_STREAM)
+        family = socket.AF_INET6 if v6 else socket.AF_INET
+        if self.netns is None:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+        else:
+            with self._home():
+                sock = socket.socket(family, socket.SOCK_STREAM)
         try:
             if v6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)  # this family's port only

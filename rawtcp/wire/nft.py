@@ -30,6 +30,7 @@ import ctypes
 import ctypes.util
 import errno
 import fcntl
+import functools
 import ipaddress
 import json
 import os
@@ -243,6 +244,21 @@ def _bind_key(local_ip: str, lport: int) -> bytes:
     return struct.pack(f"!{len(local)}sH2x", local, lport)
 
 
+@functools.lru_cache(maxsize=256)
+def _pair(local_ip: str, remote_ip: str) -> tuple[str, str, str, bytes, bytes]:
+    """(set name, local and remote as nft prints them, both packed) of an address pair: checked once,
+    since one process's connections mostly share their addresses."""
+    local, remote = _ip(local_ip), _ip(remote_ip)
+    return "conns" + _suffix(local, remote), local, remote, _packed(local), _packed(remote)
+
+
+def _conn_element(local_ip: str, lport: int, remote_ip: str, rport: int) -> tuple[str, str, bytes]:
+    """(set name, element text, element key) of a connection's entry."""
+    set_name, local, remote, lpacked, rpacked = _pair(local_ip, remote_ip)
+    text = f"{local} . {_port(lport)} . {remote} . {_port(rport)}"
+    return set_name, text, struct.pack(f"!{len(lpacked)}sH2x{len(rpacked)}sH2x", lpacked, lport, rpacked, rport)
+
+
 def _backend(use_library: bool = True) -> _LibNft | _NftProcess:
     for name in ("libnftables.so.1", ctypes.util.find_library("nftables")) if use_library else ():
         if not name:
@@ -433,21 +449,18 @@ class RstGuard:
 
     def add_conn(self, local_ip: str, lport: int, remote_ip: str, rport: int) -> None:
         """Drop the local kernel's RSTs from local_ip:lport to remote_ip:rport (IPv4 or IPv6)."""
-        text = self.conn_key(local_ip, lport, remote_ip, rport)
-        self._add(self.conn_set(local_ip, remote_ip), text, _conn_key(local_ip, lport, remote_ip, rport))
+        self._add(*_conn_element(local_ip, lport, remote_ip, rport))
 
     def remove_conn(self, local_ip: str, lport: int, remote_ip: str, rport: int) -> bool:
-        text = self.conn_key(local_ip, lport, remote_ip, rport)
-        return self._remove(self.conn_set(local_ip, remote_ip), text, _conn_key(local_ip, lport, remote_ip, rport))
+        return self._remove(*_conn_element(local_ip, lport, remote_ip, rport))
 
     def remove_conns(self, conns: list[tuple[str, int, str, int]]) -> None:
         """:meth:`remove_conn` for several connections at once: one nf_tables message per set over
         netlink (entries already gone are skipped, as ``remove_conn`` skips them)."""
         by_set: dict[str, list[tuple[str, bytes]]] = {}
-        for local_ip, lport, remote_ip, rport in conns:
-            text = self.conn_key(local_ip, lport, remote_ip, rport)
-            by_set.setdefault(self.conn_set(local_ip, remote_ip), []).append(
-                (text, _conn_key(local_ip, lport, remote_ip, rport)))
+        for conn in conns:
+            set_name, text, key = _conn_element(*conn)
+            by_set.setdefault(set_name, []).append((text, key))
         for set_name, items in by_set.items():
             code = errno.ENOENT
             if self._nl is not None and len(items) > 1:
