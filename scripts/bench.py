@@ -4,7 +4,7 @@
     sudo .venv/bin/python scripts/bench.py [--quick] [--json FILE] [--handshakes N] [--only SECTIONS] [--strict]
 
 The harness lives in scripts/benchmark/ (outside the installed package; it uses rawtcp's public API):
-lean.py (rawtcp's in-process client), rows.py and baselines.py (the figures and what they are set
+rows.py (rawtcp driven by rawtcp.session.hub, the driver users run) and baselines.py (what it is set
 beside), lossy.py and kernel_peer.py (the loss-recovery row), report.py (table and JSON record),
 run.py (one run), compare.py and packet.py (stand-alone capture and packet benchmarks).
 """

@@ -3,8 +3,10 @@ own counters (SYN-ACKs sent, listen-queue drops, the veth's transmitted packets)
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import selectors
 import socket
 import struct
 import subprocess
@@ -12,9 +14,10 @@ import sys
 import time
 from typing import Any
 
-from benchmark.lean import LeanClient
+from rawtcp.session.hub import Hub
 
 REQUEST = b"GET / rawtcp\r\n\r\n"  # 16 bytes; the echo listener sends them back
+SCAPY_PORTS = (10000, 29999)  # below the kernel's ephemeral range, where the hub and the kernel baseline take theirs
 
 
 def _linger0(sock: socket.socket) -> None:
@@ -48,18 +51,21 @@ def _scapy() -> Any:
     return sc
 
 
-def scapy_handshakes(client: LeanClient, n: int, persistent: bool) -> tuple[list[float], int]:
-    """scapy's handshake: SYN out with sr1 (or a persistent L3 socket's sr1), then the ACK with send."""
+def scapy_handshakes(hub: Hub, dst: str, port: int, n: int, persistent: bool) -> tuple[list[float], int]:
+    """scapy's handshake: SYN out with sr1 (or a persistent L3 socket's sr1), then the ACK with send. The
+    hub lends its route and RST-suppression guard (the kernel's RSTs to the SYN-ACKs are dropped alike)."""
     sc = _scapy()
     samples, failed = [], 0
-    dst, port, src = client.dst_ip, client.dport, client.path.src_ip
-    l3 = sc.conf.L3socket(iface=client.path.ifname) if persistent else None
+    path, guard = hub.path(dst), hub.guard
+    src = path.src_ip
+    ports = itertools.cycle(range(SCAPY_PORTS[0], SCAPY_PORTS[1] + 1))
+    l3 = sc.conf.L3socket(iface=path.ifname) if persistent else None
     clock = time.perf_counter
     try:
         for _ in range(n):
-            lport = next(client.ports)
-            client.guard.add_conn(src, lport, dst, port)
-            isn = client.rng.getrandbits(32)
+            lport = next(ports)
+            guard.add_conn(src, lport, dst, port)
+            isn = hub.rng.getrandbits(32)
             syn = sc.IP(dst=dst) / sc.TCP(sport=lport, dport=port, flags="S", seq=isn)
             t0 = clock()
             ans = l3.sr1(syn, timeout=2, verbose=0) if l3 is not None else sc.sr1(syn, timeout=2, verbose=0)
@@ -79,7 +85,7 @@ def scapy_handshakes(client: LeanClient, n: int, persistent: bool) -> tuple[list
                     sc.send(rst, verbose=0)
             else:
                 failed += 1
-            client.guard.remove_conn(src, lport, dst, port)
+            guard.remove_conn(src, lport, dst, port)
     finally:
         if l3 is not None:
             l3.close()
@@ -102,6 +108,47 @@ def kernel_connections(dst: str, port: int, n: int) -> tuple[float, int]:
             got += chunk
         s.close()
         done += got == REQUEST
+    return time.perf_counter() - t0, done
+
+
+def kernel_connections_pipelined(dst: str, port: int, n: int, inflight: int, timeout: float = 60.0
+                                 ) -> tuple[float, int]:
+    """The same connections from kernel sockets, ``inflight`` at a time (non-blocking, one selector)."""
+    sel = selectors.DefaultSelector()
+    started = done = active = 0
+    t0 = time.perf_counter()
+    end = t0 + timeout
+    try:
+        while (started < n or active) and time.perf_counter() < end:
+            while started < n and active < inflight:
+                s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                s.setblocking(False)
+                s.connect_ex((dst, port))
+                sel.register(s, selectors.EVENT_WRITE, [False, b""])
+                started += 1
+                active += 1
+            for key, _events in sel.select(1.0):
+                s, state = key.fileobj, key.data
+                assert isinstance(s, socket.socket)
+                try:
+                    if not state[0]:  # connected: the request goes
+                        s.send(REQUEST)
+                        state[0] = True
+                        sel.modify(s, selectors.EVENT_READ, state)
+                        continue
+                    chunk = s.recv(4096)
+                except OSError:
+                    chunk = b""
+                state[1] += chunk
+                if len(state[1]) >= len(REQUEST) or not chunk:
+                    done += state[1] == REQUEST
+                    sel.unregister(s)
+                    s.close()
+                    active -= 1
+    finally:
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()  # type: ignore[union-attr]
+        sel.close()
     return time.perf_counter() - t0, done
 
 

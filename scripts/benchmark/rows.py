@@ -1,5 +1,8 @@
 """rawtcp's side of each row, and the rows that time rawtcp and its baseline in one function (SYN flood
-beside hping3, ``rawtcp compare`` beside tshark, ``rawtcp --help`` beside ``python -c pass``)."""
+beside hping3, ``rawtcp compare`` beside tshark, ``rawtcp --help`` beside ``python -c pass``).
+
+rawtcp's connections are driven by the multi-connection driver users run (``rawtcp.api.hub()``:
+rawtcp.session.hub.Hub), with its default TCP profile (Linux-like), over the shared receive path."""
 
 from __future__ import annotations
 
@@ -14,98 +17,91 @@ from typing import Any
 
 from benchmark import compare as capture_gen
 from benchmark.baselines import REQUEST, tx_packets
-from benchmark.lean import Conn, LeanClient
 from rawtcp.core import State
+from rawtcp.session.hub import Flow, Hub
 
 PIPELINE = 16  # connections in flight in the pipelined connections-per-second run
 
 
-def rawtcp_handshakes(client: LeanClient, n: int) -> list[float]:
+def _opened(hub: Hub, flow: Flow, timeout: float = 5.0) -> bool:
+    """Turn the hub until ``flow`` is established (True) or has ended or ``timeout`` passed (False)."""
+    hub.wait(lambda: flow.state is not State.SYN_SENT, timeout)
+    return flow.established
+
+
+def rawtcp_handshakes(hub: Hub, dst: str, port: int, n: int) -> list[float]:
+    """Each handshake timed from the connection's set-up (demultiplexer entry, port, RST-suppression element,
+    Endpoint) to ESTABLISHED, as a kernel connect() from socket() to its return; then reset, as the kernel
+    baseline's SO_LINGER 0 close."""
     samples = []
     clock = time.perf_counter
     for _ in range(n):
         t0 = clock()
-        conn = client.open()
+        flow = hub.connect(dst, port)
+        ok = _opened(hub, flow)
         t1 = clock()
-        if conn is None:
-            continue
-        samples.append(t1 - t0)
-        client.release(conn, abort=True)
+        if ok:
+            samples.append(t1 - t0)
+        hub.release(flow)
     return samples
 
 
-def rawtcp_connections(client: LeanClient, n: int) -> tuple[float, int]:
+def rawtcp_connections(hub: Hub, dst: str, port: int, n: int) -> tuple[float, int]:
     """Open, one request/response, close, one after another: (seconds, completed). The close is started
-    as a kernel close() is (our FIN goes out, the rest completes in the background), but the clock stops
-    only once every connection has finished its four-way close."""
+    as a kernel close() is (our FIN goes out, the rest completes while the next connection opens), but the
+    clock stops only once every connection has finished its four-way close (TIME-WAIT)."""
     done = 0
+    flows = []
     t0 = time.perf_counter()
     for _ in range(n):
-        conn = client.open()
-        if conn is None:
+        flow = hub.connect(dst, port)
+        if not _opened(hub, flow):
+            hub.release(flow)
             continue
-        if client.request(conn, REQUEST) == REQUEST:
-            client.close_in_background(conn)
+        flow.send(REQUEST)
+        if hub.wait(lambda f=flow: f.readable >= len(REQUEST), 5.0) and flow.read() == REQUEST:
+            flow.close()
+            flows.append(flow)
             done += 1
         else:
-            client.release(conn, abort=True)
-    if not client.finish_closing(10.0):
-        done -= len(client.closing)
-    return time.perf_counter() - t0, done
+            hub.release(flow)
+    hub.wait(lambda: all(f.finished for f in flows), 10.0)
+    elapsed = time.perf_counter() - t0
+    return elapsed, done - sum(not f.finished for f in flows)
 
 
-def rawtcp_connections_pipelined(client: LeanClient, n: int, inflight: int, timeout: float = 60.0
+def rawtcp_connections_pipelined(hub: Hub, dst: str, port: int, n: int, inflight: int, timeout: float = 60.0
                                  ) -> tuple[float, int]:
-    """The same connections, ``inflight`` at a time from one thread (one poll set over all of them):
-    a connection waiting for the server's answer no longer holds up the next one's set-up."""
+    """The same connections, ``inflight`` at a time from one thread and one poll loop: a connection
+    waiting for the server's answer no longer holds up the next one's set-up."""
     clock = time.perf_counter
     started = done = 0
-    active: dict[Conn, int] = {}  # 0: opening, 1: request sent
+    active: dict[Flow, int] = {}  # 0: opening, 1: request sent
+    closing: list[Flow] = []
     t0 = clock()
     end = t0 + timeout
-    conns, poller = client.conns, client.poller
     while (started < n or active) and clock() < end:
         while started < n and len(active) < inflight:
-            active[client.start_open()] = 0
+            active[hub.connect(dst, port)] = 0
             started += 1
-        now = clock()
-        wait = 0.05
-        for conn in active:
-            deadline = conn.ep.next_timer()
-            if deadline is not None:
-                wait = min(wait, max(0.0, deadline - now))
-        for fd, _mask in poller.poll(wait * 1000.0):
-            ready = conns.get(fd)
-            if ready is not None:
-                client.feed(ready, clock())
-        now = clock()
-        for conn, phase in list(active.items()):
-            ep = conn.ep
-            if phase == 0 and ep.state is State.ESTABLISHED:
-                ep.send(REQUEST, now)
-                client.flush(ep, conn.link, now)
-                active[conn] = 1
-            elif phase == 1 and ep.readable >= len(REQUEST):
-                if ep.read() == REQUEST:
+        hub.poll(0.05)
+        for flow, phase in list(active.items()):
+            if phase == 0 and flow.established:
+                flow.send(REQUEST)
+                active[flow] = 1
+            elif phase == 1 and flow.readable >= len(REQUEST):
+                if flow.read() == REQUEST:
                     done += 1
-                del active[conn]
-                client.close_in_background(conn)
-            elif ep.state is State.CLOSED:
-                client.stats.failed += 1
-                del active[conn]
-                client.release(conn, abort=True)
-            else:
-                deadline = ep.next_timer()
-                if deadline is not None and now >= deadline:
-                    ep.handle_timer(now)
-                    client.flush(ep, conn.link, now)
-        if client.closing:
-            client.closing_turn(now)
-    for conn in list(active):
-        client.release(conn, abort=True)
-    if not client.finish_closing(10.0):
-        done -= len(client.closing)
-    return clock() - t0, done
+                    closing.append(flow)
+                del active[flow]
+                flow.close()
+            elif flow.finished:  # refused, reset or timed out
+                del active[flow]
+                hub.release(flow)
+    for flow in active:
+        hub.release(flow)
+    hub.wait(lambda: all(f.finished for f in closing), 10.0)
+    return clock() - t0, done - sum(not f.finished for f in closing)
 
 
 def flood_rows(cfg: Any, seconds: float) -> dict[str, Any]:

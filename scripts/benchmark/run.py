@@ -3,10 +3,11 @@
 Brings up labs of its own (``rtt-bench-*`` namespaces): an unimpaired one with the echo listener for the
 latency, connections and flood rows, and an impaired one with a sink for the loss-recovery row. The VMs
 are shared, so only same-run ratios mean anything. Handshake latency is measured in this long-lived
-process: one-time set-up (route and ARP look-up, the nftables context, scapy's import) is excluded,
-per-connection set-up (packet socket + BPF filter, RST-suppression entry, Endpoint) is included, exactly
-as a kernel ``connect()`` is timed from ``socket()`` to its return. Loops are bounded; only lab addresses
-are used.
+process, by the multi-connection driver users run (``rawtcp.api.hub()``: one shared packet socket per
+interface): one-time set-up (route and ARP look-up, the shared socket and its filter, the nftables
+context, scapy's import) is excluded, per-connection set-up (demultiplexer entry, port reservation,
+RST-suppression element, Endpoint) is included, exactly as a kernel ``connect()`` is timed from
+``socket()`` to its return. Loops are bounded; only lab addresses are used.
 """
 
 from __future__ import annotations
@@ -21,8 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from benchmark import lossy
-from benchmark.baselines import SynAckCounter, kernel_connections, kernel_handshakes, listen_drops, scapy_handshakes
-from benchmark.lean import LeanClient, LeanStats
+from benchmark.baselines import (
+    SynAckCounter,
+    kernel_connections,
+    kernel_connections_pipelined,
+    kernel_handshakes,
+    listen_drops,
+    scapy_handshakes,
+)
 from benchmark.report import BenchRecord, build_rows, format_table, stats_us
 from benchmark.rows import (
     PIPELINE,
@@ -33,6 +40,7 @@ from benchmark.rows import (
     rawtcp_connections_pipelined,
     rawtcp_handshakes,
 )
+from rawtcp.session.hub import Hub, HubStats
 
 SECTIONS = ("cold-start", "compare", "lab", "loss")
 SECTION_HELP = {
@@ -88,49 +96,54 @@ def lab_rows(raw: dict[str, Any], sizes: Sizes) -> None:
     from rawtcp.wire import netns
 
     cfg = topology.fresh_lab("rtt-bench")
+    dst, port = cfg.server_ip, cfg.port
+
+    def conns(secs: float, done: int, **extra: Any) -> dict[str, Any]:
+        return {"n": sizes.connections, **extra, "completed": done, "seconds": round(secs, 3),
+                "per_s": round(done / secs, 1)}
+
     with topology.temporary_lab(cfg, listener=True) as _lab, netns.inside(cfg.client_ns):
-        client = LeanClient(cfg.server_ip, cfg.port)
-        counter = SynAckCounter(cfg.server_ns, cfg.port)
+        # The kernel first, before the hub's shared socket exists (it would take a copy of every frame).
+        kernel_handshakes(dst, port, 50)  # warm-up, not recorded
+        raw["kernel_handshake"] = stats_us(kernel_handshakes(dst, port, sizes.kernel_handshakes))
+        _say(f"  kernel connect(): {raw['kernel_handshake']}")
+        raw["kernel_connections"] = conns(*kernel_connections(dst, port, sizes.connections))
+        raw["kernel_connections_pipelined"] = conns(
+            *kernel_connections_pipelined(dst, port, sizes.connections, PIPELINE), inflight=PIPELINE)
+        _say(f"  kernel connections: {raw['kernel_connections']}; pipelined {raw['kernel_connections_pipelined']}")
+        hub = Hub()
+        counter = SynAckCounter(cfg.server_ns, port)
         try:
-            # warm-up (not recorded): first-use costs of the code paths, ARP already done by resolve()
-            rawtcp_handshakes(client, 50)
-            kernel_handshakes(cfg.server_ip, cfg.port, 50)
-            client.stats = LeanStats()
+            # warm-up (not recorded): first-use costs of the code paths, the route, the shared socket
+            rawtcp_handshakes(hub, dst, port, 50)
+            hub.stats = HubStats()
             before, drops = counter.read(), listen_drops(cfg.server_ns)
-            samples = rawtcp_handshakes(client, sizes.handshakes)
+            samples = rawtcp_handshakes(hub, dst, port, sizes.handshakes)
             server_synacks = counter.read() - before
             drops = listen_drops(cfg.server_ns) - drops
             raw["rawtcp_handshake"] = stats_us(samples)
-            st = client.stats
+            st = hub.stats
             raw["missed_replies"] = {"handshakes": sizes.handshakes, "server_synacks": server_synacks,
                                      "seen": st.synacks_seen, "missed": server_synacks - st.synacks_seen,
                                      "failed": st.failed, "syn_retransmissions": st.retransmissions,
                                      "server_listen_drops": drops}
             _say(f"  rawtcp handshakes: {raw['rawtcp_handshake']}; {raw['missed_replies']}")
-            raw["kernel_handshake"] = stats_us(kernel_handshakes(cfg.server_ip, cfg.port, sizes.kernel_handshakes))
-            _say(f"  kernel connect(): {raw['kernel_handshake']}")
-            s1, f1 = scapy_handshakes(client, sizes.scapy_sr1, persistent=False)
+            raw["rawtcp_connections"] = conns(*rawtcp_connections(hub, dst, port, sizes.connections))
+            raw["rawtcp_connections_pipelined"] = conns(
+                *rawtcp_connections_pipelined(hub, dst, port, sizes.connections, PIPELINE), inflight=PIPELINE)
+            _say(f"  rawtcp connections: {raw['rawtcp_connections']}; pipelined "
+                 f"{raw['rawtcp_connections_pipelined']}")
+            s1, f1 = scapy_handshakes(hub, dst, port, sizes.scapy_sr1, persistent=False)
             raw["scapy_sr1_handshake"] = {**stats_us(s1), "failed": f1}
             _say(f"  scapy sr1+send: {raw['scapy_sr1_handshake']}")
-            s3, f3 = scapy_handshakes(client, sizes.scapy_l3, persistent=True)
+            s3, f3 = scapy_handshakes(hub, dst, port, sizes.scapy_l3, persistent=True)
             raw["scapy_l3socket_handshake"] = {**stats_us(s3), "failed": f3}
             _say(f"  scapy conf.L3socket: {raw['scapy_l3socket_handshake']}")
-            secs, done = rawtcp_connections(client, sizes.connections)
-            raw["rawtcp_connections"] = {"n": sizes.connections, "completed": done, "seconds": round(secs, 3),
-                                         "per_s": round(done / secs, 1)}
-            secs, done = rawtcp_connections_pipelined(client, sizes.connections, PIPELINE)
-            raw["rawtcp_connections_pipelined"] = {"n": sizes.connections, "inflight": PIPELINE, "completed": done,
-                                                   "seconds": round(secs, 3), "per_s": round(done / secs, 1)}
-            secs, done = kernel_connections(cfg.server_ip, cfg.port, sizes.connections)
-            raw["kernel_connections"] = {"n": sizes.connections, "completed": done, "seconds": round(secs, 3),
-                                         "per_s": round(done / secs, 1)}
-            _say(f"  connections: rawtcp {raw['rawtcp_connections']}; pipelined "
-                 f"{raw['rawtcp_connections_pipelined']}; kernel {raw['kernel_connections']}")
-            raw["flood"] = flood_rows(cfg, sizes.flood_seconds)
-            _say(f"  flood: {raw['flood']}")
         finally:
             counter.close()
-            client.close()
+            hub.close()  # before the flood: the shared socket would take a copy of every SYN-ACK
+        raw["flood"] = flood_rows(cfg, sizes.flood_seconds)
+        _say(f"  flood: {raw['flood']}")
 
 
 def run_bench(quick: bool = False, json_path: str | None = None, handshakes: int | None = None,

@@ -28,12 +28,24 @@ def test_bench_rows_ratios_and_verdicts() -> None:
     assert rows["handshake vs scapy sr1, median"].ratio == "150× faster"
     assert rows["handshake vs scapy sr1, median"].met
     assert rows["full connections/s, one at a time"].met is False
+    assert rows["full connections/s, one at a time"].ratio == "0.33× kernel"
+    assert rows["handshake latency, median"].target == "≤ 10× kernel"
     assert rows["missed replies in 10 handshakes"].met
     assert rows["SYN flood packets/s"].ratio == "1.50× hping3" and rows["SYN flood packets/s"].met
     assert rows["`rawtcp --help` cold start"].met is False
     table = format_table(list(rows.values())).splitlines()
     assert table[0].startswith("| figure") and set(table[1]) <= {"|", "-"}
     assert len({len(line) for line in table}) == 1  # aligned columns
+
+
+def test_connection_rows_need_5000_per_second_and_half_the_kernel_side_by_side() -> None:
+    raw = {"rawtcp_connections": {"per_s": 6000.0}, "kernel_connections": {"per_s": 15_000.0},
+           "rawtcp_connections_pipelined": {"per_s": 9000.0, "inflight": 16},
+           "kernel_connections_pipelined": {"per_s": 16_000.0, "inflight": 16}}
+    rows = {r.figure: r for r in build_rows(raw, quick=True)}
+    serial, piped = rows["full connections/s, one at a time"], rows["full connections/s, 16 in flight"]
+    assert serial.met is False and serial.ratio == "0.40× kernel"  # 5 000/s is not enough beside 15 000/s
+    assert piped.met is True and piped.baseline == "kernel sockets 16,000/s (16 in flight)"
 
 
 def _runs(client: str, direction: str, times: list[float | None], plan: LossPlan = PLAN,
