@@ -21,6 +21,7 @@ that is how the single-connection Driver runs. One thread drives a hub.
 from __future__ import annotations
 
 import contextlib
+import errno
 import heapq
 import os
 import random
@@ -271,8 +272,12 @@ class Hub:
                 continue
             if not self.reserve_ports:
                 return port, None
-            with contextlib.suppress(OSError):
+            try:
                 return port, self._reserve(local_ip, port)
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE):
+                    raise SessionError("too many open files to hold another local port (one socket per "
+                                       "connection until TIME-WAIT): raise `ulimit -n`") from None
         raise SessionError(f"no free local port on {local_ip} in {lo}-{hi}")
 
     def _reserve(self, ip: str, port: int) -> socket.socket:
@@ -527,6 +532,11 @@ class Hub:
             self.stats.established += 1
         elif state is State.CLOSED:
             self._ended.append(flow)
+        elif state is State.TIME_WAIT and flow.reservation is not None:
+            # The port stays this hub's until 2MSL ends, but not its descriptor: thousands of connections
+            # in TIME-WAIT would otherwise hold thousands of sockets (a kernel's TIME-WAIT holds none).
+            flow.reservation.close()
+            flow.reservation = None
         due = ep.next_timer()
         if due != flow.timer_at:
             flow.timer_at = due

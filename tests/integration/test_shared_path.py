@@ -92,6 +92,8 @@ def test_many_concurrent_connections_each_get_their_own_bytes(lab):
         hub = Hub(ports=(20000, 20999))
         try:
             flows = _echo_all(hub, [(lab.server_ip, lab.port)], 200)
+            assert all(f.state is State.TIME_WAIT for f in flows)
+            assert len(_fds() - fds) < 10  # TIME-WAIT holds its port, not a socket: the shared one and nftables'
             links = shared.open_links()
             assert len(links) == 1 and links[0].users == 1  # one socket for all 200
             assert hub.stats.established == 200 and hub.stats.bad_checksums == 0

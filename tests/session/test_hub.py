@@ -264,10 +264,10 @@ def test_attach_drives_a_link_of_its_own():
 def test_released_elements_go_in_batches_and_a_reused_tuple_keeps_its_element(rig):
     hub, _clock, guard, _links = rig
     keep = hub.connect(SERVER_IP, PORT, profile="bare")  # alive throughout: removals wait for a batch
-    first = hub.connect(SERVER_IP, PORT, profile="bare", local_port=40500)
+    first = hub.connect(SERVER_IP, PORT, profile="bare", local_port=41500)
     hub.release(first)
-    assert (LOCAL_IP, 40500, SERVER_IP, PORT) in guard.elements  # not removed yet
-    again = hub.connect(SERVER_IP, PORT, profile="bare", local_port=40500)  # MemoryGuard refuses a double add
+    assert (LOCAL_IP, 41500, SERVER_IP, PORT) in guard.elements  # not removed yet
+    again = hub.connect(SERVER_IP, PORT, profile="bare", local_port=41500)  # MemoryGuard refuses a double add
     hub.release(again)
     others = [hub.connect(SERVER_IP, PORT, profile="bare") for _ in range(63)]
     for flow in others[:-1]:
