@@ -22,14 +22,6 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
-def runtime(tmp_path, monkeypatch, require_root):
-    """A private runtime directory (sessions never mix with a user's); keepers inherit it."""
-    run_dir = str(tmp_path / "run")
-    monkeypatch.setenv("RAWTCP_RUNTIME_DIR", run_dir)
-    return run_dir
-
-
-@pytest.fixture
 def lab(runtime):
     from rawtcp import api
 

@@ -2,7 +2,7 @@
 gives ONE line on stderr, the documented exit code (README), no traceback, and leaves nothing behind
 (no namespace or RST-suppression entry carrying the command's pid, no keeper, no session file).
 
-Rows that need a lab use a private one (rtt-bad-*); "lab not up" uses the default lab names and is
+Rows that need a lab use a private one (rtt-bad-input-*); "lab not up" uses the default lab names and is
 skipped when a user's default lab is up (the test must not disturb it). Needs root (the unprivileged
 rows drop to uid 65534 or drop every capability with setpriv).
 """
@@ -10,7 +10,6 @@ rows drop to uid 65534 or drop every capability with setpriv).
 from __future__ import annotations
 
 import os
-import shutil
 import struct
 import subprocess
 import sys
@@ -102,17 +101,12 @@ NO_LAB_ROWS = [
 
 
 @pytest.fixture(scope="module")
-def bad_lab():
-    if os.geteuid() != 0 or shutil.which("nft") is None:
-        pytest.skip("needs root and nftables")
-    from rawtcp.lab.topology import fresh_lab, temporary_lab
-
-    cfg = fresh_lab("rtt-bad", listener="echo")
-    with temporary_lab(cfg):
-        # A port the server silently drops, for the "no answer" row.
-        ns_exec(cfg.server_ns, "nft", "add table inet rtt_drop { chain in { type filter hook input priority 0; "
-                "tcp dport 7777 drop; }; }")
-        yield cfg
+def bad_lab(module_lab):
+    cfg, _ = module_lab
+    # A port the server silently drops, for the "no answer" row.
+    ns_exec(cfg.server_ns, "nft", "add table inet rtt_drop { chain in { type filter hook input priority 0; "
+            "tcp dport 7777 drop; }; }")
+    return cfg
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +168,7 @@ def test_bad_input_is_one_line_with_its_exit_code(bad_lab, files, tmp_path, who,
 
 
 @pytest.mark.parametrize(("argv", "want_code", "want"), [pytest.param(*row[1:], id=row[0]) for row in NO_LAB_ROWS])
-def test_commands_needing_the_lab_say_lab_up(require_root, tmp_path, argv, want_code, want):
+def test_commands_needing_the_lab_say_lab_up(tmp_path, argv, want_code, want):
     from rawtcp.lab.topology import LabConfig, lab_exists
 
     if lab_exists(LabConfig()):

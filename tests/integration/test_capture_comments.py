@@ -2,7 +2,7 @@
 (and one whose keeper is killed before it could add the kernel's states), a script run, a probe.
 
 Needs root (namespaces, raw sockets, nftables) and tshark, which reads the comments back as Wireshark
-shows them. Private labs (rtt-cmt-*) and a private RAWTCP_RUNTIME_DIR per test.
+shows them. Private labs (rtt-capture-comments-*) and a private RAWTCP_RUNTIME_DIR per test.
 """
 
 from __future__ import annotations
@@ -32,15 +32,6 @@ def tshark() -> str:
     if path is None:
         pytest.skip("needs tshark (apt-get install tshark) to read the comments as Wireshark does")
     return path
-
-
-@pytest.fixture
-def seed_lab(require_root):
-    from rawtcp.lab.topology import fresh_lab, temporary_lab
-
-    cfg = fresh_lab("rtt-cmt", listener="seed")
-    with temporary_lab(cfg) as info:
-        yield cfg, info
 
 
 def comments(tshark: str, path: Path) -> list[tuple[str, str]]:
@@ -101,7 +92,7 @@ def test_killed_keepers_capture_keeps_its_comments(seed_lab, env, tshark, tmp_pa
         rawtcp("close", "k2", "--abort", env=env, check=True)
 
 
-def test_script_capture_names_each_packets_script_line(require_root, tshark, tmp_path):
+def test_script_capture_names_each_packets_script_line(tshark, tmp_path):
     pcap = tmp_path / "run.pcapng"
     script = PKT / "passive-data-close.pkt"
     proc = rawtcp("run", "--json", "--pcap", str(pcap), str(script))
@@ -115,14 +106,11 @@ def test_script_capture_names_each_packets_script_line(require_root, tshark, tmp
         assert int(comment.split()[2]) in lines
 
 
-def test_probe_capture_says_which_probe_and_what_answered(require_root, tshark, tmp_path):
-    from rawtcp.lab.topology import fresh_lab, temporary_lab
-
-    cfg = fresh_lab("rtt-cmt", listener="echo")
+def test_probe_capture_says_which_probe_and_what_answered(echo_lab, tshark, tmp_path):
+    cfg, _ = echo_lab
     pcap = tmp_path / "p.pcapng"
-    with temporary_lab(cfg):
-        proc = rawtcp("probe", cfg.server_ip, str(cfg.port), "--netns", cfg.client_ns, "--count", "2",
-                      "--interval", "0.05", "--pcap", str(pcap))
+    proc = rawtcp("probe", cfg.server_ip, str(cfg.port), "--netns", cfg.client_ns, "--count", "2",
+                  "--interval", "0.05", "--pcap", str(pcap))
     assert proc.returncode == 0, proc.stderr
     rows = comments(tshark, pcap)
     assert [flags for flags, _ in rows] == ["S", "AS", "R"] * 2
@@ -133,7 +121,7 @@ def test_probe_capture_says_which_probe_and_what_answered(require_root, tshark, 
         assert rst.startswith(f"probe {n}: RST")
 
 
-def test_scenario_lab_capture_names_each_packets_connection(require_root, tshark, tmp_path):
+def test_scenario_lab_capture_names_each_packets_connection(tshark, tmp_path):
     from rawtcp.script.catalogue import find, run_lab
 
     pcap = tmp_path / "lab.pcapng"

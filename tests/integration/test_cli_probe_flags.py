@@ -1,30 +1,13 @@
 """probe's flag spellings from other tools (nping's names, tcpdump's '.', hping3's -S -A) against a
 real Linux kernel: what the kernel answers shows which flags it received (RFC 9293 §3.10.7.2: an ACK
-to a LISTEN socket is answered with RST, a SYN with SYN-ACK). Needs root; private lab rtt-flags-*."""
+to a LISTEN socket is answered with RST, a SYN with SYN-ACK). Needs root; private lab rtt-cli-probe-flags-*."""
 
 from __future__ import annotations
-
-import os
-import shutil
 
 import pytest
 from engine_helpers import json_lines, nft_tables, rawtcp
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="module")
-def lab():
-    if os.geteuid() != 0:
-        pytest.skip("needs root: network namespaces, raw sockets and nftables (run the suite with sudo)")
-    if shutil.which("nft") is None:
-        pytest.skip("needs nftables (apt-get install nftables)")
-    from rawtcp.lab import topology
-
-    cfg = topology.fresh_lab("rtt-flags")
-    with topology.temporary_lab(cfg) as info:
-        yield cfg, info
-    assert not topology.netns_exists(cfg.client_ns) and not topology.netns_exists(cfg.server_ns)
 
 
 @pytest.mark.parametrize("spelling,sent,answer", [
@@ -38,8 +21,8 @@ def lab():
     (["-A"], ".", "R"),
     (["--flags", "S", "-A"], "S.", "R"),
 ])
-def test_flag_spellings_reach_the_kernel(lab, spelling: list[str], sent: str, answer: str) -> None:
-    cfg, _ = lab
+def test_flag_spellings_reach_the_kernel(module_lab, spelling: list[str], sent: str, answer: str) -> None:
+    cfg, _ = module_lab
     proc = rawtcp("probe", cfg.server_ip, str(cfg.port), "--netns", cfg.client_ns, "-c", "1", "--json",
                   "--ack", "12345", *spelling)
     assert proc.returncode == 0, proc.stderr
@@ -49,8 +32,8 @@ def test_flag_spellings_reach_the_kernel(lab, spelling: list[str], sent: str, an
     assert "rawtcp" not in nft_tables(cfg.client_ns)
 
 
-def test_unknown_flag_name_is_one_line(lab) -> None:
-    cfg, _ = lab
+def test_unknown_flag_name_is_one_line(module_lab) -> None:
+    cfg, _ = module_lab
     proc = rawtcp("probe", cfg.server_ip, str(cfg.port), "--netns", cfg.client_ns, "--flags", "syn,akc")
     assert proc.returncode == 2
     assert proc.stderr.startswith("rawtcp: error: unknown TCP flag 'akc'") and proc.stderr.count("\n") == 1

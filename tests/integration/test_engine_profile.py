@@ -19,15 +19,6 @@ pytestmark = pytest.mark.integration
 LINUX_SYN = ["mss", "sackOK", "TS", "nop", "wscale"]  # the kernel's own SYN, in its order
 
 
-@pytest.fixture
-def echo_lab(require_root):
-    from rawtcp.lab.topology import fresh_lab, temporary_lab
-
-    cfg = fresh_lab("rtt-prof", listener="echo")
-    with temporary_lab(cfg) as info:
-        yield cfg, info
-
-
 def _option_names(text: str) -> list[str]:
     return [part.split()[0] for part in text.split(",") if part]
 

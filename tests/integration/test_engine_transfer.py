@@ -1,6 +1,6 @@
 """Long transfers through the CLI: `--wait S` is patience without progress, not a total deadline.
 
-Needs root; each test has a private lab (rtt-xfer-*) and runtime directory. A slow path is the lab's
+Needs root; each test has a private lab (rtt-engine-transfer-*) and runtime directory. A slow path is the lab's
 delay (`rawtcp lab impair`), a peer that stops answering is an nftables quota in its namespace.
 """
 
@@ -16,15 +16,6 @@ import pytest
 from engine_helpers import keeper_pids, ns_exec, rawtcp, wait_until
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def sink_lab(require_root):
-    from rawtcp.lab.topology import fresh_lab, temporary_lab
-
-    cfg = fresh_lab("rtt-xfer", listener="sink")
-    with temporary_lab(cfg) as info:
-        yield cfg, info
 
 
 def _done(env: dict[str, str], name: str) -> None:

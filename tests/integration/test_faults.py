@@ -2,7 +2,7 @@
 through loss/reorder/duplication/delay with rawtcp as client and as server, and the handshake and the
 close completing when exactly the SYN, the SYN-ACK, both FINs and the final ACK are lost once.
 
-Needs root. Labs are private (namespaces rtt-flt-*), sessions use a private RAWTCP_RUNTIME_DIR.
+Needs root. Labs are private (namespaces rtt-faults-*, rtt-flt-*), sessions use a private RAWTCP_RUNTIME_DIR.
 The full-size integrity run (1 MiB each way, 20 % loss ...) is scripts/integrity.py; CI runs a
 shorter one here.
 """
@@ -36,7 +36,7 @@ s.close()
 
 
 @pytest.fixture
-def cli_lab(require_root, env):
+def cli_lab(env):
     """A lab made and removed with the CLI itself (`rawtcp lab up/down --client-ns ... --server-ns ...`)."""
     names = ["--client-ns", f"rtt-flt-{os.getpid()}-c", "--server-ns", f"rtt-flt-{os.getpid()}-s"]
     rawtcp("lab", "down", *names, env=env)
@@ -73,7 +73,7 @@ def test_impairments_apply_in_both_directions_and_clear(cli_lab, env):
 
 
 @pytest.mark.parametrize("timestamps", ["--timestamps", "--no-timestamps"])
-def test_integrity_both_roles_through_loss_reorder_duplication_delay(require_root, timestamps):
+def test_integrity_both_roles_through_loss_reorder_duplication_delay(timestamps):
     """The shorter CI version of scripts/integrity.py: 256 KiB each way, 10 % loss, 10 % reorder,
     5 % duplication, 30 ± 10 ms delay, rawtcp as client and as server, with and without RFC 7323
     timestamps."""
@@ -120,15 +120,6 @@ table inet rtt_faults {
   }
 }
 """
-
-
-@pytest.fixture
-def echo_lab(require_root):
-    from rawtcp.lab.topology import fresh_lab, temporary_lab
-
-    cfg = fresh_lab("rtt-flt", listener="echo")
-    with temporary_lab(cfg) as info:
-        yield cfg, info
 
 
 def _drop_counts(netns: str) -> list[int]:

@@ -61,15 +61,6 @@ class Running:
 
 
 
-@pytest.fixture
-def echo_lab(require_root):
-    from rawtcp.lab.topology import fresh_lab, temporary_lab
-
-    cfg = fresh_lab("rtt-kill", listener="echo")
-    with temporary_lab(cfg) as info:
-        yield cfg, info
-
-
 
 
 def _assert_clean(env: dict[str, str], client_ns: str | None = None) -> None:
@@ -169,7 +160,7 @@ def _netns_of(pid: int, prefix: str) -> list[str]:
 
 
 @pytest.mark.parametrize("sig", SIGNALS)
-def test_run_interrupted(require_root, env, tmp_path, sig):
+def test_run_interrupted(env, tmp_path, sig):
     script = tmp_path / "long.pkt"
     script.write_text(LONG_SCRIPT)
     cmd = Running(["run", str(script)], env)
@@ -205,7 +196,7 @@ def _demo_in_time_wait(demo: Running) -> list[str]:
 
 
 @pytest.mark.parametrize("sig", SIGNALS)
-def test_demo_interrupted_in_time_wait(require_root, env, tmp_path, sig):
+def test_demo_interrupted_in_time_wait(env, tmp_path, sig):
     demo = Running(["demo", "--msl2", "60", "--pcap", str(tmp_path / "demo.pcap"), "--json"], env)
     pid = demo.proc.pid
     made = _demo_in_time_wait(demo)
@@ -279,7 +270,7 @@ def test_killed_flood_is_reaped_by_the_next_connect(echo_lab, env):
     _assert_clean(env, cfg.client_ns)
 
 
-def test_killed_demo_is_reaped_firewall_first_then_namespaces(require_root, env, tmp_path):
+def test_killed_demo_is_reaped_firewall_first_then_namespaces(env, tmp_path):
     demo = Running(["demo", "--msl2", "60", "--pcap", str(tmp_path / "demo.pcap"), "--json"], env)
     pid = demo.proc.pid
     made = _demo_in_time_wait(demo)

@@ -14,7 +14,7 @@ from engine_helpers import rawtcp
 pytestmark = pytest.mark.integration
 
 
-def test_compare_kernel_keeps_both_captures_in_a_private_directory(require_root):
+def test_compare_kernel_keeps_both_captures_in_a_private_directory():
     proc = rawtcp("lab", "run", "handshake", "--compare-kernel", timeout=180)
     assert proc.returncode in (0, 1), proc.stderr  # 1: the captures differ (the kernel adds options)
     match = re.search(r"captures: (\S+) \(lab\) and (\S+) \(kernel client\)", proc.stdout)

@@ -4,7 +4,6 @@ user-space relay (rawtcp.lab.relay) that stands in for it; and tx checksum offlo
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -23,13 +22,9 @@ from rawtcp.lab.topology import (
     lab_up,
     pid_alive,
     set_tx_checksum,
-    temporary_lab,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network namespaces (run the suite with sudo)"),
-]
+pytestmark = pytest.mark.integration
 
 
 def tc(netns: str, *args: str) -> str:
@@ -41,10 +36,8 @@ def ends(cfg):
 
 
 @pytest.fixture
-def lab():
-    cfg = fresh_lab("rtt-lab", listener="echo")
-    with temporary_lab(cfg):
-        yield cfg
+def lab(echo_lab):
+    return echo_lab.cfg
 
 
 def apply(cfg, backend, **settings):

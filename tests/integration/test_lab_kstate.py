@@ -24,10 +24,7 @@ from rawtcp.lab.kstate import (
 )
 from rawtcp.lab.topology import fresh_lab, temporary_lab
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network namespaces (run the suite with sudo)"),
-]
+pytestmark = pytest.mark.integration
 
 
 def tracefs_available() -> bool:

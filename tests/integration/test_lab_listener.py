@@ -24,10 +24,7 @@ import pytest
 from rawtcp.lab.listener import SEED_ANSWER
 from rawtcp.lab.topology import fresh_lab, listener_log, temporary_lab, wait_accepted
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network namespaces (run the suite with sudo)"),
-]
+pytestmark = pytest.mark.integration
 
 
 def in_ns(netns: str, code: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -6,7 +6,6 @@ Needs root; every lab here is private (namespaces rtt-lab-<pid>-<n>-c/-s) and re
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -27,10 +26,7 @@ from rawtcp.lab.topology import (
     temporary_lab,
 )
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network namespaces (run the suite with sudo)"),
-]
+pytestmark = pytest.mark.integration
 
 ROOT = str(Path(__file__).resolve().parents[2])
 

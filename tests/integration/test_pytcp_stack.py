@@ -13,7 +13,6 @@ import pytest
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network namespaces and TAP devices"),
     pytest.mark.skipif(importlib.util.find_spec("pytcp") is None, reason="needs rawtcp[pytcp]"),
     # PyTCP sits on a TAP device; a container started without /dev/net/tun cannot make one
     pytest.mark.skipif(not os.path.exists("/dev/net/tun"), reason="needs rawtcp[pytcp] and /dev/net/tun (TAP)"),

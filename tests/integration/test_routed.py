@@ -22,7 +22,7 @@ def _ip(*args: str) -> None:
 
 
 @pytest.fixture
-def routed(require_root):
+def routed():
     from rawtcp.lab.topology import spawn_listener, stop_listener
 
     tag = f"rtt-rt-{os.getpid()}"

@@ -22,7 +22,7 @@ import pytest
 from rawtcp.capture.pcap import iter_packets
 from rawtcp.wire.packet import decode_frame
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root")]
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 PKT = ROOT / "tests" / "script" / "pkt"

@@ -13,7 +13,7 @@ import pytest
 
 from rawtcp.script.catalogue import LABS, find, run_lab
 
-pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("require_root")]
+pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 PKT = ROOT / "tests" / "script" / "pkt"

@@ -184,15 +184,10 @@ def table(stdout: str) -> tuple[list[str], dict[str, list[str]], list[str]]:
     return header, rows, totals
 
 
-@pytest.fixture
-def root(require_root):
-    return None
-
-
 # -- the suite: variants, -j, summary, exit status ---------------------------------------------------------
 
 
-def test_suite_in_all_variants_summary_totals_junit_and_exit_1(root, tmp_path: Path) -> None:
+def test_suite_in_all_variants_summary_totals_junit_and_exit_1(tmp_path: Path) -> None:
     junit = tmp_path / "report.xml"
     run = rawtcp("run", str(SUITE), "--variants", "all", "-j", "2", "--junit", str(junit))
     assert run.returncode == 1, run.out
@@ -228,7 +223,7 @@ def test_suite_in_all_variants_summary_totals_junit_and_exit_1(root, tmp_path: P
     assert_nothing_left_behind(run)
 
 
-def test_suite_all_passing_exits_0(root) -> None:
+def test_suite_all_passing_exits_0() -> None:
     run = rawtcp("run", *map(str, PASSING), "--variants", "all", "-j", "2")
     assert run.returncode == 0, run.out
     _header, rows, totals = table(run.stdout)
@@ -239,7 +234,7 @@ def test_suite_all_passing_exits_0(root) -> None:
     assert "failures" not in run.stdout
 
 
-def test_suite_json_one_object_per_script_and_variant_then_summary(root) -> None:
+def test_suite_json_one_object_per_script_and_variant_then_summary() -> None:
     run = rawtcp("run", str(SUITE), "--variants", "ipv4,ipv6", "-j", "2", "--json")
     assert run.returncode == 1, run.out
     objects = json_lines(run.stdout)
@@ -255,7 +250,7 @@ def test_suite_json_one_object_per_script_and_variant_then_summary(root) -> None
                        "failed": 2}
 
 
-def test_single_variant_over_a_v6_script_runs_nothing_for_ipv4(root) -> None:
+def test_single_variant_over_a_v6_script_runs_nothing_for_ipv4() -> None:
     run = rawtcp("run", str(SUITE / "handshake-v6.pkt"), str(SUITE / "handshake-v4.pkt"), "--variants", "ipv6",
                  "--json")
     assert run.returncode == 0, run.out
@@ -267,7 +262,7 @@ def test_single_variant_over_a_v6_script_runs_nothing_for_ipv4(root) -> None:
 # -- time limit, retries ---------------------------------------------------------------------------------
 
 
-def test_hanging_scripts_are_stopped_reported_as_timeout_and_cleaned_up(root) -> None:
+def test_hanging_scripts_are_stopped_reported_as_timeout_and_cleaned_up() -> None:
     run = rawtcp("run", str(HANG), "-j", "2", "--timeout", "2", "--json")
     assert run.returncode == 1, run.out
     *jobs, summary = json_lines(run.stdout)
@@ -289,7 +284,7 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def test_timeout_in_the_text_report(root) -> None:
+def test_timeout_in_the_text_report() -> None:
     run = rawtcp("run", str(HANG / "blocked-read.pkt"), "--variants", "ipv4,ipv6", "--timeout", "1.5", "-j", "2")
     assert run.returncode == 1, run.out
     _header, rows, totals = table(run.stdout)
@@ -299,7 +294,7 @@ def test_timeout_in_the_text_report(root) -> None:
     assert_nothing_left_behind(run)
 
 
-def test_retries_rerun_a_failing_script_and_count_attempts(root) -> None:
+def test_retries_rerun_a_failing_script_and_count_attempts() -> None:
     run = rawtcp("run", str(SUITE / "wrong-ack.pkt"), str(SUITE / "passive.pkt"), "--retries", "2", "--json")
     assert run.returncode == 1, run.out
     *jobs, _summary = json_lines(run.stdout)
@@ -317,7 +312,7 @@ def test_retries_rerun_a_failing_script_and_count_attempts(root) -> None:
 # -- -D ----------------------------------------------------------------------------------------------
 
 
-def test_defines_substitute_in_a_single_run(root) -> None:
+def test_defines_substitute_in_a_single_run() -> None:
     run = rawtcp("run", "-D", "LEN=40", "-D", "PEER_MSS=1000", str(DEFINE))
     assert run.returncode == 0, run.out
     run = rawtcp("run", "-D", "LEN=39", "-D", "PEER_MSS=1000", str(DEFINE))
@@ -328,7 +323,7 @@ def test_defines_substitute_in_a_single_run(root) -> None:
     assert run.returncode == 1 and "defined-len.pkt:10: error in Python code: AssertionError: 900" in run.stderr
 
 
-def test_defines_reach_suite_jobs(root) -> None:
+def test_defines_reach_suite_jobs() -> None:
     run = rawtcp("run", str(DEFINE.parent), "--variants", "all", "-D", "LEN=40", "-D", "PEER_MSS=1000", "--json")
     assert run.returncode == 0, run.out
     *jobs, summary = json_lines(run.stdout)
@@ -341,6 +336,7 @@ def test_defines_reach_suite_jobs(root) -> None:
 
 @pytest.mark.parametrize("target", [str(DEFINE), str(DEFINE.parent)], ids=["single", "suite"])
 @pytest.mark.parametrize("bad", ["LEN", "=40", ""])
+@pytest.mark.unprivileged
 def test_bad_define_is_one_line_exit_2(bad: str, target: str) -> None:
     # no root needed to refuse it, and nothing runs
     proc = subprocess.run([sys.executable, "-m", "rawtcp", "run", "-D", bad, target], capture_output=True,
@@ -365,7 +361,7 @@ def _nobody_can_run() -> None:
 MODES = ("ipv4", "ipv4-mapped-ipv6", "ipv6")  # --variants all, in this order; --check names each
 
 
-def test_check_as_nobody_reports_problems_one_line_each_exit_2(root) -> None:
+def test_check_as_nobody_reports_problems_one_line_each_exit_2() -> None:
     _nobody_can_run()
     run = rawtcp("run", "--check", "--variants", "all", str(CHECK), prefix=tuple(NOBODY))
     assert run.returncode == 2, run.out
@@ -388,7 +384,7 @@ def test_check_as_nobody_reports_problems_one_line_each_exit_2(root) -> None:
     assert not _ours(run.namespaces, run.pids | {run.pid}), "--check made a lab"
 
 
-def test_check_json_per_variant_as_nobody(root) -> None:
+def test_check_json_per_variant_as_nobody() -> None:
     _nobody_can_run()
     run = rawtcp("run", "--check", "--json", "--variants", "all", str(CHECK / "ptb-icmp.pkt"),
                  str(CHECK / "good.pkt"), prefix=tuple(NOBODY))
@@ -399,7 +395,7 @@ def test_check_json_per_variant_as_nobody(root) -> None:
                    ("good.pkt", "ipv4-mapped-ipv6"): (True, 0), ("good.pkt", "ipv6"): (True, 0)}
 
 
-def test_check_valid_scripts_and_defines_as_nobody(root) -> None:
+def test_check_valid_scripts_and_defines_as_nobody() -> None:
     _nobody_can_run()
     run = rawtcp("run", "--check", "--variants", "all", str(SUITE), str(CHECK / "good.pkt"), prefix=tuple(NOBODY))
     assert run.returncode == 0, run.out
@@ -413,7 +409,7 @@ def test_check_valid_scripts_and_defines_as_nobody(root) -> None:
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1 and "NAME=VALUE" in run.stderr
 
 
-def test_missing_script_is_one_line_exit_2(root, tmp_path: Path) -> None:
+def test_missing_script_is_one_line_exit_2(tmp_path: Path) -> None:
     run = rawtcp("run", str(SUITE), str(tmp_path / "nope.pkt"), "--variants", "all")
     assert run.returncode == 2
     assert run.stderr.strip() == f"rawtcp: error: {tmp_path / 'nope.pkt'}: cannot read script: no such file or " \
@@ -424,7 +420,7 @@ def test_missing_script_is_one_line_exit_2(root, tmp_path: Path) -> None:
 # -- exit status of a suite with bad scripts; single runs with suite options ---------------------------------
 
 
-def test_suite_with_a_bad_script_only_errors_exits_2_failures_win(root) -> None:
+def test_suite_with_a_bad_script_only_errors_exits_2_failures_win() -> None:
     bad = PKT / "bad-syntax.pkt"
     run = rawtcp("run", str(bad), str(SUITE / "passive.pkt"), "--json")
     assert run.returncode == 2, run.out
@@ -439,7 +435,7 @@ def test_suite_with_a_bad_script_only_errors_exits_2_failures_win(root) -> None:
     assert run.returncode == 1, run.out
 
 
-def test_single_run_junit(root, tmp_path: Path) -> None:
+def test_single_run_junit(tmp_path: Path) -> None:
     junit = tmp_path / "one.xml"
     run = rawtcp("run", "--ip-version", "ipv6", "--junit", str(junit), str(SUITE / "wrong-ack.pkt"))
     assert run.returncode == 1, run.out
@@ -449,7 +445,7 @@ def test_single_run_junit(root, tmp_path: Path) -> None:
     assert failure is not None and failure.get("message", "").endswith(WRONG_ACK)
 
 
-def test_suite_where_no_script_applies_runs_nothing(root) -> None:
+def test_suite_where_no_script_applies_runs_nothing() -> None:
     run = rawtcp("run", str(SUITE / "handshake-v4.pkt"), str(PKT / "modes" / "icmp-frag-needed-v4.pkt"),
                  "--variants", "ipv6", "--json")
     assert run.returncode == 0, run.out
@@ -457,7 +453,7 @@ def test_suite_where_no_script_applies_runs_nothing(root) -> None:
     assert not _ours(run.namespaces, run.pids | {run.pid})
 
 
-def test_v4_script_alone_is_not_run_over_ipv6(root) -> None:
+def test_v4_script_alone_is_not_run_over_ipv6() -> None:
     run = rawtcp("run", str(SUITE / "handshake-v4.pkt"), "--variants", "ipv6", "--json")
     assert run.returncode == 0, run.out
     assert '"ladder"' not in run.stdout
@@ -465,6 +461,7 @@ def test_v4_script_alone_is_not_run_over_ipv6(root) -> None:
 
 
 @pytest.mark.parametrize("variants", ["", "ipv5", "all,ipv4", "ipv4;ipv6"])
+@pytest.mark.unprivileged
 def test_bad_variants_is_one_line_exit_2(variants: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "rawtcp", "run", "--variants", variants, str(SUITE)],
                           capture_output=True, text=True, env=_env(), timeout=60, cwd="/")
@@ -474,7 +471,7 @@ def test_bad_variants_is_one_line_exit_2(variants: str) -> None:
     assert proc.stdout == ""
 
 
-def test_a_variant_named_twice_runs_once(root) -> None:
+def test_a_variant_named_twice_runs_once() -> None:
     run = rawtcp("run", str(SUITE / "passive.pkt"), str(SUITE / "handshake-v4.pkt"), "--variants", "ipv4,ipv4",
                  "--json")
     assert run.returncode == 0, run.out

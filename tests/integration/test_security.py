@@ -4,7 +4,7 @@ suppression touches only rawtcp's own 4-tuples: an ordinary kernel connection in
 works while a session runs, the kernel's own RSTs for other connections still go out, and rawtcp's
 crafted RST (`close --abort`) reaches the kernel.
 
-Needs root (a private lab rtt-sec-*, a private RAWTCP_RUNTIME_DIR; the other user is uid 65534).
+Needs root (a private lab rtt-security-*, a private RAWTCP_RUNTIME_DIR; the other user is uid 65534).
 """
 
 from __future__ import annotations
@@ -66,15 +66,6 @@ except OSError as exc:
 """
 
 
-
-
-@pytest.fixture
-def echo_lab(require_root):
-    from rawtcp.lab.topology import fresh_lab, temporary_lab
-
-    cfg = fresh_lab("rtt-sec", listener="echo")
-    with temporary_lab(cfg) as info:
-        yield cfg, info
 
 
 def _probe_as_nobody(path: str) -> dict:
