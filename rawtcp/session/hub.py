@@ -150,9 +150,9 @@ class Hub:
     ``netns``: the namespace connections leave from (sockets, routes and nftables entries are made
     there; this thread stays where it is); None: this thread's. ``ports`` is the local port range
     :meth:`connect` chooses from; ``reserve_ports`` holds each chosen port with a bound (never
-    listening) kernel socket, so the kernel's own connections cannot take it. ``guard`` (an RstGuard),
-    ``resolve`` (remote ip, interface -> route.Path) and ``open_link`` (interface -> a shared link) replace
-    the real ones, e.g. by in-memory fakes in tests.
+    listening) kernel socket until TIME-WAIT, so the kernel's own connections cannot take it meanwhile.
+    ``guard`` (an RstGuard), ``resolve`` (remote ip, interface -> route.Path) and ``open_link`` (interface
+    -> a shared link) replace the real ones, e.g. by in-memory fakes in tests.
     """
 
     def __init__(self, *, netns: str | None = None, clock: Callable[[], float] = time.monotonic,
