@@ -31,11 +31,14 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("rawtcp.commands.script:run", "Run a packetdrill-dialect .pkt script against a fresh kernel."),
     "labs": ("rawtcp.commands.script:labs", "List the lab catalogue (--lesson: the exchange and its questions)."),
     "ladder": ("rawtcp.commands.capture:ladder", "Draw a capture's TCP streams as a ladder (text or SVG)."),
-    "compare": ("rawtcp.commands.capture:compare", "Compare the TCP exchanges of two captures."),
-    "compare-stacks": ("rawtcp.commands.stacks:compare_stacks", "Run a lab or script on two stacks, side by side."),
+    "compare": ("rawtcp.commands.capture:compare",
+                "Compare two captures, or (--stacks) a lab or script run on two TCP stacks."),
     "probe": ("rawtcp.commands.craft:probe", "Send crafted segments and show the answers (nping/hping style)."),
     "flood": ("rawtcp.commands.craft:flood", "Bounded SYN flood to a lab address (random ports and ISNs)."),
 }
+
+# Earlier spellings, still run but neither listed nor completed.
+HIDDEN: dict[str, str] = {"compare-stacks": "rawtcp.commands.stacks:compare_stacks_alias"}
 
 
 class LazyGroup(FullHelpGroup):
@@ -44,9 +47,10 @@ class LazyGroup(FullHelpGroup):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         entry = COMMANDS.get(cmd_name)
-        if entry is None or not _available(entry[0]):
+        target = entry[0] if entry is not None else HIDDEN.get(cmd_name)
+        if target is None or not _available(target):
             return None
-        module, attr = entry[0].split(":")
+        module, attr = target.split(":")
         command: click.Command = getattr(importlib.import_module(module), attr)
         from rawtcp.commands.common import refuse_non_finite
 

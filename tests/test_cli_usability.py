@@ -138,7 +138,7 @@ def _complete(words: str, cword: int) -> list[str]:
 
 def test_completion_offers_commands_subcommands_and_options() -> None:
     assert set(_complete("rawtcp ", 1)) >= {"demo", "lab", "connect", "ladder", "compare", "probe"}
-    assert _complete("rawtcp co", 1) == ["connect", "compare", "compare-stacks"]
+    assert _complete("rawtcp co", 1) == ["connect", "compare"]  # compare-stacks is a hidden alias
     assert set(_complete("rawtcp lab ", 2)) >= {"up", "down", "status", "impair", "run"}
     assert "--rto-min" in _complete("rawtcp connect --rt", 2)
 

@@ -118,16 +118,31 @@ def _warn(lines: list[str]) -> None:
 @click.option("--kernel", is_flag=True,
               help="Run the exchange twice in the lab (crafted and kernel client) and compare (needs root).")
 @click.option("--force", is_flag=True, help="With --kernel: overwrite A and B if they exist.")
+@click.option("--stacks", metavar="S1,S2", default=None,
+              help="Run lab or script A (no B) against two TCP stacks, e.g. linux,pytcp, each in fresh "
+                   "namespaces; show both ladders with each stack's states, then compare (needs root).")
+@click.option("--pcap-prefix", default=None, metavar="PREFIX",
+              help="With --stacks: keep the captures as PREFIX-S1.pcap and PREFIX-S2.pcap "
+                   "(default: a temporary directory).")
 def compare(a: str, b: str | None, ignore: tuple[str, ...], time_tolerance: float | None, as_json: bool,
-            color: bool | None, kernel: bool, force: bool) -> None:
+            color: bool | None, kernel: bool, force: bool, stacks: str | None, pcap_prefix: str | None) -> None:
     """Compare the TCP exchanges of captures A and B ('-' for stdin); exit 0 same, 1 different, 2 error.
 
     Connections are matched by order and role, not port; segments are aligned by their place in the
     sequence space, so a segment in one capture only is one difference. ISNs, ports, IP ID, TTL,
     checksums, timestamp values and times are normalised away.
+
+    With --stacks S1,S2, A is a lab (see `rawtcp labs`) or a script run on both stacks; exit 0 both
+    runs passed and the exchanges are the same, 1 a run failed or they differ, 2 bad input (or a call
+    a stack's agent reports as unsupported).
     """
     from rawtcp.capture.compare import compare_captures, render_compare
 
+    fields = {part.strip() for item in ignore for part in item.split(",") if part.strip()}
+    if stacks is not None:
+        sys.exit(_compare_stacks(a, b, stacks, kernel, pcap_prefix, as_json, fields, time_tolerance, color))
+    if pcap_prefix is not None:
+        _fail("--pcap-prefix goes with --stacks")
     if kernel:
         crafted, kernel_file = a or "rawtcp-crafted.pcapng", b or "rawtcp-kernel.pcapng"
         if not force:
@@ -137,7 +152,6 @@ def compare(a: str, b: str | None, ignore: tuple[str, ...], time_tolerance: floa
         a, b = _run_kernel_exchange(crafted, kernel_file, as_json)
     if a is None or b is None:
         _fail("compare needs two captures: rawtcp compare A B")
-    fields = {part.strip() for item in ignore for part in item.split(",") if part.strip()}
     try:
         result = compare_captures(a, b, ignore=fields, time_tolerance_ms=time_tolerance)
     except CaptureError as exc:  # its message already names the file
@@ -152,6 +166,19 @@ def compare(a: str, b: str | None, ignore: tuple[str, ...], time_tolerance: floa
     if result.damaged:
         sys.exit(EXIT_ERROR)
     sys.exit(EXIT_SAME if result.same else EXIT_DIFFERENT)
+
+
+def _compare_stacks(target: str | None, extra: str | None, stacks: str, kernel: bool, pcap_prefix: str | None,
+                    as_json: bool, fields: set[str], time_tolerance: float | None, color: bool | None) -> int:
+    """`compare --stacks S1,S2 LAB|SCRIPT`: one target, run on both stacks."""
+    from rawtcp.commands.stacks import compare_stacks, parse_stacks
+
+    if kernel:
+        _fail("--stacks and --kernel are two different comparisons: give one")
+    if target is None or extra is not None:
+        _fail("compare --stacks takes one LAB or SCRIPT: rawtcp compare --stacks linux,pytcp seed-exchange")
+    return compare_stacks(target, parse_stacks(stacks), pcap_prefix=pcap_prefix, as_json=as_json, ignore=fields,
+                          time_tolerance=time_tolerance, color=color)
 
 
 def _run_kernel_exchange(crafted: str, kernel: str, as_json: bool) -> tuple[str, str]:

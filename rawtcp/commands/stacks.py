@@ -1,4 +1,6 @@
-"""rawtcp compare-stacks: the same lab or script against two TCP stacks, the two ladders side by side."""
+"""``rawtcp compare --stacks A,B LAB|SCRIPT``: the same lab or script against two TCP stacks, each in
+fresh namespaces, both ladders with each stack's states, then the two exchanges side by side with the
+differences marked. ``compare-stacks`` is the command's earlier spelling, kept as a hidden alias."""
 
 from __future__ import annotations
 
@@ -12,7 +14,8 @@ import click
 from rawtcp import errors
 
 
-def _stacks(text: str) -> list[str]:
+def parse_stacks(text: str) -> list[str]:
+    """Two different known stack names from ``A,B``; click.BadParameter otherwise."""
     from rawtcp.lab.stack import STACKS
 
     names = [s.strip() for s in text.split(",") if s.strip()]
@@ -39,28 +42,25 @@ def _run_one(target: str, stack: str, pcap: str) -> Any:
     return _guard_setup(run_script, target, RunOptions(pcap=pcap, stack=stack, watch_states=True))
 
 
-@click.command("compare-stacks")
-@click.argument("target", metavar="LAB|SCRIPT")
-@click.option("--stacks", "stacks", default="linux,pytcp", show_default=True, metavar="A,B",
-              help="The two stacks to run it against (linux, pytcp).")
-@click.option("--pcap-prefix", default=None, metavar="PREFIX",
-              help="Keep the captures as PREFIX-A.pcap and PREFIX-B.pcap (default: a temporary directory).")
-@click.option("--json", "as_json", is_flag=True, help="The two runs and the comparison as one JSON object.")
-def compare_stacks(target: str, stacks: str, pcap_prefix: str | None, as_json: bool) -> int:
-    """Run lab or script LAB|SCRIPT against two stacks (fresh namespaces each), then show both ladders
-    side by side with the differences marked.
-
-    Exit status: 0 both runs passed and the exchanges are the same, 1 a run failed or they differ,
-    2 bad input (or what a stack's agent reports as unsupported).
-    """
+def compare_stacks(target: str, names: list[str], *, pcap_prefix: str | None = None, as_json: bool = False,
+                   ignore: set[str] | None = None, time_tolerance: float | None = None,
+                   color: bool | None = None) -> int:
+    """Run ``target`` on both stacks and print both runs and their comparison; returns the exit status:
+    0 both passed and the exchanges are the same, 1 a run failed or they differ."""
     from rawtcp.capture.compare import compare_captures, render_compare
-    from rawtcp.lab.stack import label
+    from rawtcp.lab.errors import LabError
+    from rawtcp.lab.stack import check_stack, label
 
-    names = _stacks(stacks)
-    errors.require_privileges("rawtcp compare-stacks")
+    for stack in names:
+        try:
+            check_stack(stack)  # before any namespace: a missing extra is bad input, not a missing lab
+        except LabError as exc:
+            raise errors.RawtcpError(str(exc), errors.BAD_INPUT) from None
+    errors.require_privileges("rawtcp compare --stacks")
     prefix = pcap_prefix or str(Path(tempfile.mkdtemp(prefix="rawtcp-stacks-")) / "run")
     results = {}
     for stack in names:
+        # classic pcap: a pcapng's per-packet notes ("script line N") would only double the side-by-side rows
         pcap = f"{prefix}-{stack}.pcap"
         result = _run_one(target, stack, pcap)
         results[stack] = (result, pcap)
@@ -72,16 +72,29 @@ def compare_stacks(target: str, stacks: str, pcap_prefix: str | None, as_json: b
                 click.echo(f"  {note}")
             click.echo("")
     (res_a, pcap_a), (res_b, pcap_b) = results[names[0]], results[names[1]]
-    compared = compare_captures(pcap_a, pcap_b, ignore={"payload"})
-    same = compared.same
+    # payloads are the script's own bytes on both sides; what differs is how each stack carries them
+    compared = compare_captures(pcap_a, pcap_b, ignore={"payload", *(ignore or ())},
+                                time_tolerance_ms=time_tolerance)
     if as_json:
         click.echo(json.dumps({"target": target, "stacks": names,
-                               "runs": {s: r.to_dict() for s, (r, _) in results.items()},
+                               "runs": {s: {"stack": s, **r.to_dict()} for s, (r, _) in results.items()},
                                "captures": {s: p for s, (_, p) in results.items()},
                                "compare": compared.to_json()},
                               default=str))
     else:
         click.echo(f"A = {label(names[0])} ({pcap_a}), B = {label(names[1])} ({pcap_b})")
-        click.echo(render_compare(compared), nl=False)
-    ok = res_a.passed and res_b.passed and same
+        click.echo(render_compare(compared, color=bool(color)), nl=False, color=color)
+    ok = res_a.passed and res_b.passed and compared.same
     return errors.OK if ok else errors.FAILED
+
+
+@click.command("compare-stacks", hidden=True)
+@click.argument("target", metavar="LAB|SCRIPT")
+@click.option("--stacks", "stacks", default="linux,pytcp", show_default=True, metavar="A,B",
+              help="The two stacks to run it against (linux, pytcp).")
+@click.option("--pcap-prefix", default=None, metavar="PREFIX",
+              help="Keep the captures as PREFIX-A.pcap and PREFIX-B.pcap (default: a temporary directory).")
+@click.option("--json", "as_json", is_flag=True, help="The two runs and the comparison as one JSON object.")
+def compare_stacks_alias(target: str, stacks: str, pcap_prefix: str | None, as_json: bool) -> int:
+    """The earlier spelling of `rawtcp compare --stacks A,B LAB|SCRIPT`."""
+    return compare_stacks(target, parse_stacks(stacks), pcap_prefix=pcap_prefix, as_json=as_json)

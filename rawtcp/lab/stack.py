@@ -33,6 +33,10 @@ STACKS = ("linux", "pytcp")
 AGENT_MODULES = {"pytcp": "rawtcp_pytcp_agent"}
 STACK_PACKAGES = {"pytcp": "pytcp"}
 STACK_LABELS = {"linux": "Linux kernel", "pytcp": "PyTCP"}
+# How long the stack may take to handle a segment it was sent before its state change is read as the
+# segment's effect: Linux handles it in softirq within microseconds; PyTCP in Python threads reading
+# its TAP device, a few milliseconds on a busy VM.
+REACTION_TIMES = {"linux": 0.0003, "pytcp": 0.02}
 TAP_IF = "stack0"  # the TAP device the stack's agent opens
 BRIDGE_IF = "br-stack"  # joins the lab's veth end and the TAP device
 _AGENT_READY_TIMEOUT = 30.0  # PyTCP's start: its own ARP probes and IPv6 address checks take a few seconds
@@ -41,6 +45,11 @@ _AGENT_READY_TIMEOUT = 30.0  # PyTCP's start: its own ARP probes and IPv6 addres
 def label(stack: str) -> str:
     """How a ladder's state column is headed for ``stack``."""
     return STACK_LABELS.get(stack, stack)
+
+
+def reaction_time(stack: str) -> float:
+    """Seconds ``stack`` may take to handle an inbound segment (see REACTION_TIMES)."""
+    return REACTION_TIMES.get(stack, max(REACTION_TIMES.values()))
 
 
 def check_stack(stack: str) -> None:

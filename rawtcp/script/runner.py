@@ -291,8 +291,10 @@ class Runner:
             return None
 
     def _annotate_states(self, watcher: Any) -> None:
+        from rawtcp.lab.stack import reaction_time
+
         annotate_states(self.ladder, watcher.events(), self.server_ip, self.client_ip, self.live_start,
-                        self.script_end)
+                        self.script_end, reaction=reaction_time(self.opts.stack))
         if self.opts.stack != "linux":
             for entry in self.ladder:
                 entry.who = self.opts.stack
