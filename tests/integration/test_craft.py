@@ -7,86 +7,32 @@ with ``ss``; nothing may be left behind (nftables tables, namespaces).
 
 from __future__ import annotations
 
-import os
 import select
-import shutil
 import subprocess
 import time
 
 import pytest
-from engine_helpers import json_lines, nft_tables, ns_exec, rawtcp
+from engine_helpers import json_lines, ns_exec, rawtcp
+from probe_helpers import assert_no_leftovers, probe_closed_port, probe_syn_ack
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def lab():
-    if os.geteuid() != 0:
-        pytest.skip("needs root: network namespaces, raw sockets and nftables (run the suite with sudo)")
-    if shutil.which("nft") is None:
-        pytest.skip("needs nftables (apt-get install nftables)")
-    from rawtcp.lab import topology
-
-    cfg = topology.fresh_lab("rtt-craft")
-    with topology.temporary_lab(cfg) as info:
-        yield cfg, info
-    assert not topology.netns_exists(cfg.client_ns) and not topology.netns_exists(cfg.server_ns)
+def test_probe_syn_gets_syn_ack_with_rtt_and_resets_the_half_open(module_lab):
+    cfg, _ = module_lab
+    probes, _summary = probe_syn_ack(cfg, cfg.server_ip, "--wscale", "6")
+    assert all("mss 1460" in p["reply_options"] for p in probes)  # the kernel's MSS over IPv4: 1500 - 20 - 20
 
 
-def _no_leftovers(cfg) -> None:
-    tables = nft_tables(cfg.client_ns)
-    assert "rawtcp" not in tables, tables  # neither inet rawtcp nor inet rawtcp_flood_<pid>
-
-
-def test_probe_syn_gets_syn_ack_with_rtt_and_resets_the_half_open(lab):
-    cfg, _ = lab
-    proc = rawtcp("probe", cfg.server_ip, str(cfg.port), "--netns", cfg.client_ns, "--count", "3",
-                  "--interval", "0.05", "--mss", "1400", "--sackok", "--ts", "7,0", "--wscale", "6", "--json")
-    assert proc.returncode == 0, proc.stderr
-    objs = json_lines(proc.stdout)
-    probes, summary = objs[:-1], objs[-1]
-    assert [p["seq_no"] for p in probes] == [1, 2, 3]
-    for p in probes:
-        assert p["sent_flags"] == "S" and p["reply_flags"] == "S."
-        assert p["reply_ack"] == (p["sent_seq"] + 1) % 2**32  # RFC 9293 §3.4: the SYN takes one number
-        assert p["rtt_ms"] > 0 and p["reply_win"] > 0
-        assert "mss 1460" in p["reply_options"] and "TS val" in p["reply_options"]  # the kernel echoes our TS
-        assert "ecr 7" in p["reply_options"]
-        assert p["rst_sent"] is True
-        assert set(p) >= {"seq_no", "sent_flags", "reply_flags", "reply_seq", "reply_ack", "reply_win",
-                          "reply_options", "rtt_ms"}
-    assert summary["type"] == "summary"
-    assert (summary["sent"], summary["received"], summary["lost"], summary["rsts_sent"]) == (3, 3, 0, 3)
-    assert summary["rtt_min_ms"] <= summary["rtt_avg_ms"] <= summary["rtt_max_ms"]
-    # our RSTs removed the half-open connections: nothing in SYN-RECV on the server
-    ss = ns_exec(cfg.server_ns, "ss", "-tnH", "state", "syn-recv").stdout
-    assert ss.strip() == ""
-    _no_leftovers(cfg)
-
-
-def test_probe_closed_port_gets_rst_text_output_and_pcap(lab, tmp_path):
-    cfg, _ = lab
-    pcap = tmp_path / "p.pcap"
-    proc = rawtcp("probe", cfg.server_ip, "8099", "--netns", cfg.client_ns, "--count", "2", "--interval", "0.05",
-                  "--sport", "23456", "--pcap", str(pcap))
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout
+def test_probe_closed_port_gets_rst_text_output_and_pcap(module_lab, tmp_path):
+    cfg, _ = module_lab
+    out, _frames = probe_closed_port(cfg, cfg.server_ip, tmp_path / "p.pcap")
     assert f"to {cfg.server_ip}:8099 from {cfg.client_ip} via {cfg.client_if} in namespace {cfg.client_ns}" in out
-    assert out.count("SENT (") == 2 and out.count(f"TCP {cfg.client_ip}:23456 > {cfg.server_ip}:8099 S ") == 2
-    rcvd = [line for line in out.splitlines() if line.startswith("RCVD")]
-    assert len(rcvd) == 2 and all(" R. " in line and "rtt=" in line for line in rcvd)
-    assert "2 probes sent, 2 answered, 0 lost (0.0% loss)" in out
-    assert "rtt min/avg/max/mdev = " in out
-    assert "RST sent" not in out
-    from rawtcp.capture.pcap import iter_packets
-
-    frames = list(iter_packets(str(pcap)))
-    assert len(frames) == 4  # two probes, two answers
-    _no_leftovers(cfg)
+    assert out.count(f"TCP {cfg.client_ip}:23456 > {cfg.server_ip}:8099 S ") == 2
 
 
-def test_probe_unanswered_counts_as_lost(lab):
-    cfg, _ = lab
+def test_probe_unanswered_counts_as_lost(module_lab):
+    cfg, _ = module_lab
     # a bad TCP checksum: the server's kernel drops the segment silently (RFC 9293 §3.10.7)
     proc = rawtcp("probe", cfg.server_ip, str(cfg.port), "--netns", cfg.client_ns, "--count", "2", "--interval",
                   "0", "--timeout", "0.2", "--badsum", "--json")
@@ -96,8 +42,8 @@ def test_probe_unanswered_counts_as_lost(lab):
     assert objs[-1]["lost"] == 2 and objs[-1]["rtt_avg_ms"] is None
 
 
-def test_bad_arguments_are_one_line_errors(lab):
-    cfg, _ = lab
+def test_bad_arguments_are_one_line_errors(module_lab):
+    cfg, _ = module_lab
     proc = rawtcp("probe", cfg.server_ip, "80", "--netns", cfg.client_ns, "--flags", "SX")
     assert proc.returncode == 2 and "unknown TCP flag" in proc.stderr and "Traceback" not in proc.stderr
     proc = rawtcp("flood", "10.1.2.3", "80", "--syn", "--count", "1", "--netns", cfg.client_ns)
@@ -121,9 +67,9 @@ def _count_syns(link, want: int, timeout: float) -> int:
     return seen
 
 
-def test_flood_bounded_by_count_reaches_the_server_and_cleans_up(lab):
+def test_flood_bounded_by_count_reaches_the_server_and_cleans_up(module_lab):
     """Last in the module: it fills the listener's SYN queue."""
-    cfg, _ = lab
+    cfg, _ = module_lab
     from rawtcp.wire import netns
     from rawtcp.wire.link import PacketLink
 
@@ -142,11 +88,11 @@ def test_flood_bounded_by_count_reaches_the_server_and_cleans_up(lab):
     # our kernel's RSTs were dropped, so the server still holds half-open connections
     syn_recv = ns_exec(cfg.server_ns, "ss", "-tnH", "state", "syn-recv", f"sport = :{cfg.port}").stdout
     assert len(syn_recv.splitlines()) > 0
-    _no_leftovers(cfg)
+    assert_no_leftovers(cfg)
 
 
-def test_flood_duration_and_rate_bound_it(lab):
-    cfg, _ = lab
+def test_flood_duration_and_rate_bound_it(module_lab):
+    cfg, _ = module_lab
     t0 = time.monotonic()
     proc = rawtcp("flood", cfg.server_ip, str(cfg.port), "--syn", "--duration", "0.5", "--rate", "2000",
                   "--netns", cfg.client_ns)
@@ -156,6 +102,6 @@ def test_flood_duration_and_rate_bound_it(lab):
     line = proc.stdout.strip().splitlines()[-1]
     sent = int(line.split()[1])
     assert 500 <= sent <= 1100 and "stopped by duration" in line
-    _no_leftovers(cfg)
+    assert_no_leftovers(cfg)
     assert subprocess.run(["ip", "netns", "exec", cfg.client_ns, "nft", "list", "tables"], capture_output=True,
                           text=True).stdout.strip() == ""

@@ -1,6 +1,6 @@
 """The engine against a real Linux kernel, driven through the CLI as separate commands.
 
-Needs root, network namespaces and nftables; each test gets a private lab (namespaces named rtt-eng-*)
+Needs root, network namespaces and nftables; each test gets a private lab (namespaces named rtt-engine-cli-*)
 and a private runtime directory, and checks what the KERNEL saw: the listener's byte counts and its
 socket states as recorded by the tracepoint.
 """
@@ -13,11 +13,15 @@ import sys
 
 import pytest
 from engine_helpers import (
+    assert_nothing_left,
     json_lines,
     keeper_pids,
-    nft_tables,
+    listener_log,
     ns_exec,
+    passive_open_with_a_kernel_client,
     rawtcp,
+    rawtcp_listen,
+    seed_exchange,
     segments,
     wait_until,
 )
@@ -27,86 +31,12 @@ pytestmark = pytest.mark.integration
 
 
 
-def _lab(listener: str, tag: str):
-    from rawtcp.lab.topology import LabConfig, lab_down, lab_exists, lab_up
-
-    cfg = LabConfig(client_ns=f"rtt-eng-{tag}-{os.getpid()}-c", server_ns=f"rtt-eng-{tag}-{os.getpid()}-s",
-                    listener=listener)
-    if lab_exists(cfg):
-        lab_down(cfg)
-    info = lab_up(cfg)
-    return cfg, info
-
-
-@pytest.fixture
-def seed_lab(require_root):
-    from rawtcp.lab.topology import lab_down
-
-    cfg, info = _lab("seed", "seed")
-    yield cfg, info
-    lab_down(cfg)
-
-
-@pytest.fixture
-def echo_lab(require_root):
-    from rawtcp.lab.topology import lab_down
-
-    cfg, info = _lab("echo", "echo")
-    yield cfg, info
-    lab_down(cfg)
-
-
-def _listener_log(info):
-    from rawtcp.lab.topology import read_listener_log
-
-    return read_listener_log(info.listener_log)
-
-
-def _assert_nothing_left(cfg, env):
-    run_dir = env["RAWTCP_RUNTIME_DIR"]
-    assert wait_until(lambda: not keeper_pids(run_dir), 10), f"keeper processes left: {keeper_pids(run_dir)}"
-    assert "rawtcp" not in nft_tables(cfg.client_ns)
-    assert not [p for p in os.listdir(env["RAWTCP_RUNTIME_DIR"] + "/sessions")], "session files left"
-
-
 def test_seed_exchange_as_separate_commands(seed_lab, env):
-    cfg, info = seed_lab
-    ns = ["--netns", cfg.client_ns]
+    cfg, _info = seed_lab
     # --bare: SEED.md's SYN, <mss> only (the default offers what Linux offers)
-    opened = rawtcp("connect", cfg.server_ip, "8080", "--name", "c1", "--isn", "1000", "--bare", *ns, "--json",
-                    env=env, check=True)
-    handshake = segments(json_lines(opened.stdout))
-    assert [(s["dir"], s["flags"]) for s in handshake] == [("out", "S"), ("in", "S."), ("out", ".")]
-    syn, synack, ack = handshake
-    assert syn["seq"] == 1000 and syn["options"] == "mss 1460"
-    assert synack["ack"] == 1001 and "mss 1024" in synack["options"]  # the seed server's TCP_MAXSEG
-    assert (ack["seq"], ack["ack"]) == (1001, synack["seq"] + 1)
-
-    sent = rawtcp("send", "c1", "hello, kernel! (20B)", "--json", env=env, check=True)
-    data_segs = segments(json_lines(sent.stdout))
-    assert data_segs[0]["flags"] == "P." and data_segs[0]["len"] == 20 and data_segs[0]["rel_seq"] == 1
-
-    got = rawtcp("recv", "c1", "--bytes", "10", "--out", "-", env=env, check=True)
-    assert len(got.stdout) == 10
-
-    st = json_lines(rawtcp("status", "c1", "--json", env=env, check=True).stdout)[0]
-    assert st["state"] == "ESTABLISHED" and st["kernel_state"] == "ESTABLISHED"
-    assert st["rel_snd_nxt"] == 21 and st["rel_rcv_nxt"] == 11 and st["peer_mss"] == 1024
-
-    closed = rawtcp("close", "c1", "--json", env=env, check=True)
-    recs = json_lines(closed.stdout)
-    ours = [r["new"] for r in recs if r.get("type") == "state" and r.get("who") == "rawtcp"]
-    kernel = [r["new"] for r in recs if r.get("type") == "state" and r.get("who") == "kernel"]
-    assert ours[:3] == ["FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT"]
-    assert "CLOSE-WAIT" in kernel and "LAST-ACK" in kernel
-    flags = [(s["dir"], s["flags"]) for s in segments(recs)]
-    assert flags == [("out", "F."), ("in", "."), ("in", "F."), ("out", ".")]
-
-    # What the kernel listener itself saw: exactly our 20 bytes, and it sent its 10.
-    assert wait_until(lambda: _listener_log(info), 5)
-    log = _listener_log(info)
-    assert log[0]["received"] == 20 and log[0]["sent"] == 10
-    _assert_nothing_left(cfg, env)
+    with seed_exchange(seed_lab, env, cfg.server_ip, "c1", "--bare") as run:
+        syn = segments(run.opened)[0]
+        assert syn["options"] == "mss 1460"  # a 1500-byte veth less 20 bytes of IPv4 header and 20 of TCP
 
 
 def test_keeper_acks_data_while_no_command_runs(echo_lab, env, tmp_path):
@@ -124,9 +54,9 @@ def test_keeper_acks_data_while_no_command_runs(echo_lab, env, tmp_path):
     rawtcp("recv", "e1", "--bytes", str(len(payload)), "--out", str(tmp_path / "echo.bin"), env=env, check=True)
     assert (tmp_path / "echo.bin").read_bytes() == payload
     rawtcp("close", "e1", env=env, check=True)
-    assert wait_until(lambda: _listener_log(info), 5)
-    assert _listener_log(info)[0]["received"] == len(payload)
-    _assert_nothing_left(cfg, env)
+    assert wait_until(lambda: listener_log(info), 5)
+    assert listener_log(info)[0]["received"] == len(payload)
+    assert_nothing_left(cfg, env)
 
 
 def test_half_close_then_recv(seed_lab, env):
@@ -138,7 +68,7 @@ def test_half_close_then_recv(seed_lab, env):
     got = rawtcp("recv", "h1", "--bytes", "10", "--out", "-", env=env, check=True)
     assert len(got.stdout) == 10  # the server still sends after our FIN
     rawtcp("close", "h1", env=env, check=True)
-    _assert_nothing_left(cfg, env)
+    assert_nothing_left(cfg, env)
 
 
 def test_abort_sends_rst_and_the_kernel_drops_its_socket(echo_lab, env):
@@ -150,35 +80,16 @@ def test_abort_sends_rst_and_the_kernel_drops_its_socket(echo_lab, env):
     assert [s["flags"] for s in segments(aborted)] == ["R."] or [s["flags"] for s in segments(aborted)] == ["R"]
     ss = ns_exec(cfg.server_ns, "ss", "-tanH", f"( sport = :8080 and dport = :{sport} )").stdout
     assert ss.strip() == "", ss
-    _assert_nothing_left(cfg, env)
+    assert_nothing_left(cfg, env)
 
 
 def test_passive_open_with_a_kernel_client(echo_lab, env):
     cfg, _ = echo_lab
-    listener = subprocess.Popen([sys.executable, "-m", "rawtcp", "listen", "9000", "--name", "s1", "--netns",
-                                 cfg.server_ns, "--json"], stdout=subprocess.PIPE, text=True, env=env)
-    lines = []
-    for line in listener.stdout:  # wait until rawtcp listens (its socket, filter and RST entry exist)
-        lines.append(line)
-        if '"new": "LISTEN"' in line:
-            break
-    # The kernel client connects, sends, waits for our answer, then closes.
-    code = (f"import socket,sys;s=socket.create_connection(('{cfg.server_ip}',9000),timeout=10);s.sendall(b'ping');"
-            "print(s.recv(100).decode());s.close()")
-    kernel_client = subprocess.Popen(["ip", "netns", "exec", cfg.client_ns, sys.executable, "-c", code],
-                                     stdout=subprocess.PIPE, text=True)
-    out, _ = listener.communicate(timeout=30)
-    out = "".join(lines) + out
-    assert listener.returncode == 0, out
-    flags = [(s["dir"], s["flags"]) for s in segments(json_lines(out))]
+    recs = passive_open_with_a_kernel_client(echo_lab, env, cfg.server_ip, 9000, "s1")
+    flags = [(s["dir"], s["flags"]) for s in segments(recs)]
     assert flags[:3] == [("in", "S"), ("out", "S."), ("in", ".")]
-    got = rawtcp("recv", "s1", "--bytes", "4", "--out", "-", env=env, check=True)
-    assert got.stdout == "ping"
-    rawtcp("send", "s1", "pong", env=env, check=True)
-    answer, _ = kernel_client.communicate(timeout=20)
-    assert answer.strip() == "pong"
     rawtcp("close", "s1", env=env, check=True)
-    _assert_nothing_left(cfg, env)
+    assert_nothing_left(cfg, env)
 
 
 def test_refused_and_silent_peers(echo_lab, env):
@@ -195,9 +106,10 @@ def test_refused_and_silent_peers(echo_lab, env):
     assert "no SYN-ACK" in silent.stderr and "after 2 tries" in silent.stderr
     syns = [s for s in segments(json_lines(silent.stdout)) if s["flags"] == "S"]
     assert len(syns) == 2  # the first SYN and one retransmission
-    _assert_nothing_left(cfg, env)
+    assert_nothing_left(cfg, env)
 
 
+@pytest.mark.unprivileged
 def test_unknown_session_lists_the_live_ones(env):
     proc = rawtcp("send", "nope", "x", env=env)
     assert proc.returncode == 3
@@ -217,9 +129,9 @@ def test_sequence_numbers_wrap_around_against_the_kernel(echo_lab, env):
     st = json_lines(rawtcp("status", "w1", "--json", env=env, check=True).stdout)[0]
     assert st["snd_nxt"] == 6 and st["rel_snd_nxt"] == 11  # wrapped
     rawtcp("close", "w1", env=env, check=True)
-    assert wait_until(lambda: _listener_log(info), 5)
-    assert _listener_log(info)[0]["received"] == 10
-    _assert_nothing_left(cfg, env)
+    assert wait_until(lambda: listener_log(info), 5)
+    assert listener_log(info)[0]["received"] == 10
+    assert_nothing_left(cfg, env)
 
 
 def test_sessions_json_and_idle_close(echo_lab, env):
@@ -233,12 +145,12 @@ def test_sessions_json_and_idle_close(echo_lab, env):
     assert (row["local_addr"], row["remote_addr"], row["remote_port"]) == (cfg.client_ip, cfg.server_ip, 8080)
     # Idle for a second: the keeper closes the connection politely (FIN, TIME-WAIT) and exits.
     assert wait_until(lambda: not keeper_pids(env["RAWTCP_RUNTIME_DIR"]), 15)
-    assert wait_until(lambda: _listener_log(info), 5)  # the kernel saw the connection end (EOF)
-    assert _listener_log(info)[0]["error"] in (None, "")
-    _assert_nothing_left(cfg, env)
+    assert wait_until(lambda: listener_log(info), 5)  # the kernel saw the connection end (EOF)
+    assert listener_log(info)[0]["error"] in (None, "")
+    assert_nothing_left(cfg, env)
 
 
-def test_lab_commands_are_idempotent_and_down_aborts_sessions(require_root, env):
+def test_lab_commands_are_idempotent_and_down_aborts_sessions(env):
     names = ["--client-ns", f"rtt-eng-cli-{os.getpid()}-c", "--server-ns", f"rtt-eng-cli-{os.getpid()}-s"]
     try:
         first = rawtcp("lab", "up", *names, env=env, check=True)
@@ -258,22 +170,10 @@ def test_lab_commands_are_idempotent_and_down_aborts_sessions(require_root, env)
 
 def test_keeper_answers_keepalives_while_no_command_runs(echo_lab, env):
     cfg, _ = echo_lab
-    listener = subprocess.Popen([sys.executable, "-m", "rawtcp", "listen", "9001", "--name", "k1", "--netns",
-                                 cfg.server_ns, "--json"], stdout=subprocess.PIPE, text=True, env=env)
-    for line in listener.stdout:
-        if '"new": "LISTEN"' in line:
-            break
-    # A kernel client with 1 s keepalives: idle, it probes with seq = our rcv_nxt - 1 and no data.
-    code = (f"import socket,time;s=socket.create_connection(('{cfg.server_ip}',9001));"
-            "s.setsockopt(socket.SOL_SOCKET,socket.SO_KEEPALIVE,1);"
-            "s.setsockopt(socket.IPPROTO_TCP,socket.TCP_KEEPIDLE,1);"
-            "s.setsockopt(socket.IPPROTO_TCP,socket.TCP_KEEPINTVL,1);"
-            "s.setsockopt(socket.IPPROTO_TCP,socket.TCP_KEEPCNT,2);"
-            "time.sleep(3.5);s.sendall(b'alive');print(s.recv(10).decode());s.close()")
-    kernel_client = subprocess.Popen(["ip", "netns", "exec", cfg.client_ns, sys.executable, "-c", code],
-                                     stdout=subprocess.PIPE, text=True)
-    listener.communicate(timeout=20)
-    assert listener.returncode == 0
+    with rawtcp_listen(cfg, env, 9001, "k1") as (listener, _head):
+        kernel_client = _keepalive_client(cfg)
+        listener.communicate(timeout=20)
+        assert listener.returncode == 0
     got = rawtcp("recv", "k1", "--bytes", "5", "--wait", "10", "--out", "-", env=env, check=True)
     assert got.stdout == "alive"  # the kernel kept the connection: every keepalive was answered
     rawtcp("send", "k1", "yes", env=env, check=True)
@@ -287,4 +187,16 @@ def test_keeper_answers_keepalives_while_no_command_runs(echo_lab, env):
         after = history[history.index(probe) + 1]
         assert after["dir"] == "out" and after["flags"] == "." and after["rel_ack"] == 1
     rawtcp("close", "k1", env=env, check=True)
-    _assert_nothing_left(cfg, env)
+    assert_nothing_left(cfg, env)
+
+
+def _keepalive_client(cfg) -> subprocess.Popen[str]:
+    # A kernel client with 1 s keepalives: idle, it probes with seq = our rcv_nxt - 1 and no data.
+    code = (f"import socket,time;s=socket.create_connection(('{cfg.server_ip}',9001));"
+            "s.setsockopt(socket.SOL_SOCKET,socket.SO_KEEPALIVE,1);"
+            "s.setsockopt(socket.IPPROTO_TCP,socket.TCP_KEEPIDLE,1);"
+            "s.setsockopt(socket.IPPROTO_TCP,socket.TCP_KEEPINTVL,1);"
+            "s.setsockopt(socket.IPPROTO_TCP,socket.TCP_KEEPCNT,2);"
+            "time.sleep(3.5);s.sendall(b'alive');print(s.recv(10).decode());s.close()")
+    return subprocess.Popen(["ip", "netns", "exec", cfg.client_ns, sys.executable, "-c", code],
+                            stdout=subprocess.PIPE, text=True)

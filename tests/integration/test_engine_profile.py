@@ -12,7 +12,7 @@ import subprocess
 import sys
 
 import pytest
-from engine_helpers import json_lines, keeper_pids, ns_exec, rawtcp, segments, wait_until
+from engine_helpers import json_lines, keeper_pids, ns_exec, rawtcp, rawtcp_listen, segments, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -75,26 +75,21 @@ def test_bare_connect_is_the_seed_syn(echo_lab, env):
 
 def test_default_listen_answers_a_kernel_client_with_linux_options(echo_lab, env):
     cfg, _ = echo_lab
-    listener = subprocess.Popen([sys.executable, "-m", "rawtcp", "listen", "9002", "--name", "ls", "--netns",
-                                 cfg.server_ns, "--json"], stdout=subprocess.PIPE, text=True, env=env)
-    assert listener.stdout is not None
-    for line in listener.stdout:
-        if '"new": "LISTEN"' in line:
-            break
     code = (f"import socket,sys;s=socket.create_connection(('{cfg.server_ip}',9002),timeout=10);"
             "print(s.getsockname()[1],flush=True);sys.stdin.readline();s.close()")
-    client = subprocess.Popen(["ip", "netns", "exec", cfg.client_ns, sys.executable, "-c", code],
-                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    try:
-        assert client.stdout is not None
-        kport = int(client.stdout.readline())
-        out, _ = listener.communicate(timeout=30)
-        synack = next(s for s in segments(json_lines(out)) if s["flags"] == "S.")
-        assert _option_names(synack["options"]) == LINUX_SYN and synack["options"].endswith("wscale 7")
-        kernel = _kernel_tcp_info(cfg.client_ns, kport, 9002)
-        assert {"ts", "sack"} <= kernel and any(w.startswith("wscale:7,") for w in kernel), kernel
-    finally:
-        client.communicate("\n", timeout=10)
+    with rawtcp_listen(cfg, env, 9002, "ls") as (listener, _head):
+        client = subprocess.Popen(["ip", "netns", "exec", cfg.client_ns, sys.executable, "-c", code],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            assert client.stdout is not None
+            kport = int(client.stdout.readline())
+            out, _ = listener.communicate(timeout=30)
+            synack = next(s for s in segments(json_lines(out)) if s["flags"] == "S.")
+            assert _option_names(synack["options"]) == LINUX_SYN and synack["options"].endswith("wscale 7")
+            kernel = _kernel_tcp_info(cfg.client_ns, kport, 9002)
+            assert {"ts", "sack"} <= kernel and any(w.startswith("wscale:7,") for w in kernel), kernel
+        finally:
+            client.communicate("\n", timeout=10)
     _done(env, "ls")
 
 

@@ -11,9 +11,11 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
-from engine_helpers import keeper_pids, ns_exec, rawtcp, wait_until
+from engine_helpers import keeper_pids, ns_exec, rawtcp, rawtcp_listen, wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -84,18 +86,23 @@ s.close()
 """
 
 
+@contextmanager
+def _trickling_client(cfg, env: dict[str, str], port: int, name: str) -> Iterator[None]:
+    """``rawtcp listen`` (session ``name``) has accepted a kernel client sending TRICKLE's pieces."""
+    with rawtcp_listen(cfg, env, port, name) as (listener, _head):
+        client = subprocess.Popen(["ip", "netns", "exec", cfg.client_ns, sys.executable, "-c", TRICKLE,
+                                   cfg.server_ip, str(port)])
+        try:
+            listener.communicate(timeout=30)
+            yield
+        finally:
+            client.kill()
+            client.wait()
+
+
 def test_recv_wait_is_patience_without_new_data(sink_lab, env):
     cfg, _ = sink_lab
-    listener = subprocess.Popen([sys.executable, "-m", "rawtcp", "listen", "9003", "--name", "tr", "--netns",
-                                 cfg.server_ns, "--json"], stdout=subprocess.PIPE, text=True, env=env)
-    assert listener.stdout is not None
-    for line in listener.stdout:
-        if '"new": "LISTEN"' in line:
-            break
-    client = subprocess.Popen(["ip", "netns", "exec", cfg.client_ns, sys.executable, "-c", TRICKLE,
-                               cfg.server_ip, "9003"])
-    try:
-        listener.communicate(timeout=30)
+    with _trickling_client(cfg, env, 9003, "tr"):
         t0 = time.monotonic()
         got = rawtcp("recv", "tr", "--bytes", "600", "--wait", "1", "--out", "-", env=env, timeout=30)
         took = time.monotonic() - t0
@@ -103,9 +110,6 @@ def test_recv_wait_is_patience_without_new_data(sink_lab, env):
         assert got.returncode == 1 and got.stdout == "x" * 500, (got.stdout, got.stderr)
         assert "received 500 of 600 bytes (no new data for 1 s)" in got.stderr
         assert took >= 2.5, took
-    finally:
-        client.kill()
-        client.wait()
     _done(env, "tr")
 
 
@@ -156,20 +160,8 @@ def test_send_shows_progress_on_a_terminal_and_not_with_json(sink_lab, env, tmp_
 
 def test_recv_shows_progress_on_a_terminal(sink_lab, env):
     cfg, _ = sink_lab
-    listener = subprocess.Popen([sys.executable, "-m", "rawtcp", "listen", "9004", "--name", "rp", "--netns",
-                                 cfg.server_ns, "--json"], stdout=subprocess.PIPE, text=True, env=env)
-    assert listener.stdout is not None
-    for line in listener.stdout:
-        if '"new": "LISTEN"' in line:
-            break
-    client = subprocess.Popen(["ip", "netns", "exec", cfg.client_ns, sys.executable, "-c", TRICKLE,
-                               cfg.server_ip, "9004"])
-    try:
-        listener.communicate(timeout=30)
+    with _trickling_client(cfg, env, 9004, "rp"):
         code, out, term = _on_a_terminal(["recv", "rp", "--bytes", "500", "--wait", "2"], env)
         assert code == 0 and out.endswith("x" * 500 + "\n"), term
         assert re.search(r"\r\x1b\[K\d+ of 500 bytes received", term), term
-    finally:
-        client.kill()
-        client.wait()
     _done(env, "rp")

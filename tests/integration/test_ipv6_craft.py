@@ -1,19 +1,18 @@
 """probe and flood over IPv6 against a real Linux kernel, through the CLI as a user runs them.
 
-Needs root, network namespaces and nftables. One private dual-stack lab (namespaces rtt-craft6-*, echo
+Needs root, network namespaces and nftables. One private dual-stack lab (namespaces rtt-ipv6-craft-*, echo
 listener on 8080 for both families) for the module; what the kernel saw is counted by an nftables
 counter of the test's own in the server's namespace, and by ``ss``; nothing may be left behind.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 
 import pytest
-from engine_helpers import json_lines, nft_tables, ns_exec, rawtcp
+from engine_helpers import json_lines, ns_exec, rawtcp
+from probe_helpers import assert_no_leftovers, probe_closed_port, probe_syn_ack
 
 pytestmark = pytest.mark.integration
 
@@ -21,23 +20,10 @@ COUNTERS = "rtt_count6"  # the test's own table in the server's namespace
 
 
 @pytest.fixture(scope="module")
-def lab():
-    if os.geteuid() != 0:
-        pytest.skip("needs root: network namespaces, raw sockets and nftables (run the suite with sudo)")
-    if shutil.which("nft") is None:
-        pytest.skip("needs nftables (apt-get install nftables)")
-    from rawtcp.lab import topology
-
-    cfg = topology.fresh_lab("rtt-craft6")
-    with topology.temporary_lab(cfg) as info:
-        assert info.server_ip6 == "2001:db8::2" and info.client_ip6 == "2001:db8::1"
-        yield cfg, info
-    assert not topology.netns_exists(cfg.client_ns) and not topology.netns_exists(cfg.server_ns)
-
-
-def _no_leftovers(cfg) -> None:
-    tables = nft_tables(cfg.client_ns)
-    assert "rawtcp" not in tables, tables  # neither inet rawtcp nor inet rawtcp_flood_<pid>
+def lab(module_lab):
+    _, info = module_lab
+    assert info.server_ip6 == "2001:db8::2" and info.client_ip6 == "2001:db8::1"
+    return module_lab
 
 
 def _counters(cfg, port: int) -> None:
@@ -68,44 +54,24 @@ def _drop_counters(cfg) -> None:
 
 def test_probe_gets_a_syn_ack_over_ipv6(lab):
     cfg, info = lab
-    proc = rawtcp("probe", info.server_ip6, str(cfg.port), "--netns", cfg.client_ns, "--count", "3",
-                  "--interval", "0.05", "--mss", "1400", "--sackok", "--ts", "7,0", "--json")
-    assert proc.returncode == 0, proc.stderr
-    objs = json_lines(proc.stdout)
-    probes, summary = objs[:-1], objs[-1]
+    probes, summary = probe_syn_ack(cfg, info.server_ip6)
     for p in probes:
         assert p["src"].startswith("[2001:db8::1]:") and p["dst"] == "[2001:db8::2]:8080"
-        assert p["sent_flags"] == "S" and p["reply_flags"] == "S."
-        assert p["reply_ack"] == (p["sent_seq"] + 1) % 2**32  # RFC 9293 §3.4: the SYN takes one number
         assert "mss 1440" in p["reply_options"]  # the kernel's MSS over IPv6: 1500 - 40 - 20
-        assert "ecr 7" in p["reply_options"] and p["rtt_ms"] > 0 and p["rst_sent"] is True
-    assert (summary["sent"], summary["received"], summary["lost"], summary["rsts_sent"]) == (3, 3, 0, 3)
     assert summary["src"] == info.client_ip6 and summary["dst"] == "[2001:db8::2]:8080"
-    # our RSTs removed the half-open connections: nothing in SYN-RECV on the server
-    assert ns_exec(cfg.server_ns, "ss", "-6tnH", "state", "syn-recv").stdout.strip() == ""
-    _no_leftovers(cfg)
 
 
 def test_probe_closed_ipv6_port_gets_rst_and_pcap_holds_ipv6(lab, tmp_path):
     cfg, info = lab
-    pcap = tmp_path / "p6.pcap"
-    proc = rawtcp("probe", info.server_ip6, "8099", "--netns", cfg.client_ns, "--count", "2", "--interval", "0.05",
-                  "--sport", "23456", "--pcap", str(pcap))
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout
+    out, frames = probe_closed_port(cfg, info.server_ip6, tmp_path / "p6.pcap")
     assert f"to [2001:db8::2]:8099 from 2001:db8::1 via {cfg.client_if}" in out
     assert out.count("TCP [2001:db8::1]:23456 > [2001:db8::2]:8099 S ") == 2
-    rcvd = [line for line in out.splitlines() if line.startswith("RCVD")]
-    assert len(rcvd) == 2 and all(" R. " in line for line in rcvd)
     from rawtcp.capture.decode import decode_tcp
-    from rawtcp.capture.pcap import iter_packets
 
-    frames = list(iter_packets(str(pcap)))
-    assert len(frames) == 4
     decoded = [decode_tcp(f.linktype, f.data) for f in frames]
     assert [(d.src, d.dst) for d in decoded if d is not None] == [("2001:db8::1", "2001:db8::2"),
                                                                   ("2001:db8::2", "2001:db8::1")] * 2
-    _no_leftovers(cfg)
+    assert_no_leftovers(cfg)
 
 
 def test_flood_refuses_ipv6_outside_the_documentation_prefix(lab):
@@ -115,7 +81,7 @@ def test_flood_refuses_ipv6_outside_the_documentation_prefix(lab):
         assert proc.returncode == 2, (target, proc.stderr)
         assert "only sends to lab addresses in 198.18.0.0/15 or 2001:db8::/32" in proc.stderr
         assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
-    _no_leftovers(cfg)
+    assert_no_leftovers(cfg)
 
 
 def test_bounded_ipv6_flood_reaches_the_kernel_and_its_rsts_are_dropped(lab):
@@ -143,4 +109,4 @@ def test_bounded_ipv6_flood_reaches_the_kernel_and_its_rsts_are_dropped(lab):
     # and the server holds IPv6 half-open connections
     syn_recv = ns_exec(cfg.server_ns, "ss", "-6tnH", "state", "syn-recv", f"sport = :{cfg.port}").stdout
     assert len(syn_recv.splitlines()) > 0 and "[2001:db8::1]" in syn_recv
-    _no_leftovers(cfg)
+    assert_no_leftovers(cfg)

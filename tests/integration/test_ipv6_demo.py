@@ -2,29 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
 
 import pytest
+from demo_helpers import assert_demo_reproduces_seed, assert_tshark_agrees, tshark_fields
 from engine_helpers import json_lines, rawtcp, segments
 
 pytestmark = pytest.mark.integration
 
-SEED = [  # SEED.md: (from, flags, rel seq, rel ack, len)
-    ("out", "S", 0, None, 0), ("in", "S.", 0, 1, 0), ("out", ".", 1, 1, 0), ("out", "P.", 1, 1, 20),
-    ("in", "P.", 1, 21, 10), ("out", ".", 21, 11, 0), ("out", "F.", 21, 11, 0), ("in", ".", 11, 22, 0),
-    ("in", "F.", 11, 22, 0), ("out", ".", 22, 12, 0),
-]
-
-
 @pytest.fixture(scope="module")
 def demo6(tmp_path_factory):
     """One `demo --ipv6` run for the module: its JSON records and its capture."""
-    if os.geteuid() != 0:
-        pytest.skip("needs root: network namespaces, raw sockets and nftables (run the suite with sudo)")
-    if shutil.which("nft") is None:
-        pytest.skip("needs nftables (apt-get install nftables)")
     pcap = tmp_path_factory.mktemp("demo6") / "demo6.pcap"
     proc = rawtcp("demo", "--ipv6", "--pcap", str(pcap), "--json", timeout=120)
     assert proc.returncode == 0, proc.stderr
@@ -33,22 +21,9 @@ def demo6(tmp_path_factory):
 
 def test_demo_ipv6_reproduces_seed_against_the_kernel(demo6):
     recs, pcap = demo6
-    segs = segments(recs)
-    assert [(s["dir"], s["flags"], s["rel_seq"], s["rel_ack"], s["len"]) for s in segs] == SEED
-    assert segs[0]["seq"] == 1000 and "mss 1024" in segs[1]["options"]
+    segs, listener = assert_demo_reproduces_seed(recs, pcap)
     assert segs[0]["src"].startswith("[2001:db8::1]:") and segs[0]["dst"] == "[2001:db8::2]:8080"
-    kernel = [r["new"] for r in recs if r.get("type") == "state" and r.get("who") == "kernel"]
-    assert kernel == ["SYN-RECEIVED", "ESTABLISHED", "CLOSE-WAIT", "LAST-ACK", "CLOSED"]
-    ours = [r["new"] for r in recs if r.get("type") == "state" and r.get("who") == "rawtcp"]
-    assert ours == ["SYN-SENT", "ESTABLISHED", "FIN-WAIT-1", "FIN-WAIT-2", "TIME-WAIT", "CLOSED"]
-    # The ladder's kernel column over IPv6: half-closed after our FIN, LAST-ACK with its FIN.
-    assert [s.get("kernel_state") for s in segs[6:]] == ["CLOSE-WAIT", "CLOSE-WAIT", "LAST-ACK", "CLOSED"]
-    summary = recs[-1]
-    assert summary["type"] == "summary" and summary["mismatches"] == []
-    (entry,) = summary["listener"]
-    assert entry["received"] == 20 and entry["sent"] == 10 and entry["peer"].startswith("[2001:db8::1]:")
-    assert pcap.exists() and pcap.with_name(pcap.name + ".states.json").exists()
-    assert "rawtcp-demo" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert listener["peer"].startswith("[2001:db8::1]:")
 
 
 def test_demo_ipv6_capture_holds_ipv6_frames_with_valid_checksums(demo6):
@@ -93,16 +68,6 @@ def test_compare_ipv6_capture_with_itself_and_with_an_ipv4_run(demo6, tmp_path):
 def test_demo_ipv6_capture_agrees_with_tshark(demo6):
     recs, pcap = demo6
     segs = segments(recs)
-    fields = subprocess.run(["tshark", "-r", str(pcap), "-T", "fields", "-e", "ipv6.src", "-e", "tcp.seq",
-                             "-e", "tcp.ack", "-e", "tcp.len"], capture_output=True, text=True,
-                            check=True).stdout.split("\n")
-    rows = [line.split("\t") for line in fields if line]
-    assert len(rows) == len(segs) == 10
-    for seg, (src, tseq, tack, tlen) in zip(segs, rows, strict=True):
-        assert src == ("2001:db8::1" if seg["dir"] == "out" else "2001:db8::2")
-        assert int(tseq) == seg["rel_seq"] and int(tlen) == seg["len"]
-        if seg["rel_ack"] is not None:
-            assert int(tack) == seg["rel_ack"]
-    bad = subprocess.run(["tshark", "-r", str(pcap), "-o", "tcp.check_checksum:TRUE", "-Y",
-                          "tcp.checksum.status == 0"], capture_output=True, text=True, check=True).stdout
-    assert bad.strip() == ""  # rawtcp filled in the checksums veth left partial
+    assert_tshark_agrees(pcap, segs)
+    sources = [row[0] for row in tshark_fields(pcap, "ipv6.src")]
+    assert sources == [("2001:db8::1" if seg["dir"] == "out" else "2001:db8::2") for seg in segs]

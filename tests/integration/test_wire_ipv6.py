@@ -3,29 +3,41 @@ for IPv6 4-tuples, injected ICMP errors the kernel acts on.
 
 Two private namespaces ``rtt-wire6-<pid>-a`` (A, where rawtcp runs and whose kernel it silences) and
 ``-b`` (B, the kernel under test) joined by a veth pair, dual-stack: 2001:db8:7::1/64 and ::2/64
-(added ``nodad``: no tentative period) and 198.19.9.1/24 and .2/24; removed in a finally.
+(added ``nodad``: no tentative period) and 198.19.9.1/24 and .2/24; removed in a finally
+(wire_helpers.py, shared with test_wire_nft.py's IPv4 twins of the RST-suppression tests).
 """
 
 from __future__ import annotations
 
 import os
-import select
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import pytest
+from engine_helpers import IPV4_ONLY, nft_tables
+from wire_helpers import (
+    BACKENDS,
+    Pair6,
+    backend_round_trip,
+    from_b,
+    left_by_a_dead_process,
+    mac_of,
+    only_the_marker_answered,
+    rst_counters,
+    veth_pair,
+    wait_for,
+)
 
 from rawtcp.core.segment import Flags, Segment
-from rawtcp.lab.topology import WRITABLE_PROC_SYS
+from rawtcp.lab.topology import WRITABLE_PROC_SYS, lab_status
 from rawtcp.wire import netns
 from rawtcp.wire.errors import WireError
 from rawtcp.wire.icmp import IcmpBuilder, IcmpMessage, Quoted, icmp_type_code
-from rawtcp.wire.link import PacketLink, decode_any
+from rawtcp.wire.link import PacketLink
 from rawtcp.wire.nft import RstGuard
 from rawtcp.wire.packet import Decoded, FrameBuilder
 from rawtcp.wire.route import resolve
@@ -33,89 +45,22 @@ from rawtcp.wire.route import resolve
 pytestmark = pytest.mark.integration
 
 
-@dataclass(frozen=True)
-class Pair6:
-    a: str
-    b: str
-    a_if: str = "v6a"
-    b_if: str = "v6b"
-    a_ip: str = "2001:db8:7::1"
-    b_ip: str = "2001:db8:7::2"
-    a_ip4: str = "198.19.9.1"
-    b_ip4: str = "198.19.9.2"
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30)
-
-
 def _out(ns: str, *args: str) -> str:
     return subprocess.run(["ip", "netns", "exec", ns, *args], capture_output=True, text=True, check=False,
                           timeout=30).stdout
 
 
-@contextmanager
-def dual_pair(tag: str) -> Iterator[Pair6]:
-    pair = Pair6(a=f"rtt-wire6-{os.getpid()}-{tag}a", b=f"rtt-wire6-{os.getpid()}-{tag}b")
-    try:
-        _ip("netns", "add", pair.a)
-        _ip("netns", "add", pair.b)
-        _ip("link", "add", pair.a_if, "netns", pair.a, "type", "veth", "peer", "name", pair.b_if, "netns", pair.b)
-        for ns, ifname, ip6, ip4 in ((pair.a, pair.a_if, pair.a_ip, pair.a_ip4),
-                                     (pair.b, pair.b_if, pair.b_ip, pair.b_ip4)):
-            _ip("-n", ns, "addr", "add", f"{ip6}/64", "dev", ifname, "nodad")
-            _ip("-n", ns, "addr", "add", f"{ip4}/24", "dev", ifname)
-            _ip("-n", ns, "link", "set", ifname, "up")
-            _ip("-n", ns, "link", "set", "lo", "up")
-        yield pair
-    finally:
-        for ns in (pair.a, pair.b):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
-
-
 @pytest.fixture(scope="module")
 def pair() -> Iterator[Pair6]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: network namespaces, packet sockets and nftables (run the suite with sudo)")
-    with dual_pair("m") as p:
+    with veth_pair("m", dual_stack=True) as p:
         yield p
 
 
 @pytest.fixture
-def nft_pair(require_root: None) -> Iterator[Pair6]:
+def nft_pair() -> Iterator[Pair6]:
     """A pair of its own per test: nft tables and counters start empty."""
-    with dual_pair("n") as p:
+    with veth_pair("n", dual_stack=True) as p:
         yield p
-
-
-def mac_of(ns: str, ifname: str) -> bytes:
-    out = subprocess.run(["ip", "-n", ns, "-br", "link", "show", ifname], capture_output=True, text=True,
-                         check=True).stdout
-    return bytes.fromhex(out.split()[2].replace(":", ""))
-
-
-def wait_for(link: PacketLink, want: Callable[[Decoded | IcmpMessage], bool], timeout: float = 2.0,
-             seen: list[Decoded | IcmpMessage] | None = None) -> Decoded | IcmpMessage | None:
-    """First received TCP segment or ICMP message satisfying ``want``; everything read goes to ``seen``."""
-    deadline = time.monotonic() + timeout
-    for _ in range(100_000):
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([link], [], [], left)[0]:
-            return None
-        for frame, status in link.recv_frames():
-            got = decode_any(frame, status)
-            if got is None:
-                continue
-            if seen is not None:
-                seen.append(got)
-            if want(got):
-                return got
-    return None
-
-
-def output6_counters(ns: str) -> list[int]:
-    out = _out(ns, "nft", "list", "chain", "inet", "rawtcp", "output6")
-    return [int(line.split("counter packets ")[1].split()[0]) for line in out.splitlines() if "counter" in line]
 
 
 # -- route: NDP ----------------------------------------------------------------------------------
@@ -194,7 +139,7 @@ def test_ipv6_syn_reaches_a_kernel_listener_and_the_handshake_completes(pair: Pa
                 assert ack is not None
                 link.send(fb.frame(Segment(sport, 8086, isn + 9, seg.seq + 1, Flags.RST, 0)))
         # A's kernel answered the SYN-ACK (and B's ACK of our data) with RSTs: dropped by the conns6 rule
-        counters = output6_counters(pair.a)
+        counters = rst_counters(pair.a, "output6")
         assert counters[0] >= 1 and counters[1] == 0
 
 
@@ -331,87 +276,45 @@ def test_ipv6_kernel_rst_dropped_only_while_the_entry_exists(nft_pair: Pair6) ->
     p = nft_pair
     with netns.inside(p.a), RstGuard() as guard:
         guard.add_conn(p.a_ip, 40001, p.b_ip, 8080)
-        with netns.inside(p.b):
-            path = resolve(p.a_ip)
-            fb = FrameBuilder(p.b_ip, p.a_ip, path.src_mac, path.dst_mac)
-            with PacketLink(p.b_if, p.b_ip, 8080, p.a_ip, None) as sniff:
-                for port in (40001, 40002):  # the second, unprotected, is answered: a marker
-                    sniff.send(fb.frame(Segment(8080, port, 5000, 1001, Flags.SYN | Flags.ACK, 64240)))
-                seen: list[Decoded | IcmpMessage] = []
-                marker = wait_for(sniff, lambda d: isinstance(d, Decoded) and d.segment.sport == 40002, seen=seen)
-                assert isinstance(marker, Decoded) and marker.segment.has(Flags.RST) and marker.version == 6
-                # packets on one veth arrive in order: a RST for 40001 would have come before the marker
-                assert [d for d in seen if isinstance(d, Decoded) and d.segment.sport == 40001] == []
-                assert output6_counters(p.a) == [1, 0]
-                assert guard.remove_conn(p.a_ip, 40001, p.b_ip, 8080) is True
-                assert guard.remove_conn(p.a_ip, 40001, p.b_ip, 8080) is False  # already gone
-                sniff.send(fb.frame(Segment(8080, 40001, 5000, 1001, Flags.SYN | Flags.ACK, 64240)))
-                rst = wait_for(sniff, lambda d: isinstance(d, Decoded) and d.segment.sport == 40001)
-                assert isinstance(rst, Decoded) and rst.segment.has(Flags.RST)  # no entry: the RST goes out
-    assert "rawtcp" not in _out(p.a, "nft", "list", "tables")  # close() dropped the empty table
+        with from_b(p, 8080) as (sniff, fb, _path):
+            synacks = [Segment(8080, port, 5000, 1001, Flags.SYN | Flags.ACK, 64240) for port in (40001, 40002)]
+            marker = only_the_marker_answered(sniff, fb, synacks, silenced=40001, marker=40002)
+            assert marker.version == 6
+            assert rst_counters(p.a, "output6") == [1, 0]
+            assert guard.remove_conn(p.a_ip, 40001, p.b_ip, 8080) is True
+            assert guard.remove_conn(p.a_ip, 40001, p.b_ip, 8080) is False  # already gone
+            sniff.send(fb.frame(Segment(8080, 40001, 5000, 1001, Flags.SYN | Flags.ACK, 64240)))
+            rst = wait_for(sniff, lambda d: isinstance(d, Decoded) and d.segment.sport == 40001)
+            assert isinstance(rst, Decoded) and rst.segment.has(Flags.RST)  # no entry: the RST goes out
+    assert "rawtcp" not in nft_tables(p.a)  # close() dropped the empty table
 
 
 def test_ipv6_binds_entry_covers_any_peer_and_ipv4_is_separate(nft_pair: Pair6) -> None:
     p = nft_pair
     with netns.inside(p.a), RstGuard() as guard:
         guard.add_bind(p.a_ip, 9000)
-        with netns.inside(p.b):
-            path = resolve(p.a_ip)
-            fb6 = FrameBuilder(p.b_ip, p.a_ip, path.src_mac, path.dst_mac)
-            fb4 = FrameBuilder(p.b_ip4, p.a_ip4, path.src_mac, path.dst_mac)
-            with PacketLink(p.b_if, p.b_ip, 5555, p.a_ip, None) as six, \
-                    PacketLink(p.b_if, p.b_ip4, 5555, p.a_ip4, None) as four:
-                for dport in (9000, 9001):
-                    six.send(fb6.frame(Segment(5555, dport, 1, 0, Flags.ACK, 100)))
-                # the IPv6 bind does not cover the same port over IPv4
-                four.send(fb4.frame(Segment(5555, 9000, 1, 0, Flags.ACK, 100)))
-                seen: list[Decoded | IcmpMessage] = []
-                marker = wait_for(six, lambda d: isinstance(d, Decoded) and d.segment.sport == 9001, seen=seen)
-                assert isinstance(marker, Decoded) and marker.segment.has(Flags.RST)
-                assert [d for d in seen if isinstance(d, Decoded) and d.segment.sport == 9000] == []
-                rst4 = wait_for(four, lambda d: True)
-                assert isinstance(rst4, Decoded) and rst4.segment.has(Flags.RST) and rst4.version == 4
-        assert output6_counters(p.a) == [0, 1]
-    assert "rawtcp" not in _out(p.a, "nft", "list", "tables")
-
-
-BACKENDS = {"netlink": {}, "libnftables": {"fast": False}, "nft-program": {"fast": False, "use_library": False}}
+        with from_b(p, 5555) as (six, fb6, _path), from_b(p, 5555, p.b_ip4, p.a_ip4) as (four, fb4, _path4):
+            # the IPv6 bind does not cover the same port over IPv4
+            four.send(fb4.frame(Segment(5555, 9000, 1, 0, Flags.ACK, 100)))
+            acks = [Segment(5555, dport, 1, 0, Flags.ACK, 100) for dport in (9000, 9001)]
+            only_the_marker_answered(six, fb6, acks, silenced=9000, marker=9001)
+            rst4 = wait_for(four, lambda d: True)
+            assert isinstance(rst4, Decoded) and rst4.segment.has(Flags.RST) and rst4.version == 4
+        assert rst_counters(p.a, "output6") == [0, 1]
+    assert "rawtcp" not in nft_tables(p.a)
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
 def test_every_backend_handles_both_families(nft_pair: Pair6, backend: str) -> None:
     p = nft_pair
-    me = os.getpid()
-    with netns.inside(p.a):
-        guard = RstGuard(**BACKENDS[backend])
-        try:
-            guard.add_conn(p.a_ip, 42000, p.b_ip, 8080)
-            guard.add_bind(p.a_ip, 42001)
-            guard.add_conn(p.a_ip4, 42000, p.b_ip4, 8080)
-            assert sorted(guard.entries()) == [("binds6", (p.a_ip, 42001), me),
-                                               ("conns", (p.a_ip4, 42000, p.b_ip4, 8080), me),
-                                               ("conns6", (p.a_ip, 42000, p.b_ip, 8080), me)]
-            assert guard.remove_bind(p.a_ip, 42001) is True
-            assert guard.remove_bind(p.a_ip, 42001) is False
-        finally:
-            guard.close()  # removes the entries it still owns, then the empty table
-        assert "rawtcp" not in _out(p.a, "nft", "list", "tables")
+    backend_round_trip(p.a, backend, [(p.a_ip, 42000, p.b_ip, 8080), (p.a_ip4, 42000, p.b_ip4, 8080)],
+                       (p.a_ip, 42001), [("binds6", (p.a_ip, 42001)), ("conns", (p.a_ip4, 42000, p.b_ip4, 8080)),
+                                         ("conns6", (p.a_ip, 42000, p.b_ip, 8080))])
 
 
 def test_reap_removes_a_dead_owners_ipv6_entries(nft_pair: Pair6) -> None:
     p = nft_pair
-    child = (
-        "import os\n"
-        "from rawtcp.wire.nft import RstGuard\n"
-        "g = RstGuard()\n"
-        f"g.add_conn('{p.a_ip}', 41000, '{p.b_ip}', 8080)\n"
-        f"g.add_bind('{p.a_ip}', 41003)\n"
-        "print(os.getpid(), flush=True)\n"
-        "os._exit(0)\n"  # no close(): as if killed
-    )
-    proc = subprocess.run(["ip", "netns", "exec", p.a, sys.executable, "-c", child],
-                          capture_output=True, text=True, timeout=60, check=True)
-    dead = int(proc.stdout.split()[0])
+    dead = left_by_a_dead_process(p.a, conns=[(p.a_ip, 41000, p.b_ip, 8080)], binds=[(p.a_ip, 41003)])
     with netns.inside(p.a):
         guard = RstGuard()
         try:
@@ -423,7 +326,7 @@ def test_reap_removes_a_dead_owners_ipv6_entries(nft_pair: Pair6) -> None:
             assert guard.entries() == [("conns6", (p.a_ip, 41001, p.b_ip, 8080), os.getpid())]
         finally:
             guard.close()
-    assert "rawtcp" not in _out(p.a, "nft", "list", "tables")
+    assert "rawtcp" not in nft_tables(p.a)
 
 
 def test_an_ipv4_only_table_gets_the_ipv6_part(nft_pair: Pair6) -> None:
@@ -448,7 +351,7 @@ add element inet rawtcp binds { 198.19.9.1 . 7000 comment "pid=1" }
             guard.add_conn(p.a_ip, 43000, p.b_ip, 8080)
             assert sorted(e[:2] for e in guard.entries()) == [("binds", (p.a_ip4, 7000)),
                                                               ("conns6", (p.a_ip, 43000, p.b_ip, 8080))]
-            assert output6_counters(p.a) == [0, 0]
+            assert rst_counters(p.a, "output6") == [0, 0]
         finally:
             guard.close()
     assert "7000" in _out(p.a, "nft", "list", "set", "inet", "rawtcp", "binds")  # pid 1 lives: kept
@@ -471,44 +374,38 @@ sys.stdin.readline()
 """
 
 
-def test_dual_stack_lab_carries_ipv6_at_once(require_root: None) -> None:
+def test_dual_stack_lab_carries_ipv6_at_once(make_lab) -> None:
     """The lab's IPv6 addresses are usable the moment lab_up returns (no DAD), with static neighbours."""
-    from rawtcp.lab.topology import fresh_lab, lab_status, temporary_lab
-
-    cfg = fresh_lab("rtt-lab6")
-    with temporary_lab(cfg, listener=False) as info:
-        assert (info.client_ip6, info.server_ip6) == ("2001:db8::1", "2001:db8::2")
-        status = lab_status(cfg)
-        assert "2001:db8::1/64" in status["interfaces"][cfg.client_ns]["addresses6"]
-        assert "2001:db8::2/64" in status["interfaces"][cfg.server_ns]["addresses6"]
-        assert status["interfaces"][cfg.client_ns]["addresses"] == ["198.18.0.1/24"]
-        assert "tentative" not in _out(cfg.client_ns, "ip", "-6", "addr", "show", "dev", cfg.client_if)
-        neigh = _out(cfg.client_ns, "ip", "-6", "neigh", "show", "2001:db8::2")
-        assert "PERMANENT" in neigh and info.server_mac in neigh
-        # a kernel connection over IPv6 from the client namespace, right away
-        server = subprocess.Popen(["ip", "netns", "exec", cfg.server_ns, sys.executable, "-c", IPV6_ECHO,
-                                   "2001:db8::2"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        try:
-            assert server.stdout is not None and server.stdin is not None
-            port = int(server.stdout.readline())
-            with netns.inside(cfg.client_ns):
-                with socket.create_connection(("2001:db8::2", port), timeout=5) as sock:
-                    sock.sendall(b"six")
-                    assert sock.recv(10) == b"six"
-                # rawtcp's own view: the route and the static neighbour, no solicitation needed
-                path = resolve("2001:db8::2")
-            assert (path.ifname, path.src_ip, path.dst_mac.hex(":")) == (cfg.client_if, "2001:db8::1", info.server_mac)
-        finally:
-            if server.stdin is not None:
-                server.stdin.close()
-            server.wait(timeout=10)
+    cfg, info = make_lab(listener=None)
+    assert (info.client_ip6, info.server_ip6) == ("2001:db8::1", "2001:db8::2")
+    status = lab_status(cfg)
+    assert "2001:db8::1/64" in status["interfaces"][cfg.client_ns]["addresses6"]
+    assert "2001:db8::2/64" in status["interfaces"][cfg.server_ns]["addresses6"]
+    assert status["interfaces"][cfg.client_ns]["addresses"] == ["198.18.0.1/24"]
+    assert "tentative" not in _out(cfg.client_ns, "ip", "-6", "addr", "show", "dev", cfg.client_if)
+    neigh = _out(cfg.client_ns, "ip", "-6", "neigh", "show", "2001:db8::2")
+    assert "PERMANENT" in neigh and info.server_mac in neigh
+    # a kernel connection over IPv6 from the client namespace, right away
+    server = subprocess.Popen(["ip", "netns", "exec", cfg.server_ns, sys.executable, "-c", IPV6_ECHO,
+                               "2001:db8::2"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert server.stdout is not None and server.stdin is not None
+        port = int(server.stdout.readline())
+        with netns.inside(cfg.client_ns):
+            with socket.create_connection(("2001:db8::2", port), timeout=5) as sock:
+                sock.sendall(b"six")
+                assert sock.recv(10) == b"six"
+            # rawtcp's own view: the route and the static neighbour, no solicitation needed
+            path = resolve("2001:db8::2")
+        assert (path.ifname, path.src_ip, path.dst_mac.hex(":")) == (cfg.client_if, "2001:db8::1", info.server_mac)
+    finally:
+        if server.stdin is not None:
+            server.stdin.close()
+        server.wait(timeout=10)
 
 
-def test_ipv4_only_lab_has_no_ipv6(require_root: None) -> None:
-    from rawtcp.lab.topology import fresh_lab, lab_status, temporary_lab
-
-    cfg = fresh_lab("rtt-lab6", client_ip6=None, server_ip6=None)
-    with temporary_lab(cfg, listener=False) as info:
-        assert (info.client_ip6, info.server_ip6) == (None, None)
-        assert lab_status(cfg)["interfaces"][cfg.client_ns]["addresses6"] == []
-        assert _out(cfg.client_ns, "cat", "/proc/sys/net/ipv6/conf/all/disable_ipv6").strip() == "1"
+def test_ipv4_only_lab_has_no_ipv6(make_lab) -> None:
+    cfg, info = make_lab(listener=None, **IPV4_ONLY)
+    assert (info.client_ip6, info.server_ip6) == (None, None)
+    assert lab_status(cfg)["interfaces"][cfg.client_ns]["addresses6"] == []
+    assert _out(cfg.client_ns, "cat", "/proc/sys/net/ipv6/conf/all/disable_ipv6").strip() == "1"

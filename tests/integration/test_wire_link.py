@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from test_wire_nft import Pair, veth_pair, wait_segment
+from wire_helpers import Pair, mac_of, veth_pair, wait_for
 
 from rawtcp.core.segment import Flags, Segment
 from rawtcp.wire import netns
@@ -25,16 +25,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def lpair() -> Iterator[Pair]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root: network namespaces and packet sockets (run the suite with sudo)")
     with veth_pair("l") as p:
         yield p
-
-
-def mac_of(ns: str, ifname: str) -> bytes:
-    out = subprocess.run(["ip", "-n", ns, "-br", "link", "show", ifname], capture_output=True, text=True,
-                         check=True).stdout
-    return bytes.fromhex(out.split()[2].replace(":", ""))
 
 
 # -- netns -------------------------------------------------------------------------------------
@@ -64,6 +56,7 @@ def test_enter_for_good_in_a_child(lpair: Pair) -> None:
     assert int(out.stdout) == netns.inode(lpair.b)
 
 
+@pytest.mark.unprivileged
 def test_missing_namespace_and_bad_name() -> None:
     with pytest.raises(WireError, match="no network namespace 'rtt-wire-no-such-ns'"):
         netns.enter("rtt-wire-no-such-ns")
@@ -153,13 +146,13 @@ def test_set_filter_narrows_a_passive_open(lpair: Pair) -> None:
         for sport in (1111, 2222):
             out.send(fb.frame(Segment(sport, 9100, 1, 0, Flags.SYN, 100)))
         seen: list[Decoded] = []
-        assert wait_segment(sniff, lambda d: d.segment.sport == 2222, seen=seen) is not None
+        assert wait_for(sniff, lambda d: d.segment.sport == 2222, seen=seen) is not None
         assert [d.segment.sport for d in seen] == [1111, 2222]
         sniff.set_filter(lpair.b_ip, 9100, lpair.a_ip, 1111)  # the peer is known now
         for sport in (2222, 1111):
             out.send(fb.frame(Segment(sport, 9100, 2, 0, Flags.ACK, 100)))
         seen = []
-        assert wait_segment(sniff, lambda d: d.segment.seq == 2, seen=seen) is not None
+        assert wait_for(sniff, lambda d: d.segment.seq == 2, seen=seen) is not None
         assert [d.segment.sport for d in seen] == [1111]
 
 
@@ -198,7 +191,7 @@ def test_own_transmissions_not_received(lpair: Pair) -> None:
         sniff = PacketLink(lpair.b_if, lpair.b_ip, 9300, lpair.a_ip, 4444)
     with mirror, out, sniff:
         out.send(fb.frame(Segment(4444, 9300, 7, 0, Flags.SYN, 100)))
-        assert wait_segment(sniff, lambda d: True) is not None  # it went out
+        assert wait_for(sniff, lambda d: True) is not None  # it went out
         assert mirror.recv_frames() == []
 
 

@@ -1,23 +1,33 @@
 """RST suppression and the per-connection packet socket against real kernels (root, namespaces).
 
 Two private namespaces ``rtt-wire-<pid>-a`` (A, the kernel rawtcp must silence) and ``-b`` (B, the
-peer) joined by a veth pair, 198.19.7.1/24 and 198.19.7.2/24; removed in a finally.
+peer) joined by a veth pair, 198.19.7.1/24 and 198.19.7.2/24; removed in a finally (wire_helpers.py;
+test_wire_ipv6.py checks the same for IPv6).
 """
 
 from __future__ import annotations
 
 import os
-import select
 import socket
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 
 import pytest
+from engine_helpers import nft_tables
+from wire_helpers import (
+    BACKENDS,
+    Pair,
+    backend_round_trip,
+    from_b,
+    left_by_a_dead_process,
+    only_the_marker_answered,
+    rst_counters,
+    veth_pair,
+    wait_for,
+)
 
 from rawtcp.core.segment import Flags, Segment
 from rawtcp.wire import netns, nft
@@ -29,112 +39,36 @@ from rawtcp.wire.route import resolve
 pytestmark = pytest.mark.integration
 
 
-@dataclass(frozen=True)
-class Pair:
-    a: str
-    b: str
-    a_if: str = "vwa"
-    b_if: str = "vwb"
-    a_ip: str = "198.19.7.1"
-    b_ip: str = "198.19.7.2"
-
-
-def _ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True, timeout=30)
-
-
-@contextmanager
-def veth_pair(tag: str) -> Iterator[Pair]:
-    pair = Pair(a=f"rtt-wire-{os.getpid()}-{tag}a", b=f"rtt-wire-{os.getpid()}-{tag}b")
-    try:
-        _ip("netns", "add", pair.a)
-        _ip("netns", "add", pair.b)
-        # both ends are created inside their namespaces: no name can clash with the host's
-        _ip("link", "add", pair.a_if, "netns", pair.a, "type", "veth", "peer", "name", pair.b_if, "netns", pair.b)
-        for ns, ifname, addr in ((pair.a, pair.a_if, pair.a_ip), (pair.b, pair.b_if, pair.b_ip)):
-            _ip("-n", ns, "addr", "add", f"{addr}/24", "dev", ifname)
-            _ip("-n", ns, "link", "set", ifname, "up")
-            _ip("-n", ns, "link", "set", "lo", "up")
-        yield pair
-    finally:
-        for ns in (pair.a, pair.b):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
-
-
 @pytest.fixture
-def pair(require_root: None) -> Iterator[Pair]:
+def pair() -> Iterator[Pair]:
     with veth_pair("n") as p:
         yield p
-
-
-def wait_segment(link: PacketLink, want: Callable[[Decoded], bool], timeout: float = 2.0,
-                 seen: list[Decoded] | None = None) -> Decoded | None:
-    """First received segment satisfying ``want`` within ``timeout``; everything read goes to ``seen``."""
-    deadline = time.monotonic() + timeout
-    for _ in range(100_000):
-        left = deadline - time.monotonic()
-        if left <= 0 or not select.select([link], [], [], left)[0]:
-            return None
-        for frame, status in link.recv_frames():
-            dec = decode(frame, status)
-            if dec is None:
-                continue
-            if seen is not None:
-                seen.append(dec)
-            if want(dec):
-                return dec
-    return None
-
-
-def nft_counters(ns: str) -> list[int]:
-    out = subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "chain", "inet", "rawtcp", "output"],
-                         capture_output=True, text=True, check=False).stdout
-    return [int(line.split("counter packets ")[1].split()[0]) for line in out.splitlines() if "counter" in line]
-
-
-def tables(ns: str) -> str:
-    return subprocess.run(["ip", "netns", "exec", ns, "nft", "list", "tables"], capture_output=True,
-                          text=True, check=False).stdout
 
 
 def test_kernel_rst_dropped_only_for_the_entry(pair: Pair) -> None:
     """(a) A's kernel answers an unsolicited SYN-ACK with RST, except for the 4-tuple in ``conns``."""
     with netns.inside(pair.a), RstGuard() as guard:
         guard.add_conn(pair.a_ip, 40001, pair.b_ip, 8080)
-        with netns.inside(pair.b):
-            path = resolve(pair.a_ip)  # B ARPs for A itself: the neighbour table is still empty
+        # B ARPs for A itself: the neighbour table is still empty
+        with from_b(pair, 8080) as (sniff, fb, path):
             assert path.ifname == pair.b_if and path.dst_mac is not None and path.mss == 1460
-            fb = FrameBuilder(pair.b_ip, pair.a_ip, path.src_mac, path.dst_mac)
-            with PacketLink(pair.b_if, pair.b_ip, 8080, pair.a_ip, None) as sniff:
-                for port in (40001, 40002):  # the second, unprotected, is answered: a marker
-                    sniff.send(fb.frame(Segment(8080, port, 5000, 1001, Flags.SYN | Flags.ACK, 64240)))
-                seen: list[Decoded] = []
-                marker = wait_segment(sniff, lambda d: d.segment.dport == 8080 and d.segment.sport == 40002,
-                                      seen=seen)
-        assert marker is not None and marker.segment.has(Flags.RST)
-        # packets on one veth arrive in order: a RST for 40001 would have come before the marker
-        assert [d for d in seen if d.segment.sport == 40001] == []
-        assert nft_counters(pair.a)[0] == 1  # and the conns rule saw exactly that one RST
+            synacks = [Segment(8080, port, 5000, 1001, Flags.SYN | Flags.ACK, 64240) for port in (40001, 40002)]
+            marker = only_the_marker_answered(sniff, fb, synacks, silenced=40001, marker=40002)
+        assert marker.segment.dport == 8080
+        assert rst_counters(pair.a)[0] == 1  # and the conns rule saw exactly that one RST
         assert guard.remove_conn(pair.a_ip, 40001, pair.b_ip, 8080) is True
         assert guard.remove_conn(pair.a_ip, 40001, pair.b_ip, 8080) is False  # already gone
-    assert "rawtcp" not in tables(pair.a)  # close() dropped the empty table
+    assert "rawtcp" not in nft_tables(pair.a)  # close() dropped the empty table
 
 
 def test_binds_entry_covers_any_peer_port(pair: Pair) -> None:
     with netns.inside(pair.a), RstGuard() as guard:
         guard.add_bind(pair.a_ip, 9000)
-        with netns.inside(pair.b):
-            path = resolve(pair.a_ip)
-            fb = FrameBuilder(pair.b_ip, pair.a_ip, path.src_mac, path.dst_mac)
-            with PacketLink(pair.b_if, pair.b_ip, 0, pair.a_ip, None) as sniff:
-                sniff.set_filter(pair.b_ip, 5555, pair.a_ip, None)
-                for sport, dport in ((5555, 9000), (5555, 9001)):
-                    sniff.send(fb.frame(Segment(sport, dport, 1, 0, Flags.ACK, 100)))
-                seen: list[Decoded] = []
-                marker = wait_segment(sniff, lambda d: d.segment.sport == 9001, seen=seen)
-        assert marker is not None and marker.segment.has(Flags.RST)
-        assert [d for d in seen if d.segment.sport == 9000] == []
-    assert "rawtcp" not in tables(pair.a)
+        with from_b(pair, None) as (sniff, fb, _path):
+            sniff.set_filter(pair.b_ip, 5555, pair.a_ip, None)
+            acks = [Segment(5555, dport, 1, 0, Flags.ACK, 100) for dport in (9000, 9001)]
+            only_the_marker_answered(sniff, fb, acks, silenced=9000, marker=9001)
+    assert "rawtcp" not in nft_tables(pair.a)
 
 
 def test_ordinary_kernel_connection_unaffected(pair: Pair) -> None:
@@ -157,7 +91,7 @@ def test_ordinary_kernel_connection_unaffected(pair: Pair) -> None:
             client.close()
             with pytest.raises(ConnectionResetError):
                 server.recv(10)
-        assert nft_counters(pair.a) == [0, 0]
+        assert rst_counters(pair.a) == [0, 0]
 
 
 def test_crafted_rst_goes_out(pair: Pair) -> None:
@@ -170,23 +104,14 @@ def test_crafted_rst_goes_out(pair: Pair) -> None:
             sniff = PacketLink(pair.b_if, pair.b_ip, 8080, pair.a_ip, 40004)
         with sniff, PacketLink(path.ifname, pair.a_ip, 40004, pair.b_ip, 8080) as link:
             link.send(fb.frame(Segment(40004, 8080, 777, 0, Flags.RST, 0)))
-            got = wait_segment(sniff, lambda d: True)
-        assert got is not None
+            got = wait_for(sniff, lambda d: True)
+        assert isinstance(got, Decoded)
         assert (got.segment.flags, got.segment.seq, got.checksum_ok) == (Flags.RST, 777, True)
 
 
 def test_reap_removes_a_dead_owners_entry(pair: Pair) -> None:
     """(d) An entry left by a process that died without cleaning up is reaped; then the table goes."""
-    child = (
-        "import os\n"
-        "from rawtcp.wire.nft import RstGuard\n"
-        f"RstGuard().add_conn('{pair.a_ip}', 41000, '{pair.b_ip}', 8080)\n"
-        "print(os.getpid(), flush=True)\n"
-        "os._exit(0)\n"  # no close(): as if killed
-    )
-    proc = subprocess.run(["ip", "netns", "exec", pair.a, sys.executable, "-c", child],
-                          capture_output=True, text=True, timeout=60, check=True)
-    dead_pid = int(proc.stdout.split()[0])
+    dead_pid = left_by_a_dead_process(pair.a, conns=[(pair.a_ip, 41000, pair.b_ip, 8080)])
     with netns.inside(pair.a):
         guard = RstGuard()
         try:
@@ -206,26 +131,13 @@ def test_reap_removes_a_dead_owners_entry(pair: Pair) -> None:
             assert [e[:2] for e in guard.entries()] == [("binds", (pair.a_ip, 41002))]
         finally:
             guard.close()
-        assert "rawtcp" not in tables(pair.a)
-
-
-BACKENDS = {"netlink": {}, "libnftables": {"fast": False}, "nft-program": {"fast": False, "use_library": False}}
+        assert "rawtcp" not in nft_tables(pair.a)
 
 
 @pytest.mark.parametrize("backend", list(BACKENDS))
 def test_every_backend_adds_lists_and_removes(pair: Pair, backend: str) -> None:
-    with netns.inside(pair.a):
-        guard = RstGuard(**BACKENDS[backend])
-        try:
-            guard.add_conn(pair.a_ip, 42000, pair.b_ip, 8080)
-            guard.add_bind(pair.a_ip, 42001)
-            assert sorted(guard.entries()) == [("binds", (pair.a_ip, 42001), os.getpid()),
-                                               ("conns", (pair.a_ip, 42000, pair.b_ip, 8080), os.getpid())]
-            assert guard.remove_bind(pair.a_ip, 42001) is True
-            assert guard.remove_bind(pair.a_ip, 42001) is False
-        finally:
-            guard.close()  # removes the conns entry it still owns, then the empty table
-        assert "rawtcp" not in tables(pair.a)
+    backend_round_trip(pair.a, backend, [(pair.a_ip, 42000, pair.b_ip, 8080)], (pair.a_ip, 42001),
+                       [("binds", (pair.a_ip, 42001)), ("conns", (pair.a_ip, 42000, pair.b_ip, 8080))])
 
 
 def test_unprivileged_guard_says_needs_root(pair: Pair) -> None:

@@ -8,38 +8,17 @@ import select
 import socket
 import subprocess
 import sys
-import time
 
 import pytest
+from listener_helpers import local_listener, recv_all, wait_log
 
 from rawtcp.lab.listener import SEED_ANSWER
-from rawtcp.lab.topology import read_listener_log, spawn_listener, stop_listener
-
-
-def _wait_log(path, count, timeout=5.0):
-    # The listener writes its line after closing; the test cannot be notified of a file append.
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        records = read_listener_log(path)
-        if len(records) >= count:
-            return records
-        time.sleep(0.01)
-    return read_listener_log(path)
 
 
 @pytest.fixture
 def listener(tmp_path, request):
-    log = tmp_path / "listener.jsonl"
-    proc = spawn_listener(None, request.param, "127.0.0.1", 0, log=log, close_delay=0.05)
-    yield proc
-    stop_listener(proc)
-
-
-def _recv_all(sock):
-    out = b""
-    while chunk := sock.recv(65536):
-        out += chunk
-    return out
+    with local_listener(tmp_path, request.param) as proc:
+        yield proc
 
 
 @pytest.mark.parametrize("listener", ["echo"], indirect=True)
@@ -49,8 +28,8 @@ def test_echo_returns_the_bytes_and_logs_them(listener):
         port = s.getsockname()[1]
         s.sendall(data)
         s.shutdown(socket.SHUT_WR)
-        assert _recv_all(s) == data
-    (rec,) = _wait_log(listener.log, 1)
+        assert recv_all(s) == data
+    (rec,) = wait_log(listener.log, 1)
     assert rec["mode"] == "echo" and rec["received"] == rec["sent"] == len(data)
     assert rec["sha256"] == hashlib.sha256(data).hexdigest()
     assert rec["peer"] == f"127.0.0.1:{port}" and rec["local"] == f"127.0.0.1:{listener.port}"
@@ -61,8 +40,8 @@ def test_sink_discards_and_counts(listener):
     with socket.create_connection(("127.0.0.1", listener.port), timeout=10) as s:
         s.sendall(b"x" * 12345)
         s.shutdown(socket.SHUT_WR)
-        assert _recv_all(s) == b""
-    (rec,) = _wait_log(listener.log, 1)
+        assert recv_all(s) == b""
+    (rec,) = wait_log(listener.log, 1)
     assert (rec["mode"], rec["received"], rec["sent"]) == ("sink", 12345, 0)
 
 
@@ -74,9 +53,9 @@ def test_seed_answers_twenty_bytes_with_ten(listener):
         while len(got) < len(SEED_ANSWER):
             got += s.recv(64)
         s.shutdown(socket.SHUT_WR)
-        assert _recv_all(s) == b""
+        assert recv_all(s) == b""
     assert got == SEED_ANSWER and len(SEED_ANSWER) == 10
-    (rec,) = _wait_log(listener.log, 1)
+    (rec,) = wait_log(listener.log, 1)
     assert (rec["mode"], rec["received"], rec["sent"]) == ("seed", 20, 10)
 
 
@@ -114,11 +93,11 @@ def test_many_connections_at_once_are_each_echoed_and_logged(listener):
             s.sendall(b"%d." % i * 10)
         for i, s in enumerate(socks):
             s.shutdown(socket.SHUT_WR)
-            assert _recv_all(s) == b"%d." % i * 10
+            assert recv_all(s) == b"%d." % i * 10
     finally:
         for s in socks:
             s.close()
-    records = _wait_log(listener.log, 200)
+    records = wait_log(listener.log, 200)
     assert len(records) == 200 and all(r["error"] is None and r["received"] == r["sent"] for r in records)
 
 
@@ -139,9 +118,9 @@ def test_echo_waits_for_a_peer_that_does_not_read(listener):
                     got += s.recv(1 << 20)
         s.setblocking(True)
         s.shutdown(socket.SHUT_WR)
-        got += _recv_all(s)
+        got += recv_all(s)
     assert bytes(got) == data
-    (rec,) = _wait_log(listener.log, 1)
+    (rec,) = wait_log(listener.log, 1)
     assert rec["received"] == rec["sent"] == len(data) and rec["error"] is None
 
 
@@ -160,7 +139,7 @@ def test_blocking_serve_logs_what_the_event_loop_logs(tmp_path, mode):
         b.sendall(b"B" * 25)
         b.shutdown(socket.SHUT_WR)
         serve(a, ("198.18.0.1", 40000), mode, EventLog(fh), close_delay=0.0)
-    back = _recv_all(b)
+    back = recv_all(b)
     b.close()
     (rec,) = [json.loads(line) for line in log_path.read_text().splitlines()]
     assert rec["peer"] == "198.18.0.1:40000" and rec["received"] == 25 and rec["error"] is None

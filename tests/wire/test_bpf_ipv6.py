@@ -1,11 +1,12 @@
-"""The IPv6 and TCP-or-ICMP BPF programs, run in test_bpf's classic-BPF interpreter on frames scapy
-builds, side by side with what ``tcpdump -dd`` compiles, and attached to a real socket."""
+"""The IPv6 and TCP-or-ICMP BPF programs, run in the classic-BPF interpreter of bpf_helpers.py on frames
+scapy builds, side by side with what ``tcpdump -dd`` compiles, and attached to a real socket."""
 
 from __future__ import annotations
 
 import socket
 
 import pytest
+from bpf_helpers import LINKS, as_bytes, check_tcp_or_icmp, check_verdict, check_wildcards, full_tuple_expr, run_bpf
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror
 from scapy.layers.inet6 import (
     ICMPv6DestUnreach,
@@ -18,8 +19,6 @@ from scapy.layers.inet6 import (
     IPv6ExtHdrFragment,
     IPv6ExtHdrHopByHop,
 )
-from scapy.layers.l2 import Ether
-from test_bpf import run_bpf, tcpdump_program
 
 from rawtcp.wire.bpf import ACCEPT, attach, detach, tcp4_filter, tcp6_filter, tcp_filter
 from rawtcp.wire.icmp import IcmpBuilder, Quoted
@@ -50,41 +49,20 @@ def frames6() -> dict[str, tuple[bool, IPv6 | bytes]]:
     }
 
 
-def as_bytes(pkt: IPv6 | IP | bytes, link: str) -> bytes:
-    raw = pkt if isinstance(pkt, bytes) else bytes(pkt)
-    if link == "raw":
-        return raw
-    ethertype = 0x86DD if raw[0] >> 4 == 6 else 0x0800
-    return bytes(Ether(src="02:00:00:00:00:02", dst="02:00:00:00:00:01", type=ethertype)) + raw
-
-
-@pytest.mark.parametrize("link", ["ether", "raw"])
+@pytest.mark.parametrize("link", LINKS)
 @pytest.mark.parametrize("name", list(frames6()))
 def test_full_tuple_ipv6_filter(link: str, name: str) -> None:
     expected, pkt = frames6()[name]
     program = tcp6_filter(LOCAL, LPORT, REMOTE, RPORT, link=link)
-    assert run_bpf(program, as_bytes(pkt, link)) == (ACCEPT if expected else 0)
     assert tcp_filter(LOCAL, LPORT, REMOTE, RPORT, link=link) == program
-    ref = tcpdump_program(f"ip6 and tcp and src host {REMOTE} and src port {RPORT} "
-                          f"and dst host {LOCAL} and dst port {LPORT}", link)
-    if ref is not None and name != "fragment header":  # tcpdump looks through one fragment header
-        assert bool(run_bpf(ref, as_bytes(pkt, link))) == expected
+    # tcpdump looks through one fragment header: no reference for that row
+    check_verdict(program, pkt, link, expected,
+                  None if name == "fragment header" else full_tuple_expr("ip6", LOCAL, REMOTE))
 
 
-@pytest.mark.parametrize("link", ["ether", "raw"])
+@pytest.mark.parametrize("link", LINKS)
 def test_ipv6_wildcards(link: str) -> None:
-    any_remote = tcp6_filter(LOCAL, LPORT, None, None, link=link)
-    any_port = tcp6_filter(LOCAL, LPORT, REMOTE, None, link=link)
-    cases = [
-        (IPv6(src="2001:db8::77", dst=LOCAL) / TCP(sport=1234, dport=LPORT), True, False),
-        (IPv6(src=REMOTE, dst=LOCAL) / TCP(sport=1234, dport=LPORT), True, True),
-        (IPv6(src=REMOTE, dst=LOCAL) / TCP(sport=1234, dport=LPORT + 1), False, False),
-        (IPv6(src=REMOTE, dst=LOCAL) / UDP(sport=1234, dport=LPORT), False, False),
-    ]
-    for pkt, want_any, want_port in cases:
-        raw = as_bytes(pkt, link)
-        assert bool(run_bpf(any_remote, raw)) is want_any
-        assert bool(run_bpf(any_port, raw)) is want_port
+    check_wildcards(tcp6_filter, IPv6, LOCAL, REMOTE, "2001:db8::77", link)
 
 
 def test_families_do_not_cross() -> None:
@@ -128,14 +106,11 @@ def icmp_cases6() -> dict[str, tuple[bool, IPv6]]:
     }
 
 
-@pytest.mark.parametrize("link", ["ether", "raw"])
+@pytest.mark.parametrize("link", LINKS)
 @pytest.mark.parametrize("name", list(icmp_cases6()))
 def test_tcp_or_icmpv6(link: str, name: str) -> None:
     expected, pkt = icmp_cases6()[name]
-    program = tcp_filter(LOCAL, LPORT, REMOTE, RPORT, link=link, icmp=True)
-    assert run_bpf(program, as_bytes(pkt, link)) == (ACCEPT if expected else 0)
-    if "tcp" not in name:  # without icmp=True no ICMPv6 gets through
-        assert run_bpf(tcp6_filter(LOCAL, LPORT, REMOTE, RPORT, link=link), as_bytes(pkt, link)) == 0
+    check_tcp_or_icmp(LOCAL, REMOTE, name, pkt, link, expected)
 
 
 def icmp_cases4() -> dict[str, tuple[bool, IP]]:
@@ -154,16 +129,13 @@ def icmp_cases4() -> dict[str, tuple[bool, IP]]:
     }
 
 
-@pytest.mark.parametrize("link", ["ether", "raw"])
+@pytest.mark.parametrize("link", LINKS)
 @pytest.mark.parametrize("name", list(icmp_cases4()))
 def test_tcp_or_icmp4(link: str, name: str) -> None:
     expected, pkt = icmp_cases4()[name]
-    program = tcp_filter(LOCAL4, LPORT, REMOTE4, RPORT, link=link, icmp=True)
-    assert run_bpf(program, as_bytes(pkt, link)) == (ACCEPT if expected else 0)
-    ref = tcpdump_program(f"src host {REMOTE4} and dst host {LOCAL4} and ((tcp and src port {RPORT} "
-                          f"and dst port {LPORT}) or (icmp and ip[6:2] & 0x1fff = 0))", link)
-    if ref is not None:
-        assert bool(run_bpf(ref, as_bytes(pkt, link))) == expected
+    check_tcp_or_icmp(LOCAL4, REMOTE4, name, pkt, link, expected,
+                      tcpdump_expr=f"src host {REMOTE4} and dst host {LOCAL4} and ((tcp and src port {RPORT} "
+                                   f"and dst port {LPORT}) or (icmp and ip[6:2] & 0x1fff = 0))")
 
 
 def test_our_own_icmp_builder_passes_the_filter() -> None:
