@@ -11,10 +11,7 @@ import pytest
 from rawtcp import api
 from rawtcp.wire import netns, nft, shared
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network namespaces, packet sockets, nftables"),
-]
+pytestmark = pytest.mark.integration
 
 
 def test_a_lab_hub_echoes_many_connections_from_outside_the_namespace():

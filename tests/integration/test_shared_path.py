@@ -12,21 +12,16 @@ import time
 import pytest
 
 from rawtcp.core import State
-from rawtcp.lab.topology import fresh_lab, listener_log, temporary_lab
+from rawtcp.lab.topology import listener_log
 from rawtcp.session.hub import Hub
 from rawtcp.wire import netns, nft, shared
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network namespaces, packet sockets, nftables"),
-]
+pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def lab():
-    cfg = fresh_lab("rtt-shared")
-    with temporary_lab(cfg, listener=True, close_delay=0.05):
-        yield cfg
+@pytest.fixture
+def lab(module_lab):
+    return module_lab.cfg  # one echo lab for the module
 
 
 def _fds() -> set[str]:
