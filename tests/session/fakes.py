@@ -1,8 +1,8 @@
 """Fakes to drive a session without root or a network: an in-memory link, a hand-turned clock, a peer.
 
 They use only what the driver uses of the real things, so that they follow it if it changes:
-a link is ``send(frame)``, ``recv_frames()`` -> ``[(frame, tp_status)]`` and ``fileno()`` (the driver
-selects on it); a clock is a callable returning seconds; frames are built and decoded by the wire's own
+a link is ``send(frame)``, ``recv_frames()`` -> ``[(frame, tp_status)]`` and ``fileno()`` (the driver,
+through its hub, polls it); a clock is a callable returning seconds; frames are built and decoded by the wire's own
 ``FrameBuilder`` and ``decode`` (pure: no socket).
 
 Conventions, as in tests/core/helpers.py: we are 198.18.0.1:40000 with ISN 1000, the peer is
@@ -45,7 +45,7 @@ class FakeClock:
 
 class FakeLink:
     """Frames both ways in memory: ``sent`` holds what the driver sent, ``deliver`` queues what the
-    peer puts on the wire. A pipe makes the link readable to ``select`` while frames wait."""
+    peer puts on the wire. A pipe makes the link readable to ``poll``/``select`` while frames wait."""
 
     def __init__(self) -> None:
         self._r, self._w = os.pipe()
