@@ -26,30 +26,38 @@ def _label(rec: Record) -> str:
     return f"{flags:<5} {seq:<22} {ack:<22} {extra}"
 
 
-def _ladder_line(n: int, rec: Record, label_width: int = LABEL_WIDTH) -> str:
-    kernel = rec.get("kernel_state") or "LISTEN (request sock)"
+def _peer_state(rec: Record, stack: str) -> str:
+    # Linux answers a SYN from a request sock, which has no state of its own to show; a user-space
+    # stack's session exists from the SYN on
+    return rec.get("kernel_state") or ("LISTEN (request sock)" if stack == "linux" else "-")
+
+
+def _ladder_line(n: int, rec: Record, label_width: int = LABEL_WIDTH, stack: str = "linux") -> str:
     arrow = "──▶" if rec["dir"] == "out" else "◀──"
-    return f"{n:>2}  {rec['state']:<12} {arrow} {_label(rec):<{label_width}} {arrow} {kernel}"
+    return f"{n:>2}  {rec['state']:<12} {arrow} {_label(rec):<{label_width}} {arrow} {_peer_state(rec, stack)}"
 
 
-def ladder_lines(segments: list[Record], width: int | None = None) -> list[str]:
-    """The demo's ladder, header first. ``width`` (the terminal's) makes it fit: the segment column
-    shrinks to its longest label, and if that is still too wide the kernel's state goes on a line of
-    its own under each segment instead of being cut."""
-    header = f"{'#':>2}  {'rawtcp':<12}     {'segment':<{LABEL_WIDTH}}     Linux kernel"
-    lines = [header] + [_ladder_line(n, rec) for n, rec in enumerate(segments, 1)]
+def ladder_lines(segments: list[Record], width: int | None = None, stack: str = "linux") -> list[str]:
+    """The demo's ladder, header first, the right-hand column headed by the stack under test. ``width``
+    (the terminal's) makes it fit: the segment column shrinks to its longest label, and if that is still
+    too wide the stack's state goes on a line of its own under each segment instead of being cut."""
+    from rawtcp.lab.stack import label, state_label
+
+    heading = label(stack)
+    header = f"{'#':>2}  {'rawtcp':<12}     {'segment':<{LABEL_WIDTH}}     {heading}"
+    lines = [header] + [_ladder_line(n, rec, stack=stack) for n, rec in enumerate(segments, 1)]
     if width is None or max(map(len, lines)) <= width:
         return lines
     label_width = max((len(_label(rec).rstrip()) for rec in segments), default=0)
-    header = f"{'#':>2}  {'rawtcp':<12}     {'segment':<{label_width}}     Linux kernel"
-    lines = [header] + [_ladder_line(n, rec, label_width).rstrip() for n, rec in enumerate(segments, 1)]
+    header = f"{'#':>2}  {'rawtcp':<12}     {'segment':<{label_width}}     {heading}"
+    lines = [header] + [_ladder_line(n, rec, label_width, stack).rstrip() for n, rec in enumerate(segments, 1)]
     if max(map(len, lines)) <= width:
         return lines
-    lines = [f"{'#':>2}  {'rawtcp':<12}     segment   (the Linux kernel's state below each)"]
+    lines = [f"{'#':>2}  {'rawtcp':<12}     segment   ({heading}'s state below each)"]
     for n, rec in enumerate(segments, 1):
         arrow = "──▶" if rec["dir"] == "out" else "◀──"
         lines.append(f"{n:>2}  {rec['state']:<12} {arrow} {' '.join(_label(rec).split())}")
-        lines.append(f"{'':>2}  {'':<12} {arrow} kernel: {rec.get('kernel_state') or 'LISTEN (request sock)'}")
+        lines.append(f"{'':>2}  {'':<12} {arrow} {state_label(stack)}: {_peer_state(rec, stack)}")
     return lines
 
 
@@ -94,16 +102,19 @@ def demo(pcap: str, isn: int, msl2: float, ipv6: bool, stack: str, as_json: bool
         click.echo(json.dumps({"type": "summary", "mismatches": result.mismatches, "pcap": pcap_path,
                                "listener": result.listener_log}))
         raise SystemExit(errors.FAILED if result.mismatches else errors.OK)
+    from rawtcp.lab.stack import label, state_label
+
+    peer = "the kernel" if stack == "linux" else label(stack)
     click.echo("\nThe exchange as a ladder (absolute and relative numbers, relative as tshark counts them);"
-               "\nrawtcp's state on the left, the kernel's own socket state on the right:\n")
-    for line in ladder_lines(result.segments, terminal_width()):
-        click.echo(line if stack == "linux" else line.replace("Linux kernel", "PyTCP", 1))
-    kernel_path = " → ".join(dict.fromkeys(result.kernel_states)) or "(no kernel events seen)"
+               f"\nrawtcp's state on the left, {peer}'s own socket state on the right:\n")
+    for line in ladder_lines(result.segments, terminal_width(), stack):
+        click.echo(line)
+    kernel_path = " → ".join(dict.fromkeys(result.kernel_states)) or f"(no {label(stack)} state changes seen)"
     client_path = " → ".join(result.client_states)
     click.echo(f"\nrawtcp went through: {client_path}")
-    click.echo(f"the kernel socket went through: {kernel_path}")
+    click.echo(f"{peer} socket went through: {kernel_path}")
     for entry in result.listener_log:
-        click.echo(f"the kernel listener received {entry.get('received')} bytes and sent {entry.get('sent')}")
+        click.echo(f"{peer} listener received {entry.get('received')} bytes and sent {entry.get('sent')}")
     click.echo(f"rawtcp received: {result.received!r}")
     problems = check_shape(result.segments)
     if problems:
@@ -111,8 +122,8 @@ def demo(pcap: str, isn: int, msl2: float, ipv6: bool, stack: str, as_json: bool
         for line in problems:
             click.echo(f"  {line}")
     else:
-        click.echo("\nSame shape as SEED.md's segments 1–10 (the kernel picked its own ISN).")
-    click.echo(f"capture: {pcap_path}  (kernel states: {pcap_path}.states.json; "
+        click.echo(f"\nSame shape as SEED.md's segments 1–10 ({peer} picked its own ISN).")
+    click.echo(f"capture: {pcap_path}  ({state_label(stack)} states: {pcap_path}.states.json; "
                f"`rawtcp ladder {Path(pcap).name}` draws it again)")
     if problems:
         raise SystemExit(errors.FAILED)

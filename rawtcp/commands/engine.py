@@ -20,7 +20,7 @@ from rawtcp.commands.common import (
     resolve_host,
     same_address,
 )
-from rawtcp.commands.output import Printer
+from rawtcp.commands.output import Printer, peer_word
 from rawtcp.commands.progress import ProgressLine
 from rawtcp.session import client, registry
 
@@ -379,7 +379,7 @@ STATUS_FIELDS = ("state", "local", "remote", "snd_una", "snd_nxt", "rcv_nxt", "p
 @json_option
 def status(name: str | None, history: bool, as_json: bool) -> None:
     """Session state: RFC state, snd_una/snd_nxt/rcv_nxt (absolute and relative), peer window and MSS,
-    and the kernel's own socket state when the peer lives in the lab."""
+    and the peer stack's own socket state (kernel: or pytcp:) when the peer lives in the lab."""
     if history:
         if not name:
             raise errors.RawtcpError("--history needs a session NAME", errors.BAD_INPUT)
@@ -409,7 +409,8 @@ def status(name: str | None, history: bool, as_json: bool) -> None:
                        f"delayed ACK {'on' if st['delayed_ack'] else 'off'}; rto={st['rto'] * 1000:.0f} ms "
                        f"srtt={srtt} cwnd={st['cwnd']}")
         if st.get("kernel_state") is not None or st.get("kernel_state_source"):
-            click.echo(f"  kernel: {st.get('kernel_state') or 'no socket'} (via {st.get('kernel_state_source')})")
+            click.echo(f"  {peer_word(st)}: {st.get('kernel_state') or 'no socket'} "
+                       f"(via {st.get('kernel_state_source')})")
 
 
 @click.command()

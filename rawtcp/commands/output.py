@@ -17,6 +17,18 @@ def _num(value: int | None, rel: int | None) -> str:
     return f"{value} (rel {rel})" if rel is not None else str(value)
 
 
+def peer_word(rec: Record) -> str:
+    """Whose state a segment record's ``kernel_state`` is: ``kernel`` for Linux, else the stack's name."""
+    from rawtcp.lab.stack import state_label
+
+    return state_label(str(rec.get("stack") or "linux"))
+
+
+def _peer_state(rec: Record) -> bool:
+    """A state change of the stack under test (rawtcp's own are ``who: rawtcp``)."""
+    return rec.get("who") not in (None, "rawtcp")
+
+
 def format_record(rec: Record) -> str | None:
     kind = rec.get("type")
     if kind == "segment":
@@ -32,12 +44,12 @@ def format_record(rec: Record) -> str | None:
             text += f"  <{rec['options']}>"
         text += f"   {rec['state']}"
         if rec.get("kernel_state"):
-            text += f"   kernel: {rec['kernel_state']}"
+            text += f"   {peer_word(rec)}: {rec['kernel_state']}"
         if rec.get("note"):
             text += f"   ({rec['note']})"
         return text
     if kind == "state":
-        who = "kernel " if rec.get("who") == "kernel" else ""
+        who = f"{rec['who']} " if _peer_state(rec) else ""
         cause = f"  ({rec['cause']})" if rec.get("cause") else ""
         return f"  {rec['t']:.6f} {who}{rec['old']} → {rec['new']}{cause}"
     if kind == "event":
@@ -50,7 +62,7 @@ def style_line(rec: Record, line: str) -> str:
     if rec.get("type") == "segment":
         return click.style(line, fg="cyan" if rec["dir"] == "out" else "green")
     if rec.get("type") == "state":
-        return click.style(line, fg="yellow" if rec.get("who") != "kernel" else "magenta")
+        return click.style(line, fg="magenta" if _peer_state(rec) else "yellow")
     if rec.get("type") == "event":
         return click.style(line, fg="red")
     return line

@@ -77,7 +77,7 @@ def compare_stacks(target: str, names: list[str], *, pcap_prefix: str | None = N
                                 time_tolerance_ms=time_tolerance)
     if as_json:
         click.echo(json.dumps({"target": target, "stacks": names,
-                               "runs": {s: {"stack": s, **r.to_dict()} for s, (r, _) in results.items()},
+                               "runs": {s: r.to_dict() for s, (r, _) in results.items()},
                                "captures": {s: p for s, (_, p) in results.items()},
                                "compare": compared.to_json()},
                               default=str))

@@ -368,6 +368,8 @@ class KernelStateWatcher:
     `source`: "auto" (tracefs, else sock_diag), "tracefs" or "sock_diag".
     """
 
+    stack = "linux"  # whose states these are (rawtcp.lab.stack.STACKS): the kernel's
+
     def __init__(self, netns: str | None = None, source: str = "auto", *, poll_interval: float = 0.002) -> None:
         if source not in ("auto", "tracefs", "sock_diag"):
             raise ValueError(f"unknown source {source!r}")

@@ -47,6 +47,18 @@ def label(stack: str) -> str:
     return STACK_LABELS.get(stack, stack)
 
 
+def state_label(stack: str) -> str:
+    """The word before the stack's state beside a segment (``kernel: ESTABLISHED``, ``pytcp: ESTABLISHED``)
+    and on its state changes: Linux's is its kernel (the spelling of every ladder, capture comment and
+    states file rawtcp has written), any other stack's is its name."""
+    return "kernel" if stack == "linux" else stack
+
+
+def label_stack(word: str) -> str:
+    """The stack whose state column ``word`` (a :func:`state_label`) heads."""
+    return "linux" if word == "kernel" else word
+
+
 def reaction_time(stack: str) -> float:
     """Seconds ``stack`` may take to handle an inbound segment (see REACTION_TIMES)."""
     return REACTION_TIMES.get(stack, max(REACTION_TIMES.values()))
@@ -166,6 +178,7 @@ class AgentStateWatcher(KernelStateWatcher):
         self._conn = AgentConnection(self.address, {"protocol": "rawtcp-agent/1", "watch": True})
         self._stop.clear()
         self.source = f"agent:{self._conn.stack}"
+        self.stack = self._conn.stack  # the agent names its stack in its ready line
         self._thread = threading.Thread(target=self._poll_agent, name="stack-states", daemon=True)
         self._thread.start()
         return self

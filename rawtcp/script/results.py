@@ -44,7 +44,7 @@ class LadderEntry:
     kstate: str | None = None
     label: str | None = None  # which connection, when a lab has several (the peer's port)
     icmp: str | None = None  # an ICMP message, as the script writes it; ``segment`` is the one it quotes
-    who: str = "kernel"  # whose state ``kstate`` is: the stack under test ("kernel" for Linux's)
+    who: str = "kernel"  # whose state ``kstate`` is: rawtcp.lab.stack.state_label of the stack under test
 
     def text(self) -> str:
         if self.icmp is not None:
@@ -66,12 +66,15 @@ class LadderEntry:
         return line
 
     def to_dict(self) -> dict[str, Any]:
+        from rawtcp.lab.stack import label_stack
+
         seg = self.segment
         return {"time": round(self.time, 6), "dir": self.direction, "flags": flags_str(int(seg.flags)),
                 "seq": self.rel_seq, "ack": self.rel_ack if seg.flags & Flags.ACK else None,
                 "abs_seq": seg.seq, "abs_ack": seg.ack, "sport": seg.sport, "dport": seg.dport,
                 "win": seg.window, "len": len(seg.payload),
                 "options": format_options(seg.options), "line": self.line, "kernel_state": self.kstate,
+                "stack": label_stack(self.who),
                 **({"icmp": self.icmp} if self.icmp is not None else {})}
 
 
@@ -85,6 +88,7 @@ class RunResult:
     events: int = 0
     kernel_isn: int | None = None
     notes: list[str] = field(default_factory=list)
+    stack: str = "linux"  # the stack under test (rawtcp.lab.stack.STACKS)
 
     @property
     def passed(self) -> bool:
@@ -94,7 +98,8 @@ class RunResult:
         return "\n".join(entry.text() for entry in self.ladder)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"script": self.path, "result": "pass" if self.passed else "fail", "exit_code": self.exit_code,
+        return {"script": self.path, "stack": self.stack, "result": "pass" if self.passed else "fail",
+                "exit_code": self.exit_code,
                 "error": self.error, "events": self.events, "duration": round(self.duration, 3),
                 "kernel_isn": self.kernel_isn, "notes": self.notes, "ladder": [e.to_dict() for e in self.ladder]}
 

@@ -266,6 +266,7 @@ class Runner:
                     with contextlib.suppress(Exception):
                         watcher.stop()
         result.ladder = self.ladder
+        result.stack = self.opts.stack
         result.notes.extend(self.notes)
         result.duration = time.monotonic() - started
         result.events = self.events_done
@@ -291,13 +292,12 @@ class Runner:
             return None
 
     def _annotate_states(self, watcher: Any) -> None:
-        from rawtcp.lab.stack import reaction_time
+        from rawtcp.lab.stack import reaction_time, state_label
 
         annotate_states(self.ladder, watcher.events(), self.server_ip, self.client_ip, self.live_start,
                         self.script_end, reaction=reaction_time(self.opts.stack))
-        if self.opts.stack != "linux":
-            for entry in self.ladder:
-                entry.who = self.opts.stack
+        for entry in self.ladder:
+            entry.who = state_label(self.opts.stack)  # "kernel" for Linux, also behind --agent
 
     def _write_pcap(self, path: str) -> None:
         from rawtcp.capture.pcap import PcapWriter, packet_comment

@@ -105,7 +105,8 @@ def run_demo(pcap: str, emit: Callable[[Record], None], *, isn: int = 1000, mss:
         if rec["type"] == "segment":
             result.segments.append(rec)
         elif rec["type"] == "state":
-            (result.kernel_states if rec.get("who") == "kernel" else result.client_states).append(rec["new"])
+            # the stack's changes say whose they are ("kernel", "pytcp"); rawtcp's own say "rawtcp"
+            (result.client_states if rec.get("who") == "rawtcp" else result.kernel_states).append(rec["new"])
         emit(rec)
 
     with contextlib.ExitStack() as stack:

@@ -208,6 +208,7 @@ class Keeper:
             "delayed_ack": ep.config.delayed_ack, "rto": round(ep.rto, 3),
             "srtt": None if ep.srtt is None else round(ep.srtt, 6), "cwnd": ep.cwnd,
             "kernel_state": kernel, "kernel_state_source": getattr(self.watcher, "source", None),
+            "stack": getattr(self.watcher, "stack", None),  # whose state kernel_state is (None: no watcher)
             "netns": self.spec.get("netns"),
         }
 

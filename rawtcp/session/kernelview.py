@@ -1,8 +1,10 @@
-"""The kernel peer's own socket state beside our segments.
+"""The peer stack's own socket state beside our segments (the kernel's, or a user-space stack's).
 
-Kernel state changes arrive asynchronously (a tracing thread), so records are held a few
-milliseconds before they are annotated and released: long enough for the kernel's reaction to a
-segment we just sent to be read, short enough to feel live.
+State changes arrive asynchronously (a tracing thread, or the stack's agent), so records are held a
+few milliseconds before they are annotated and released: long enough for the stack's reaction to a
+segment we just sent to be read, short enough to feel live. Every record that carries the stack's
+state names the stack (``stack``); its state changes say whose they are in ``who`` (``kernel`` for
+Linux, else the stack's name: rawtcp.lab.stack.state_label).
 """
 
 from __future__ import annotations
@@ -21,7 +23,15 @@ class KernelView:
 
     def __init__(self, watcher: Any, kernel_local: tuple[str, int] | None,
                  kernel_remote: tuple[str, int] | None, t0: float) -> None:
-        self.watcher = watcher  # rawtcp.lab.kstate.KernelStateWatcher or None
+        from rawtcp.lab.stack import reaction_time, state_label
+
+        self.watcher = watcher  # rawtcp.lab.kstate.KernelStateWatcher (or the agent's) or None
+        self.stack: str = getattr(watcher, "stack", "linux")
+        self.who = state_label(self.stack)
+        # a user-space stack handles a segment in milliseconds, not microseconds: wait for its reaction
+        extra = max(0.0, reaction_time(self.stack) - reaction_time("linux"))
+        self.after_send = AFTER_SEND + extra
+        self.hold = HOLD + extra
         self.local = kernel_local
         self.remote = kernel_remote
         self.t0 = t0
@@ -52,7 +62,7 @@ class KernelView:
         return self.watcher.current(self.local, self.remote)
 
     def add(self, rec: Record, now: float) -> None:
-        self._pending.append((now + (HOLD if self.watcher is not None else 0.0), rec))
+        self._pending.append((now + (self.hold if self.watcher is not None else 0.0), rec))
 
     def next_due(self) -> float | None:
         return self._pending[0][0] if self._pending else None
@@ -71,7 +81,7 @@ class KernelView:
             return
         if self.watcher is not None:
             # Everything the kernel did up to now must have been read before we annotate.
-            self._catch_up(self.t0 + ready[-1][1]["t"] + AFTER_SEND if force else 0.0)
+            self._catch_up(self.t0 + ready[-1][1]["t"] + self.after_send if force else 0.0)
         events = self._events()
         times = [self.t0 + rec["t"] for _, rec in self._pending]
         self._pending = self._pending[len(ready):] if not force else []
@@ -81,11 +91,12 @@ class KernelView:
             at = mono
             if rec.get("type") == "segment" and rec["dir"] == "out":
                 following = [t for t in times[i + 1:] if t > mono]
-                at = min([mono + AFTER_SEND, *following[:1]])
+                at = min([mono + self.after_send, *following[:1]])
             # Kernel transitions that happened before this record come out first, in order.
             self._emit_events_until(events, mono, emit)
             if self.watcher is not None and rec["type"] == "segment":
                 rec["kernel_state"] = self.state_at(at, events)
+                rec["stack"] = self.stack
             emit(rec)
             horizon = max(horizon, at)
         self._emit_events_until(events, horizon, emit)
@@ -112,5 +123,5 @@ class KernelView:
             self._emitted_events += 1
 
     def _kernel_record(self, event: Any) -> Record:
-        return {"type": "state", "who": "kernel", "t": round(event.time - self.t0, 6), "old": event.old,
-                "new": event.new}
+        return {"type": "state", "who": self.who, "stack": self.stack, "t": round(event.time - self.t0, 6),
+                "old": event.old, "new": event.new}
