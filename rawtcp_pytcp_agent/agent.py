@@ -328,6 +328,9 @@ class AgentHelper(Helper):
         assert isinstance(self.executor, PytcpExecutor)
         return self.executor.state_of(fd)
 
+    def listening(self) -> list[dict[str, Any]]:
+        return listening_sockets()  # PyTCP's, not the namespace kernel's (which has no address here)
+
     def extra_op(self, op: Any, req: dict[str, Any]) -> None:
         rid = req.get("id")
         if op == "states":
@@ -335,6 +338,18 @@ class AgentHelper(Helper):
             self.reply({"id": rid, "events": events, "next": nxt})
         else:
             super().extra_op(op, req)
+
+
+def listening_sockets() -> list[dict[str, Any]]:
+    """PyTCP's TCP sockets in LISTEN, from its socket table (``ss`` cannot see them: they are not the kernel's)."""
+    from pytcp.lib import stack as pstack
+
+    found = []
+    for sock in list(pstack.sockets.values()):
+        session = getattr(sock, "tcp_session", None)
+        if session is not None and session.state.name == "LISTEN":
+            found.append({"addr": str(sock.local_ip_address), "port": int(sock.local_port)})
+    return found
 
 
 # ----------------------------------------------------------------------------------------------
@@ -362,8 +377,9 @@ def serve_connection(conn: socket.socket, states: StateLog, defaults: dict[str, 
             send(json.dumps({"id": 0, "error": f"bad hello: {exc}"}) + "\n")
             return
         helper = AgentHelper(PytcpExecutor(addrs), send, states)
+        ops = ["call", "cmd", "config", "state", "states", "listening", "exit"]
         helper.reply(syscall_helper.ready_message(STACK, version=_pytcp_version(), interface=defaults["interface"],
-                                                  ops=["call", "cmd", "config", "state", "states", "exit"]))
+                                                  ops=ops))
         helper.serve(rfile)
 
 

@@ -144,6 +144,31 @@ def lab_stack(client_ns: str | None) -> tuple[str, Path | None]:
     return stack, Path(sock) if sock else None
 
 
+def agent_listening(address: str, port: int, timeout: float = 3.0) -> tuple[bool | None, str]:
+    """Whether the stack behind the agent at ``address`` listens on ``port``, asked over the protocol's
+    ``listening`` request (``ss`` sees only the namespace's kernel, never a user-space stack's sockets).
+
+    Returns (answer, how): None when the agent could not be asked, with the reason in ``how``.
+    """
+    from rawtcp.lab.agent import AgentConnection
+
+    try:
+        conn = AgentConnection(address, {"protocol": "rawtcp-agent/1", "watch": True}, timeout=timeout)
+    except LabError as exc:
+        return None, str(exc)
+    try:
+        reply = conn.request("listening", timeout=timeout)
+    except LabError as exc:
+        return None, str(exc)
+    finally:
+        conn.close()
+    if not isinstance(reply.get("listening"), list):
+        why = reply.get("script_error") or reply.get("unsupported") or "no answer"
+        return None, f"the {conn.stack} agent cannot say: {why}"
+    ports = {int(item.get("port", -1)) for item in reply["listening"] if isinstance(item, dict)}
+    return port in ports, f"agent:{conn.stack}"
+
+
 def state_watcher(client_ns: str | None, ports: Iterable[int], server_ns: str | None = None) -> Any:
     """A started watcher of the stack's own TCP states for the lab of ``client_ns``: the kernel's
     (tracefs or sock_diag), or the agent's for a user-space stack."""

@@ -589,17 +589,29 @@ def lab_status(cfg: LabConfig) -> dict[str, Any]:
             netem[ifname] = _netem_info(ns, ifname)
     listener: dict[str, Any] | None = None
     lpid = state.get("listener_pid")
+    conf = state.get("config") or {}
+    stack = str(conf.get("stack") or "linux")
     if lpid is not None:
-        conf = state.get("config") or {}
         port = int(conf.get("port", cfg.port))
+        listening: bool | None
+        if stack == "linux":
+            listening, via = namespaces[cfg.server_ns] and _listening(cfg.server_ns, port), "ss"
+        elif state.get("agent_socket") and namespaces[cfg.server_ns] and pid_alive(lpid):
+            # ss sees the namespace's kernel only: a user-space stack's sockets are known to its agent
+            from rawtcp.lab.stack import agent_listening
+
+            listening, via = agent_listening(str(state["agent_socket"]), port)
+        else:
+            listening, via = False, "the agent is not running"
         listener = {
             "pid": lpid, "alive": pid_alive(lpid), "mode": state.get("listener_mode"), "port": port,
-            "listening": namespaces[cfg.server_ns] and _listening(cfg.server_ns, port),
-            "log": state.get("listener_log"),
+            "listening": listening, "listening_checked_by": via, "log": state.get("listener_log"),
         }
     owner = state.get("owner_pid")
     return {
         "config": state.get("config") or asdict(cfg),
+        "stack": stack,
+        "agent_socket": state.get("agent_socket"),
         "up": all(namespaces.values()) and state.get("phase", "up") == "up",
         "exists": lab_exists(cfg),
         "namespaces": namespaces,

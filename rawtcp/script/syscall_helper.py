@@ -7,7 +7,8 @@ It lives in the kernel-under-test's namespace and talks JSON lines over stdin/st
     {"id": 3, "op": "tcpinfo"}
     {"id": 4, "op": "config", "live_start": 1234.5, "tolerance_usecs": 4000}
     {"id": 5, "op": "state"}
-    {"id": 6, "op": "exit"}
+    {"id": 6, "op": "listening"}
+    {"id": 7, "op": "exit"}
 
 ``live_start`` is script time 0 on CLOCK_MONOTONIC and ``tolerance_usecs`` the script's tolerance: a
 recvmsg() checking a scm_timestamping needs both (any request may carry them). Without ``live_start``
@@ -122,6 +123,8 @@ class Helper:
                 self.reply({"id": rid, "info": self.executor.tcp_info(), "time": time.monotonic()})
             elif op == "state":
                 self.reply({"id": rid, "state": self.state(req.get("fd")), "time": time.monotonic()})
+            elif op == "listening":
+                self.reply({"id": rid, "listening": self.listening()})
             else:
                 self.extra_op(op, req)
         except Unsupported as exc:
@@ -138,6 +141,11 @@ class Helper:
         """Requests beyond the common ones (another stack's agent adds its own here)."""
         self.reply({"id": req.get("id"), "script_error": f"unknown helper request {op!r}"})
 
+    def listening(self) -> list[dict[str, Any]]:
+        """The stack's listening TCP sockets, ``{"addr": ..., "port": ...}`` each: here the namespace's
+        kernel's, from /proc/net/tcp and tcp6 (what ``ss -tl`` reads, without needing iproute2)."""
+        return proc_net_listeners()
+
     def state(self, fd: Any) -> str:
         """The stack's own state of script fd ``fd`` (default: the socket under test), RFC-spelled."""
         socks = self.executor.socks
@@ -150,6 +158,30 @@ class Helper:
         except OSError as exc:
             raise CallScriptError(f"state: cannot read TCP_INFO: {exc.strerror}") from None
         return rfc_name_of_number(raw[0])
+
+
+_TCP_LISTEN = "0A"  # include/net/tcp_states.h: TCP_LISTEN = 10, as /proc/net/tcp prints it
+
+
+def proc_net_listeners(root: str = "/proc/net") -> list[dict[str, Any]]:
+    """The kernel's listening TCP sockets in this process's namespace, from ``root``/tcp and tcp6."""
+    found: list[dict[str, Any]] = []
+    for name, family in (("tcp", socket.AF_INET), ("tcp6", socket.AF_INET6)):
+        try:
+            with open(os.path.join(root, name), encoding="ascii") as fh:
+                rows = fh.read().splitlines()[1:]
+        except OSError:
+            continue  # no IPv6 in this kernel (or namespace): nothing listens there
+        for row in rows:
+            fields = row.split()
+            if len(fields) < 4 or fields[3] != _TCP_LISTEN:
+                continue
+            addr_hex, _, port_hex = fields[1].partition(":")
+            raw = bytes.fromhex(addr_hex)
+            # the kernel prints each 32-bit word of the address in host (little-endian) order
+            packed = b"".join(raw[i:i + 4][::-1] for i in range(0, len(raw), 4))
+            found.append({"addr": socket.inet_ntop(family, packed), "port": int(port_hex, 16)})
+    return found
 
 
 def writable_sysctls() -> None:
