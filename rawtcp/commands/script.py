@@ -97,13 +97,17 @@ def _variants(text: str | None, ip_version: str | None) -> list[str]:
 @click.option("--stack", type=click.Choice(["linux", "pytcp"]), default="linux", show_default=True,
               help="The TCP stack under test: Linux's, or PyTCP on a TAP device (extra rawtcp[pytcp]).")
 @click.option("--agent", metavar="PATH|HOST:PORT", default=None,
-              help="Make the script's calls through this agent (docs/agent-protocol.md), in the lab that is up.")
+              help="Make the script's calls through this agent (docs/agent-protocol.md), in the lab that is up "
+                   "(a TCP agent's token from RAWTCP_HELPER_TOKEN).")
+@click.option("--netns", "lab_ns", metavar="NAME", default=None,
+              help="With --agent: the client namespace of the lab that is up [default: rawtcp-client].")
 @click.option("--json", "as_json", is_flag=True,
               help="JSON: one object for one script (verdict and ladder); one line per script and mode, then a "
                    "summary, for several.")
 def run(scripts: tuple[str, ...], ip_version: str | None, variants: str | None, defines: tuple[str, ...],
         jobs: int, retries: int, check: bool, lab_kind: str, tolerance_usecs: int | None, timeout: float | None,
-        pcap: str | None, ladder: bool, junit: str | None, stack: str, agent: str | None, as_json: bool) -> int:
+        pcap: str | None, ladder: bool, junit: str | None, stack: str, agent: str | None, lab_ns: str | None,
+        as_json: bool) -> int:
     """Run packetdrill-dialect SCRIPTS (files or directories of *.pkt) against the Linux kernel.
 
     One script runs in fresh namespaces in this process. Several (or a directory, or --variants with
@@ -115,6 +119,8 @@ def run(scripts: tuple[str, ...], ip_version: str | None, variants: str | None, 
     """
     from rawtcp.script.suite import find_scripts, variant_applies
 
+    if lab_ns is not None and agent is None:
+        raise click.UsageError("--netns names the lab an --agent run uses: give --agent too")
     symbols = _defines(defines)
     modes = _variants(variants, ip_version)
     files = find_scripts(scripts)
@@ -131,7 +137,8 @@ def run(scripts: tuple[str, ...], ip_version: str | None, variants: str | None, 
         from rawtcp.script.runner import RunOptions, run_script
 
         opts = RunOptions(tolerance_usecs=tolerance_usecs, pcap=pcap, lab=lab_kind,
-                          ip_version=ip_version if variants is None else modes[0], stack=stack, agent=agent)
+                          ip_version=ip_version if variants is None else modes[0], stack=stack, agent=agent,
+                          lab_ns=lab_ns)
         result = _guard_setup(run_script, str(files[0]), opts, symbols)
         _print_result(result, as_json, ladder)
         if junit:

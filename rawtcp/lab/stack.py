@@ -259,7 +259,8 @@ def lab_in_use(client_ns: str = "rawtcp-client") -> tuple[LabConfig, Any]:
 
     state = _read_state(LabConfig(client_ns=client_ns))
     if not state or state.get("phase") != "up":
-        raise LabError("no lab is up (rawtcp lab up first): --agent runs in the lab that is up")
+        raise LabError(f"no lab with client namespace {client_ns} is up (rawtcp lab up first): "
+                       "--agent runs in the lab that is up")
     try:
         cfg = LabConfig(**state["config"])
         info = LabInfo(config=cfg, listener_pid=state.get("listener_pid"), listener_log=None,

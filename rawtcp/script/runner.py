@@ -80,6 +80,7 @@ class RunOptions:
     ip_version: str | None = None  # None: the script's --ip_version option line, else ipv4
     stack: str = "linux"  # the TCP stack under test (rawtcp.lab.stack.STACKS); its agent makes the calls
     agent: str | None = None  # an agent already serving (unix socket path or HOST:PORT), for a stack's own lab
+    lab_ns: str | None = None  # with ``agent``: the client namespace of the lab that is up (None: the default lab)
 
 
 IP_VERSIONS = ("ipv4", "ipv4-mapped-ipv6", "ipv6")
@@ -239,7 +240,7 @@ class Runner:
         elif self.opts.agent is not None:
             from rawtcp.lab.stack import lab_in_use
 
-            cfg, info = lab_in_use()
+            cfg, info = lab_in_use(self.opts.lab_ns or "rawtcp-client")
             self.cfg = cfg
             lab = contextlib.nullcontext(info)
         else:
@@ -404,6 +405,9 @@ class Runner:
                  "bind_port": self.bind_port, "connect_port": self.connect_port, "ip_version": self.ip_version,
                  "script_local_ips": [self.script_local_ip, self.own_ips[0]],
                  "script_remote_ips": [self.script_remote_ip, self.own_ips[1]]}
+        token = os.environ.get("RAWTCP_HELPER_TOKEN")
+        if token and not address.startswith("/"):
+            hello["token"] = token  # a TCP-served agent's shared secret (a unix socket is 0600 instead)
         agent = AgentConnection(address, hello)
         if self.opts.agent is not None:
             self.opts.stack = agent.stack  # the ladder and messages name the stack the agent drives

@@ -208,14 +208,22 @@ def _stdout_write(line: str) -> None:
     sys.stdout.flush()
 
 
-def serve_tcp(address: str, token: str) -> None:
+def serve_tcp(address: str, token: str, netns: str | None = None) -> None:
     """``--serve HOST:PORT``: one run at a time over TCP (the Docker lab's listener container).
 
     The first line of a connection must carry the shared token and the run's addresses; every
     connection gets fresh sockets, all closed when it ends. Only meant for the lab's internal network.
+    With ``netns`` the serving socket is opened where the helper was started (say the host, where
+    ``rawtcp run --agent HOST:PORT`` reaches it) and everything else — the script's sockets, its
+    commands — happens in that namespace (the lab's server side): a socket keeps the namespace it
+    was made in.
     """
     host, _, port = address.rpartition(":")
     srv = socket.create_server((host or "0.0.0.0", int(port)), reuse_port=False)
+    if netns is not None:
+        from rawtcp.wire.netns import enter
+
+        enter(netns)  # before any thread starts: threads inherit this thread's namespace
     print(f"ready {srv.getsockname()[1]}", flush=True)
     while True:
         conn, _peer = srv.accept()
@@ -257,10 +265,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--script-remote-ip", action="append", default=[],
                         help="an address the script uses for the peer's side (repeatable)")
     parser.add_argument("--serve", metavar="HOST:PORT", help="serve runs over TCP (token in RAWTCP_HELPER_TOKEN)")
+    parser.add_argument("--netns", metavar="NAME",
+                        help="with --serve: make the calls in this network namespace (serve from this one)")
     args = parser.parse_args(argv)
     realtime_priority()
+    if args.netns and not args.serve:
+        parser.error("--netns goes with --serve (otherwise start the helper with `ip netns exec`)")
     if args.serve:
-        serve_tcp(args.serve, os.environ.get("RAWTCP_HELPER_TOKEN", ""))
+        serve_tcp(args.serve, os.environ.get("RAWTCP_HELPER_TOKEN", ""), args.netns)
         return 0
     if not args.local_ip or not args.remote_ip:
         parser.error("--local-ip and --remote-ip are required")
