@@ -88,7 +88,7 @@ class Transfer:
     direction: str
     run: int
     seconds: float | None  # None: failed (not finished in time, refused, reset)
-    delivered: int  # bytes the receiving application got
+    delivered: int  # bytes the receiving application got (a run given up on: as far as either end could tell)
     ended: bool  # the receiver read the stream to the sender's FIN: only then are missing bytes lost ones
     intact: bool  # the stream ended and what arrived is the payload, byte for byte (SHA-256)
     error: str | None = None
@@ -162,6 +162,7 @@ class Outcome:
     got: bytes = b""  # what the client received (recv direction), to its end
     ended: bool = False  # recv direction: the sender's FIN came after the data (the stream is complete)
     retransmits: int | None = None  # send direction: segments the client resent
+    progress: int | None = None  # a run given up on: payload bytes across by then (ACKed, or received)
 
 
 # kernel sockets
@@ -224,6 +225,8 @@ def kernel_send(netns: str, dst: str, port: int, cc: str, payload: bytes, timeou
             out.seconds = time.perf_counter() - t0
         except (OSError, TransferTimeout) as exc:
             out.error = str(exc) or type(exc).__name__
+            with contextlib.suppress(OSError):
+                out.progress = len(payload) - _unacked(sock)
         out.retransmits = _retransmits(sock)
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_WR)
@@ -309,7 +312,11 @@ def rawtcp_send(netns: str, dst: str, port: int, payload: bytes, timeout: float,
     except (*api.ERRORS, TransferTimeout) as exc:
         out.error = str(exc)
     with contextlib.suppress(*api.ERRORS, OSError, KeyError, TypeError, ValueError):
-        out.retransmits = int(conn.status()["retransmits"])
+        status = conn.status()
+        out.retransmits = int(status["retransmits"])
+        if out.seconds is None:
+            out.progress = max(0, int(status["rel_snd_una"]) - 1)  # our SYN took sequence number 0
+
     _finish(conn)
     return out
 
@@ -342,6 +349,9 @@ def rawtcp_recv(netns: str, dst: str, port: int, nbytes: int, timeout: float,
             out.error = f"{len(got)} of {nbytes} bytes after {time.perf_counter() - t0:.1f} s"
     except (*api.ERRORS, TransferTimeout) as exc:
         out.error = str(exc)
+    if out.error is not None:
+        with contextlib.suppress(*api.ERRORS, OSError, KeyError, TypeError, ValueError):
+            out.progress = len(got) + int(conn.status()["readable"])  # recv(n) hands nothing over until n
     if out.error is None:  # untimed: anything after the payload, and the source's FIN
         with contextlib.suppress(*api.ERRORS, TransferTimeout), hard_deadline(CLOSE_TIMEOUT + 5):
             deadline = time.monotonic() + CLOSE_TIMEOUT
@@ -487,7 +497,7 @@ def _one(client: str, direction: str, run: int, cfg: Any, source_port: int, payl
                 out = kernel_send(ns, dst, cfg.port, cc, payload, plan.timeout)
             assert out.lport is not None
             sink = _sink_record(cfg, out.lport)
-            delivered = int(sink["received"]) if sink else 0
+            delivered = int(sink["received"]) if sink else (out.progress or 0)
             ended = sink is not None and sink.get("error") is None  # the sink read up to our FIN
             intact = ended and sink is not None and sink["sha256"] == digest and delivered == plan.nbytes
             if sink is None and out.error is None:
@@ -497,7 +507,7 @@ def _one(client: str, direction: str, run: int, cfg: Any, source_port: int, payl
                 out = rawtcp_recv(ns, dst, source_port, plan.nbytes, plan.timeout, on_open)
             else:
                 out = kernel_recv(ns, dst, source_port, cc, plan.nbytes, plan.timeout)
-            delivered, ended = len(out.got), out.ended
+            delivered, ended = max(len(out.got), out.progress or 0), out.ended
             intact = ended and hashlib.sha256(out.got).hexdigest() == digest
     except (*api.ERRORS, OSError, TransferTimeout) as exc:  # the connection never opened
         return Transfer(client, direction, run, None, 0, False, False, f"no connection: {exc}")
