@@ -144,18 +144,19 @@ def run(scripts: tuple[str, ...], ip_version: str | None, variants: str | None, 
         if junit:
             _single_junit(result, modes[0], junit)
         return result.exit_code
-    if pcap or ladder or lab_kind != "netns" or stack != "linux" or agent:
-        raise click.UsageError("--pcap, --ladder, --lab docker, --stack and --agent apply to one script")
-    return _suite(files, modes, symbols, jobs, retries, tolerance_usecs, timeout, junit, as_json)
+    if pcap or ladder or lab_kind != "netns" or agent:
+        raise click.UsageError("--pcap, --ladder, --lab docker and --agent apply to one script")
+    return _suite(files, modes, symbols, jobs, retries, tolerance_usecs, timeout, junit, as_json, stack)
 
 
 def _suite(files: list[Path], modes: list[str], symbols: dict[str, str], jobs: int, retries: int,
            tolerance_usecs: int | None,
-           timeout: float | None, junit: str | None, as_json: bool) -> int:
+           timeout: float | None, junit: str | None, as_json: bool, stack: str = "linux") -> int:
     from rawtcp.script.suite import (
         DEFAULT_JOB_TIMEOUT,
         SuiteOptions,
         failures_text,
+        outcome_counts,
         plan,
         progress_line,
         run_suite,
@@ -164,8 +165,16 @@ def _suite(files: list[Path], modes: list[str], symbols: dict[str, str], jobs: i
     )
 
     planned = plan(files, modes)
+    if stack != "linux":
+        from rawtcp.lab.errors import LabError
+        from rawtcp.lab.stack import check_stack
+
+        try:
+            check_stack(stack)  # once, before a hundred children each say it
+        except LabError as exc:
+            raise errors.RawtcpError(str(exc), errors.BAD_INPUT) from None
     opts = SuiteOptions(variants=modes, jobs=jobs, defines=symbols, tolerance_usecs=tolerance_usecs,
-                        timeout=timeout or DEFAULT_JOB_TIMEOUT, retries=retries)
+                        timeout=timeout or DEFAULT_JOB_TIMEOUT, retries=retries, stack=stack)
 
     def report(result: Any) -> None:
         click.echo(json.dumps(result.to_dict()) if as_json else progress_line(result))
@@ -177,8 +186,9 @@ def _suite(files: list[Path], modes: list[str], symbols: dict[str, str], jobs: i
     failed = [r for r in results if not r.passed]
     if as_json:
         counts = {m: {"passed": sum(r.passed for r in results if r.job.variant == m),
-                      "total": sum(r.job.variant == m for r in results)} for m in modes}
-        click.echo(json.dumps({"summary": counts, "failed": len(failed)}))
+                      "total": sum(r.job.variant == m for r in results),
+                      **outcome_counts([r for r in results if r.job.variant == m])} for m in modes}
+        click.echo(json.dumps({"summary": counts, "failed": len(failed), "stack": stack}))
     else:
         click.echo("")
         click.echo(summary_table(results, modes))
@@ -187,6 +197,7 @@ def _suite(files: list[Path], modes: list[str], symbols: dict[str, str], jobs: i
             click.echo(failures_text(results))
     if not failed:
         return errors.OK
+    # unsupported scripts alone are bad input for this stack (2), as each one is on its own
     return errors.FAILED if any(r.outcome in ("fail", "timeout") for r in failed) else errors.BAD_INPUT
 
 

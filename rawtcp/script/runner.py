@@ -371,10 +371,18 @@ class Runner:
                 self._events()
                 self._finish_pending()
                 self.script_end = self.now()
-            finally:
-                # packetdrill runs the cleanup command whatever happened
+            except BaseException:
+                # packetdrill runs the cleanup command whatever happened, but the failure that stopped the
+                # script stays the one reported: a cleanup undoing what never ran (a sysctl restore file
+                # the script did not get to write) only adds a note
                 for cmd in self.script.cleanup_commands:
-                    self._shell(cmd.command, cmd.line, "cleanup")
+                    try:
+                        self._shell(cmd.command, cmd.line, "cleanup")
+                    except Exception as exc:  # noqa: BLE001 (the script's own failure is on its way up)
+                        self.notes.append(f"line {cmd.line}: after the failure, {str(exc).split(': ', 1)[-1]}")
+                raise
+            for cmd in self.script.cleanup_commands:
+                self._shell(cmd.command, cmd.line, "cleanup")
             self._run_code()
         finally:
             os.write(stop_w, b"x")

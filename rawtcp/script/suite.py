@@ -4,7 +4,9 @@ Each (script, variant) job runs in a child ``rawtcp run --json`` of its own, sta
 own directory as packetdrill's run_all.py does (scripts reach ``../common/defaults.sh`` that way),
 with the variant's ``-D`` defines. A child makes and removes its own pair of namespaces, so jobs run
 side by side without sharing anything; one that outlives its time limit is stopped (SIGTERM first, so
-it removes its namespaces and firewall entries, then SIGKILL) and reported as timed out.
+it removes its namespaces and firewall entries, then SIGKILL) and reported as timed out. Against another
+stack than Linux (``--stack pytcp``), a script asking for what that stack's socket API cannot express
+is reported as ``unsupported`` (its child's one line, exit 2), apart from failures of the stack.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ VARIANT_DEFINES: dict[str, dict[str, str]] = {
     "ipv6": {"TFO_COOKIE": "c1d1e9742a47a9bc", "CMSG_LEVEL_IP": "SOL_IPV6", "CMSG_TYPE_RECVERR": "IPV6_RECVERR"},
 }
 
+UNSUPPORTED = "unsupported on stack "  # how the runner words an agent's "unsupported" (runner.unsupported)
 DEFAULT_JOB_TIMEOUT = 180.0  # run_all.py's max_runtime: a backstop, the runner's own deadlines come first
 _TERM_GRACE = 15.0  # seconds a stopped job gets to remove its namespaces before SIGKILL
 
@@ -76,7 +79,7 @@ class Job:
 @dataclass
 class JobResult:
     job: Job
-    outcome: str  # pass | fail | error | timeout
+    outcome: str  # pass | fail | error | timeout | unsupported (the stack's API cannot express a call)
     seconds: float
     error: str | None = None  # the first error, one line
     exit_code: int | None = None
@@ -101,6 +104,7 @@ class SuiteOptions:
     tolerance_usecs: int | None = None
     timeout: float = DEFAULT_JOB_TIMEOUT
     extra_args: Sequence[str] = ()
+    stack: str = "linux"  # the stack under test, for every job (rawtcp.lab.stack.STACKS)
     # A failed or timed-out script is run again up to this many times (a shared machine's timing
     # noise; packetdrill's own baseline here was measured with up to three tries). Scripts that
     # needed a retry are reported as such.
@@ -122,6 +126,8 @@ def _child_command(job: Job, opts: SuiteOptions) -> list[str]:
         cmd += ["-D", f"{name}={value}"]
     if opts.tolerance_usecs is not None:
         cmd += ["--tolerance-usecs", str(opts.tolerance_usecs)]
+    if opts.stack != "linux":
+        cmd += ["--stack", opts.stack]
     cmd += [*opts.extra_args, job.script.name]
     return cmd
 
@@ -155,9 +161,11 @@ def run_job(job: Job, opts: SuiteOptions) -> JobResult:
                 verdict = candidate
     if proc.returncode == 0 and verdict.get("result") == "pass":
         return JobResult(job, "pass", seconds, exit_code=0)
-    error = verdict.get("error") or _first_line(err) or f"exit status {proc.returncode}"
+    error = _first_line(str(verdict.get("error") or _first_line(err) or f"exit status {proc.returncode}"))
     outcome = "fail" if proc.returncode == 1 else "error"
-    return JobResult(job, outcome, seconds, _first_line(str(error)), proc.returncode)
+    if proc.returncode == 2 and UNSUPPORTED in error:
+        outcome = "unsupported"  # what the stack cannot be asked, not what it did wrong
+    return JobResult(job, outcome, seconds, error, proc.returncode)
 
 
 def _stop(proc: subprocess.Popen[str]) -> tuple[str, str]:
@@ -198,7 +206,8 @@ def run_suite(jobs: Sequence[Job], opts: SuiteOptions,
 
 
 def progress_line(result: JobResult) -> str:
-    word = {"pass": "ok", "fail": "FAIL", "error": "ERROR", "timeout": "TIMEOUT"}[result.outcome]
+    word = {"pass": "ok", "fail": "FAIL", "error": "ERROR", "timeout": "TIMEOUT",
+            "unsupported": "UNSUP"}[result.outcome]
     line = f"{word:<7} {result.job.name} ({result.job.variant}) {result.seconds:.1f} s"
     if result.attempts > 1:
         line += f" (try {result.attempts})"
@@ -231,8 +240,20 @@ def summary_table(results: Sequence[JobResult], variants: Sequence[str]) -> str:
         wall = sum(r.seconds for r in mine)
         retried = sum(r.passed and r.attempts > 1 for r in mine)
         line = f"{variant}: {passed} of {len(mine)} passed ({wall:.0f} s of script time)"
+        counts = outcome_counts(mine)
+        if counts["unsupported"]:
+            line += "; " + ", ".join(f"{counts[o]} {o}" for o in ("fail", "unsupported", "error", "timeout")
+                                     if counts[o])
         lines.append(line + (f"; {retried} passed only on a retry" if retried else ""))
     return "\n".join(lines)
+
+
+OUTCOMES = ("pass", "fail", "unsupported", "error", "timeout")
+
+
+def outcome_counts(results: Sequence[JobResult]) -> dict[str, int]:
+    """How many results had each outcome (every outcome present, zeros included)."""
+    return {o: sum(r.outcome == o for r in results) for o in OUTCOMES}
 
 
 def failures_text(results: Sequence[JobResult]) -> str:
@@ -247,12 +268,15 @@ def write_junit(results: Sequence[JobResult], path: str) -> None:
         suite = ET.SubElement(root, "testsuite", name=variant, tests=str(len(mine)),
                               failures=str(sum(r.outcome == "fail" for r in mine)),
                               errors=str(sum(r.outcome in ("error", "timeout") for r in mine)),
+                              skipped=str(sum(r.outcome == "unsupported" for r in mine)),
                               time=f"{sum(r.seconds for r in mine):.3f}")
         for result in mine:
             case = ET.SubElement(suite, "testcase", classname=variant, name=result.job.name,
                                  time=f"{result.seconds:.3f}")
             if result.outcome == "fail":
                 ET.SubElement(case, "failure", message=result.error or "").text = result.error
+            elif result.outcome == "unsupported":  # not run to the end: nothing the stack did wrong
+                ET.SubElement(case, "skipped", message=result.error or "").text = result.error
             elif not result.passed:
                 ET.SubElement(case, "error", message=result.error or "", type=result.outcome).text = result.error
     ET.ElementTree(root).write(path, encoding="utf-8", xml_declaration=True)
