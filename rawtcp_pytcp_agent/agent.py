@@ -152,9 +152,38 @@ class PytcpExecutor(Executor):
                        "setsockopt", "getsockname", "getpeername"})
 
     def call(self, name: str, args: list[Any], expected: Any, want_errno: str | None) -> Any:
+        self.check_call(name, args)
+        return super().call(name, args, expected, want_errno)
+
+    def check_call(self, name: str, args: list[Any]) -> None:
+        """Unsupported if PyTCP's socket API cannot express this call: the one set of rules, applied before
+        each call is made and to a whole script before its first packet (the protocol's ``check``).
+        Arguments it cannot read are left for the call itself to report."""
         if name not in self.CALLS:
             raise Unsupported(f"{name}() has no counterpart in PyTCP's socket API")
-        return super().call(name, args, expected, want_errno)
+        # a malformed argument is the script's error, which the call itself reports as packetdrill does
+        with contextlib.suppress(CallScriptError):
+            self._check_arguments(name, args)
+
+    def _check_arguments(self, name: str, args: list[Any]) -> None:
+        if name == "socket":
+            if self.addrs.mode == "ipv4-mapped-ipv6":
+                raise Unsupported("the ipv4-mapped-ipv6 mode (PyTCP's AF_INET6 sockets are IPv6 only)")
+            kind = s32_value(args[1], "type") if len(args) > 1 else socket.SOCK_STREAM
+            if kind & 0xF != socket.SOCK_STREAM or kind & ~0xF:
+                raise Unsupported("socket types other than a plain SOCK_STREAM")
+        elif name == "connect" and len(args) > 1 and not (is_tag(args[1], "ell") or is_tag(args[1], "struct")):
+            raise Unsupported("connect(AF_UNSPEC) (a disconnect)")
+        elif name == "setsockopt" and len(args) > 2:
+            level, option = _symbol(args[1]), _symbol(args[2])
+            if (level, option) not in _ADVISORY_OPTIONS:
+                shown = f"{level or s32_value(args[1], 'level')}, {option or s32_value(args[2], 'option name')}"
+                raise Unsupported(f"setsockopt({shown}): PyTCP's socket API has no socket options")
+        elif name in ("read", "recv", "write", "send") and len(args) > 1:
+            if buffer_kind(args[1]) == "null":
+                raise Unsupported(f"{name}() with a NULL buffer")
+            if len(args) > 3 and s32_value(args[3], "flags") != 0:
+                raise Unsupported(f"{name}() flags (PyTCP's socket API takes none)")
 
     def _live_number(self) -> int:
         """The lowest free descriptor number from 3, as a kernel would hand out."""
@@ -192,11 +221,6 @@ class PytcpExecutor(Executor):
 
         check_argc("socket", args, 3)
         domain = self.addrs.socket_domain if is_tag(args[0], "ell") else s32_value(args[0], "domain")
-        kind = s32_value(args[1], "type")
-        if kind & 0xF != socket.SOCK_STREAM or kind & ~0xF:
-            raise Unsupported("socket types other than a plain SOCK_STREAM")
-        if self.addrs.mode == "ipv4-mapped-ipv6":
-            raise Unsupported("the ipv4-mapped-ipv6 mode (PyTCP's AF_INET6 sockets are IPv6 only)")
         family = psocket.AF_INET6 if domain == socket.AF_INET6 else psocket.AF_INET4
         sock = psocket.socket(family=family, type=psocket.SOCK_STREAM)
         live = self._live_number()
@@ -235,8 +259,6 @@ class PytcpExecutor(Executor):
     def _do_connect(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
         check_argc("connect", args, 3)
         sock = self._psock(args[0])
-        if not is_tag(args[1], "ell") and not is_tag(args[1], "struct"):
-            raise Unsupported("connect(AF_UNSPEC) (a disconnect)")
         ip, port = self._pick(args[1], self.addrs.remote_ip, self.addrs.connect_port)
         self._guard(sock.connect, (self._ip_for(sock, ip), port))
         return CallResult(0)
@@ -245,10 +267,6 @@ class PytcpExecutor(Executor):
         check_argc(name, args, *counts)
         sock = self._psock(args[0])
         kind, count = buffer_kind(args[1]), s32_value(args[2], "count")
-        if kind == "null":
-            raise Unsupported(f"{name}() with a NULL buffer")
-        if len(args) > 3 and s32_value(args[3], "flags") != 0:
-            raise Unsupported(f"{name}() flags (PyTCP's socket API takes none)")
         return sock, kind, count
 
     def _do_read(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
@@ -283,11 +301,9 @@ class PytcpExecutor(Executor):
         check_argc("setsockopt", args, 5)
         self._psock(args[0])
         level, name = _symbol(args[1]), _symbol(args[2])
-        if (level, name) in _ADVISORY_OPTIONS:
-            extra["note"] = f"setsockopt({level}, {name}) taken but has no effect: PyTCP has no such option"
-            return CallResult(0)
-        shown = f"{level or s32_value(args[1], 'level')}, {name or s32_value(args[2], 'option name')}"
-        raise Unsupported(f"setsockopt({shown}): PyTCP's socket API has no socket options")
+        # check_call let only the options whose absence cannot change what a script checks through
+        extra["note"] = f"setsockopt({level}, {name}) taken but has no effect: PyTCP has no such option"
+        return CallResult(0)
 
     def _do_getsockname(self, args: list[Any], expected: Any, extra: dict[str, Any]) -> CallResult:
         sock = self._psock(args[0])
@@ -331,9 +347,22 @@ class AgentHelper(Helper):
     def listening(self) -> list[dict[str, Any]]:
         return listening_sockets()  # PyTCP's, not the namespace kernel's (which has no address here)
 
+    def check(self, req: dict[str, Any]) -> dict[str, Any]:
+        """The protocol's ``check``: the first of a script's calls PyTCP cannot express, before any packet,
+        so a script is unsupported whatever the stack did before that call."""
+        assert isinstance(self.executor, PytcpExecutor)
+        for call in req.get("calls") or []:
+            try:
+                self.executor.check_call(str(call.get("name")), list(call.get("args") or []))
+            except Unsupported as exc:
+                return {"unsupported": str(exc), "line": call.get("line")}
+        return {"ok": True}
+
     def extra_op(self, op: Any, req: dict[str, Any]) -> None:
         rid = req.get("id")
-        if op == "states":
+        if op == "check":
+            self.reply({"id": rid, **self.check(req)})
+        elif op == "states":
             events, nxt = self.states.since(int(req.get("since") or 0), float(req.get("wait") or 0.0))
             self.reply({"id": rid, "events": events, "next": nxt})
         else:
@@ -377,7 +406,7 @@ def serve_connection(conn: socket.socket, states: StateLog, defaults: dict[str, 
             send(json.dumps({"id": 0, "error": f"bad hello: {exc}"}) + "\n")
             return
         helper = AgentHelper(PytcpExecutor(addrs), send, states)
-        ops = ["call", "cmd", "config", "state", "states", "listening", "exit"]
+        ops = ["call", "check", "cmd", "config", "state", "states", "listening", "exit"]
         helper.reply(syscall_helper.ready_message(STACK, version=_pytcp_version(), interface=defaults["interface"],
                                                   ops=ops))
         helper.serve(rfile)

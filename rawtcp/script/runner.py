@@ -356,6 +356,8 @@ class Runner:
                                        self.connect_port, ip_version=self.ip_version,
                                        script_ips=(self.script_local_ip, self.script_remote_ip, *self.own_ips))
             self.helper = helper
+            if self.opts.stack != "linux" or self.opts.agent is not None:
+                self._check_supported(helper)
             if getattr(cfg, "helper", None) is not None:
                 # Best effort, as prepare_lab does it: without procps' sysctl, and through a read-only
                 # /proc/sys where the helper may remount it; where it may not (compose's listener),
@@ -420,6 +422,22 @@ class Runner:
         if self.opts.agent is not None:
             self.opts.stack = agent.stack  # the ladder and messages name the stack the agent drives
         return agent
+
+    def _check_supported(self, agent: Any) -> None:
+        """Ask the stack's agent, before the first packet, whether its API can express every system call
+        of the script (the protocol's ``check``): a script asking the stack to do what it cannot is
+        unsupported (exit 2) even when the stack differs from Linux earlier on. ``%{ }%`` blocks only
+        observe, so they are not asked about: a stack without tcp_info runs the script up to the first
+        one (its differences before that are failures). An agent without ``check`` answers each call as
+        it comes instead."""
+        try:
+            calls = [{"line": ev.line, "name": ev.name, "args": [encode_expr(a) for a in ev.args]}
+                     for ev in self.script.events if isinstance(ev, ast.SyscallEvent)]
+        except Exception:  # noqa: BLE001 (an argument the wire format cannot carry: its call reports it)
+            return
+        reply = agent.request("check", timeout=30.0, calls=calls)
+        if "unsupported" in reply:
+            raise self.unsupported(reply.get("line"), reply["unsupported"])
 
     def _cookie_map(self) -> CookieMap:
         """The kernel's TFO key, after the init command set it: the script's cookies become the lab's."""

@@ -39,6 +39,17 @@ SCRIPTS = {
 +0  < S 0:0(0) win 65535 <mss 1000,sackOK,nop,nop,nop,wscale 7>
 +0  > S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 8>
 """,
+    # a call PyTCP cannot make, after a SYN-ACK that differs from Linux's: unsupported, asked before the SYN
+    "late.pkt": """\
+0   socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0  bind(3, ..., ...) = 0
++0  listen(3, 1) = 0
++0  < S 0:0(0) win 65535 <mss 1000,sackOK,nop,nop,nop,wscale 7>
++0  > S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 8>
++0  < . 1:1(0) ack 1 win 257
++0  accept(3, ..., ...) = 4
++0  shutdown(4, SHUT_WR) = 0
+""",
     # a socket option PyTCP has no knob for
     "maxseg.pkt": """\
 0   socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
@@ -61,10 +72,12 @@ def test_a_suite_on_pytcp_counts_pass_fail_and_unsupported(tmp_path: Path) -> No
     unsupported = by_script["maxseg.pkt"]
     assert unsupported["result"] == "unsupported" and unsupported["exit_code"] == 2
     assert "unsupported on stack pytcp" in unsupported["error"] and "TCP_MAXSEG" in unsupported["error"]
+    late = by_script["late.pkt"]
+    assert late["result"] == "unsupported" and "late.pkt:8: unsupported on stack pytcp: shutdown()" in late["error"]
     summary = lines[-1]
     assert summary["stack"] == "pytcp"
     assert {k: summary["summary"]["ipv4"][k] for k in ("pass", "fail", "unsupported", "total")} == \
-        {"pass": 1, "fail": 1, "unsupported": 1, "total": 3}
+        {"pass": 1, "fail": 1, "unsupported": 2, "total": 4}
 
 
 def test_a_suite_of_unsupported_scripts_alone_is_bad_input(tmp_path: Path) -> None:
