@@ -590,6 +590,11 @@ class Endpoint:
         self.cc.dupacks = 0
         self.cc.high_rxt = self.snd.una
         self.tlp.end = None
+        # Timeout recovery until SND.UNA passes recover; what is SACKed from now on shows which resends
+        # were lost again (RFC 6675 §5.1: holes are retransmitted without waiting for another timeout).
+        self.cc.after_rto = self.snd.syn_acked
+        self.cc.sacked_since_rto.clear()
+        self.cc.rerxt = self.snd.una
         if self.timers.retries >= 2:
             # RFC 2018 §8 / RFC 6675 §5.1: the peer may have reneged on what it SACKed; like Linux, keep
             # the scoreboard after one timeout but not after a second in a row.
@@ -826,6 +831,8 @@ class Endpoint:
             self._fill_recovery(now, out)
             return self._mark_psh(out)
         board = self.cc.scoreboard
+        if self.cc.after_rto and self.opts.sack:
+            self._resend_lost_after_rto(now, out)
         for _ in range(1 << 20):  # bounded: each pass advances snd.resend_from or stops
             pos = self.snd.resend_from
             sacked = 0
@@ -850,6 +857,28 @@ class Endpoint:
             seg = self._data_segment(pos, n, fin, psh=is_last)
             self._transmit(seg, pos, now, out)
         return self._mark_psh(out)
+
+    def _resend_lost_after_rto(self, now: float, out: list[Segment]) -> None:
+        """Timeout recovery (RFC 6675 §5.1, Linux's Loss state): a hole the go-back already resent is
+        lost again once DupThresh segments sent after it are SACKed (RFC 6675 §4 IsLost, counting only
+        what was SACKed since the timeout). Resend it at once: it replaces a lost segment, so it takes
+        the room that segment held in the window."""
+        edge = self.cc.sacked_since_rto.lost_edge(self._dupthresh, self.send_mss)
+        if edge is None:
+            return
+        limit = min(edge, self.snd.resend_from)
+        for start, end in self.cc.scoreboard.holes(max(self.snd.una, self.cc.rerxt), limit):
+            pos = start
+            while pos < end:
+                seg = self._segment_at(pos)
+                if seg is None or seg.seg_len == 0:
+                    return
+                self.cc.rerxt = pos + seg.seg_len
+                self.retransmits += 1
+                self.rtt.timed_pos = None  # RFC 6298 §3 (Karn)
+                self._events.append(Retransmission(now, seg, "sack"))
+                out.append(seg)
+                pos += seg.seg_len
 
     def _may_send_runt(self, n: int, avail: int, pos: int) -> bool:
         """New data shorter than SMSS: RFC 9293 §3.8.6.2.1 (MUST-38) sends it only if (2) it is all
@@ -1284,6 +1313,10 @@ class Endpoint:
         if self.opts.sack:
             self.cc.scoreboard.advance(ack_pos)
             self.cc.high_rxt = max(self.cc.high_rxt, ack_pos)
+            self.cc.sacked_since_rto.advance(ack_pos)
+        if self.cc.after_rto and ack_pos >= self.cc.recover:
+            self.cc.after_rto = False  # timeout recovery is over: all sent before the timeout is in
+            self.cc.sacked_since_rto.clear()
         if first:
             self._on_established()
         elif self.cc.in_recovery and self.opts.sack:
@@ -1347,6 +1380,9 @@ class Endpoint:
             end = start + sq.sub(right, left)
             ranges.append((start, end))
         new = self.cc.scoreboard.update(base, self.snd.nxt, ranges)
+        if self.cc.after_rto:
+            for start, end in new:
+                self.cc.sacked_since_rto.update(start, end, [(start, end)])
         if self.rtt.timed_pos is not None and any(a <= self.rtt.timed_pos < b for a, b in new):
             # The timed segment, sent once, reached the peer (Linux samples SACKed segments too).
             if self._seg_ts is None:

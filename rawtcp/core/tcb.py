@@ -97,6 +97,9 @@ class Congestion:
     recover: int = 0            # RFC 6582 "recover" / RFC 6675 RecoveryPoint
     high_rxt: int = 0           # RFC 6675 HighRxt: one past the highest retransmitted position
     scoreboard: Scoreboard = field(default_factory=Scoreboard)  # what the peer SACKed (RFC 6675 §3)
+    after_rto: bool = False     # timeout recovery (Linux's Loss state) until SND.UNA passes recover
+    sacked_since_rto: Scoreboard = field(default_factory=Scoreboard)  # SACKed after the last timeout
+    rerxt: int = 0              # go-back resends below this were resent again as lost (RFC 6675 §5.1)
 
 
 @dataclass(slots=True)

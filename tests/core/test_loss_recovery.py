@@ -1,0 +1,92 @@
+"""Loss recovery after a retransmission timeout, between two cores over a lossy wire: the timer collapses
+with the next RTT sample (RFC 6298 §5, RFC 7323 §4), and a hole with DupThresh segments SACKed above it
+goes out at once, in timeout recovery too (RFC 6675 §4 IsLost, §5.1)."""
+
+from rawtcp.core import EndpointConfig, Retransmission
+
+from .helpers import CISN, CPORT, SISN, SPORT, EndpointPair, drain_events
+
+MSS = 1448  # 1460 less TSopt
+SEG = [CISN + 1 + i * MSS for i in range(32)]
+
+
+def linux_pair() -> EndpointPair:
+    from rawtcp.core import Endpoint
+
+    a = Endpoint(EndpointConfig.linux_like(CPORT, remote_port=SPORT, isn=CISN, nagle=False))
+    b = Endpoint(EndpointConfig.linux_like(SPORT, isn=SISN, delayed_ack=False))
+    b.open_passive(0.0)
+    a.open_active(0.0)
+    p = EndpointPair(a, b)
+    p.transfer()
+    return p
+
+
+def sends_of(p: EndpointPair, seq: int) -> list[float]:
+    return [s.time for s in p.log if s.src == "a" and s.seg.seq == seq and s.seg.payload]
+
+
+def test_hole_lost_again_after_rto_is_resent_once_sacks_show_it_lost():
+    # The first flight is lost, the RTO resends its head, and the go-back resends the next hole, which
+    # is lost again; the segments sent after it are SACKed. Three above it make it lost (RFC 6675 §4
+    # IsLost): it goes out at once, not at the next (backed-off) timeout.
+    p = linux_pair()
+    p.drop_next("a", lambda s: bool(s.payload), count=10)
+    p.drop_next("a", lambda s: s.seq == SEG[1], count=1)
+    p.a.send(bytes(10 * MSS), p.t)
+    start = p.t
+    p.transfer()
+    rto = p.a.rto
+    p.run(until=start + rto + 0.01)
+    assert len(sends_of(p, SEG[1])) >= 3, sends_of(p, SEG[1])
+    assert sends_of(p, SEG[1])[2] <= start + rto + 0.01
+
+
+def test_ack_after_rto_rearms_the_timer_from_the_collapsed_rto():
+    # RFC 7323 §4.1: with timestamps every ACK of new data is an RTT sample, retransmissions included;
+    # it ends RFC 6298 §5.5's backoff, so the timer restarts at the un-backed-off RTO.
+    p = linux_pair()
+    p.a.send(bytes(2 * MSS), p.t)
+    p.transfer()
+    p.t += 0.05
+    p.a.send(bytes(20 * MSS), p.t)
+    estimate = p.a.rto
+    p.drop_next("a", lambda s: bool(s.payload), count=10**6)
+    p.transfer()
+    for _ in range(3):  # three timeouts in a row (and the probe before them)
+        p.t = p.next_timer()
+        p.a.handle_timer(p.t)
+        p.transfer()
+    assert p.a.rto >= 4 * estimate
+    p.rules.clear()
+    let_through = [1]
+
+    def after_one(seg) -> bool:  # the next retransmission arrives, what follows it is lost
+        if not seg.payload:
+            return False
+        let_through[0] -= 1
+        return let_through[0] < 0
+
+    p.drop_next("a", after_one, count=10**6)
+    p.t = p.next_timer()
+    p.a.handle_timer(p.t)
+    p.transfer()  # this retransmission arrives, its ACK advances SND.UNA and echoes its TSval
+    timer = p.a.timer
+    assert p.a.snd_una != CISN + 1
+    assert timer is not None and timer.deadline - p.t <= estimate + 1e-9
+    assert p.a.rto <= estimate + 1e-9
+
+
+def test_after_rto_the_sender_grows_cwnd_and_skips_sacked_data():
+    # RFC 5681 §3.1: cwnd = 1 SMSS after the timeout, then slow start with each ACK; RFC 6675 §5.1:
+    # what the peer SACKed is not resent.
+    p = linux_pair()
+    odd = {SEG[i] for i in range(0, 10, 2)}
+    p.drop_next("a", lambda s: s.seq in odd and bool(s.payload), count=5)
+    p.a.send(bytes(10 * MSS), p.t)
+    p.transfer()
+    drain_events(p.a)
+    p.run(until=p.t + 5.0)
+    resent = {e.segment.seq for e in drain_events(p.a) if isinstance(e, Retransmission)}
+    assert resent <= odd | {SEG[9]}, sorted(s - CISN for s in resent - odd)
+    assert p.received["b"] == bytes(10 * MSS)
