@@ -595,6 +595,7 @@ class Endpoint:
         self.cc.after_rto = self.snd.syn_acked
         self.cc.sacked_since_rto.clear()
         self.cc.rerxt = self.snd.una
+        self.cc.sacked_count = self.cc.rerxt_mark = 0
         if self.timers.retries >= 2:
             # RFC 2018 §8 / RFC 6675 §5.1: the peer may have reneged on what it SACKed; like Linux, keep
             # the scoreboard after one timeout but not after a second in a row.
@@ -866,6 +867,9 @@ class Endpoint:
         edge = self.cc.sacked_since_rto.lost_edge(self._dupthresh, self.send_mss)
         if edge is None:
             return
+        if self.cc.sacked_count - self.cc.rerxt_mark > (self._dupthresh - 1) * self.send_mss:
+            # DupThresh segments SACKed since those resends went out: the ones still missing are lost too.
+            self.cc.rerxt = self.snd.una
         limit = min(edge, self.snd.resend_from)
         for start, end in self.cc.scoreboard.holes(max(self.snd.una, self.cc.rerxt), limit):
             pos = start
@@ -874,6 +878,7 @@ class Endpoint:
                 if seg is None or seg.seg_len == 0:
                     return
                 self.cc.rerxt = pos + seg.seg_len
+                self.cc.rerxt_mark = self.cc.sacked_count
                 self.retransmits += 1
                 self.rtt.timed_pos = None  # RFC 6298 §3 (Karn)
                 self._events.append(Retransmission(now, seg, "sack"))
@@ -1383,6 +1388,7 @@ class Endpoint:
         if self.cc.after_rto:
             for start, end in new:
                 self.cc.sacked_since_rto.update(start, end, [(start, end)])
+                self.cc.sacked_count += end - start
         if self.rtt.timed_pos is not None and any(a <= self.rtt.timed_pos < b for a, b in new):
             # The timed segment, sent once, reached the peer (Linux samples SACKed segments too).
             if self._seg_ts is None:

@@ -100,6 +100,8 @@ class Congestion:
     after_rto: bool = False     # timeout recovery (Linux's Loss state) until SND.UNA passes recover
     sacked_since_rto: Scoreboard = field(default_factory=Scoreboard)  # SACKed after the last timeout
     rerxt: int = 0              # go-back resends below this were resent again as lost (RFC 6675 §5.1)
+    sacked_count: int = 0       # bytes newly SACKed since the timeout (only grows)
+    rerxt_mark: int = 0         # sacked_count when holes were last resent as lost
 
 
 @dataclass(slots=True)

@@ -90,3 +90,18 @@ def test_after_rto_the_sender_grows_cwnd_and_skips_sacked_data():
     resent = {e.segment.seq for e in drain_events(p.a) if isinstance(e, Retransmission)}
     assert resent <= odd | {SEG[9]}, sorted(s - CISN for s in resent - odd)
     assert p.received["b"] == bytes(10 * MSS)
+
+
+def test_hole_lost_twice_after_rto_is_resent_again_when_more_is_sacked():
+    # Like Linux's RACK in its Loss state: the resent hole is lost once more; DupThresh further segments
+    # SACKed after that resend show it lost again, and it goes out a third time without a timeout.
+    p = linux_pair()
+    p.drop_next("a", lambda s: bool(s.payload), count=10)
+    p.drop_next("a", lambda s: s.seq == SEG[1], count=2)
+    p.a.send(bytes(20 * MSS), p.t)
+    start = p.t
+    p.transfer()
+    rto = p.a.rto
+    p.run(until=start + rto + 0.01)
+    assert len(sends_of(p, SEG[1])) >= 4, sends_of(p, SEG[1])
+    assert p.received["b"] == bytes(20 * MSS)
