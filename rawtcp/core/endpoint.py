@@ -579,6 +579,7 @@ class Endpoint:
             self.timers.syn_retransmitted = True
         # RFC 6298 §5.5 back off; §5.6 restart with the new RTO (done by _rearm).
         self.rtt.estimator.backoff()
+        self.rtt.rto_tsval = _ts_clock(now)
         mss = self.send_mss
         if self.snd.syn_acked:
             # RFC 5681 §3.1 eq. (4) and: cwnd = LW = 1 SMSS after a retransmission timeout.
@@ -1314,6 +1315,10 @@ class Endpoint:
         elif self.rtt.timed_pos is not None and ack_pos > self.rtt.timed_pos:
             self.rtt.estimator.sample(now - self.rtt.timed_at)
             self.rtt.timed_pos = None
+        elif self._stale_echo():
+            # No sample, but new data is ACKed after the timeout, so the path works again: collapse
+            # the backoff, as Linux's per-ACK TS samples would (RFC 6298 §5, the note on collapsing).
+            self.rtt.estimator.collapse()
         self.cc.dupacks = 0
         if self.opts.sack:
             self.cc.scoreboard.advance(ack_pos)
@@ -1354,10 +1359,20 @@ class Endpoint:
         elif self.timers.pending is not None and self.timers.pending.kind is TimerKind.RETRANSMIT:
             self._set_timer(None)
 
+    def _stale_echo(self) -> bool:
+        """The segment echoes a TSval from before the last timeout: an ACK lost then and repeated since
+        (out-of-order data leaves TS.Recent alone, RFC 7323 §4.3), whose age measures the outage, not
+        the path."""
+        ts = self._seg_ts
+        return (ts is not None and ts[1] != 0 and self.rtt.rto_tsval is not None
+                and sq.lt(ts[1], self.rtt.rto_tsval))
+
     def _ts_rtt(self, now: float) -> float | None:
         """RTT from the TSecr of the segment being processed, in seconds, if it echoes one of ours."""
         ts = self._seg_ts
         if ts is None or ts[1] == 0:  # 0: no echo (as Linux reads it; our clock is 0 only at t=0)
+            return None
+        if self._stale_echo():
             return None
         ms = sq.sub(_ts_clock(now), ts[1])
         return ms / 1000 if ms < sq.HALF else None

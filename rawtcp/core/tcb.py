@@ -122,6 +122,7 @@ class Rtt:
     estimator: RtoEstimator     # SRTT, RTTVAR and RTO
     timed_pos: int | None = None  # the one fresh segment being timed (RFC 6298 §3, Karn: never resent)
     timed_at: float = 0.0       # when it was sent
+    rto_tsval: int | None = None  # our TSval when the retransmission timer last fired
 
 
 @dataclass(slots=True)

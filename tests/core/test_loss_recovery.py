@@ -105,3 +105,30 @@ def test_hole_lost_twice_after_rto_is_resent_again_when_more_is_sacked():
     p.run(until=start + rto + 0.01)
     assert len(sends_of(p, SEG[1])) >= 4, sends_of(p, SEG[1])
     assert p.received["b"] == bytes(20 * MSS)
+
+
+def test_stale_echo_after_rto_is_no_sample_but_ends_the_backoff():
+    # The peer's ACKs of a hole-filling segment were lost; what it sends later echoes that old TSval
+    # (out-of-order data leaves TS.Recent alone, RFC 7323 §4.3). Its age measures the outage, not the
+    # path: no sample, SRTT stays; but new data is ACKed, so the backoff ends.
+    p = linux_pair()
+    p.t = 1.0  # TSecr 0 reads as no echo
+    p.a.send(bytes(2 * MSS), p.t)
+    p.transfer()
+    srtt = p.a.srtt
+    p.drop_next("b", lambda s: True, count=10**6)  # every ACK lost for now
+    p.drop_next("a", lambda s: s.seq >= SEG[4] and bool(s.payload), count=2)  # the flight's tail too
+    p.a.send(bytes(4 * MSS), p.t)
+    p.transfer()
+    for _ in range(3):
+        p.t = p.next_timer()
+        p.a.handle_timer(p.t)
+        p.transfer()
+    estimate = p.a.rtt.estimator.minimum
+    old_ack = next(s.seg for s in p.log if s.src == "b" and s.dropped)
+    p.rules.clear()
+    p.t += 5.0
+    p.a.receive(old_ack, p.t)  # an ACK sent before the timeouts, arriving late
+    assert p.a.srtt == srtt
+    assert p.a.rto <= max(estimate, 3 * srtt + 0.01)
+    assert p.a.timer is not None and p.a.timer.deadline - p.t <= p.a.rto + 1e-9
