@@ -3,7 +3,7 @@
 | code | meaning |
 |------|---------|
 | 0 | success |
-| 1 | the operation failed (TCP gave up; `send`/`recv --bytes` saw no progress for `--wait` seconds; a check failed; compare found differences) |
+| 1 | the operation failed (TCP gave up; no progress for `--wait` s; a check failed; compare found differences) |
 | 2 | bad input: arguments, files, scripts; or an output that cannot be written (disk full, /dev/full) |
 | 3 | unknown session |
 | 4 | connection refused (RST answered our SYN) |

@@ -51,7 +51,17 @@ from rawtcp.proc import readline_with_timeout
 TRACEFS = Path("/sys/kernel/tracing")
 EVENT = "sock/inet_sock_set_state"
 INSTANCE_PREFIX = "rawtcp-"
-_INSTANCE_RE = re.compile(r"^rawtcp-(\d+)-\d+$")
+# rawtcp-p<pid namespace>-<pid>-<n>; names without the namespace come from older versions.
+_INSTANCE_RE = re.compile(r"^rawtcp-(?:p(\d+)-)?(\d+)-\d+$")
+
+
+def pid_namespace() -> int:
+    """This process's pid namespace (its inode): tracefs is one for the whole kernel, so a container's
+    instances are seen from the host too, where their pids mean other processes or none."""
+    try:
+        return os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return 0
 
 Endpoint = tuple[str, int]
 # States from which a normal close goes through TIME-WAIT (RFC 9293 §3.3.2).
@@ -322,7 +332,10 @@ def _remove_instance(inst: Path) -> bool:
 
 
 def reap_trace_instances() -> list[str]:
-    """Remove rawtcp-<pid>-* trace instances whose process is dead; returns their names."""
+    """Remove rawtcp trace instances of this pid namespace whose process is dead; returns their names.
+
+    Another pid namespace's instances (a container's, or the host's seen from one) are left alone: their
+    pids cannot be checked from here."""
     try:
         root = ensure_tracefs() / "instances"
         names = sorted(p.name for p in root.iterdir())
@@ -331,7 +344,9 @@ def reap_trace_instances() -> list[str]:
     removed = []
     for name in names:
         match = _INSTANCE_RE.match(name)
-        if match and not pid_alive(int(match.group(1))) and _remove_instance(root / name):
+        if match is None or (match.group(1) is not None and int(match.group(1)) != pid_namespace()):
+            continue
+        if not pid_alive(int(match.group(2))) and _remove_instance(root / name):
             removed.append(name)
     return removed
 
@@ -417,7 +432,7 @@ class KernelStateWatcher:
         try:
             # IPv4 with the "fields" option (socket addresses), IPv6 in the default format (see above).
             for family, fields in ((socket.AF_INET, True), (socket.AF_INET6, False)):
-                name = f"{INSTANCE_PREFIX}{os.getpid()}-{next(_instance_counter)}"
+                name = f"{INSTANCE_PREFIX}p{pid_namespace()}-{os.getpid()}-{next(_instance_counter)}"
                 inst = _TraceInstance(root / "instances" / name, family)
                 inst.path.mkdir()
                 self._instances.append(inst)

@@ -20,6 +20,7 @@ from rawtcp.lab.kstate import (
     KernelStateWatcher,
     ensure_tracefs,
     kernel_socket_state,
+    pid_namespace,
     reap_trace_instances,
 )
 from rawtcp.lab.topology import fresh_lab, temporary_lab
@@ -76,7 +77,8 @@ def test_tracefs_sees_every_server_state_and_leaves_no_instance():
         try:
             assert watcher.source == "tracefs"
             instance = watcher.instance
-            assert instance is not None and instance.is_dir() and instance.name.startswith(f"rawtcp-{os.getpid()}-")
+            assert instance is not None and instance.is_dir()
+            assert instance.name.startswith(f"rawtcp-p{pid_namespace()}-{os.getpid()}-")
             assert (instance / "trace_clock").read_text().count("[mono]") == 1
             t0 = time.monotonic()
             local, remote = run_half_close(cfg)
@@ -158,7 +160,8 @@ def test_reap_removes_only_instances_of_dead_processes():
         live.stop()
         if stale.exists():
             stale.rmdir()
-    mine = [p.name for p in (TRACEFS / "instances").iterdir() if p.name.startswith(f"rawtcp-{os.getpid()}-")]
+    prefix = f"rawtcp-p{pid_namespace()}-{os.getpid()}-"
+    mine = [p.name for p in (TRACEFS / "instances").iterdir() if p.name.startswith(prefix)]
     assert mine == []
 
 
@@ -182,6 +185,6 @@ def test_instance_of_a_killed_watcher_is_reaped():
         owner.kill()
         owner.wait(timeout=10)
         owner.stdout.close()
-    assert name.startswith(f"rawtcp-{owner.pid}-") and (TRACEFS / "instances" / name).is_dir()
+    assert name.startswith(f"rawtcp-p{pid_namespace()}-{owner.pid}-") and (TRACEFS / "instances" / name).is_dir()
     assert name in reap_trace_instances()
     assert not (TRACEFS / "instances" / name).exists()
