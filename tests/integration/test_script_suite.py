@@ -246,8 +246,15 @@ def test_suite_json_one_object_per_script_and_variant_then_summary() -> None:
     assert all(o["attempts"] == 1 and o["path"] == str(SUITE / o["script"]) for o in jobs)
     assert got[("wrong-ack.pkt", "ipv4")]["error"].endswith(WRONG_ACK)
     assert got[("wrong-ack.pkt", "ipv4")]["exit_code"] == 1
-    assert summary == {"summary": {"ipv4": {"passed": 3, "total": 4}, "ipv6": {"passed": 3, "total": 4}},
-                       "failed": 2}
+    assert summary == {"summary": {"ipv4": _counts(3, 4, fail=1), "ipv6": _counts(3, 4, fail=1)},
+                       "failed": 2, "stack": "linux"}
+
+
+def _counts(passed: int, total: int, *, fail: int = 0, unsupported: int = 0, error: int = 0,
+            timeout: int = 0) -> dict[str, int]:
+    """One variant's line of the JSON summary: the totals, and each outcome counted apart."""
+    return {"passed": passed, "total": total, "pass": passed, "fail": fail, "unsupported": unsupported,
+            "error": error, "timeout": timeout}
 
 
 def test_single_variant_over_a_v6_script_runs_nothing_for_ipv4() -> None:
@@ -256,7 +263,7 @@ def test_single_variant_over_a_v6_script_runs_nothing_for_ipv4() -> None:
     assert run.returncode == 0, run.out
     *jobs, summary = json_lines(run.stdout)
     assert [(o["script"], o["variant"], o["result"]) for o in jobs] == [("handshake-v6.pkt", "ipv6", "pass")]
-    assert summary["summary"] == {"ipv6": {"passed": 1, "total": 1}}
+    assert summary["summary"] == {"ipv6": _counts(1, 1)}
 
 
 # -- time limit, retries ---------------------------------------------------------------------------------
@@ -449,7 +456,7 @@ def test_suite_where_no_script_applies_runs_nothing() -> None:
     run = rawtcp("run", str(SUITE / "handshake-v4.pkt"), str(PKT / "modes" / "icmp-frag-needed-v4.pkt"),
                  "--variants", "ipv6", "--json")
     assert run.returncode == 0, run.out
-    assert json_lines(run.stdout) == [{"summary": {"ipv6": {"passed": 0, "total": 0}}, "failed": 0}]
+    assert json_lines(run.stdout) == [{"summary": {"ipv6": _counts(0, 0)}, "failed": 0, "stack": "linux"}]
     assert not _ours(run.namespaces, run.pids | {run.pid})
 
 
@@ -477,4 +484,4 @@ def test_a_variant_named_twice_runs_once() -> None:
     assert run.returncode == 0, run.out
     *jobs, summary = json_lines(run.stdout)
     assert sorted((o["script"], o["variant"]) for o in jobs) == [("handshake-v4.pkt", "ipv4"), ("passive.pkt", "ipv4")]
-    assert summary["summary"] == {"ipv4": {"passed": 2, "total": 2}}
+    assert summary["summary"] == {"ipv4": _counts(2, 2)}
