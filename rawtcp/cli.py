@@ -179,6 +179,9 @@ def _complete_if_asked() -> None:
 
 def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, _on_term)
+    # SIGINT too, even if a parent started us with it ignored (a script's `rawtcp … &`): an interrupt
+    # must still unwind and remove what this command made.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     _complete_if_asked()
     try:
         code = _run(list(sys.argv[1:] if argv is None else argv))

@@ -260,3 +260,21 @@ def test_demo_ladder_fits_the_width_without_losing_a_field(width: int | None) ->
         assert needed in text
     if width is None:
         assert len(lines) == 5  # unchanged when nothing asks it to fit (pipes, files)
+
+
+def test_sigint_interrupts_even_when_the_parent_ignored_it() -> None:
+    """`rawtcp … &` in a script starts with SIGINT ignored; `kill -INT` must still unwind it (exit 130)."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "rawtcp", "ladder", "-"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    try:
+        time.sleep(1.0)  # started and blocked reading the capture from stdin
+        proc.send_signal(signal.SIGINT)
+        _out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
