@@ -22,7 +22,8 @@ RANK = {"core": 0, "wire": 1, "lab": 2, "capture": 2, "session": 3, "script": 3,
 BASE = {"errors", "proc", "__init__"}  # rawtcp/errors.py, rawtcp/proc.py, the package itself
 NETWORK_NAMES = {"AF_PACKET", "SOCK_RAW", "sendmmsg"}  # packet sockets and batch sends: wire/ only
 ROOT = Path(rawtcp.__file__).parent
-AGENT_ROOT = ROOT.parent / "rawtcp_pytcp_agent"
+REPO = Path(__file__).resolve().parents[1]  # the source tree (the package may be installed elsewhere)
+AGENT_ROOT = REPO / "rawtcp_pytcp_agent"
 
 
 def _layer(rel: Path) -> str:
@@ -142,7 +143,7 @@ def test_the_checker_allows_downward_and_base_imports(tmp_path):
 
 
 def _readme_layout() -> str:
-    readme = (ROOT.parent / "README.md").read_text()
+    readme = (REPO / "README.md").read_text()
     start = readme.index("## Layout")
     return readme[start:readme.index("\n## ", start + 1)]
 
