@@ -23,9 +23,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from rawtcp.capture.decode import TcpPacket
+from rawtcp.core.seq import MASK as SEQ_MASK
 
 FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
-_MOD = 0xFFFFFFFF
 _MAX_UNACKED = 1000  # TCP_MAX_UNACKED_SEGMENTS: beyond it Wireshark stops listing segments
 
 # Marker names, in the order Wireshark's info column prints them (most important first).
@@ -103,7 +103,7 @@ NONE = Analysis()
 
 
 def _gt(a: int, b: int) -> bool:  # GT_SEQ: a after b in sequence space
-    return 0 < ((a - b) & _MOD) < 0x80000000
+    return 0 < ((a - b) & SEQ_MASK) < 0x80000000
 
 
 def _lt(a: int, b: int) -> bool:
@@ -181,14 +181,14 @@ class ConversationAnalysis:
                 marks.add(ZERO_WINDOW)
             if fwd.nextseq and _gt(seq, fwd.nextseq) and not flags & RST:
                 marks.add(LOST_SEGMENT)
-            if seglen <= 1 and seq == (fwd.nextseq - 1) & _MOD and not flags & nomore:
+            if seglen <= 1 and seq == (fwd.nextseq - 1) & SEQ_MASK and not flags & nomore:
                 marks.add(KEEP_ALIVE)
             if (seglen == 0 and window and window != fwd.window and seq == fwd.nextseq
                     and ack == fwd.lastack and not flags & nomore):
                 marks.add(WINDOW_UPDATE)
             if seglen > 0 and rev.win_scale != -1 and not flags & nomore:
                 shift = 0 if rev.is_first_ack or rev.win_scale == -2 else rev.win_scale
-                if (seq + seglen) & _MOD == (rev.lastack + ((rev.window << shift) & _MOD)) & _MOD:
+                if (seq + seglen) & SEQ_MASK == (rev.lastack + ((rev.window << shift) & SEQ_MASK)) & SEQ_MASK:
                     marks.add(WINDOW_FULL)
             same = (seglen == 0 and window == fwd.window and seq == fwd.nextseq and ack == fwd.lastack
                     and not flags & nomore)
@@ -220,10 +220,10 @@ class ConversationAnalysis:
         if seglen > 0 or flags & (SYN | FIN):
             self._retransmission(fwd, rev, seq, seglen, flags, ts, marks)
 
-        nextseq = (seq + seglen) & _MOD
+        nextseq = (seq + seglen) & SEQ_MASK
         if (seglen or flags & (SYN | FIN)) and len(fwd.segments) < _MAX_UNACKED:
             if flags & (SYN | FIN):
-                nextseq = (nextseq + 1) & _MOD
+                nextseq = (nextseq + 1) & SEQ_MASK
             fwd.segments.insert(0, [seq, nextseq])
         zwp = ZERO_WINDOW_PROBE in marks
         if (_gt(nextseq, fwd.nextseq) or not fwd.nextseq) and not zwp:
@@ -245,16 +245,16 @@ class ConversationAnalysis:
         if KEEP_ALIVE in marks:
             return
         not_advanced = bool(fwd.nextseq) and _lt(seq, fwd.nextseq)
-        if seglen > 1 and (fwd.nextseq - 1) & _MOD == seq:
+        if seglen > 1 and (fwd.nextseq - 1) & SEQ_MASK == seq:
             not_advanced = False  # after a zero window probe: new data, not a retransmission
-        if seglen > 0 and rev.lastack and _le((seq + seglen) & _MOD, rev.lastack):
+        if seglen > 0 and rev.lastack and _le((seq + seglen) & SEQ_MASK, rev.lastack):
             marks.add(SPURIOUS_RETRANSMISSION)  # every byte was acknowledged already
             return
         if not_advanced and rev.dupacknum >= 2 and rev.lastack == seq and ts - rev.lastacktime < 20_000:
             marks.add(FAST_RETRANSMISSION)
             return
         threshold = self.first_rtt or 3_000
-        end = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & _MOD
+        end = (seq + seglen + (1 if flags & (SYN | FIN) else 0)) & SEQ_MASK
         if not_advanced and ts - fwd.nextseqtime < threshold and fwd.nextseq != end:
             marks.add(OUT_OF_ORDER)
             return

@@ -35,6 +35,7 @@ from rawtcp.capture.annotate import shown_comments
 from rawtcp.capture.decode import ip_offset, parse_options
 from rawtcp.capture.errors import CaptureError
 from rawtcp.capture.pcap import ReadReport, iter_frames
+from rawtcp.core.seq import MASK as SEQ_MASK
 
 # Field names a caller may ignore, in record order (the record's first item is the connection index).
 FIELDS = ("direction", "flags", "seq", "ack", "len", "window", "options", "payload", "time")
@@ -42,7 +43,6 @@ _F_DIR, _F_FLAGS, _F_SEQ, _F_ACK, _F_LEN, _F_WIN, _F_OPTS, _F_PAYLOAD, _F_TIME =
 # What places a segment in the sequence space: the diff aligns on these.
 _ALIGN = (_F_DIR, _F_FLAGS, _F_SEQ, _F_ACK, _F_LEN)
 
-_MOD = 0xFFFFFFFF
 _IP_FIELDS = struct.Struct("!2xH2xH").unpack_from  # total length, flags + fragment offset
 _TCP_FIELDS = struct.Struct("!4xIIBBH").unpack_from  # seq, ack, data offset, flags, window
 _NOP_NOP_TS = b"\x01\x01\x08\x0a"
@@ -81,7 +81,7 @@ def normalise_options(raw: bytes, sack_base: int | None = None) -> bytes:
             out[i + 2:i + 10] = bytes(8)
         elif kind == 5 and sack_base is not None and i + length <= n:
             for j in range(i + 2, i + length - 3, 4):
-                edge = (int.from_bytes(raw[j:j + 4], "big") - sack_base) & _MOD
+                edge = (int.from_bytes(raw[j:j + 4], "big") - sack_base) & SEQ_MASK
                 out[j:j + 4] = edge.to_bytes(4, "big")
         i += length
     return bytes(out)
@@ -218,14 +218,14 @@ def _scan(path: str | os.PathLike[str], conns: Connections, with_time: bool, wit
             conv[1 + d] = seq
             conv[3 + d] = True
         elif not conv[3 + d]:
-            conv[1 + d] = (seq - 1) & _MOD
+            conv[1 + d] = (seq - 1) & SEQ_MASK
             conv[3 + d] = True
-        rel_seq = (seq - conv[1 + d]) & _MOD
+        rel_seq = (seq - conv[1 + d]) & SEQ_MASK
         if flags & 0x10:
             if not conv[4 - d]:
-                conv[2 - d] = (ack - 1) & _MOD
+                conv[2 - d] = (ack - 1) & SEQ_MASK
                 conv[4 - d] = True
-            rel_ack = (ack - conv[2 - d]) & _MOD
+            rel_ack = (ack - conv[2 - d]) & SEQ_MASK
         else:
             rel_ack = ack
         conv[6] = count = conv[6] + 1

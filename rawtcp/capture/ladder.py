@@ -21,9 +21,8 @@ import click
 from rawtcp.capture.decode import Option
 from rawtcp.capture.streams import StateEvent, Stream, StreamSegment
 from rawtcp.core.segment import flags_str, format_options
+from rawtcp.core.seq import MASK as SEQ_MASK
 from rawtcp.core.state import State
-
-_MOD = 0xFFFFFFFF
 
 _STATE_W = 12  # len("SYN-RECEIVED")
 _MIN_ARROW = 56
@@ -52,8 +51,8 @@ def relative_options(seg: StreamSegment) -> tuple[Option, ...]:
     pkt = seg.tcp
     if not pkt.flags & 0x10 or not any(k == "SAck" for k, _v in pkt.options):
         return pkt.options
-    base = (pkt.ack - seg.rel_ack) & _MOD
-    return tuple((k, tuple((e - base) & _MOD for e in v) if k == "SAck" and isinstance(v, tuple) else v)
+    base = (pkt.ack - seg.rel_ack) & SEQ_MASK
+    return tuple((k, tuple((e - base) & SEQ_MASK for e in v) if k == "SAck" and isinstance(v, tuple) else v)
                  for k, v in pkt.options)
 
 

@@ -30,9 +30,9 @@ from rawtcp.capture.annotate import parse_state_comment, shown_comments
 from rawtcp.capture.decode import TcpPacket, decode_tcp
 from rawtcp.capture.pcap import ReadReport, iter_packets
 from rawtcp.capture.sidecar import read_notes, read_sidecar
+from rawtcp.core.seq import MASK as SEQ_MASK
 from rawtcp.core.state import State
 
-_MOD = 0xFFFFFFFF
 FIN, SYN, RST, ACK = 0x01, 0x02, 0x04, 0x10
 
 # Linux's names (sock:inet_sock_set_state, ss) and the RFC names, to State.
@@ -137,17 +137,17 @@ class StreamTracker:
             base[d] = pkt.seq
             base_set[d] = True
         elif not base_set[d]:
-            base[d] = (pkt.seq - 1) & _MOD
+            base[d] = (pkt.seq - 1) & SEQ_MASK
             base_set[d] = True
         if flags & ACK:
             r = 1 - d
             if not base_set[r]:
-                base[r] = (pkt.ack - 1) & _MOD
+                base[r] = (pkt.ack - 1) & SEQ_MASK
                 base_set[r] = True
-            rel_ack = (pkt.ack - base[r]) & _MOD
+            rel_ack = (pkt.ack - base[r]) & SEQ_MASK
         else:
             rel_ack = pkt.ack
-        return conv, d, (pkt.seq - base[d]) & _MOD, rel_ack
+        return conv, d, (pkt.seq - base[d]) & SEQ_MASK, rel_ack
 
     def _new(self, pkt: TcpPacket) -> tuple[_Conv, int]:
         a, b = (pkt.src, pkt.sport), (pkt.dst, pkt.dport)
@@ -241,7 +241,7 @@ def count_streams(path: str | os.PathLike[str]) -> int:
 
 
 def _seq_ge(a: int, b: int) -> bool:
-    return ((a - b) & _MOD) < 0x80000000
+    return ((a - b) & SEQ_MASK) < 0x80000000
 
 
 class _End:
@@ -288,7 +288,7 @@ def _advance(snd: _End, rcv: _End, pkt: TcpPacket) -> None:
         elif s in (State.CLOSED, State.LISTEN):
             snd.state = State.SYN_SENT
     if flags & FIN:
-        snd.fin_end = (pkt.seq + pkt.seg_len) & _MOD
+        snd.fin_end = (pkt.seq + pkt.seg_len) & SEQ_MASK
         if snd.state in (State.ESTABLISHED, State.SYN_RECEIVED):
             snd.state = State.FIN_WAIT_1
         elif snd.state is State.CLOSE_WAIT:

@@ -1,6 +1,7 @@
 """Sequence-number arithmetic modulo 2**32 (RFC 9293 §3.4, RFC 1982 serial comparison)."""
 
 MOD = 1 << 32
+MASK = MOD - 1  # x & MASK is x modulo 2**32
 HALF = 1 << 31
 
 

@@ -6,9 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rawtcp.core.segment import Flags, Segment, flags_str, format_options
-from rawtcp.core.seq import MOD
-
-SEQ_MASK = MOD - 1
+from rawtcp.core.seq import MASK as SEQ_MASK
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
