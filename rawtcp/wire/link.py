@@ -88,6 +88,28 @@ def _closer() -> ClosePool:
         return _CLOSER
 
 
+def read_frames(sock: socket.socket, buf: bytearray, view: memoryview, max_n: int) -> list[tuple[bytes, int]]:
+    """Up to ``max_n`` queued frames of a packet socket as ``(frame, tp_status)``, without blocking and
+    without this host's own transmissions; ``buf`` (with ``view`` over it) takes one frame at a time."""
+    out: list[tuple[bytes, int]] = []
+    recvmsg_into = sock.recvmsg_into
+    bufs = [buf]
+    unpack = _AUXDATA.unpack_from
+    for _ in range(max_n):
+        try:
+            n, ancdata, _flags, addr = recvmsg_into(bufs, _CMSG_SPACE, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            break
+        if addr[2] == PACKET_OUTGOING:
+            continue
+        status = 0
+        for level, kind, data in ancdata:
+            if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= _AUXDATA.size:
+                status = unpack(data)[0]
+        out.append((bytes(view[:n]), status))
+    return out
+
+
 class PacketLink:
     """AF_PACKET socket on ``ifname`` seeing only TCP from ``remote`` to ``local`` (None: any).
 
@@ -153,22 +175,7 @@ class PacketLink:
 
     def recv_frames(self, max_n: int = 64) -> list[tuple[bytes, int]]:
         """Up to ``max_n`` queued frames as ``(frame, tp_status)``, without blocking."""
-        out: list[tuple[bytes, int]] = []
-        recvmsg_into = self._sock.recvmsg_into
-        bufs = [self._buf]
-        for _ in range(max_n):
-            try:
-                n, ancdata, _flags, addr = recvmsg_into(bufs, _CMSG_SPACE, socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                break
-            if addr[2] == PACKET_OUTGOING:
-                continue
-            status = 0
-            for level, kind, data in ancdata:
-                if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= _AUXDATA.size:
-                    status = _AUXDATA.unpack_from(data)[0]
-            out.append((bytes(self._view[:n]), status))
-        return out
+        return read_frames(self._sock, self._buf, self._view, max_n)
 
     def send(self, frame: bytes) -> None:
         """Transmit one complete Ethernet frame on the interface (bypasses netfilter OUTPUT)."""

@@ -12,6 +12,7 @@ import ctypes
 import os
 import socket
 import time
+from typing import Any
 
 from rawtcp.errors import FAILED, NO_PRIVILEGE
 from rawtcp.wire.errors import WireError
@@ -69,6 +70,27 @@ class _MMsgHdr(ctypes.Structure):
     _fields_ = [("hdr", _MsgHdr), ("len", ctypes.c_uint)]
 
 
+def message_headers(base: int, slot: int, batch: int) -> tuple[Any, Any]:
+    """``batch`` one-iovec message headers over a buffer at address ``base`` cut in ``slot``-byte slots
+    (each iovec's length starts at ``slot``; a sender may shorten it per frame)."""
+    iov = (_IoVec * batch)()
+    msgs = (_MMsgHdr * batch)()
+    for i in range(batch):
+        iov[i].base = base + i * slot
+        iov[i].len = slot
+        msgs[i].hdr.iov = ctypes.pointer(iov[i])
+        msgs[i].hdr.iovlen = 1
+    return iov, msgs
+
+
+def libc_sendmmsg() -> Any:
+    """libc's ``sendmmsg(fd, msgvec, vlen, flags)``, typed, with errno kept for ``ctypes.get_errno``."""
+    fn = ctypes.CDLL(None, use_errno=True).sendmmsg
+    fn.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
 class BatchSender:
     """``batch`` frames of ``size`` bytes in one buffer; ``send(n)`` transmits the first n with sendmmsg."""
 
@@ -77,17 +99,8 @@ class BatchSender:
         self.buf = bytearray(size * batch)
         self._cbuf = (ctypes.c_char * len(self.buf)).from_buffer(self.buf)
         base = ctypes.addressof(self._cbuf)
-        self._iov = (_IoVec * batch)()
-        self._msgs = (_MMsgHdr * batch)()
-        for i in range(batch):
-            self._iov[i].base = base + i * size
-            self._iov[i].len = size
-            self._msgs[i].hdr.iov = ctypes.pointer(self._iov[i])
-            self._msgs[i].hdr.iovlen = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        self._sendmmsg = libc.sendmmsg
-        self._sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
-        self._sendmmsg.restype = ctypes.c_int
+        self._iov, self._msgs = message_headers(base, size, batch)
+        self._sendmmsg = libc_sendmmsg()
         self._msgs_addr = ctypes.addressof(self._msgs)
         self._entry = ctypes.sizeof(_MMsgHdr)
 

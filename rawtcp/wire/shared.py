@@ -30,8 +30,6 @@ from rawtcp.wire.bpf import DROP_ALL, FilterProgram, attach, local_filter
 from rawtcp.wire.closer import ClosePool
 from rawtcp.wire.errors import WireError
 from rawtcp.wire.link import (
-    _AUXDATA,
-    _CMSG_SPACE,
     _MAX_FRAME,
     ARPHRD_ETHER,
     ARPHRD_LOOPBACK,
@@ -39,9 +37,17 @@ from rawtcp.wire.link import (
     PACKET_IGNORE_OUTGOING,
     SO_RCVBUFFORCE,
     _hw_address,
+    read_frames,
 )
 from rawtcp.wire.packet import pack_ip
-from rawtcp.wire.rawsock import ETH_P_ALL, PACKET_OUTGOING, PACKET_QDISC_BYPASS, SOL_PACKET, _IoVec, _MMsgHdr
+from rawtcp.wire.rawsock import (
+    ETH_P_ALL,
+    PACKET_QDISC_BYPASS,
+    SOL_PACKET,
+    _MMsgHdr,
+    libc_sendmmsg,
+    message_headers,
+)
 
 ETH_P_IP = 0x0800
 ETH_P_IPV6 = 0x86DD
@@ -190,16 +196,8 @@ class _Sender:
         self._view = memoryview(self.buf)
         self._cbuf = (ctypes.c_char * len(self.buf)).from_buffer(self.buf)
         base = ctypes.addressof(self._cbuf)
-        self._iov = (_IoVec * batch)()
-        self._msgs = (_MMsgHdr * batch)()
-        for i in range(batch):
-            self._iov[i].base = base + i * self.SLOT
-            self._msgs[i].hdr.iov = ctypes.pointer(self._iov[i])
-            self._msgs[i].hdr.iovlen = 1
-        libc = ctypes.CDLL(None, use_errno=True)
-        self._sendmmsg = libc.sendmmsg
-        self._sendmmsg.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_uint, ctypes.c_int]
-        self._sendmmsg.restype = ctypes.c_int
+        self._iov, self._msgs = message_headers(base, self.SLOT, batch)
+        self._sendmmsg = libc_sendmmsg()
         self._addr = ctypes.addressof(self._msgs)
         self._entry = ctypes.sizeof(_MMsgHdr)
 
@@ -304,22 +302,7 @@ class SharedLink:
 
     def read(self, max_n: int = 256) -> list[Frame]:
         """Up to ``max_n`` queued frames as ``(frame, tp_status)``, without blocking; none of our own."""
-        out: list[Frame] = []
-        recvmsg_into = self._sock.recvmsg_into
-        bufs, view = [self._buf], self._view
-        unpack = _AUXDATA.unpack_from
-        for _ in range(max_n):
-            try:
-                n, ancdata, _flags, addr = recvmsg_into(bufs, _CMSG_SPACE, socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                break
-            if addr[2] == PACKET_OUTGOING:
-                continue
-            status = 0
-            for level, kind, data in ancdata:
-                if level == SOL_PACKET and kind == PACKET_AUXDATA and len(data) >= _AUXDATA.size:
-                    status = unpack(data)[0]
-            out.append((bytes(view[:n]), status))
+        out: list[Frame] = read_frames(self._sock, self._buf, self._view, max_n)
         self.frames_received += len(out)
         return out
 
