@@ -6,7 +6,6 @@ or /dev/net/tun is missing."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -17,12 +16,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from pytcp_helpers import NEEDS_PYTCP
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network namespaces and TAP devices"),
-    pytest.mark.skipif(importlib.util.find_spec("pytcp") is None, reason="needs rawtcp[pytcp]"),
-    pytest.mark.skipif(not os.path.exists("/dev/net/tun"), reason="needs /dev/net/tun (PyTCP's TAP device)"),
+    NEEDS_PYTCP,
 ]
 
 CLIENT_NS, SERVER_NS = f"rtt-pylab-{os.getpid()}-c", f"rtt-pylab-{os.getpid()}-s"

@@ -3,19 +3,17 @@ the wire and in PyTCP's own states. Skipped only when the optional extra (rawtcp
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from pytcp_helpers import NEEDS_PYTCP
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(importlib.util.find_spec("pytcp") is None, reason="needs rawtcp[pytcp]"),
-    # PyTCP sits on a TAP device; a container started without /dev/net/tun cannot make one
-    pytest.mark.skipif(not os.path.exists("/dev/net/tun"), reason="needs rawtcp[pytcp] and /dev/net/tun (TAP)"),
+    NEEDS_PYTCP,
 ]
 
 

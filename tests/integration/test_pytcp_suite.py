@@ -4,33 +4,22 @@ rest pass or fail. Skipped only when the optional extra (rawtcp[pytcp]) or /dev/
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from pytcp_helpers import NEEDS_PYTCP, PASSIVE_OPEN
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network namespaces and TAP devices"),
-    pytest.mark.skipif(importlib.util.find_spec("pytcp") is None, reason="needs rawtcp[pytcp]"),
-    pytest.mark.skipif(not os.path.exists("/dev/net/tun"), reason="needs /dev/net/tun (PyTCP's TAP device)"),
+    NEEDS_PYTCP,
 ]
 
 SCRIPTS = {
     # a passive open PyTCP makes as Linux does
-    "open.pkt": """\
-0   socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
-+0  bind(3, ..., ...) = 0
-+0  listen(3, 1) = 0
-+0  < S 0:0(0) win 65535 <mss 1000>
-+0  > S. 0:0(0) ack 1 <...>
-+0.01  < . 1:1(0) ack 1 win 65535
-+0  accept(3, ..., ...) = 4
-""",
+    "open.pkt": PASSIVE_OPEN,
     # Linux's SYN-ACK to a SYN offering SACK and window scaling: PyTCP implements neither
     "options.pkt": """\
 0   socket(..., SOCK_STREAM, IPPROTO_TCP) = 3

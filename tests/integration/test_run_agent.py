@@ -6,7 +6,6 @@ leaves nothing behind."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
@@ -16,10 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pytcp_helpers import NEEDS_PYTCP, PASSIVE_OPEN
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.skipif(os.geteuid() != 0, reason="needs root: network namespaces"),
 ]
 
 TOKEN = "test-token-for-this-module"
@@ -27,14 +26,7 @@ PORT = "9090"  # the lab's own listener, away from the script's port (8080)
 CLIENT_NS, SERVER_NS = f"rtt-agent-{os.getpid()}-c", f"rtt-agent-{os.getpid()}-s"
 LAB = ["--client-ns", CLIENT_NS, "--server-ns", SERVER_NS, "--port", PORT]
 
-PASSIVE_OPEN = """\
-0   socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
-+0  bind(3, ..., ...) = 0
-+0  listen(3, 1) = 0
-+0  < S 0:0(0) win 65535 <mss 1000>
-+0  > S. 0:0(0) ack 1 <...>
-+0.01  < . 1:1(0) ack 1 win 65535
-+0  accept(3, ..., ...) = 4
+OPEN_AND_READ = PASSIVE_OPEN + """\
 +0  < P. 1:6(5) ack 1 win 65535
 +0  read(4, ..., 5) = 5
 """
@@ -48,7 +40,7 @@ def rawtcp(*args: str, env: dict[str, str] | None = None, timeout: float = 120) 
 @pytest.fixture(scope="module")
 def script(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("agent") / "open.pkt"
-    path.write_text(PASSIVE_OPEN)
+    path.write_text(OPEN_AND_READ)
     return path
 
 
@@ -135,8 +127,7 @@ def test_agent_options_refuse_bad_input(linux_lab: None, script: Path, argv: lis
     assert proc.stderr.count("\n") == 1 and words in proc.stderr
 
 
-@pytest.mark.skipif(importlib.util.find_spec("pytcp") is None or not os.path.exists("/dev/net/tun"),
-                    reason="needs rawtcp[pytcp] and /dev/net/tun (PyTCP's TAP device)")
+@NEEDS_PYTCP
 def test_a_script_runs_through_pytcps_agent_on_its_unix_socket(script: Path) -> None:
     client, server = f"rtt-agent-{os.getpid()}-pc", f"rtt-agent-{os.getpid()}-ps"
     lab = ["--client-ns", client, "--server-ns", server]
