@@ -88,6 +88,28 @@ def _closer() -> ClosePool:
         return _CLOSER
 
 
+def filter_and_bind(sock: socket.socket, ifname: str, program: list[Instruction], protocol: int, *,
+                    qdisc_bypass: bool, rcvbuf: int) -> FilterProgram:
+    """Set a receiving packet socket up, its filter first so nothing arrives unfiltered, then bind it to
+    ``ifname`` for ``protocol``: checksum status with each frame (PACKET_AUXDATA), none of our own
+    transmissions, a forced receive buffer. Returns the attached filter."""
+    attached = attach(sock, program)
+    sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
+    with contextlib.suppress(OSError):  # older kernels: read_frames skips them itself
+        sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
+    if qdisc_bypass:
+        sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
+    except PermissionError:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    try:
+        sock.bind((ifname, protocol))
+    except OSError as exc:
+        raise WireError(f"cannot bind a packet socket to {ifname}: {exc.strerror}") from None
+    return attached
+
+
 def read_frames(sock: socket.socket, buf: bytearray, view: memoryview, max_n: int) -> list[tuple[bytes, int]]:
     """Up to ``max_n`` queued frames of a packet socket as ``(frame, tp_status)``, without blocking and
     without this host's own transmissions; ``buf`` (with ``view`` over it) takes one frame at a time."""
@@ -141,20 +163,9 @@ class PacketLink:
             sock.close()
             raise WireError(f"{ifname} is not an Ethernet interface (link type {kind}); only Ethernet is supported")
         try:
-            self._filter: FilterProgram = attach(sock, program)
-            sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-            with contextlib.suppress(OSError):  # older kernels: recv_frames skips them itself
-                sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-            if qdisc_bypass:
-                sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
-            except PermissionError:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            try:
-                sock.bind((ifname, ETH_P_IPV6 if self.version == 6 else ETH_P_IP))
-            except OSError as exc:
-                raise WireError(f"cannot bind a packet socket to {ifname}: {exc.strerror}") from None
+            self._filter: FilterProgram = filter_and_bind(sock, ifname, program,
+                                                          ETH_P_IPV6 if self.version == 6 else ETH_P_IP,
+                                                          qdisc_bypass=qdisc_bypass, rcvbuf=rcvbuf)
         except BaseException:
             sock.close()
             raise

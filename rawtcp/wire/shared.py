@@ -33,17 +33,13 @@ from rawtcp.wire.link import (
     _MAX_FRAME,
     ARPHRD_ETHER,
     ARPHRD_LOOPBACK,
-    PACKET_AUXDATA,
-    PACKET_IGNORE_OUTGOING,
-    SO_RCVBUFFORCE,
     _hw_address,
+    filter_and_bind,
     read_frames,
 )
 from rawtcp.wire.packet import pack_ip
 from rawtcp.wire.rawsock import (
     ETH_P_ALL,
-    PACKET_QDISC_BYPASS,
-    SOL_PACKET,
     _MMsgHdr,
     libc_sendmmsg,
     message_headers,
@@ -253,20 +249,9 @@ class SharedLink:
             if kind not in (ARPHRD_ETHER, ARPHRD_LOOPBACK):
                 raise WireError(f"{ifname} is not an Ethernet interface (link type {kind}); "
                                 "only Ethernet is supported")
-            self._filter: FilterProgram = attach(sock, DROP_ALL)  # before bind: nothing arrives unfiltered
-            sock.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
-            with contextlib.suppress(OSError):  # older kernels: receive() skips them itself
-                sock.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
-            if qdisc_bypass:
-                sock.setsockopt(SOL_PACKET, PACKET_QDISC_BYPASS, 1)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, rcvbuf)
-            except PermissionError:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            try:
-                sock.bind((ifname, ETH_P_ALL))
-            except OSError as exc:
-                raise WireError(f"cannot bind a packet socket to {ifname}: {exc.strerror}") from None
+            # Nothing passes until connections add their addresses (the filter is rebuilt as they come).
+            self._filter: FilterProgram = filter_and_bind(sock, ifname, DROP_ALL, ETH_P_ALL,
+                                                          qdisc_bypass=qdisc_bypass, rcvbuf=rcvbuf)
         except BaseException:
             sock.close()
             raise
