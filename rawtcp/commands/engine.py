@@ -71,7 +71,7 @@ def tcp_options(f: Any) -> Any:
                           "Nagle or delayed ACK; RTO min 1 s (RFC 6298). The options below turn single "
                           "features back on. Default: what Linux offers and does."),
         click.option("--sack/--no-sack", default=None,
-                     help="Offer SACK (RFC 2018; recovery by RFC 6675), used if the peer agrees "
+                     help="Offer SACK (RFC 2018; recovery by RACK-TLP, RFC 8985), used if the peer agrees "
                           "(default: on; off with --bare)."),
         click.option("--timestamps/--no-timestamps", default=None,
                      help="Offer RFC 7323 timestamps (RTT samples under loss, PAWS), used if the peer agrees "

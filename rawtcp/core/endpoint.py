@@ -1,5 +1,6 @@
 """One TCP connection as a sans-IO state machine (RFC 9293), with RFC 6298 timers, RFC 5681/6582
-congestion control, RFC 5961 RST/SYN/ACK hardening and RFC 7323 window scaling.
+congestion control (with SACK, core/recovery.py's RACK-TLP and PRR), RFC 5961 RST/SYN/ACK hardening and
+RFC 7323 window scaling and timestamps.
 
 Input: ``receive(segment, now)``, the user calls (``open_active``, ``send``, ``close`` …) and
 ``handle_timer(now)``. Output: ``segments_to_send(now)`` and ``next_event()``. Nothing here reads a clock.
@@ -26,6 +27,7 @@ from rawtcp.core.events import (
     StateChanged,
     TimedOut,
 )
+from rawtcp.core.recovery import CaState, SackRecovery, Sent
 from rawtcp.core.rto import (
     CLOCK_GRANULARITY,
     RTO_INITIAL,
@@ -196,6 +198,7 @@ class Endpoint:
         self.rcvq = ReceiveQueue()
         self.opts = Negotiated()
         self.cc = Congestion()
+        self.rx: SackRecovery | None = None  # the SACK sender's recovery, once both SYNs had SACK-permitted
         self.tlp = LossProbe()
         # RFC 6298 §2.1: every connection starts from the initial RTO
         self.rtt = Rtt(RtoEstimator(cfg.rto_initial, cfg.rto_min, cfg.rto_max))
@@ -309,11 +312,16 @@ class Endpoint:
 
     @property
     def cwnd(self) -> int:
-        return self.cc.cwnd
+        return self.rx.cwnd if self.rx is not None else self.cc.cwnd
 
     @property
     def ssthresh(self) -> int:
-        return self.cc.ssthresh
+        return self.rx.ssthresh if self.rx is not None else self.cc.ssthresh
+
+    @property
+    def in_recovery(self) -> bool:
+        """Repairing a loss: fast recovery, or (with SACK) recovery or timeout recovery."""
+        return self.rx.state is not CaState.OPEN if self.rx is not None else self.cc.in_recovery
 
     @property
     def snd_wscale(self) -> int:
@@ -362,6 +370,8 @@ class Endpoint:
         else:
             # RFC 6928 §2: IW = min(10*MSS, max(2*MSS, 14600)).
             self.cc.cwnd = min(10 * mss, max(2 * mss, 14600))
+        if self.opts.sack:
+            self.rx = SackRecovery(mss=mss, cwnd=self.cc.cwnd)
 
     # ------------------------------------------------------------------ user calls (RFC 9293 §3.10.1-5)
     def open_active(self, now: float) -> None:
@@ -470,6 +480,9 @@ class Endpoint:
             self._on_keepalive_timeout(now)
         elif timer.kind is TimerKind.PROBE:
             self._on_probe_timeout(now)
+        elif timer.kind is TimerKind.REORDER:
+            if self.rx is not None:  # RFC 8985 §6.3: RACK looks again once the reordering window passed
+                self.rx.on_reorder_timeout(now, self.srtt, self.snd.nxt, self.snd.una)
         else:
             self._on_persist_timeout(now)
         self._rearm(now)
@@ -498,8 +511,8 @@ class Endpoint:
     def _pto_allowed(self) -> bool:
         """RFC 8985 §7.2: a loss probe needs SACK, no loss recovery or timeout recovery under way, and
         no probe already outstanding."""
-        return (self.opts.sack and self._state in _SENDING and self.snd.syn_acked and not self.cc.in_recovery
-                and self.timers.retries == 0 and self.tlp.end is None and self.snd.resend_from >= self.snd.nxt)
+        return (self.rx is not None and self._state in _SENDING and self.rx.state is CaState.OPEN
+                and self.timers.retries == 0 and self.tlp.end is None)
 
     def _pto(self) -> float:
         """RFC 8985 §7.2: PTO = 2 * SRTT, plus the worst-case delayed ACK when one segment is in flight;
@@ -519,7 +532,6 @@ class Endpoint:
             return
         mss = self.send_mss
         room = self.snd.una + self.snd.wnd - self.snd.nxt
-        segment: Segment | None = None
         if self.sndq.data_end > self.snd.nxt and room > 0:
             pos = self.snd.nxt
             n = min(mss, self.sndq.data_end - pos, room)
@@ -529,18 +541,14 @@ class Endpoint:
             self._ctl_out += out
             self.tlp.retrans = False
         else:
-            holes = self.cc.scoreboard.holes(self.snd.una, self.snd.nxt)
-            if holes:
-                start, end = holes[-1]
-                sent_data_end = min(end, self.sndq.data_end)
-                segment = self._segment_at(max(start, sent_data_end - mss) if sent_data_end > start else start)
-            if segment is None:
+            rec = self.rx.last_unsacked() if self.rx is not None else None
+            if rec is None:
                 return
-            self._emit_retransmission(segment, now, "tlp")
+            self._ctl_out.append(self._resend(rec, now, "tlp"))
             self.tlp.retrans = True
-            self.tlp.start = self.snd.una + sq.diff(segment.seq, self.snd_una)
+            self.tlp.start = rec.start
         self.tlp.end = self.snd.nxt
-        self.tlp.flight = self.snd.nxt - self.snd.una - self.cc.scoreboard.sacked
+        self.tlp.flight = self.snd.nxt - self.snd.una - (self.rx.sacked_bytes if self.rx is not None else 0)
         self._set_timer(Timer(TimerKind.RETRANSMIT, now + self.rto))
 
     def _on_tlp_ack(self, seg: Segment, ack_pos: int) -> None:
@@ -558,9 +566,9 @@ class Endpoint:
             hi = self.snd.una + sq.diff(right, self.snd_una)
             if hi <= ack_pos and lo < end and hi > start:
                 return  # a D-SACK for the probe: the original arrived, nothing was lost
-        mss = self.send_mss
-        self.cc.ssthresh = max(self.tlp.flight // 2, 2 * mss)
-        self.cc.cwnd = min(self.cc.cwnd, self.cc.ssthresh)
+        if self.rx is not None:
+            self.rx.ssthresh = max(self.tlp.flight // 2, 2 * self.send_mss)
+            self.rx.cwnd = min(self.rx.cwnd, self.rx.ssthresh)
 
     def _on_retransmit_timeout(self, now: float) -> None:
         if self.snd.nxt == self.snd.una:
@@ -580,27 +588,22 @@ class Endpoint:
         # RFC 6298 §5.5 back off; §5.6 restart with the new RTO (done by _rearm).
         self.rtt.estimator.backoff()
         self.rtt.rto_tsval = _ts_clock(now)
+        self.tlp.end = None
+        if self.rx is not None and self.snd.syn_acked:
+            # Every segment not SACKed is lost; _fill resends them in order as the window opens, the
+            # first one now. RFC 2018 §8: the peer may have reneged on what it SACKed; like Linux, keep
+            # the SACKs after one timeout but not after a second in a row.
+            self.rx.on_timeout(self.snd.una, self.snd.nxt, self.in_flight, forget_sacks=self.timers.retries >= 2)
+            return
         mss = self.send_mss
         if self.snd.syn_acked:
             # RFC 5681 §3.1 eq. (4) and: cwnd = LW = 1 SMSS after a retransmission timeout.
             self.cc.ssthresh = max(self.in_flight // 2, 2 * mss)
             self.cc.cwnd = mss
-        # RFC 6582 §4 / RFC 6675 §5.1: after a timeout, recover = highest sent, leave fast recovery.
+        # RFC 6582 §4: after a timeout, recover = highest sent, leave fast recovery.
         self.cc.recover = self.snd.nxt
         self.cc.in_recovery = False
         self.cc.dupacks = 0
-        self.cc.high_rxt = self.snd.una
-        self.tlp.end = None
-        # Timeout recovery until SND.UNA passes recover; what is SACKed from now on shows which resends
-        # were lost again (RFC 6675 §5.1: holes are retransmitted without waiting for another timeout).
-        self.cc.after_rto = self.snd.syn_acked
-        self.cc.sacked_since_rto.clear()
-        self.cc.rerxt = self.snd.una
-        self.cc.sacked_count = self.cc.rerxt_mark = 0
-        if self.timers.retries >= 2:
-            # RFC 2018 §8 / RFC 6675 §5.1: the peer may have reneged on what it SACKed; like Linux, keep
-            # the scoreboard after one timeout but not after a second in a row.
-            self.cc.scoreboard.clear()
         segment = self._head_segment()
         # Go back: resume sending right after the retransmitted segment, within cwnd.
         self.snd.resend_from = self.snd.una + segment.seg_len
@@ -646,12 +649,17 @@ class Endpoint:
             return
         pending = self.timers.pending
         if self.snd.nxt > self.snd.una:
-            if self.tlp.arm and self._pto_allowed():
+            rto_deadline = now + self.rto
+            if pending is not None and pending.kind is TimerKind.RETRANSMIT:
+                rto_deadline = pending.deadline
+            reorder = self.rx.reo_deadline if self.rx is not None else None
+            if reorder is not None and reorder < rto_deadline:
+                # RFC 8985 §6.3: RACK's reordering timer stands in for the retransmission timer until it
+                # fires (a segment sent before a delivered one is still inside the reordering window).
+                self._set_timer(Timer(TimerKind.REORDER, reorder))
+            elif self.tlp.arm and self._pto_allowed():
                 # RFC 8985 §7.2: after new data went out or new data was ACKed, the loss probe timer,
                 # never later than the RTO would fire.
-                rto_deadline = now + self.rto
-                if pending is not None and pending.kind is TimerKind.RETRANSMIT:
-                    rto_deadline = pending.deadline
                 self._set_timer(Timer(TimerKind.PROBE, min(now + self._pto(), rto_deadline)))
                 if self.timers.retries == 0:
                     self.timers.head_since = now
@@ -828,28 +836,15 @@ class Endpoint:
             return out
         if not self.snd.syn_acked or self._state not in _SENDING:
             return out
-        mss = self.send_mss
-        if self.cc.in_recovery and self.opts.sack:
-            self._fill_recovery(now, out)
+        if self.rx is not None:
+            self._fill_sack(self.rx, now, out)
             return self._mark_psh(out)
-        board = self.cc.scoreboard
-        if self.cc.after_rto and self.opts.sack:
-            self._resend_lost_after_rto(now, out)
+        mss = self.send_mss
         for _ in range(1 << 20):  # bounded: each pass advances snd.resend_from or stops
             pos = self.snd.resend_from
-            sacked = 0
-            if self.opts.sack:
-                if pos < self.snd.nxt:
-                    # Going back after a timeout: what the peer SACKed needs no resending (RFC 6675 §5.1).
-                    pos = self.snd.resend_from = board.skip(pos)
-                # SACKed bytes have left the network: they use no congestion window (RFC 6675 pipe; with
-                # the first duplicates this is RFC 3042's limited transmit)
-                sacked = board.sacked_between(self.snd.una, pos)
             avail = max(0, self.sndq.data_end - pos)
-            usable = min(self.cc.cwnd - (pos - self.snd.una - sacked), self.snd.wnd - (pos - self.snd.una))
+            usable = min(self.cc.cwnd - (pos - self.snd.una), self.snd.wnd - (pos - self.snd.una))
             n = max(0, min(avail, mss, usable))
-            if self.opts.sack and pos < self.snd.nxt and (limit := board.next_sacked(pos)) is not None:
-                n = min(n, limit - pos)
             if 0 < n < mss and pos >= self.snd.nxt and not self._may_send_runt(n, avail, pos):
                 n = 0
             fin = self.sndq.fin_queued and pos + n == self.sndq.fin_pos
@@ -860,31 +855,47 @@ class Endpoint:
             self._transmit(seg, pos, now, out)
         return self._mark_psh(out)
 
-    def _resend_lost_after_rto(self, now: float, out: list[Segment]) -> None:
-        """Timeout recovery (RFC 6675 §5.1, Linux's Loss state): a hole the go-back already resent is
-        lost again once DupThresh segments sent after it are SACKed (RFC 6675 §4 IsLost, counting only
-        what was SACKed since the timeout). Resend it at once: it replaces a lost segment, so it takes
-        the room that segment held in the window."""
-        edge = self.cc.sacked_since_rto.lost_edge(self._dupthresh, self.send_mss)
-        if edge is None:
-            return
-        if self.cc.sacked_count - self.cc.rerxt_mark > (self._dupthresh - 1) * self.send_mss:
-            # DupThresh segments SACKed since those resends went out: the ones still missing are lost too.
-            self.cc.rerxt = self.snd.una
-        limit = min(edge, self.snd.resend_from)
-        for start, end in self.cc.scoreboard.holes(max(self.snd.una, self.cc.rerxt), limit):
-            pos = start
-            while pos < end:
-                seg = self._segment_at(pos)
-                if seg is None or seg.seg_len == 0:
+    def _fill_sack(self, rx: SackRecovery, now: float, out: list[Segment]) -> None:
+        """With SACK (Linux's tcp_xmit_retransmit_queue, then tcp_write_xmit): while the bytes in the
+        network (RFC 6675 pipe) leave room in cwnd, resend what is marked lost, in order, then new data
+        within SND.WND. A segment goes whole or not at all, except that one always may when none is out."""
+        mss = self.send_mss
+        wnd_end = self.snd.una + self.snd.wnd
+        pipe = rx.pipe
+        for _ in range(1 << 20):  # bounded: each pass sends a segment or stops
+            room = rx.cwnd - pipe
+            rec = rx.next_lost()
+            if rec is not None and (rec.start < wnd_end or rec.start == self.snd.una):
+                if room < min(rec.size, mss) and pipe > 0:
                     return
-                self.cc.rerxt = pos + seg.seg_len
-                self.cc.rerxt_mark = self.cc.sacked_count
-                self.retransmits += 1
-                self.rtt.timed_pos = None  # RFC 6298 §3 (Karn)
-                self._events.append(Retransmission(now, seg, "sack"))
-                out.append(seg)
-                pos += seg.seg_len
+                out.append(self._resend(rec, now, "rto" if rx.state is CaState.LOSS else "sack"))
+                pipe += rec.size
+                continue
+            pos = self.snd.nxt
+            avail = max(0, self.sndq.data_end - pos)
+            n = max(0, min(avail, mss, room, wnd_end - pos))
+            if 0 < n < mss and not self._may_send_runt(n, avail, pos):
+                n = 0
+            fin = self.sndq.fin_queued and pos + n == self.sndq.fin_pos and (n > 0 or room > 0 or pipe == 0)
+            if n == 0 and not fin:
+                return
+            seg = self._data_segment(pos, n, fin, psh=pos + n >= self.sndq.data_end)
+            self._transmit(seg, pos, now, out)
+            rx.on_new_data_out(seg.seg_len)
+            pipe += seg.seg_len
+
+    def _resend(self, rec: Sent, now: float, reason: str) -> Segment:
+        """The segment ``rec`` recorded, sent again as it was first cut (RFC 6298 §3: Karn, untimed)."""
+        rx = self.rx
+        assert rx is not None
+        data_end = min(rec.end, self.sndq.data_end)
+        fin = self.sndq.fin_queued and rec.end == self.sndq.fin_pos + 1
+        segment = self._data_segment(rec.start, max(0, data_end - rec.start), fin, psh=rec.end >= self.snd.nxt)
+        rx.on_resend(rec, now, _ts_clock(now))
+        self.retransmits += 1
+        self.rtt.timed_pos = None
+        self._events.append(Retransmission(now, segment, reason))
+        return segment
 
     def _may_send_runt(self, n: int, avail: int, pos: int) -> bool:
         """New data shorter than SMSS: RFC 9293 §3.8.6.2.1 (MUST-38) sends it only if (2) it is all
@@ -913,52 +924,6 @@ class Endpoint:
                 break
         return out
 
-    def _fill_recovery(self, now: float, out: list[Segment]) -> None:
-        """RFC 6675 §5 (C): while cwnd - pipe >= 1 SMSS, send what NextSeg names."""
-        mss = self.send_mss
-        board = self.cc.scoreboard
-        for _ in range(1 << 20):
-            edge = board.lost_edge(self._dupthresh, mss)
-            if self.cc.cwnd - board.pipe(self.snd.una, self.snd.nxt, edge, self.cc.high_rxt) < mss:
-                return
-            found = self._next_seg(edge)
-            if found is None:
-                return
-            pos, seg = found
-            if pos >= self.snd.nxt:
-                self._transmit(seg, pos, now, out)
-            else:
-                self.cc.high_rxt = max(self.cc.high_rxt, pos + seg.seg_len)
-                self.retransmits += 1
-                self.rtt.timed_pos = None  # RFC 6298 §3 (Karn)
-                self._events.append(Retransmission(now, seg, "sack"))
-                out.append(seg)
-
-    def _next_seg(self, edge: int | None) -> tuple[int, Segment] | None:
-        """RFC 6675 §4 NextSeg: (1) the first lost un-SACKed segment above HighRxt, (2) new data, (3)
-        an un-SACKed segment above HighRxt below the highest SACKed octet. (The optional rescue
-        retransmission, rule (4), is left out: the RTO covers that case.)"""
-        board = self.cc.scoreboard
-        holes = board.holes(max(self.cc.high_rxt, self.snd.una), self.snd.nxt)
-        if holes and edge is not None and holes[0][0] < edge:
-            seg = self._segment_at(holes[0][0])
-            if seg is not None:
-                return holes[0][0], seg
-        pos = self.snd.nxt
-        avail = max(0, self.sndq.data_end - pos)
-        n = max(0, min(avail, self.send_mss, self.snd.wnd - (pos - self.snd.una)))
-        if 0 < n < min(avail, self.send_mss):
-            n = 0  # RFC 9293 §3.8.6.2.1: no runts while data is outstanding
-        fin = self.sndq.fin_queued and pos + n == self.sndq.fin_pos and pos <= self.sndq.fin_pos
-        if n or fin:
-            return pos, self._data_segment(pos, n, fin, psh=pos + n >= self.sndq.data_end)
-        highest = board.highest()
-        if holes and highest is not None and holes[0][0] < highest:
-            seg = self._segment_at(holes[0][0])
-            if seg is not None:
-                return holes[0][0], seg
-        return None
-
     def _transmit(self, seg: Segment, pos: int, now: float, out: list[Segment]) -> None:
         end = pos + seg.seg_len
         if pos < self.snd.nxt:
@@ -967,6 +932,8 @@ class Endpoint:
             self._events.append(Retransmission(now, seg, "rto"))
         else:
             self.tlp.arm = True
+            if self.rx is not None:
+                self.rx.on_send(pos, end, now)
             if self.rtt.timed_pos is None:
                 # RFC 6298 §3: time one fresh segment per round trip.
                 self.rtt.timed_pos = pos
@@ -1268,23 +1235,16 @@ class Endpoint:
         self.timers.last_heard = now
         self.timers.ka_probes = 0
         old_wnd = self.snd.wnd
-        newly_sacked = self._note_sack(seg, ack_pos, now) if self.opts.sack else 0
         if ack_pos > self.snd.una:
             self._ack_advance(ack_pos, now)
             self.tlp.arm = True
-        elif self.opts.sack:
-            if (ack_pos == self.snd.una and self.snd.nxt > self.snd.una and not seg.payload
-                    and not seg.has(Flags.SYN | Flags.FIN) and newly_sacked):
-                # RFC 6675 §2: a duplicate acknowledgment is one that SACKs new data.
-                self.cc.dupacks += 1
-        elif (ack_pos == self.snd.una and self.snd.nxt > self.snd.una and not seg.payload
+        elif (self.rx is None and ack_pos == self.snd.una and self.snd.nxt > self.snd.una and not seg.payload
               and not seg.has(Flags.SYN | Flags.FIN) and (seg.window << shift) == old_wnd):
             # RFC 5681 §2: a duplicate acknowledgment.
             self._on_dupack(now)
-        if self.opts.sack:
+        if self.rx is not None and self.snd.syn_acked:
+            self._sack_ack(self.rx, seg, ack_pos, now)
             self._on_tlp_ack(seg, ack_pos)
-        if newly_sacked:
-            self._maybe_enter_sack_recovery(now)
         # Window update (RFC 9293 §3.10.7.4: only from a segment newer than the last update).
         if ack_pos >= self.snd.una and (sq.lt(self.snd.wl1, seg.seq)
                                      or (self.snd.wl1 == seg.seq and sq.le(self.snd.wl2, seg.ack))):
@@ -1320,20 +1280,10 @@ class Endpoint:
             # the backoff, as Linux's per-ACK TS samples would (RFC 6298 §5, the note on collapsing).
             self.rtt.estimator.collapse()
         self.cc.dupacks = 0
-        if self.opts.sack:
-            self.cc.scoreboard.advance(ack_pos)
-            self.cc.high_rxt = max(self.cc.high_rxt, ack_pos)
-            self.cc.sacked_since_rto.advance(ack_pos)
-        if self.cc.after_rto and ack_pos >= self.cc.recover:
-            self.cc.after_rto = False  # timeout recovery is over: all sent before the timeout is in
-            self.cc.sacked_since_rto.clear()
         if first:
             self._on_established()
-        elif self.cc.in_recovery and self.opts.sack:
-            # RFC 6675 §5 (A): an ACK covering RecoveryPoint ends loss recovery (cwnd stays ssthresh);
-            # a partial one only updates the scoreboard, and _fill sends what pipe allows (C).
-            if ack_pos >= self.cc.recover:
-                self.cc.in_recovery = False
+        elif self.rx is not None:
+            pass  # the SACK sender's window moves in _sack_ack, with the SACK blocks in view
         elif self.cc.in_recovery:
             if ack_pos >= self.cc.recover:
                 # RFC 6582 §3.2 step 3, full acknowledgment, option (1): deflate to
@@ -1389,58 +1339,21 @@ class Endpoint:
             thresh = min(thresh, max(1, oseg - 1))
         return thresh
 
-    def _note_sack(self, seg: Segment, ack_pos: int, now: float) -> int:
-        """Record the SACK blocks of an acceptable ACK on the scoreboard (RFC 6675 §5 (A)/(C) "update
-        the scoreboard"); returns the number of newly SACKed bytes. A block below SND.UNA is a D-SACK
-        (RFC 2883) and adds nothing."""
-        base = max(self.snd.una, ack_pos)
-        ranges = []
+    def _sack_ack(self, rx: SackRecovery, seg: Segment, ack_pos: int, now: float) -> None:
+        """Hand an acceptable ACK's cumulative point, SACK blocks (as positions) and TSecr to the SACK
+        sender's recovery: it marks what was delivered and lost and moves the window."""
+        blocks = []
         for left, right in seg.sack_blocks:
             start = self.snd.una + sq.diff(left, self.snd_una)
-            end = start + sq.sub(right, left)
-            ranges.append((start, end))
-        new = self.cc.scoreboard.update(base, self.snd.nxt, ranges)
-        if self.cc.after_rto:
-            for start, end in new:
-                self.cc.sacked_since_rto.update(start, end, [(start, end)])
-                self.cc.sacked_count += end - start
-        if self.rtt.timed_pos is not None and any(a <= self.rtt.timed_pos < b for a, b in new):
+            blocks.append((start, start + sq.sub(right, left)))
+        ts = self._seg_ts
+        rx.on_ack(ack_pos, blocks, None if ts is None else ts[1], now, self.srtt, self.snd.nxt)
+        timed = self.rtt.timed_pos
+        if timed is not None and any(a <= timed < b for a, b in blocks):
             # The timed segment, sent once, reached the peer (Linux samples SACKed segments too).
-            if self._seg_ts is None:
+            if ts is None:
                 self.rtt.estimator.sample(now - self.rtt.timed_at)
             self.rtt.timed_pos = None
-        return sum(b - a for a, b in new)
-
-    def _maybe_enter_sack_recovery(self, now: float) -> None:
-        """RFC 6675 §5 (4): enter loss recovery once DupThresh duplicates came or IsLost(HighACK + 1),
-        and not inside the last recovery. Checked on every ACK with new SACK information, as Linux
-        does, since the ACK that advances SND.UNA may be the one that reveals the loss."""
-        mss = self.send_mss
-        if self.cc.in_recovery or self.snd.una <= self.cc.recover or self.snd.nxt <= self.snd.una:
-            return
-        edge = self.cc.scoreboard.lost_edge(self._dupthresh, mss)
-        if self.cc.dupacks < self._dupthresh and (edge is None or edge <= self.snd.una):
-            return
-        # (4.1)-(4.2): RecoveryPoint = HighData; ssthresh = cwnd = FlightSize / 2 (RFC 5681 eq. (4)).
-        self.cc.recover = self.snd.nxt
-        self.cc.ssthresh = max((self.in_flight - self.cc.scoreboard.sacked) // 2, 2 * mss)
-        self.cc.cwnd = self.cc.ssthresh
-        self.cc.in_recovery = True
-        # (4.3): retransmit the first segment at once; HighRxt is its end. (4.5): _fill sends the rest.
-        seg = self._segment_at(self.snd.una)
-        if seg is not None:
-            self.cc.high_rxt = self.snd.una + seg.seg_len
-            self._emit_retransmission(seg, now, "sack")
-
-    def _segment_at(self, pos: int) -> Segment | None:
-        """A retransmission starting at ``pos`` (already sent), up to SMSS and stopping at a SACKed block."""
-        sent_data_end = min(self.snd.nxt, self.sndq.data_end)
-        limit = self.cc.scoreboard.next_sacked(pos + 1) if self.opts.sack else None
-        n = max(0, min(self.send_mss, sent_data_end - pos, (limit - pos) if limit is not None else 1 << 62))
-        fin = self.sndq.fin_queued and pos + n == self.sndq.fin_pos and self.snd.nxt > self.sndq.fin_pos
-        if n == 0 and not fin:
-            return None
-        return self._data_segment(pos, n, fin, psh=pos + n == sent_data_end)
 
     def _on_dupack(self, now: float) -> None:
         self.cc.dupacks += 1

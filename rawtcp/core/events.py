@@ -55,4 +55,4 @@ class TimedOut(Event):
 @dataclass(frozen=True, slots=True)
 class Retransmission(Event):
     segment: Segment
-    reason: str  # "rto", "fast" (RFC 5681/6582), "sack" (RFC 6675), "tlp" (RFC 8985) or "syn"
+    reason: str  # "rto", "fast" (RFC 5681/6582), "sack" (RACK, RFC 8985 §6), "tlp" (RFC 8985 §7) or "syn"

@@ -28,6 +28,7 @@ class TimerKind(enum.Enum):
     TIME_WAIT = "time-wait"
     KEEPALIVE = "keepalive"
     PROBE = "probe"  # RFC 8985 §7 tail loss probe
+    REORDER = "reorder"  # RFC 8985 §6.3 RACK reordering timer
 
     def __str__(self) -> str:
         return self.value
@@ -35,7 +36,7 @@ class TimerKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Timer:
-    """The endpoint's single timer: at most one of retransmit / probe / persist / time-wait / keep-alive
+    """The endpoint's single timer: at most one of retransmit / probe / reorder / persist / time-wait / keep-alive
     runs at a time (a delayed ACK's deadline is kept beside it: it must not displace a retransmission)."""
 
     kind: TimerKind

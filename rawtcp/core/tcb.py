@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 from rawtcp.core.reassembly import Reassembly
 from rawtcp.core.rto import RtoEstimator, Timer
-from rawtcp.core.sack import SackReporter, Scoreboard
+from rawtcp.core.sack import SackReporter
 from rawtcp.core.segment import Option
 
 # RFC 9293 §3.7.1: the MSS a sender must assume when the peer's SYN carries no MSS option.
@@ -88,20 +88,14 @@ class Negotiated:
 
 @dataclass(slots=True)
 class Congestion:
-    """RFC 5681 / RFC 6582 congestion control and the RFC 6675 SACK scoreboard."""
+    """RFC 5681 / RFC 6582 congestion control for a connection without SACK (with SACK, the window
+    lives in ``core.recovery.SackRecovery``)."""
 
     cwnd: int = 0               # set when our SYN is acknowledged (RFC 6928 initial window)
     ssthresh: int = 1 << 30     # RFC 5681 §3.1: initially arbitrarily high
-    dupacks: int = 0            # duplicate ACKs in a row (RFC 5681 §2; with SACK, RFC 6675 §2's)
-    in_recovery: bool = False   # fast recovery (RFC 6582) or SACK loss recovery (RFC 6675)
-    recover: int = 0            # RFC 6582 "recover" / RFC 6675 RecoveryPoint
-    high_rxt: int = 0           # RFC 6675 HighRxt: one past the highest retransmitted position
-    scoreboard: Scoreboard = field(default_factory=Scoreboard)  # what the peer SACKed (RFC 6675 §3)
-    after_rto: bool = False     # timeout recovery (Linux's Loss state) until SND.UNA passes recover
-    sacked_since_rto: Scoreboard = field(default_factory=Scoreboard)  # SACKed after the last timeout
-    rerxt: int = 0              # go-back resends below this were resent again as lost (RFC 6675 §5.1)
-    sacked_count: int = 0       # bytes newly SACKed since the timeout (only grows)
-    rerxt_mark: int = 0         # sacked_count when holes were last resent as lost
+    dupacks: int = 0            # duplicate ACKs in a row (RFC 5681 §2)
+    in_recovery: bool = False   # fast recovery (RFC 6582)
+    recover: int = 0            # RFC 6582 "recover"
 
 
 @dataclass(slots=True)

@@ -1,12 +1,12 @@
 """Selective acknowledgment, opt-in (EndpointConfig.sack): negotiation (RFC 2018 §2), the receiver's blocks
-and their order (RFC 2018 §4), D-SACK (RFC 2883 §4), and the sender's RFC 6675 scoreboard recovery."""
+and their order (RFC 2018 §4), D-SACK (RFC 2883 §4), and the sender's SACK recovery (core/recovery.py)."""
 
 from dataclasses import replace
 
 import pytest
 
 from rawtcp.core import Retransmission
-from rawtcp.core.sack import SackReporter, Scoreboard
+from rawtcp.core.sack import SackReporter
 
 from .helpers import (
     CISN,
@@ -174,23 +174,6 @@ def test_go_back_after_timeout_skips_what_was_sacked():
     assert rtx(p.a) == [("sack", first), ("tlp", first), ("rto", first)]
     resent = [s.seg.seq for s in p.log if s.src == "a" and s.seg.payload][6:]
     assert resent == [first, first, first]  # nothing the peer SACKed went out again
-
-
-def test_scoreboard_islost_and_pipe():
-    board = Scoreboard()
-    smss = 100
-    # sent [0, 1000); SACKed 200-300 and 500-700
-    assert board.update(0, 1000, [(200, 300), (500, 700)]) == [(200, 300), (500, 700)]
-    assert board.update(0, 1000, [(250, 300)]) == []  # nothing new
-    assert board.holes(0, 1000) == [(0, 200), (300, 500), (700, 1000)]
-    # DupThresh 3: more than 200 bytes SACKed above 0..199 -> lost; 300..499 has 200 above -> not lost
-    assert board.lost_edge(3, smss) == 200
-    # pipe: un-SACKed 300-500 and 700-1000 in flight (500), 0-200 lost and not retransmitted
-    assert board.pipe(0, 1000, 200, 0) == 500
-    assert board.pipe(0, 1000, 200, 100) == 600  # 0-100 retransmitted
-    board.advance(250)
-    assert board.blocks == [(250, 300), (500, 700)]
-    assert board.update(300, 1000, [(100, 200)]) == []  # a D-SACK below SND.UNA adds nothing
 
 
 def test_sender_ignores_dsack_blocks():
