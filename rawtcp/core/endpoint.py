@@ -900,11 +900,12 @@ class Endpoint:
     def _may_send_runt(self, n: int, avail: int, pos: int) -> bool:
         """New data shorter than SMSS: RFC 9293 §3.8.6.2.1 (MUST-38) sends it only if (2) it is all
         that is queued (every write counts as pushed), (3) it is at least half the largest window the
-        peer offered, or (4) the override timeout fired; Nagle (RFC 896) holds a short tail while
-        data is unacknowledged, unless a FIN goes with it (as Linux does)."""
+        peer offered, or (4) the override timeout fired. Nagle (RFC 896) as Linux runs it, Minshall's
+        variant: a short tail waits only while an earlier short segment is unacknowledged, and never
+        when a FIN goes with it."""
         if n == avail:
             fin = self.sndq.fin_queued and pos + n == self.sndq.fin_pos
-            return not (self._cfg.nagle and self.snd.nxt > self.snd.una and not fin)
+            return not (self._cfg.nagle and self.snd.small_end > self.snd.una and not fin)
         if self.snd.nxt > self.snd.una:
             return False  # limited by window or cwnd with data in flight: an ACK will come
         if 2 * n >= self.snd.max_wnd or self._sws_override:
@@ -932,6 +933,8 @@ class Endpoint:
             self._events.append(Retransmission(now, seg, "rto"))
         else:
             self.tlp.arm = True
+            if 0 < len(seg.payload) < self.send_mss:
+                self.snd.small_end = end  # Minshall's Nagle: the last short segment sent
             if self.rx is not None:
                 self.rx.on_send(pos, end, now)
             if self.rtt.timed_pos is None:

@@ -32,6 +32,7 @@ class SendSequence:
     wl1: int = 0                # SND.WL1: SEG.SEQ of the last window update (wire value)
     wl2: int = 0                # SND.WL2: SEG.ACK of the last window update (wire value)
     wscale: int = 0             # Snd.Wind.Shift (RFC 7323 §2.2): 0 unless both SYNs carried WScale
+    small_end: int = 0          # end of the last segment sent short of SMSS (Linux's snd_sml, for Nagle)
 
     @property
     def syn_acked(self) -> bool:

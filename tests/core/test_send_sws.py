@@ -77,3 +77,17 @@ def test_nodelay_sends_small_segments_at_once():
     ep.segments_to_send(0.0)
     ep.send(b"b" * 100, 0.01)
     expect(ep, 0.01, [Want("P.", D + 100, ep.rcv_nxt, 100)])
+
+
+def test_nagle_as_linux_runs_it_sends_the_tail_after_full_segments_at_once():
+    # Linux's Nagle is Minshall's variant (tcp_nagle_check, tcp_minshall_check): a short segment is
+    # held only while an earlier short one is unacknowledged, so the tail of a write goes out behind
+    # its full segments instead of waiting a round trip for all of them to be ACKed.
+    ep = endpoint_established(nagle=True)
+    ep.send(b"a" * 1460 * 2 + b"t" * 40, 0.0)
+    expect(ep, 0.0, [Want(".", D, ep.rcv_nxt, 1460), Want(".", D + 1460, ep.rcv_nxt, 1460),
+                     Want("P.", D + 2920, ep.rcv_nxt, 40)])
+    ep.send(b"u" * 10, 0.01)
+    expect_nothing(ep, 0.01)  # the 40-byte tail is unacknowledged: this one waits
+    feed(ep, 0.05, replace(PEER_ACK, ack=D + 2960))
+    expect(ep, 0.05, [Want("P.", D + 2960, ep.rcv_nxt, 10)])
