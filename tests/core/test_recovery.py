@@ -280,19 +280,23 @@ def test_slow_start_grows_by_every_byte_acked_with_delayed_acks():
 
 # ---------------------------------------------------------------- 5. the RACK reordering timer
 def test_hole_with_one_segment_sacked_above_is_resent_by_the_reordering_timer():
-    # One segment is lost and only the one after it is SACKed: too few for three duplicates (RFC 6675),
-    # and with a short tail still queued (Nagle holds it) RFC 5827's early retransmit does not apply.
-    # RFC 8985 §6.3: RACK arms its reordering timer for RACK.rtt + reo_wnd (min_RTT/4, nothing reordered
-    # yet and fewer than three SACKed) after the hole was sent; when it fires the hole is lost and goes
-    # out at once, a quarter RTT after the SACK instead of at a loss probe or the RTO. Linux does the same
+    # A window-limited flight loses its next-to-last segment, so only the last one is SACKed: too few for
+    # three duplicates (RFC 6675), and with more data queued behind the window RFC 5827's early retransmit
+    # does not apply either. RFC 8985 §6.3: RACK arms its reordering timer for RACK.rtt + reo_wnd
+    # (min_RTT/4: nothing reordered yet and fewer than three SACKed) after the hole was sent; when it
+    # fires the hole is lost and goes out at once, a quarter RTT after the SACK, not when the data sent
+    # on that ACK is SACKed a round trip later, nor at a loss probe or the RTO. Linux does the same
     # (ICSK_TIME_REO_TIMEOUT, tcp_rack_reo_timeout).
     wire, path = connect()
     t0 = wire.t
-    seqs = send(wire, 10, tail=100)
-    path.drop(seqs[8])
+    flight = wire.a.cwnd // MSS
+    seqs = send(wire, flight + 20)
+    path.drop(seqs[flight - 2])
+    wire.next_event()  # the window's worth goes out
+    assert wire.a.snd_nxt == seqs[flight - 1] + MSS and wire.a.unsent > 0
     rto = wire.a.rto
     step(wire, t0 + rto - 0.001)
-    rtx = [r for r in drain(wire.a) if r.segment.seq == seqs[8]]
+    rtx = [r for r in drain(wire.a) if r.segment.seq == seqs[flight - 2]]
     assert rtx, "the hole was not retransmitted before the RTO"
     sacked_at = t0 + RTT
     assert rtx[0].reason == "sack"
