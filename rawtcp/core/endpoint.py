@@ -551,21 +551,29 @@ class Endpoint:
         self.tlp.flight = self.snd.nxt - self.snd.una - (self.rx.sacked_bytes if self.rx is not None else 0)
         self._set_timer(Timer(TimerKind.RETRANSMIT, now + self.rto))
 
-    def _on_tlp_ack(self, seg: Segment, ack_pos: int) -> None:
-        """RFC 8985 §7.4: once the ACKs reach past the probe, a probe that was a retransmission and is
-        not reported as a duplicate (D-SACK, RFC 2883) repaired a loss: respond as to a fast
-        retransmit, ssthresh = cwnd = FlightSize / 2 (RFC 5681 eq. (4))."""
+    def _on_tlp_ack(self, seg: Segment, ack_pos: int, progress: bool) -> None:
+        """RFC 8985 §7.4, as Linux's tcp_process_tlp_ack: a probe of new data, or one the peer reports
+        as a duplicate (D-SACK, RFC 2883), or answered by a pure duplicate ACK at its end, repaired
+        nothing. Once the ACKs go past the probe without that, it was the only copy to arrive: respond
+        as to a loss, ssthresh = cwnd = FlightSize / 2 (RFC 5681 eq. (4)). An ACK exactly at the
+        probe's end that made progress may be the original's: wait for the next one."""
         if self.tlp.end is None or ack_pos < self.tlp.end:
             return
         start, end = self.tlp.start, self.tlp.end
-        self.tlp.end = None
         if not self.tlp.retrans:
+            self.tlp.end = None
             return
         for left, right in seg.sack_blocks:
             lo = self.snd.una + sq.diff(left, self.snd_una)
             hi = self.snd.una + sq.diff(right, self.snd_una)
             if hi <= ack_pos and lo < end and hi > start:
+                self.tlp.end = None
                 return  # a D-SACK for the probe: the original arrived, nothing was lost
+        if ack_pos == end:
+            if not progress:
+                self.tlp.end = None  # a pure duplicate: both copies arrived
+            return
+        self.tlp.end = None
         if self.rx is not None:
             self.rx.ssthresh = max(self.tlp.flight // 2, 2 * self.send_mss)
             self.rx.cwnd = min(self.rx.cwnd, self.rx.ssthresh)
@@ -1246,8 +1254,8 @@ class Endpoint:
             # RFC 5681 §2: a duplicate acknowledgment.
             self._on_dupack(now)
         if self.rx is not None and self.snd.syn_acked:
-            self._sack_ack(self.rx, seg, ack_pos, now)
-            self._on_tlp_ack(seg, ack_pos)
+            delivered = self._sack_ack(self.rx, seg, ack_pos, now)
+            self._on_tlp_ack(seg, ack_pos, progress=delivered > 0 or bool(seg.payload))
         # Window update (RFC 9293 §3.10.7.4: only from a segment newer than the last update).
         if ack_pos >= self.snd.una and (sq.lt(self.snd.wl1, seg.seq)
                                      or (self.snd.wl1 == seg.seq and sq.le(self.snd.wl2, seg.ack))):
@@ -1342,21 +1350,23 @@ class Endpoint:
             thresh = min(thresh, max(1, oseg - 1))
         return thresh
 
-    def _sack_ack(self, rx: SackRecovery, seg: Segment, ack_pos: int, now: float) -> None:
+    def _sack_ack(self, rx: SackRecovery, seg: Segment, ack_pos: int, now: float) -> int:
         """Hand an acceptable ACK's cumulative point, SACK blocks (as positions) and TSecr to the SACK
-        sender's recovery: it marks what was delivered and lost and moves the window."""
+        sender's recovery: it marks what was delivered and lost and moves the window. Returns the bytes
+        newly ACKed or SACKed."""
         blocks = []
         for left, right in seg.sack_blocks:
             start = self.snd.una + sq.diff(left, self.snd_una)
             blocks.append((start, start + sq.sub(right, left)))
         ts = self._seg_ts
-        rx.on_ack(ack_pos, blocks, None if ts is None else ts[1], now, self.srtt, self.snd.nxt)
+        summary = rx.on_ack(ack_pos, blocks, None if ts is None else ts[1], now, self.srtt, self.snd.nxt)
         timed = self.rtt.timed_pos
         if timed is not None and any(a <= timed < b for a, b in blocks):
             # The timed segment, sent once, reached the peer (Linux samples SACKed segments too).
             if ts is None:
                 self.rtt.estimator.sample(now - self.rtt.timed_at)
             self.rtt.timed_pos = None
+        return summary.delivered
 
     def _on_dupack(self, now: float) -> None:
         self.cc.dupacks += 1

@@ -109,6 +109,7 @@ class SackRecovery:
     undo_cwnd: int = 0
     undo_ssthresh: int = 0
     undo_retrans: list[tuple[int, int]] = field(default_factory=list)  # resends not yet shown needless
+    undo_resends: int = 0       # retransmissions since the response began
     retrans_stamp: int | None = None  # our TSval of the episode's first retransmission
     sacked_bytes: int = 0
 
@@ -134,6 +135,7 @@ class SackRecovery:
             self.retrans_stamp = tsval
         if self.undo_marker is not None:
             self.undo_retrans.append((rec.start, rec.end))
+            self.undo_resends += 1
         if self.state is CaState.RECOVERY:
             self.prr_out += rec.size
 
@@ -215,8 +217,8 @@ class SackRecovery:
 
         # the congestion state (Linux's tcp_fastretrans_alert)
         if self.state is CaState.LOSS:
-            if self._packet_delayed(echo) and una > prior_una:
-                self._undo(now, unmark=True)  # Eifel (RFC 3522): the timeout was spurious
+            if una > prior_una and self._may_undo(echo):
+                self._undo(now, unmark=True)  # Eifel (RFC 3522) or D-SACK: the timeout was spurious
                 out.undone = True
             elif una >= self.recover:
                 self.state = CaState.OPEN
@@ -226,17 +228,24 @@ class SackRecovery:
                     self._undo(now, unmark=True)
                     out.undone = True
                 else:
-                    self.cwnd = max(self.ssthresh, self.mss)  # RFC 6937 §3: cwnd = ssthresh on exit
+                    # RFC 6937 §3: cwnd = ssthresh on exit. The undo state stays: a D-SACK still on its
+                    # way may show the episode needless (Linux's tcp_try_undo_dsack in Open).
+                    self.cwnd = max(self.ssthresh, self.mss)
                     self.state = CaState.OPEN
-                    self.undo_marker = None
-            elif self._may_undo(echo) and not self.undo_retrans:
+            elif self._all_resends_needless():
                 self._undo(now, unmark=False)  # every resend D-SACKed: nothing was lost
                 out.undone = True
-        self.detect_loss(now, srtt)
+            elif una > prior_una and self._packet_delayed(echo) and not any(r.in_flight_rtx for r in self.queue):
+                self._undo(now, unmark=True)  # the hole was filled by the original: reordering (Eifel)
+                out.undone = True
+        elif self._all_resends_needless():
+            self._undo(now, unmark=False)  # a late D-SACK for the last episode's only resends
+            out.undone = True
+        newly_lost = self.detect_loss(now, srtt)
         if self.state is CaState.OPEN and any(r.lost for r in self.queue):
             self._enter_recovery(snd_nxt, una)
         if self.state is CaState.RECOVERY:
-            self._prr(out.delivered)
+            self._prr(out.delivered, una_advanced=una > prior_una and not newly_lost)
         elif out.delivered and not out.undone:
             self._grow(out.delivered)
         if self.state is CaState.OPEN and not any(r.in_flight_rtx for r in self.queue):
@@ -321,10 +330,11 @@ class SackRecovery:
 
     def on_reorder_timeout(self, now: float, srtt: float | None, snd_nxt: int, una: int) -> None:
         """RFC 8985 §6.3: the reordering window has passed for a segment sent before a delivered one."""
-        if self.detect_loss(now, srtt) and self.state is CaState.OPEN:
-            self._enter_recovery(snd_nxt, una)
-        if self.state is CaState.RECOVERY:
-            self._prr(0)
+        if self.detect_loss(now, srtt):
+            if self.state is CaState.OPEN:
+                self._enter_recovery(snd_nxt, una)
+            if self.state is CaState.RECOVERY:
+                self._prr(self.mss, una_advanced=False)  # as Linux's tcp_rack_reo_timeout: one segment
 
     # ------------------------------------------------------------------ the window
     def _enter_recovery(self, snd_nxt: int, una: int) -> None:
@@ -339,16 +349,20 @@ class SackRecovery:
         if self.reo_wnd_persist <= 0:
             self.reo_wnd_mult, self.reo_wnd_persist = 1, REO_WND_PERSIST
 
-    def _prr(self, delivered: int) -> None:
-        """RFC 6937 §3.1: send in proportion to what is delivered while pipe is over ssthresh, then grow
-        back to ssthresh no faster than slow start (the PRR-SSRB bound)."""
+    def _prr(self, delivered: int, una_advanced: bool) -> None:
+        """RFC 6937 §3.1 (as Linux's tcp_cwnd_reduction): send in proportion to what is delivered while
+        pipe is over ssthresh, then grow back to ssthresh no faster than slow start (PRR-SSRB, one
+        segment more when SND.UNA advanced without new loss). An ACK delivering nothing changes nothing."""
+        if delivered <= 0:
+            return
         self.prr_delivered += delivered
         pipe = self.pipe
         if pipe > self.ssthresh:
             sndcnt = -(-self.prr_delivered * self.ssthresh // self.prior_cwnd) - self.prr_out
         else:
-            sndcnt = min(self.ssthresh - pipe, max(self.prr_delivered - self.prr_out, delivered) + self.mss)
-        if self.prr_out == 0 and self.next_lost() is not None:
+            sndcnt = max(self.prr_delivered - self.prr_out, delivered) + (self.mss if una_advanced else 0)
+            sndcnt = min(self.ssthresh - pipe, sndcnt)
+        if self.prr_out == 0:
             sndcnt = max(sndcnt, self.mss)  # the fast retransmit itself always goes out
         self.cwnd = max(pipe + max(sndcnt, 0), self.mss)
 
@@ -386,6 +400,7 @@ class SackRecovery:
         self.undo_marker = una
         self.undo_cwnd, self.undo_ssthresh = self.cwnd, self.ssthresh
         self.undo_retrans = []
+        self.undo_resends = 0
         self.retrans_stamp = None
 
     def _packet_delayed(self, echo: int | None) -> bool:
@@ -395,11 +410,14 @@ class SackRecovery:
             return False
         return ((echo - self.retrans_stamp) % (1 << 32)) >= (1 << 31)
 
+    def _all_resends_needless(self) -> bool:
+        """RFC 3708 §3 (Linux's tcp_try_undo_dsack): the episode resent something, and D-SACKs came
+        back for every resend."""
+        return self.undo_marker is not None and self.undo_resends > 0 and not self.undo_retrans
+
     def _may_undo(self, echo: int | None) -> bool:
         """Linux's tcp_may_undo: an episode whose every resend was D-SACKed, or Eifel says delayed."""
-        if self.undo_marker is None:
-            return False
-        return (self.retrans_stamp is not None and not self.undo_retrans) or self._packet_delayed(echo)
+        return self._all_resends_needless() or self._packet_delayed(echo)
 
     def _undo(self, now: float, unmark: bool) -> None:
         """RFC 4015 §3 (Linux's tcp_undo_cwnd_reduction): restore the window as it was before the
@@ -411,5 +429,6 @@ class SackRecovery:
                 rec.lost = False
         self.undo_marker = None
         self.undo_retrans = []
+        self.undo_resends = 0
         self.state = CaState.OPEN
         self.reordering_seen = True

@@ -12,8 +12,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-import pytest
-
 from rawtcp.core import Endpoint, EndpointConfig, Retransmission
 
 from .helpers import CISN, CPORT, SISN, SPORT, Wire
@@ -205,11 +203,6 @@ def test_spurious_fast_retransmit_is_undone():
     _spurious_fast_retransmit(timestamps=True)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "recovery.py drops undo_marker when recovery ends (on_ack: una >= recover and not _may_undo), and a "
-    "D-SACK is only acted on in RECOVERY; the original's cumulative ACK ends recovery ~10 ms after the "
-    "fast retransmit, the retransmission's D-SACK arrives one RTT after it, so without timestamps the "
-    "undo never happens (Linux keeps undo_marker in Open and tcp_try_undo_dsack undoes then)"))
 def test_spurious_fast_retransmit_is_undone_by_dsack_alone():
     # Without timestamps only the D-SACK tells (RFC 3708 §3). It arrives a round trip after the
     # retransmission, by when the original's ACK has ended recovery: Linux keeps undo_marker after

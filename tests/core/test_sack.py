@@ -6,6 +6,7 @@ from dataclasses import replace
 import pytest
 
 from rawtcp.core import Retransmission
+from rawtcp.core.rto import TimerKind
 from rawtcp.core.sack import SackReporter
 
 from .helpers import (
@@ -199,4 +200,51 @@ def test_tail_loss_probe_repairs_a_lost_last_segment_before_the_rto():
     p.run(until=1.9)  # before the 1 s RTO
     assert p.received["b"] == data
     assert rtx(p.a) == [("tlp", last)]
-    assert p.a.cwnd < 3 * 1460 + 14600  # the probe repaired a loss: a congestion response (§7.4)
+    # The probe repaired a loss: a congestion response (§7.4), once an ACK goes past the probe (an ACK
+    # exactly at its end might be the original's, Linux's tcp_process_tlp_ack).
+    p.a.send(b"u" * 1460, p.t)
+    p.run(until=2.5)
+    assert p.received["b"] == data + b"u" * 1460
+    assert p.a.cwnd < 3 * 1460 + 14600
+
+
+def _probe_resent_the_last_segment():
+    """Three segments out, the first two ACKed, then the loss probe fires: it resends the third (RFC 8985
+    §7.3, nothing new to send). Returns the endpoint, the probe's end and the cwnd before any response."""
+    ep = sack_established()
+    ep.send(b"p" * (3 * 1460), 0.0)
+    ep.segments_to_send(0.0)
+    feed(ep, 0.1, replace(PEER_ACK, ack=CISN + 1 + 2 * 1460))
+    ep.segments_to_send(0.1)
+    drain_events(ep)
+    assert ep.timer.kind is TimerKind.PROBE
+    ep.handle_timer(ep.timer.deadline)
+    t = ep.timer.deadline - ep.rto
+    [probe] = [s for s in ep.segments_to_send(t) if s.payload]
+    assert probe.seq == CISN + 1 + 2 * 1460 and rtx(ep) == [("tlp", probe.seq)]
+    return ep, CISN + 1 + 3 * 1460, ep.cwnd, t
+
+
+def test_an_ack_at_the_probes_end_waits_for_the_dsack_before_calling_it_a_loss():
+    # RFC 8985 §7.4 as Linux's tcp_process_tlp_ack runs it: an ACK exactly at the probe's end may be
+    # the original's; the probe's D-SACK, arriving after it, shows nothing was lost: no cwnd response.
+    ep, end, cwnd, t = _probe_resent_the_last_segment()
+    feed(ep, t + 0.05, replace(PEER_ACK, ack=end))
+    assert ep.cwnd >= cwnd
+    dsack = (("SAck", (end - 1460, end)),)
+    feed(ep, t + 0.06, replace(PEER_ACK, ack=end, options=dsack))
+    ep.send(b"q" * 1460, t + 0.2)
+    ep.segments_to_send(t + 0.2)
+    feed(ep, t + 0.3, replace(PEER_ACK, ack=end + 1460))
+    assert ep.cwnd >= cwnd
+
+
+def test_an_ack_past_the_probe_without_a_dsack_means_the_probe_repaired_a_loss():
+    # RFC 8985 §7.4.2: once the ACKs go past the probe and no D-SACK named it, the probe was the only
+    # copy to arrive: respond to the loss (ssthresh and cwnd halve, Linux's TLP CWR response).
+    ep, end, cwnd, t = _probe_resent_the_last_segment()
+    feed(ep, t + 0.05, replace(PEER_ACK, ack=end))
+    ep.send(b"q" * 1460, t + 0.2)
+    ep.segments_to_send(t + 0.2)
+    feed(ep, t + 0.3, replace(PEER_ACK, ack=end + 1460))
+    assert ep.cwnd < cwnd
