@@ -83,7 +83,8 @@ def tcp_options(f: Any) -> Any:
                      help="Nagle's algorithm (RFC 896): hold a small segment while data is unacknowledged; "
                           "--nodelay is TCP_NODELAY (default: Nagle; --nodelay with --bare)."),
         click.option("--delayed-ack/--quickack", default=None,
-                     help="Delay ACKs as Linux does (every second full segment, else up to 200 ms); "
+                     help="Delay ACKs as Linux does (every second full segment, else after an ACK timeout "
+                          "of 40 ms up to the RTT, at most 200 ms; the first segments one by one); "
                           "--quickack ACKs every segment at once, as TCP_QUICKACK "
                           "(default: delayed; --quickack with --bare)."),
         click.option("--rto-min", type=finite(0.001), metavar="S",

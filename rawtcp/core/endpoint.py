@@ -70,6 +70,12 @@ MAX_OWED_ACKS = 64
 # (TCP_DELACK_MAX), which is the default here.
 ACK_DELAY_MAX = 0.5
 ACK_DELAY_LINUX = 0.2
+# Linux's delayed-ACK engine (tcp_event_data_recv, tcp_send_delayed_ack): the ACK timeout (ATO) adapts
+# to how fast data arrives, from TCP_ATO_MIN up to the RTT, never over ack_delay; and "quick ACK" mode
+# ACKs every segment, up to TCP_MAX_QUICKACKS of them, at the start, after an idle gap longer than the
+# RTO and after a duplicate segment (the peer is recovering: its window needs every ACK).
+ATO_MIN = 0.04
+MAX_QUICKACKS = 16
 # Linux's window scale for its default 6 MB receive buffer maximum (net.ipv4.tcp_rmem), which also
 # covers our 4 MB buffer (RFC 7323 §2.3).
 LINUX_WSCALE = 7
@@ -831,6 +837,12 @@ class Endpoint:
             self.rcv.last_ack_sent = self.rcv.nxt
             self.acks.deadline = None  # the owed ACK went out, piggybacked or alone
             self.acks.unacked = 0
+            sent = sum(1 for seg in out if seg.has(Flags.ACK))
+            if self.acks.quick:
+                # Linux's tcp_dec_quickack_mode: each ACK sent uses one up; the last one resets the ATO.
+                self.acks.quick = max(0, self.acks.quick - sent)
+                if not self.acks.quick:
+                    self.acks.ato = ATO_MIN
         return [self._with_options(seg, now) for seg in out]
 
     def _fill(self, now: float) -> list[Segment]:
@@ -1163,8 +1175,10 @@ class Endpoint:
             if seg.has(Flags.RST):
                 return
             old = self.rcv.nxt + sq.diff(seg.seq, self.rcv_nxt)
-            if self.opts.sack and seg.payload and old + len(seg.payload) <= self.rcv.nxt:
-                self.rcvq.sack_report.note_duplicate(old, old + len(seg.payload))  # RFC 2883 §4
+            if seg.payload and old + len(seg.payload) <= self.rcv.nxt:
+                self._enter_quickack()  # a retransmission of what we hold: the peer is recovering
+                if self.opts.sack:
+                    self.rcvq.sack_report.note_duplicate(old, old + len(seg.payload))  # RFC 2883 §4
             if (state is S.TIME_WAIT and seg.has(Flags.FIN)
                     and sq.add(seg.seq, len(seg.payload)) == sq.add(self.rcv_nxt, -1)):
                 # The peer retransmitted its FIN: our last ACK was lost. Re-ACK and restart 2MSL
@@ -1395,8 +1409,10 @@ class Endpoint:
         if start < self.rcv.nxt:
             cut = min(self.rcv.nxt - start, len(data))
             if cut:
-                # a (partial) duplicate: the peer retransmitted, so tell it at once
+                # a (partial) duplicate: the peer retransmitted, so tell it at once, and keep ACKing
+                # every segment while it recovers (Linux's tcp_enter_quickack_mode)
                 self.acks.now = True
+                self._enter_quickack()
                 if self.opts.sack:
                     self.rcvq.sack_report.note_duplicate(start, start + cut)  # RFC 2883 §4
             data = data[cut:]
@@ -1445,13 +1461,56 @@ class Endpoint:
     def _schedule_ack(self, nbytes: int, now: float, immediate: bool) -> None:
         """In-order data arrived. Without delayed ACKs (like TCP_QUICKACK) ACK it now; with them
         (RFC 9293 §3.8.6.3, RFC 5681 §4.2) ACK at once when more than one full-sized segment is
-        unacknowledged (so every second one) or the segment filled a hole, else within ack_delay."""
+        unacknowledged (so every second one), the segment filled a hole or quick-ACK mode is on, else
+        within the adaptive ACK timeout, as Linux does."""
         self.rcv.mss = min(max(self.rcv.mss, nbytes), self._cfg.mss)  # Linux's rcv_mss estimate
         self.acks.unacked += nbytes
-        if not self._cfg.delayed_ack or immediate or self.acks.unacked > self.rcv.mss:
+        if not self._cfg.delayed_ack:
+            self.acks.now = True
+            return
+        self._note_arrival(now)
+        if immediate or self.acks.unacked > self.rcv.mss or self.acks.quick > 0:
             self.acks.now = True
         elif self.acks.deadline is None:
-            self.acks.deadline = now + self._cfg.ack_delay
+            self.acks.deadline = now + self._ack_timeout()
+
+    def _note_arrival(self, now: float) -> None:
+        """Linux's tcp_event_data_recv: the first data and data after a gap longer than the RTO turn
+        quick-ACK mode on; closely spaced arrivals shrink the ACK timeout, slower ones set it."""
+        acks = self.acks
+        if acks.ato == 0:
+            self._quickack(MAX_QUICKACKS)
+            acks.ato = ATO_MIN
+        else:
+            gap = now - acks.last_arrival
+            if gap <= ATO_MIN / 2:
+                acks.ato = acks.ato / 2 + ATO_MIN / 2
+            elif gap < acks.ato:
+                acks.ato = min(acks.ato / 2 + gap, self.rto)
+            elif gap > self.rto:
+                self._quickack(MAX_QUICKACKS)
+        acks.last_arrival = now
+
+    def _quickack(self, most: int) -> None:
+        """Linux's tcp_incr_quickack: ACK the next segments at once, as many as half the window holds
+        (at least two, at most ``most``)."""
+        count = min(max(2, self.rcv_wnd // (2 * max(1, self.rcv.mss))), most)
+        self.acks.quick = max(self.acks.quick, count)
+
+    def _enter_quickack(self) -> None:
+        """Linux's tcp_enter_quickack_mode: quick ACKs, and the ACK timeout back to its minimum."""
+        if self._cfg.delayed_ack:
+            self._quickack(MAX_QUICKACKS)
+            self.acks.ato = ATO_MIN
+
+    def _ack_timeout(self) -> float:
+        """Linux's tcp_send_delayed_ack: the ACK timeout, at most the RTT (but not under TCP_ATO_MIN)
+        and never over ack_delay (RFC 9293 MUST-40: under 0.5 s)."""
+        ato = self.acks.ato
+        srtt = self.srtt
+        if srtt is not None:
+            ato = min(ato, max(srtt, ATO_MIN))
+        return min(ato, self._cfg.ack_delay)
 
     def _deliver(self, data: bytes, now: float) -> None:
         self.rcvq.buf += data

@@ -144,4 +144,7 @@ class AckState:
     owed_sack: list[tuple[Option, ...]] = field(default_factory=list)  # their SACK options, in order
     deadline: float | None = None  # when a delayed ACK falls due
     unacked: int = 0            # in-order bytes received since our last ACK
+    quick: int = 0              # quick-ACK mode: segments still to ACK at once (Linux's icsk_ack.quick)
+    ato: float = 0.0            # the adaptive ACK timeout (Linux's icsk_ack.ato); 0 before any data
+    last_arrival: float = 0.0   # when in-order data last arrived (Linux's lrcvtime)
     last_challenge: float = float("-inf")  # when we last sent a rate-limited challenge ACK
