@@ -1,6 +1,6 @@
 """Loss recovery after a retransmission timeout, between two cores over a lossy wire: the timer collapses
-with the next RTT sample (RFC 6298 §5, RFC 7323 §4), and a hole with DupThresh segments SACKed above it
-goes out at once, in timeout recovery too (RFC 6675 §4 IsLost, §5.1)."""
+with the next RTT sample (RFC 6298 §5, RFC 7323 §4), and a hole that RACK finds lost (a segment sent
+after it was SACKed a round trip later, RFC 8985 §6) goes out at once, in timeout recovery too."""
 
 from rawtcp.core import EndpointConfig, Retransmission
 
@@ -28,8 +28,8 @@ def sends_of(p: EndpointPair, seq: int) -> list[float]:
 
 def test_hole_lost_again_after_rto_is_resent_once_sacks_show_it_lost():
     # The first flight is lost, the RTO resends its head, and the go-back resends the next hole, which
-    # is lost again; the segments sent after it are SACKed. Three above it make it lost (RFC 6675 §4
-    # IsLost): it goes out at once, not at the next (backed-off) timeout.
+    # is lost again; the segments sent after it are SACKed, which makes it lost (RFC 8985 §6.2): it goes
+    # out at once, not at the next (backed-off) timeout.
     p = linux_pair()
     p.drop_next("a", lambda s: bool(s.payload), count=10)
     p.drop_next("a", lambda s: s.seq == SEG[1], count=1)
@@ -78,8 +78,8 @@ def test_ack_after_rto_rearms_the_timer_from_the_collapsed_rto():
 
 
 def test_after_rto_the_sender_grows_cwnd_and_skips_sacked_data():
-    # RFC 5681 §3.1: cwnd = 1 SMSS after the timeout, then slow start with each ACK; RFC 6675 §5.1:
-    # what the peer SACKed is not resent.
+    # RFC 5681 §3.1: cwnd = 1 SMSS after the timeout, then slow start with each ACK; what the peer
+    # SACKed is not resent (RFC 6675 §5.1, Linux's tcp_enter_loss keeps SACKed segments).
     p = linux_pair()
     odd = {SEG[i] for i in range(0, 10, 2)}
     p.drop_next("a", lambda s: s.seq in odd and bool(s.payload), count=5)
@@ -93,8 +93,8 @@ def test_after_rto_the_sender_grows_cwnd_and_skips_sacked_data():
 
 
 def test_hole_lost_twice_after_rto_is_resent_again_when_more_is_sacked():
-    # Like Linux's RACK in its Loss state: the resent hole is lost once more; DupThresh further segments
-    # SACKed after that resend show it lost again, and it goes out a third time without a timeout.
+    # Like Linux's RACK in its Loss state: the resent hole is lost once more; segments sent after that
+    # resend and SACKed show it lost again, and it goes out a third time without a timeout.
     p = linux_pair()
     p.drop_next("a", lambda s: bool(s.payload), count=10)
     p.drop_next("a", lambda s: s.seq == SEG[1], count=2)
