@@ -79,7 +79,7 @@ class AckSummary:
     undone: bool = False        # a spurious congestion response was undone
 
 
-@dataclass
+@dataclass(slots=True)
 class SackRecovery:
     """The SACK sender's queue, RACK, PRR and undo state for one connection."""
 
