@@ -119,12 +119,6 @@ class SackRecovery:
         if end > start:
             self.queue.append(Sent(start, end, now))
 
-    def record_at(self, pos: int) -> Sent | None:
-        i = bisect.bisect_right(self.queue, pos, key=lambda r: r.start) - 1
-        if 0 <= i < len(self.queue) and self.queue[i].start <= pos < self.queue[i].end:
-            return self.queue[i]
-        return None
-
     def on_resend(self, rec: Sent, now: float, tsval: int) -> None:
         """``rec`` was retransmitted (by recovery, the RTO or a loss probe)."""
         rec.xmit = now
