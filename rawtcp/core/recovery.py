@@ -1,6 +1,6 @@
 """SACK-based loss recovery as Linux runs it by default: a retransmission queue with one record per
 segment sent, RACK time-based loss detection (RFC 8985 §6), Proportional Rate Reduction in recovery
-(RFC 6937), Reno's window (RFC 5681, with Linux's per-segment slow start), and undo of a congestion
+(RFC 6937), Reno's window (RFC 5681; slow start counts every delivered byte, as Linux's), and undo of a congestion
 response that D-SACK (RFC 2883, RFC 3708) or timestamps (Eifel, RFC 3522 / RFC 4015) show was spurious.
 
 Why not RFC 6675's DupThresh scoreboard: on a path that reorders (jitter alone does), three SACKed
