@@ -887,7 +887,7 @@ class Endpoint:
             rec = rx.next_lost()
             if rec is not None and (rec.start < wnd_end or rec.start == self.snd.una):
                 if room < min(rec.size, mss) and pipe > 0:
-                    return
+                    break
                 out.append(self._resend(rec, now, "rto" if rx.state is CaState.LOSS else "sack"))
                 pipe += rec.size
                 continue
@@ -898,11 +898,12 @@ class Endpoint:
                 n = 0
             fin = self.sndq.fin_queued and pos + n == self.sndq.fin_pos and (n > 0 or room > 0 or pipe == 0)
             if n == 0 and not fin:
-                return
+                break
             seg = self._data_segment(pos, n, fin, psh=pos + n >= self.sndq.data_end)
             self._transmit(seg, pos, now, out)
             rx.on_new_data_out(seg.seg_len)
             pipe += seg.seg_len
+        rx.note_usage(self.snd.una, self.snd.nxt, pipe)
 
     def _resend(self, rec: Sent, now: float, reason: str) -> Segment:
         """The segment ``rec`` recorded, sent again as it was first cut (RFC 6298 §3: Karn, untimed)."""

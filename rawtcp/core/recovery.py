@@ -112,6 +112,11 @@ class SackRecovery:
     undo_resends: int = 0       # retransmissions since the response began
     retrans_stamp: int | None = None  # our TSval of the episode's first retransmission
     sacked_bytes: int = 0
+    # RFC 7661 / Linux's tcp_cwnd_validate: whether cwnd limited what was sent in the current window,
+    # and the most that was out in it; the window grows only when it is used.
+    cwnd_limited: bool = False
+    max_out: int = 0
+    usage_end: int = 0          # SND.NXT when this window's tracking began
 
     # ------------------------------------------------------------------ the queue
     def on_send(self, start: int, end: int, now: float) -> None:
@@ -136,6 +141,16 @@ class SackRecovery:
     def on_new_data_out(self, nbytes: int) -> None:
         if self.state is CaState.RECOVERY:
             self.prr_out += nbytes
+
+    def note_usage(self, una: int, snd_nxt: int, pipe: int) -> None:
+        """After a sending pass (Linux's tcp_cwnd_validate): remember, per window of data, whether cwnd
+        was the limit (nothing more fits beside what is in the network) and the most that was out."""
+        limited = pipe + self.mss > self.cwnd
+        out = snd_nxt - una
+        if una >= self.usage_end or limited or (not self.cwnd_limited and out > self.max_out):
+            self.cwnd_limited = limited
+            self.max_out = out
+            self.usage_end = snd_nxt
 
     @property
     def pipe(self) -> int:
@@ -362,7 +377,11 @@ class SackRecovery:
 
     def _grow(self, delivered: int) -> None:
         """Reno (RFC 5681 §3.1) counting every delivered byte, as Linux's tcp_slow_start and
-        tcp_cong_avoid_ai do: slow start up to ssthresh, then one MSS per window delivered."""
+        tcp_cong_avoid_ai do: slow start up to ssthresh, then one MSS per window delivered; only while
+        cwnd limits the sender (in slow start: while it is under twice the most that was out), as
+        Linux's tcp_is_cwnd_limited (RFC 7661 §4)."""
+        if not (self.cwnd_limited or (self.cwnd < self.ssthresh and self.cwnd < 2 * self.max_out)):
+            return
         if self.cwnd < self.ssthresh:
             step = min(delivered, self.ssthresh - self.cwnd)
             self.cwnd += step

@@ -317,3 +317,21 @@ def test_lost_retransmission_is_resent_without_waiting_for_the_rto():
     assert second.time - first.time < wire.a.config.rto_min, second.time - first.time
     assert second.time - first.time <= RTT + 0.005
     assert_all_delivered(wire, wire.t + 2.0)
+
+
+# ---------------------------------------------------------------- 7. the window grows only when it is used
+def test_an_application_limited_sender_does_not_grow_its_window():
+    # RFC 7661 §4 and Linux's tcp_is_cwnd_limited: ACKs grow cwnd only while the window limits what is
+    # sent (in slow start: while cwnd is under twice the most that was out). An application writing two
+    # segments per round trip leaves the initial window alone; it does not bank a burst for later.
+    wire, _ = connect(warm_up=0)
+    initial = wire.a.cwnd
+    for _ in range(20):
+        send(wire, 2)
+        wire.advance(wire.t + 3 * RTT)
+        assert wire.a.snd_una == wire.a.snd_nxt
+    assert wire.a.cwnd == initial
+    # A writer that fills the window grows it again, by every byte ACKed in slow start.
+    send(wire, 40)
+    wire.advance(wire.t + 4 * RTT)
+    assert wire.a.cwnd > 2 * initial
