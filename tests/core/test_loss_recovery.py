@@ -26,18 +26,25 @@ def sends_of(p: EndpointPair, seq: int) -> list[float]:
     return [s.time for s in p.log if s.src == "a" and s.seg.seq == seq and s.seg.payload]
 
 
-def test_hole_lost_again_after_rto_is_resent_once_sacks_show_it_lost():
-    # The first flight is lost, the RTO resends its head, and the go-back resends the next hole, which
-    # is lost again; the segments sent after it are SACKed, which makes it lost (RFC 8985 §6.2): it goes
-    # out at once, not at the next (backed-off) timeout.
+def first_flight_lost_then_first_rto(segments: int, second_lost: int) -> tuple[EndpointPair, float, float]:
+    """``segments`` written, the first flight of ten lost, the second segment lost ``second_lost`` more
+    times; run until just past the first timeout. Returns the pair, the start and that RTO."""
     p = linux_pair()
     p.drop_next("a", lambda s: bool(s.payload), count=10)
-    p.drop_next("a", lambda s: s.seq == SEG[1], count=1)
-    p.a.send(bytes(10 * MSS), p.t)
+    p.drop_next("a", lambda s: s.seq == SEG[1], count=second_lost)
+    p.a.send(bytes(segments * MSS), p.t)
     start = p.t
     p.transfer()
     rto = p.a.rto
     p.run(until=start + rto + 0.01)
+    return p, start, rto
+
+
+def test_hole_lost_again_after_rto_is_resent_once_sacks_show_it_lost():
+    # The first flight is lost, the RTO resends its head, and the go-back resends the next hole, which
+    # is lost again; the segments sent after it are SACKed, which makes it lost (RFC 8985 §6.2): it goes
+    # out at once, not at the next (backed-off) timeout.
+    p, start, rto = first_flight_lost_then_first_rto(segments=10, second_lost=1)
     assert len(sends_of(p, SEG[1])) >= 3, sends_of(p, SEG[1])
     assert sends_of(p, SEG[1])[2] <= start + rto + 0.01
 
@@ -95,14 +102,7 @@ def test_after_rto_the_sender_grows_cwnd_and_skips_sacked_data():
 def test_hole_lost_twice_after_rto_is_resent_again_when_more_is_sacked():
     # Like Linux's RACK in its Loss state: the resent hole is lost once more; segments sent after that
     # resend and SACKed show it lost again, and it goes out a third time without a timeout.
-    p = linux_pair()
-    p.drop_next("a", lambda s: bool(s.payload), count=10)
-    p.drop_next("a", lambda s: s.seq == SEG[1], count=2)
-    p.a.send(bytes(20 * MSS), p.t)
-    start = p.t
-    p.transfer()
-    rto = p.a.rto
-    p.run(until=start + rto + 0.01)
+    p, _, _ = first_flight_lost_then_first_rto(segments=20, second_lost=2)
     assert len(sends_of(p, SEG[1])) >= 4, sends_of(p, SEG[1])
     assert p.received["b"] == bytes(20 * MSS)
 
