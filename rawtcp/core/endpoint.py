@@ -1178,6 +1178,12 @@ class Endpoint:
             old = self.rcv.nxt + sq.diff(seg.seq, self.rcv_nxt)
             if seg.payload and old + len(seg.payload) <= self.rcv.nxt:
                 self._enter_quickack()  # a retransmission of what we hold: the peer is recovering
+                if old + len(seg.payload) >= self.rcv.last_ack_sent:
+                    # Linux's sequence check accepts a segment ending at Last.ACK.sent (RCV.WUP) for
+                    # TS.Recent: when our ACK of it was lost, the duplicate ACK echoes the
+                    # retransmission, not an original a whole timeout old that the sender would
+                    # take as an RTT sample and inflate its RTO with.
+                    self._update_ts_recent(seg, now)
                 if self.opts.sack:
                     self.rcvq.sack_report.note_duplicate(old, old + len(seg.payload))  # RFC 2883 §4
             if (state is S.TIME_WAIT and seg.has(Flags.FIN)

@@ -186,3 +186,32 @@ def test_echo_times_a_retransmitted_syn_ack_honestly():
     feed(ep, 1.03, Seg(CPORT, SPORT, CISN + 1, SISN + 1, Flags.ACK, 65535, (("Timestamp", (8, _ts(again)[0])),)))
     assert ep.state is State.ESTABLISHED
     assert ep.srtt == pytest.approx(0.03, abs=0.0015)
+
+
+def test_retransmission_ending_at_our_last_ack_refreshes_the_echo():
+    # Linux's sequence check takes a segment ending at RCV.WUP (Last.ACK.sent) for TS.Recent, so the
+    # duplicate ACK for a retransmission whose original ACK was lost echoes the retransmission's
+    # TSval. Echoing the original's instead hands the sender an RTT sample as long as its whole
+    # timeout (it may time echoes of retransmissions, RFC 7323 §4.1), inflating its RTO after every
+    # ACK loss.
+    ep = ts_established()
+    feed(ep, 0.1, peer_ts(b"hello", 150))
+    ep.segments_to_send(0.1)  # this ACK is lost on the way back
+    assert ep.read() == b"hello"
+    feed(ep, 1.5, peer_ts(b"hello", 1550))
+    (ack,) = ep.segments_to_send(1.5)
+    assert ack.ack == SISN + 6 and _ts(ack)[1] == 1550
+
+
+def test_older_duplicate_still_echoes_the_segment_in_order():
+    # ... but a duplicate entirely below Last.ACK.sent is not taken (Linux's OLD_SEQUENCE drop): the
+    # echo stays with the newest in-order segment.
+    ep = ts_established()
+    feed(ep, 0.1, peer_ts(b"hello", 150))
+    ep.segments_to_send(0.1)
+    feed(ep, 0.2, peer_ts(b"world", 250, seq=SISN + 6))
+    ep.segments_to_send(0.2)
+    assert ep.read() == b"helloworld"
+    feed(ep, 1.5, peer_ts(b"hello", 1550))
+    (ack,) = ep.segments_to_send(1.5)
+    assert ack.ack == SISN + 11 and _ts(ack)[1] == 250
