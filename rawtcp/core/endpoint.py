@@ -778,6 +778,22 @@ class Endpoint:
             # sender sees new SACK information in every one (RFC 2018 §4, RFC 6675 §2).
             self.acks.owed_sack.append(self._sack_option(self._sack_limit()))
 
+    def _note_retransmission_we_hold(self, seg: Segment) -> int:
+        """A dropped segment whose data begins below RCV.NXT is the peer retransmitting what we hold
+        (its ACK was lost, or it timed out too early): quick ACKs while it recovers, and a D-SACK for
+        the part we hold (RFC 2883 §4), as Linux's tcp_send_dupack does for every such drop, by the
+        window or by PAWS. Returns where the data ends (a stream position), or -1 without such data."""
+        if not seg.payload or self.rcv.irs is None:
+            return -1
+        start = self.rcv.nxt + sq.diff(seg.seq, self.rcv_nxt)
+        if start >= self.rcv.nxt:
+            return -1
+        end = start + len(seg.payload)
+        self._enter_quickack()
+        if self.opts.sack:
+            self.rcvq.sack_report.note_duplicate(start, min(end, self.rcv.nxt))
+        return end
+
     def _owe_challenge_ack(self, seg: Segment, now: float) -> None:
         """An ACK for a segment we drop (out of window, a challenge per RFC 5961 §3.2/§4.2/§5.2, or
         PAWS). RFC 5961 §7: rate-limited, like Linux's per-socket net.ipv4.tcp_invalid_ratelimit,
@@ -1169,23 +1185,19 @@ class Endpoint:
         if self._paws_rejects(seg, now):
             if self._seg_ts is not None:
                 # §5.3 R1: ACK the old duplicate; a segment lacking TSopt is just dropped (§3.2)
+                self._note_retransmission_we_hold(seg)
                 self._owe_challenge_ack(seg, now)
             return
         wnd = self.rcv_wnd
         if not self._acceptable(seg, wnd):
             if seg.has(Flags.RST):
                 return
-            old = self.rcv.nxt + sq.diff(seg.seq, self.rcv_nxt)
-            if seg.payload and old + len(seg.payload) <= self.rcv.nxt:
-                self._enter_quickack()  # a retransmission of what we hold: the peer is recovering
-                if old + len(seg.payload) >= self.rcv.last_ack_sent:
-                    # Linux's sequence check accepts a segment ending at Last.ACK.sent (RCV.WUP) for
-                    # TS.Recent: when our ACK of it was lost, the duplicate ACK echoes the
-                    # retransmission, not an original a whole timeout old that the sender would
-                    # take as an RTT sample and inflate its RTO with.
-                    self._update_ts_recent(seg, now)
-                if self.opts.sack:
-                    self.rcvq.sack_report.note_duplicate(old, old + len(seg.payload))  # RFC 2883 §4
+            if self._note_retransmission_we_hold(seg) >= self.rcv.last_ack_sent:
+                # Linux's sequence check accepts a segment ending at Last.ACK.sent (RCV.WUP) for
+                # TS.Recent: when our ACK of it was lost, the duplicate ACK echoes the retransmission,
+                # not an original a whole timeout old that the sender would take as an RTT sample and
+                # inflate its RTO with.
+                self._update_ts_recent(seg, now)
             if (state is S.TIME_WAIT and seg.has(Flags.FIN)
                     and sq.add(seg.seq, len(seg.payload)) == sq.add(self.rcv_nxt, -1)):
                 # The peer retransmitted its FIN: our last ACK was lost. Re-ACK and restart 2MSL

@@ -248,3 +248,26 @@ def test_an_ack_past_the_probe_without_a_dsack_means_the_probe_repaired_a_loss()
     ep.segments_to_send(t + 0.2)
     feed(ep, t + 0.3, replace(PEER_ACK, ack=end + 1460))
     assert ep.cwnd < cwnd
+
+
+def test_dsack_for_a_retransmission_paws_rejects():
+    # Reordering delivers a retransmission with an older TSval than one already recorded: PAWS drops
+    # it (RFC 7323 §5.3 R1), but the duplicate ACK still names it in a D-SACK, as Linux's
+    # tcp_send_dupack does, so the sender learns its retransmission was needless and can undo.
+    ep = endpoint_syn_sent(sack=True, timestamps=True)
+    feed(ep, 0.0, replace(PEER_SYN_ACK, options=(("MSS", 1460), ("SAckOK", b""), ("Timestamp", (100, 0)))))
+    ep.segments_to_send(0.0)
+    base = SISN + 1
+
+    def data(payload, seq, tsval):
+        return replace(peer_data(payload, seq=seq), options=(("NOP", None), ("NOP", None),
+                                                              ("Timestamp", (tsval, 0))))
+
+    feed(ep, 0.1, data(b"a" * 100, base, 150))
+    ep.segments_to_send(0.1)
+    feed(ep, 0.15, data(b"b" * 100, base + 100, 160))
+    ep.segments_to_send(0.15)
+    feed(ep, 0.2, data(b"a" * 100, base, 155))  # older than TS.Recent (160): PAWS
+    (ack,) = ep.segments_to_send(0.2)
+    assert ack.ack == base + 200 and sack_of(ack) == [(base, base + 100)]
+    assert dict(ack.options)["Timestamp"][1] == 160
