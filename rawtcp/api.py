@@ -30,7 +30,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rawtcp.capture.compare import CompareResult
 from rawtcp.capture.errors import CaptureError
@@ -41,6 +41,9 @@ from rawtcp.session.errors import PeerRefused, PeerSilent, SessionError, Unknown
 
 if TYPE_CHECKING:
     from rawtcp.session.hub import Hub
+    from rawtcp.session.protocol import KeeperSpec
+
+T = TypeVar("T")
 
 __all__ = [
     "ERRORS", "CaptureError", "CompareResult", "Connection", "Lab", "LabError", "PeerRefused", "PeerSilent",
@@ -70,7 +73,7 @@ def _typed(exc: SessionError) -> SessionError:
     return typed
 
 
-def _start(spec: dict[str, Any], printer: _Messages) -> None:
+def _start(spec: KeeperSpec, printer: _Messages) -> None:
     from rawtcp.session import client
 
     try:
@@ -147,11 +150,11 @@ class Connection:
             with contextlib.suppress(*ERRORS):
                 self.abort()
 
-    def _request(self, req: dict[str, Any]) -> Record:
-        from rawtcp.session import client
-
+    def _request(self, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """``call(self.name, *args, **kwargs)`` (one of rawtcp.session.client's requests), its
+        failure given its typed class."""
         try:
-            return client.request(self.name, req, self.on_record)
+            return call(self.name, *args, **kwargs)
         except SessionError as exc:
             raise _typed(exc) from None
         except OSError as exc:  # the keeper left while answering (its connection just closed)
@@ -168,7 +171,7 @@ class Connection:
         if not payload:
             raise RawtcpError("nothing to send", 2)
         try:
-            return int(client.send_data(self.name, payload, self.on_record, wait)["bytes"])
+            return int(client.send_data(self.name, payload, self.on_record, wait).bytes or 0)
         except SessionError as exc:
             raise _typed(exc) from None
 
@@ -182,28 +185,35 @@ class Connection:
         from rawtcp.session import client
 
         try:
-            data, _final = client.recv_data(self.name, nbytes, wait, self.on_record)
+            return client.recv_data(self.name, nbytes, wait, self.on_record).data
         except SessionError as exc:
             raise _typed(exc) from None
-        return data
 
     def shutdown(self, *, wait: float = 30.0) -> str:
         """Half-close: send our FIN, keep receiving; return the state once the FIN is ACKed."""
-        return str(self._request({"op": "shutdown", "abort": False, "wait": wait})["state"])
+        from rawtcp.session import client
+
+        return self._request(client.close, self.on_record, shutdown=True, wait=wait).state
 
     def close(self, *, wait: float = 30.0) -> str:
         """The four-way close; returns the state reached (TIME-WAIT, held by the keeper for 2MSL)."""
-        return str(self._request({"op": "close", "abort": False, "wait": wait})["state"])
+        from rawtcp.session import client
+
+        return self._request(client.close, self.on_record, wait=wait).state
 
     def abort(self) -> str:
         """Reset the connection (RST); the keeper then exits."""
-        return str(self._request({"op": "close", "abort": True, "wait": 5.0})["state"])
+        from rawtcp.session import client
+
+        return self._request(client.close, self.on_record, abort=True, wait=5.0).state
 
     def status(self) -> dict[str, Any]:
         """``rawtcp status`` as a dict: state, local, remote, snd_una/snd_nxt/rcv_nxt (and ``rel_…``),
         iss, irs, peer_window, peer_mss, rcv_wnd, readable, unsent, in_flight, retransmits,
         kernel_state."""
-        return self._request({"op": "status"})
+        from rawtcp.session import client
+
+        return dict(self._request(client.status, self.on_record))
 
     @property
     def state(self) -> str:
@@ -225,7 +235,9 @@ class Connection:
 
     def history(self) -> list[Record]:
         """Every segment and state change so far, including what the keeper did between calls."""
-        return list(self._request({"op": "history"})["records"])
+        from rawtcp.session import client
+
+        return list(self._request(client.history, self.on_record))
 
 
 def connect(host: str, port: int, *, netns: str | None = None, iface: str | None = None,
@@ -258,7 +270,7 @@ def connect(host: str, port: int, *, netns: str | None = None, iface: str | None
                        timestamps=timestamps, nagle=nagle, delayed_ack=delayed_ack, keepalive=keepalive,
                        rto_min=rto_min, retries=retries, msl2=msl2, pcap=pcap)
     _start(spec, printer)
-    return Connection(spec["name"], on_record)
+    return Connection(spec.name, on_record)
 
 
 def listen(port: int, *, netns: str | None = None, iface: str | None = None, addr: str | None = None,
@@ -283,7 +295,7 @@ def listen(port: int, *, netns: str | None = None, iface: str | None = None, add
                         delayed_ack=delayed_ack, keepalive=keepalive, rto_min=rto_min, retries=retries,
                         msl2=msl2, pcap=pcap)
     _start(spec, printer)
-    return Connection(spec["name"], on_record)
+    return Connection(spec.name, on_record)
 
 
 def hub(*, netns: str | None = None, ports: tuple[int, int] | None = None) -> Hub:

@@ -23,6 +23,8 @@ from rawtcp.commands.common import (
 from rawtcp.commands.output import Printer, peer_word
 from rawtcp.commands.progress import ProgressLine
 from rawtcp.session import client, registry
+from rawtcp.session.connection import ConnectionSpec
+from rawtcp.session.protocol import KeeperSpec, KernelPeer
 
 LAB_MSL2 = 2.0  # TIME-WAIT in the lab: short, so a closed session does not linger (configurable)
 
@@ -45,16 +47,17 @@ def listen_address(addr: str) -> str:
         raise errors.RawtcpError(f"--addr {addr!r} is not an IPv4 or IPv6 address", errors.BAD_INPUT) from None
 
 
-def _connection_spec(**fields: Any) -> dict[str, Any]:
-    """ConnectionSpec fields for the keeper; unset options take the spec's defaults (remote_ip stays:
-    a passive open has none yet)."""
-    return {k: v for k, v in fields.items() if v is not None or k == "remote_ip"}
+def _connection_spec(**fields: Any) -> ConnectionSpec:
+    """The keeper's ConnectionSpec; unset options take the spec's defaults (remote_ip stays: a passive
+    open has none yet)."""
+    return ConnectionSpec(**{k: v for k, v in fields.items() if v is not None or k == "remote_ip"})
 
 
 def _tuning(bare: bool, wscale: int | None, no_wscale: bool, sack: bool | None, timestamps: bool | None,
             nagle: bool | None, delayed_ack: bool | None, keepalive: float | None,
             rto_min: float | None) -> dict[str, Any]:
-    """The profile and the single TCP options that override it (None: the profile's choice)."""
+    """The profile and the single TCP options that override it (None: the profile's choice), as
+    ConnectionSpec keywords."""
     if wscale is not None and no_wscale:
         raise errors.RawtcpError("give --wscale N or --no-wscale, not both", errors.BAD_INPUT)
     return {"profile": "bare" if bare else "linux", "wscale": wscale, "no_wscale": no_wscale or None,
@@ -106,7 +109,7 @@ def active_spec(remote_ip: str, port: int, *, name: str | None = None, netns: st
                 no_wscale: bool = False, sack: bool | None = None, timestamps: bool | None = None,
                 nagle: bool | None = None, delayed_ack: bool | None = None, keepalive: float | None = None,
                 rto_min: float | None = None, retries: int = 6, msl2: float | None = None,
-                pcap: str | None = None) -> dict[str, Any]:
+                pcap: str | None = None) -> KeeperSpec:
     """The keeper's spec for an active open to ``remote_ip`` ``port`` (shared by `rawtcp connect` and
     rawtcp.api): from the lab's client namespace unless ``netns``/``iface`` say otherwise, watching the
     kernel peer's socket when it lives in a lab rawtcp made. TCP behaves like Linux's unless ``bare``;
@@ -122,16 +125,16 @@ def active_spec(remote_ip: str, port: int, *, name: str | None = None, netns: st
     # The kernel peer lives in a namespace the lab made (either of its addresses): watch its socket's state too.
     kernel = None
     if lab is not None and (same_address(remote_ip, lab.server_ip) or same_address(remote_ip, lab.server_ip6)):
-        kernel = {"ip": remote_ip, "port": port}
-    return {
-        "name": name, "netns": netns, "kernel": kernel, "idle": idle,
-        "connection": _connection_spec(
+        kernel = KernelPeer(remote_ip, port)
+    return KeeperSpec(
+        name=name, netns=netns, kernel=kernel, idle=idle,
+        connection=_connection_spec(
             remote_ip=remote_ip, remote_port=port, local_port=sport, iface=iface, isn=isn, mss=mss,
             window=window, max_retries=retries,
             msl2=msl2 if msl2 is not None else (LAB_MSL2 if lab is not None else 60.0),
             pcap=output_path(pcap), **tuning,
         ),
-    }
+    )
 
 
 def passive_spec(port: int, *, name: str | None = None, netns: str | None = None, iface: str | None = None,
@@ -140,7 +143,7 @@ def passive_spec(port: int, *, name: str | None = None, netns: str | None = None
                  wscale: int | None = None, no_wscale: bool = False, sack: bool | None = None,
                  timestamps: bool | None = None, nagle: bool | None = None, delayed_ack: bool | None = None,
                  keepalive: float | None = None, rto_min: float | None = None, retries: int = 6,
-                 msl2: float | None = None, pcap: str | None = None) -> dict[str, Any]:
+                 msl2: float | None = None, pcap: str | None = None) -> KeeperSpec:
     """The keeper's spec for a passive open on ``port`` (shared by `rawtcp listen` and rawtcp.api): in
     the lab's server namespace on its veth unless ``netns``/``iface`` say otherwise. The TCP options
     are `active_spec`'s; our SYN-ACK answers only what the client's SYN offered (RFC 2018, 7323)."""
@@ -161,18 +164,18 @@ def passive_spec(port: int, *, name: str | None = None, netns: str | None = None
     if lab is not None and netns == lab.server_ns:
         iface = iface or lab.server_if
         v6 = local_ip is not None and ":" in local_ip
-        kernel = {"ip": lab.client_ip6 if v6 else lab.client_ip, "port": port}
+        kernel = KernelPeer(lab.client_ip6 if v6 else lab.client_ip, port)
     if iface is None:
         raise errors.RawtcpError("--iface is needed outside the lab", errors.BAD_INPUT)
-    return {
-        "name": name, "netns": netns, "kernel": kernel, "idle": idle, "open_timeout": timeout,
-        "connection": _connection_spec(
+    return KeeperSpec(
+        name=name, netns=netns, kernel=kernel, idle=idle, open_timeout=timeout,
+        connection=_connection_spec(
             remote_ip=None, remote_port=0, local_port=port, iface=iface, local_ip=local_ip, isn=isn, mss=mss,
             window=window, max_retries=retries, passive=True,
             msl2=msl2 if msl2 is not None else (LAB_MSL2 if kernel else 60.0),
             pcap=output_path(pcap), **tuning,
         ),
-    }
+    )
 
 
 @click.command()
@@ -213,7 +216,7 @@ def connect(host: str, port: int, name: str | None, isn: int | None, mss: int | 
                        mss=mss, window=window, bare=bare, wscale=wscale, no_wscale=no_wscale, sack=sack,
                        timestamps=timestamps, nagle=nagle, delayed_ack=delayed_ack, keepalive=keepalive,
                        rto_min=rto_min, retries=retries, msl2=msl2, pcap=pcap)
-    name = spec["name"]
+    name = spec.name
     ready = client.start_keeper(spec, printer)
     printer.message(f"session {name}: {ready['state']} {ready['local']} → {ready['remote']} "
                     f"(keeper pid {ready['pid']}; `rawtcp send {name} DATA`, `rawtcp close {name}`)",
@@ -262,8 +265,8 @@ def listen(port: int, name: str | None, netns: str | None, iface: str | None, ad
                         no_wscale=no_wscale, sack=sack, timestamps=timestamps, nagle=nagle,
                         delayed_ack=delayed_ack, keepalive=keepalive, rto_min=rto_min, retries=retries,
                         msl2=msl2, pcap=pcap)
-    name, netns, iface = spec["name"], spec["netns"], spec["connection"]["iface"]
-    local_ip = spec["connection"].get("local_ip")
+    name, netns, iface = spec.name, spec.netns, spec.connection.iface
+    local_ip = spec.connection.local_ip
     where = f"{local_ip} " if local_ip else ""
     printer.message(f"listening on {where}port {port} in {netns or 'this namespace'} ({iface}); waiting for a SYN")
     ready = client.start_keeper(spec, printer)
@@ -293,7 +296,7 @@ def send(name: str, data: str | None, file_: Any, wait: float, as_json: bool) ->
         final = client.send_data(name, payload, status, wait, progress=status.enabled)
     finally:
         status.close()
-    printer.message(f"sent {final['bytes']} bytes, all acknowledged ({final['state']})", bytes=final["bytes"])
+    printer.message(f"sent {final.bytes} bytes, all acknowledged ({final.state})", bytes=final.bytes)
 
 
 @click.command()
@@ -313,23 +316,24 @@ def recv(name: str, nbytes: int | None, wait: float | None, out: Any, as_json: b
         wait = 10.0
     status = ProgressLine(printer, "received", enabled=not as_json)  # a terminal's stderr only
     try:
-        data, final = client.recv_data(name, nbytes, wait, status, progress=status.enabled and nbytes is not None)
+        final = client.recv_data(name, nbytes, wait, status, progress=status.enabled and nbytes is not None)
     finally:
         status.close()
+    data = final.data
     if out is not None:
         out.write(data)
         out.flush()
     elif as_json:
         click.echo(json.dumps({"type": "data", "bytes": len(data), "text": data.decode("utf-8", "replace"),
-                               "peer_closed": final.get("peer_closed")}))
+                               "peer_closed": final.peer_closed}))
     else:
         sys.stdout.write(data.decode("utf-8", "backslashreplace"))
         if data and not data.endswith(b"\n"):
             sys.stdout.write("\n")
         sys.stdout.flush()
-    note = " (the peer has closed its side)" if final.get("peer_closed") else ""
+    note = " (the peer has closed its side)" if final.peer_closed else ""
     if nbytes is not None and len(data) < nbytes:
-        quiet = f" (no new data for {final['quiet']:g} s)" if final.get("quiet") is not None else ""
+        quiet = f" (no new data for {final.quiet:g} s)" if final.quiet is not None else ""
         click.echo(f"rawtcp: received {len(data)} of {nbytes} bytes{quiet}{note}", err=True)
         raise SystemExit(errors.FAILED)
     if not as_json and out is None and not data:
@@ -338,14 +342,14 @@ def recv(name: str, nbytes: int | None, wait: float | None, out: Any, as_json: b
 
 def _close(name: str, op: str, abort: bool, wait: float, as_json: bool) -> None:
     printer = Printer(as_json)
-    final = client.request(name, {"op": op, "abort": abort, "wait": wait}, printer)
+    final = client.close(name, printer, shutdown=op == "shutdown", abort=abort, wait=wait)
     if abort:
-        printer.message(f"session {name}: aborted with RST", state=final["state"])
-    elif final.get("time_wait") is not None:
-        printer.message(f"session {name}: {final['state']} for 2MSL = {final['time_wait']} s, then CLOSED "
-                        "(the keeper holds it)", state=final["state"])
+        printer.message(f"session {name}: aborted with RST", state=final.state)
+    elif final.time_wait is not None:
+        printer.message(f"session {name}: {final.state} for 2MSL = {final.time_wait} s, then CLOSED "
+                        "(the keeper holds it)", state=final.state)
     else:
-        printer.message(f"session {name}: {final['state']}", state=final["state"])
+        printer.message(f"session {name}: {final.state}", state=final.state)
 
 
 @click.command()
@@ -385,14 +389,14 @@ def status(name: str | None, history: bool, as_json: bool) -> None:
         if not name:
             raise errors.RawtcpError("--history needs a session NAME", errors.BAD_INPUT)
         printer = Printer(as_json)
-        for rec in client.request(name, {"op": "history"}, lambda rec: None)["records"]:
+        for rec in client.history(name):
             printer(rec)
     names = [name] if name else [s.name for s in registry.all_sessions()]
     if not names:
         click.echo("no live sessions", err=not as_json)
         return
     for each in names:
-        st = client.request(each, {"op": "status"}, lambda rec: None)
+        st = client.status(each)
         if as_json:
             click.echo(json.dumps(st))
             continue
@@ -423,8 +427,7 @@ def sessions(as_json: bool) -> None:
     for info in registry.all_sessions():
         info_by_name[info.name] = info
         try:
-            st = client.request(info.name, {"op": "status"}, lambda rec: None)
-            state = st["state"]
+            state = client.status(info.name)["state"]
         except Exception:  # noqa: BLE001 - a keeper that stopped answering is listed as such
             state = "unreachable"
         local_ip, _, local_port = info.local.rpartition(":")

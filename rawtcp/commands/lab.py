@@ -122,7 +122,7 @@ def down(client_ns: str, server_ns: str, client_ip: str, server_ip: str, port: i
     for info in registry.all_sessions():
         if info.netns in (cfg.client_ns, cfg.server_ns):
             with contextlib.suppress(Exception):
-                client.request(info.name, {"op": "close", "abort": True, "wait": 5}, lambda rec: None)
+                client.close(info.name, lambda rec: None, abort=True, wait=5.0)
                 click.echo(f"aborted session {info.name} (RST)")
                 aborted.append(info.name)
     # Each keeper removes its session files and firewall entries on its way out; lab_down signals every

@@ -7,16 +7,18 @@ leaves, so neither the kernel's RST nor a fast reply can beat us.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import ipaddress
 import os
 import random
 import socket
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from rawtcp.core import Endpoint, EndpointConfig
 from rawtcp.core.rto import RTO_MIN
 from rawtcp.session.driver import Driver
+from rawtcp.session.jsonrecord import build, fields_from_json
 
 EPHEMERAL = (32768, 60999)  # Linux's default ip_local_port_range
 # "linux": what a Linux socket offers and does (EndpointConfig.linux_like); "bare": SEED.md's SYN with
@@ -24,9 +26,12 @@ EPHEMERAL = (32768, 60999)  # Linux's default ip_local_port_range
 PROFILES = ("linux", "bare")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ConnectionSpec:
-    """One hand-driven connection. The TCP options left at None take the profile's choice."""
+    """One hand-driven connection. The TCP options left at None take the profile's choice.
+
+    Frozen: a passive open learns its peer from the SYN and the Connection then holds a copy with
+    ``remote_ip``/``remote_port`` filled in (``Connection.spec``)."""
 
     remote_ip: str | None  # None for a passive open until the SYN arrives
     remote_port: int
@@ -49,11 +54,18 @@ class ConnectionSpec:
     pcap: str | None = None
     passive: bool = False  # listen on local_port instead of connecting
     local_ip: str | None = None  # passive open: the address to listen on (default: the iface's)
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.profile not in PROFILES:
             raise ValueError(f"unknown profile {self.profile!r} (one of {', '.join(PROFILES)})")
+
+    def to_json(self) -> dict[str, Any]:
+        """Every field, defaults included, so the keeper reads exactly what the command decided."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, obj: object, what: str = "connection spec") -> ConnectionSpec:
+        return build(cls, fields_from_json(cls, obj, what), what)
 
     def endpoint_config(self, *, local_port: int, remote_port: int, isn: int, mss: int) -> EndpointConfig:
         """The core's config: the profile's preset, then every option this spec sets explicitly."""
@@ -133,7 +145,7 @@ class Connection:
 
         remote_ip, remote_port = decoded.src_ip, decoded.segment.sport
         lport = self.endpoint.local_port
-        self.spec.remote_ip, self.spec.remote_port = remote_ip, remote_port
+        self.spec = dataclasses.replace(self.spec, remote_ip=remote_ip, remote_port=remote_port)
         self.guard.add_conn(self.local_ip, lport, remote_ip, remote_port)
         self._stack.callback(self.guard.remove_conn, self.local_ip, lport, remote_ip, remote_port)
         self.link.set_filter(self.local_ip, lport, remote_ip, remote_port)

@@ -21,3 +21,8 @@ class PeerRefused(SessionError):
 
 class PeerSilent(SessionError):
     exit_code = NO_ANSWER
+
+
+class ProtocolError(SessionError):
+    """A message between a command and a keeper (spec, request, reply, session file) that is not
+    what the protocol says: the one line names the message and the field."""

@@ -9,7 +9,6 @@ keepalives and window probes, honours TIME-WAIT, and closes the connection after
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import os
@@ -17,18 +16,37 @@ import signal
 import socket
 import sys
 import time
-from typing import Any
+from typing import Any, Literal
 
 from rawtcp.capture.streams import endpoint_name
 from rawtcp.core import State
 from rawtcp.core import events as ev
 from rawtcp.core import seq as sq
 from rawtcp.session import registry
-from rawtcp.session.connection import Connection, ConnectionSpec
-from rawtcp.session.errors import PeerRefused, PeerSilent, SessionError
+from rawtcp.session.connection import Connection
+from rawtcp.session.errors import PeerRefused, PeerSilent, ProtocolError, SessionError
 from rawtcp.session.kernelview import KernelView
+from rawtcp.session.protocol import (
+    CloseRequest,
+    DataReply,
+    DoneReply,
+    ErrorReply,
+    HistoryReply,
+    HistoryRequest,
+    KeeperSpec,
+    Progress,
+    Record,
+    RecvRequest,
+    Reply,
+    Request,
+    SendRequest,
+    Status,
+    StatusRequest,
+    bad_request,
+    decode_request,
+    reply_to_json,
+)
 
-Record = dict[str, Any]
 PROGRESS_EVERY = 0.25  # seconds between progress records to a command that asked for them (a terminal's)
 
 
@@ -40,13 +58,34 @@ def _on_signal(signum: int, _frame: Any) -> None:
     raise Terminate(signum)
 
 
+class Sending:
+    """Where one send request stands: its bytes, how many the endpoint took, how many are ACKed."""
+
+    def __init__(self, data: bytes, snd_una: int, backlog: int) -> None:
+        self.data = data
+        self.queued = 0  # bytes the endpoint's send buffer has taken so far
+        # Our bytes are acknowledged once SND.UNA has passed what earlier sends left unacknowledged.
+        self.una0 = self.last_una = snd_una
+        self.backlog = backlog
+
+    @property
+    def target(self) -> int:
+        return len(self.data)
+
+    def acked(self, snd_una: int) -> int:
+        """How many of this send's bytes the peer has acknowledged."""
+        return min(self.target, max(0, sq.sub(snd_una, self.una0) - self.backlog))
+
+
 class Client:
     """One CLI command connected to the control socket, with the request it is waiting on."""
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
         self.buf = b""
-        self.request: dict[str, Any] | None = None
+        self.request: Request | None = None
+        self.sending: Sending | None = None  # a send request's progress
+        self.last_rcv = 0  # a recv request: RCV.NXT when it last moved
         self.deadline: float | None = None
         self.wait: float | None = None  # the request's patience, seconds; send/recv renew it on progress
         self.started = 0.0
@@ -64,11 +103,11 @@ class Client:
 
 
 class Keeper:
-    def __init__(self, spec: dict[str, Any], out: Any) -> None:
+    def __init__(self, spec: KeeperSpec, out: Any) -> None:
         self.spec = spec
-        self.name: str = spec["name"]
+        self.name = spec.name
         self.out = out  # the starting command's pipe until detach, then None
-        self.idle = float(spec.get("idle", 600.0))
+        self.idle = spec.idle
         self.clients: list[Client] = []
         self.control: socket.socket | None = None
         self.conn: Connection | None = None
@@ -99,14 +138,13 @@ class Keeper:
     # --- set-up ---------------------------------------------------------------------------------
     def start(self) -> None:
         spec = self.spec
-        cspec = ConnectionSpec(**spec["connection"])
+        cspec = spec.connection
         self.control = registry.bind_control_socket(self.name)
         self.conn = Connection(cspec)
         ep = self.conn.endpoint
         self.driver = self.conn.driver
-        kernel = spec.get("kernel")  # {"ip":..., "port":...}: the kernel peer lives in a lab namespace
-        if kernel:
-            self.watcher = _start_watcher(int(kernel["port"]), spec.get("netns"))
+        if spec.kernel is not None:  # the kernel peer lives in a lab namespace
+            self.watcher = _start_watcher(spec.kernel.port, spec.netns)
         # The kernel socket's own view: its address is our remote, ours is its remote.
         ours = (self.conn.local_ip, ep.local_port)
         theirs = (cspec.remote_ip, cspec.remote_port) if not cspec.passive else None
@@ -119,17 +157,17 @@ class Keeper:
 
             def accept_peer(decoded: Any, frame: bytes) -> None:
                 learn(decoded, frame)
-                assert self.view is not None
-                self.view.set_peer((cspec.remote_ip, cspec.remote_port), ours)
+                assert self.view is not None and self.conn is not None
+                peer = self.conn.spec  # the Connection's copy, which now names the peer
+                self.view.set_peer((peer.remote_ip, peer.remote_port), ours)
 
             self.driver.accept_peer = accept_peer
-        registry.write_info({
-            "name": self.name, "pid": os.getpid(), "netns": spec.get("netns"),
-            "local": endpoint_name(ours),
-            "remote": endpoint_name((cspec.remote_ip, cspec.remote_port)) if not cspec.passive else "*:*",
-            "role": "server" if cspec.passive else "client", "iface": self.conn.path.ifname,
-            "started": time.time(), "pcap": cspec.pcap,
-        })
+        registry.write_info(registry.SessionInfo(
+            name=self.name, pid=os.getpid(), netns=spec.netns, local=endpoint_name(ours),
+            remote=endpoint_name((cspec.remote_ip, cspec.remote_port)) if not cspec.passive else "*:*",
+            role="server" if cspec.passive else "client", iface=self.conn.path.ifname,
+            started=time.time(), pcap=cspec.pcap,
+        ))
 
     def open(self) -> None:
         assert self.conn is not None
@@ -145,7 +183,7 @@ class Keeper:
         # An active open is bounded by the endpoint itself (--retries with RTO backoff: 127 s by default);
         # a shorter bound here would cut that short and say "open did not complete" instead of
         # "no SYN-ACK after N tries" (exit 5).
-        timeout = float(self.spec.get("open_timeout", 3600.0))
+        timeout = self.spec.open_timeout
 
         def opened() -> bool:
             # A slow open shows what happened so far (a SYN retransmitted for minutes must not be
@@ -187,13 +225,13 @@ class Keeper:
             self.out = None
 
     # --- serving -------------------------------------------------------------------------------
-    def status(self) -> dict[str, Any]:
+    def status(self, kind: Literal["status", "ready"] = "status") -> Status:
         assert self.conn is not None
         ep = self.conn.endpoint
         iss, irs = ep.iss, ep.irs
         kernel = self.view.current() if self.view is not None else None
         return {
-            "type": "status", "name": self.name, "pid": os.getpid(), "state": str(ep.state),
+            "type": kind, "name": self.name, "pid": os.getpid(), "state": str(ep.state),
             "local": endpoint_name((self.conn.local_ip, ep.local_port)),
             "remote": endpoint_name((str(self.conn.spec.remote_ip), ep.remote_port)),
             "snd_una": ep.snd_una, "snd_nxt": ep.snd_nxt, "rcv_nxt": ep.rcv_nxt,
@@ -209,7 +247,7 @@ class Keeper:
             "srtt": None if ep.srtt is None else round(ep.srtt, 6), "cwnd": ep.cwnd,
             "kernel_state": kernel, "kernel_state_source": getattr(self.watcher, "source", None),
             "stack": getattr(self.watcher, "stack", None),  # whose state kernel_state is (None: no watcher)
-            "netns": self.spec.get("netns"),
+            "netns": self.spec.netns,
         }
 
     def _accept(self) -> None:
@@ -238,9 +276,9 @@ class Keeper:
         while b"\n" in client.buf and client.request is None:
             line, client.buf = client.buf.split(b"\n", 1)
             try:
-                request = json.loads(line)
-            except ValueError:
-                client.send({"type": "error", "message": "bad request"})
+                request = decode_request(line)
+            except ProtocolError as exc:
+                client.send(reply_to_json(bad_request(exc)))
                 continue
             self._begin(client, request)
 
@@ -249,41 +287,37 @@ class Keeper:
         if client in self.clients:
             self.clients.remove(client)
 
-    def _begin(self, client: Client, request: dict[str, Any]) -> None:
+    def _begin(self, client: Client, request: Request) -> None:
         assert self.conn is not None
         ep = self.conn.endpoint
         now = time.monotonic()
         self.last_activity = now
-        op = request.get("op")
         client.request = request
+        client.sending = None
         client.started = now
-        wait = request.get("wait")
-        client.wait = float(wait) if wait is not None else None
-        client.deadline = now + client.wait if client.wait is not None else None
+        wait = getattr(request, "wait", None)
+        client.wait = wait
+        client.deadline = now + wait if wait is not None else None
         # Only a transfer with a known end has progress to report; a quick one never shows any.
-        reports = request.get("progress") and (op == "send" or (op == "recv" and request.get("bytes")))
+        reports = (isinstance(request, SendRequest) and request.progress) or (
+            isinstance(request, RecvRequest) and request.progress and request.nbytes)
         client.next_report = now + PROGRESS_EVERY if reports else None
         try:
-            if op == "status":
+            if isinstance(request, StatusRequest):
                 self._finish(client, self.status())
-            elif op == "history":
+            elif isinstance(request, HistoryRequest):
                 self._release(force=True)
-                self._finish(client, {"type": "history", "records": self.history})
-            elif op == "send":
-                data = base64.b64decode(request["data"])
+                self._finish(client, HistoryReply(self.history))
+            elif isinstance(request, SendRequest):
                 if ep.state not in (State.ESTABLISHED, State.CLOSE_WAIT):
                     raise SessionError(f"cannot send in state {ep.state}")
-                request["target"] = len(data)
-                request["queued"] = 0
-                request["data_bytes"] = data
-                # Our bytes are acknowledged once SND.UNA has passed what earlier sends left unacknowledged.
-                request["una0"] = request["last_una"] = ep.snd_una
-                request["backlog"] = ep.unsent + ep.in_flight
-                self._feed_send(request, now)
-            elif op == "recv":
-                request["last_rcv"] = ep.rcv_nxt
-            elif op in ("close", "shutdown"):
-                if request.get("abort"):
+                client.sending = Sending(request.data, ep.snd_una, ep.unsent + ep.in_flight)
+                self._feed_send(client.sending, now)
+            elif isinstance(request, RecvRequest):
+                client.last_rcv = ep.rcv_nxt
+            else:
+                op = request.op
+                if request.abort:
                     ep.abort(now)
                 elif ep.state in (State.ESTABLISHED, State.CLOSE_WAIT, State.SYN_RECEIVED):
                     (ep.shutdown if op == "shutdown" else ep.close)(now)
@@ -292,23 +326,14 @@ class Keeper:
                     pass  # our FIN is already out: close waits for the rest of the close
                 else:
                     raise SessionError(f"cannot {op} in state {ep.state}")
-            else:
-                raise SessionError(f"unknown request {op!r}")
             self.driver.flush(now)  # what the request queued leaves now, before we wait on anything
         except SessionError as exc:
-            self._finish(client, {"type": "error", "message": str(exc)})
+            self._finish(client, ErrorReply(str(exc)))
 
-    def _feed_send(self, request: dict[str, Any], now: float) -> None:
+    def _feed_send(self, sending: Sending, now: float) -> None:
         assert self.conn is not None
-        data: bytes = request["data_bytes"]
-        queued = request["queued"]
-        if queued < len(data):
-            request["queued"] = queued + self.conn.endpoint.send(data[queued:], now)
-
-    @staticmethod
-    def _acked(ep: Any, request: dict[str, Any]) -> int:
-        """How many of this send's bytes the peer has acknowledged."""
-        return min(request["target"], max(0, sq.sub(ep.snd_una, request["una0"]) - request["backlog"]))
+        if sending.queued < sending.target:
+            sending.queued += self.conn.endpoint.send(sending.data[sending.queued:], now)
 
     @staticmethod
     def _renew(client: Client, now: float) -> None:
@@ -322,18 +347,20 @@ class Keeper:
         if now < client.next_report:
             return
         request, ep = client.request, self.conn.endpoint
-        if request["op"] == "send":
-            done, total = self._acked(ep, request), request["target"]
+        if client.sending is not None:
+            progress = Progress("send", client.sending.acked(ep.snd_una), client.sending.target,
+                                round(now - client.started, 3))
         else:
-            total = int(request["bytes"])
-            done = min(ep.readable, total)
-        client.send({"type": "progress", "op": request["op"], "done": done, "total": total,
-                     "elapsed": round(now - client.started, 3)})
+            assert isinstance(request, RecvRequest) and request.nbytes is not None
+            progress = Progress("recv", min(ep.readable, request.nbytes), request.nbytes,
+                                round(now - client.started, 3))
+        client.send(progress.to_json())
         client.next_report = now + PROGRESS_EVERY
 
-    def _finish(self, client: Client, final: Record) -> None:
-        client.send(final)
+    def _finish(self, client: Client, final: Reply) -> None:
+        client.send(reply_to_json(final))
         client.request = None
+        client.sending = None
         client.deadline = None
         client.next_report = None
 
@@ -343,35 +370,33 @@ class Keeper:
         ep = self.conn.endpoint
         dead = ep.state is State.CLOSED
         for client in list(self.clients):
-            request = client.request
+            request, sending = client.request, client.sending
             if request is None:
                 continue
-            op = request["op"]
-            if op == "send":
-                self._feed_send(request, now)
-                if ep.snd_una != request["last_una"]:  # any newly acknowledged byte
-                    request["last_una"] = ep.snd_una
+            if sending is not None:
+                self._feed_send(sending, now)
+                if ep.snd_una != sending.last_una:  # any newly acknowledged byte
+                    sending.last_una = ep.snd_una
                     self._renew(client, now)
-            elif op == "recv" and ep.rcv_nxt != request["last_rcv"]:  # any new byte in order (or the FIN)
-                request["last_rcv"] = ep.rcv_nxt
+            elif isinstance(request, RecvRequest) and ep.rcv_nxt != client.last_rcv:  # new bytes (or the FIN)
+                client.last_rcv = ep.rcv_nxt
                 self._renew(client, now)
             if client.next_report is not None:
                 self._report(client, now)
             expired = client.deadline is not None and now >= client.deadline
-            if op == "send":
-                done = request["queued"] >= request["target"] and ep.unsent == 0 and ep.in_flight == 0
+            if sending is not None:
+                done = sending.queued >= sending.target and ep.unsent == 0 and ep.in_flight == 0
                 if done:
                     self._release(force=True)
-                    self._finish(client, {"type": "done", "op": "send", "bytes": request["target"],
-                                          "state": str(ep.state)})
+                    self._finish(client, DoneReply("send", str(ep.state), bytes=sending.target))
                 elif dead or expired:
                     self._release(force=True)
                     message = str(self._failure("send")) if dead else (
-                        f"no ACK progress for {client.wait:g} s: {self._acked(ep, request)} of "
-                        f"{request['target']} bytes acknowledged")
-                    self._finish(client, {"type": "error", "message": message})
-            elif op == "recv":
-                want = request.get("bytes")
+                        f"no ACK progress for {client.wait:g} s: {sending.acked(ep.snd_una)} of "
+                        f"{sending.target} bytes acknowledged")
+                    self._finish(client, ErrorReply(message))
+            elif isinstance(request, RecvRequest):
+                want = request.nbytes
                 have = ep.readable
                 ready = (want is None and client.deadline is None) or (want is not None and have >= want) \
                     or ep.peer_fin or dead or expired or (want is None and have > 0)
@@ -379,14 +404,14 @@ class Keeper:
                     data = ep.read(want if want is not None else -1)
                     self.received_total += len(data)
                     self._release(force=True)
-                    self._finish(client, {"type": "data", "data": base64.b64encode(data).decode(),
-                                          "bytes": len(data), "peer_closed": ep.peer_fin and ep.readable == 0,
-                                          "state": str(ep.state),
-                                          # short because nothing new came for --wait seconds
-                                          "quiet": client.wait if expired and want is not None
-                                          and len(data) < want and not ep.peer_fin else None})
-            elif op in ("close", "shutdown"):
-                if request.get("abort"):
+                    self._finish(client, DataReply(
+                        data, str(ep.state), peer_closed=ep.peer_fin and ep.readable == 0,
+                        # short because nothing new came for --wait seconds
+                        quiet=client.wait if expired and want is not None and len(data) < want
+                        and not ep.peer_fin else None))
+            elif isinstance(request, CloseRequest):
+                op = request.op
+                if request.abort:
                     finished = True
                 elif op == "shutdown":
                     finished = ep.state in (State.FIN_WAIT_2, State.TIME_WAIT, State.CLOSED, State.CLOSING,
@@ -395,11 +420,10 @@ class Keeper:
                     finished = ep.state in (State.TIME_WAIT, State.CLOSED)
                 if finished or expired:
                     self._release(force=True)
-                    final = {"type": "done", "op": op, "state": str(ep.state)}
-                    if ep.state is State.TIME_WAIT:
-                        final["time_wait"] = self.conn.spec.msl2
+                    final: Reply = DoneReply(op, str(ep.state), time_wait=self.conn.spec.msl2
+                                             if ep.state is State.TIME_WAIT else None)
                     if expired and not finished:
-                        final = {"type": "error", "message": f"{op} did not complete: state {ep.state}"}
+                        final = ErrorReply(f"{op} did not complete: state {ep.state}")
                     self._finish(client, final)
 
     def serve(self) -> None:
@@ -470,21 +494,23 @@ def _start_watcher(port: int, client_ns: str | None = None) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    spec = json.loads(argv[0])
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, _on_signal)
     out = sys.stdout
     keeper: Keeper | None = None
     code = 0
     try:
-        if spec.get("netns"):
+        if len(argv) != 1:
+            raise ProtocolError("usage: python -m rawtcp.session.keeper SPEC_JSON (one argument)")
+        spec = KeeperSpec.from_json(argv[0])
+        if spec.netns:
             from rawtcp.wire import netns
 
-            netns.enter(spec["netns"])
+            netns.enter(spec.netns)
         keeper = Keeper(spec, out)
         keeper.start()
         keeper.open()
-        keeper._emit({**keeper.status(), "type": "ready"})
+        keeper._emit(keeper.status("ready"))
         keeper.detach()
         keeper.serve()
     except Terminate:
@@ -498,7 +524,7 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         if keeper is None or keeper.out is not None:
             try:
-                out.write(json.dumps({"type": "error", "message": message, "code": code}) + "\n")
+                out.write(json.dumps(reply_to_json(ErrorReply(message, code))) + "\n")
                 out.flush()
             except OSError:
                 pass

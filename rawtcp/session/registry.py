@@ -7,6 +7,7 @@ cannot drive another user's session (security).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import re
@@ -14,11 +15,12 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 from rawtcp.errors import BAD_INPUT
 from rawtcp.proc import pid_alive
-from rawtcp.session.errors import SessionError, UnknownSession
+from rawtcp.session.errors import ProtocolError, SessionError, UnknownSession
+from rawtcp.session.jsonrecord import build, fields_from_json, parse_object
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
@@ -43,27 +45,39 @@ def check_name(name: str) -> str:
     return name
 
 
-@dataclass
+@dataclass(frozen=True)
 class SessionInfo:
+    """A live session's description file, written by its keeper once the connection is set up."""
+
     name: str
     pid: int
-    netns: str | None
-    local: str
-    remote: str
-    role: str
-    data: dict[str, Any]
+    netns: str | None = None
+    local: str = ""  # "198.18.0.1:40000", "[2001:db8::1]:40000"
+    remote: str = ""  # "*:*" while a passive open waits for its SYN
+    role: Literal["client", "server"] = "client"
+    iface: str | None = None
+    started: float | None = None  # wall-clock seconds
+    pcap: str | None = None
 
     @property
     def socket_path(self) -> Path:
         return runtime_dir() / f"{self.name}.sock"
 
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self))
 
-def write_info(info: dict[str, Any]) -> None:
-    path = runtime_dir() / f"{info['name']}.json"
+    @classmethod
+    def from_json(cls, text: str | bytes) -> SessionInfo:
+        what = "session file"
+        return build(cls, fields_from_json(cls, parse_object(text, what), what), what)
+
+
+def write_info(info: SessionInfo) -> None:
+    path = runtime_dir() / f"{info.name}.json"
     tmp = path.with_suffix(".json.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as fh:
-        json.dump(info, fh)
+        fh.write(info.to_json())
     os.replace(tmp, path)
 
 
@@ -75,10 +89,8 @@ def remove(name: str) -> None:
 
 def _load(path: Path) -> SessionInfo | None:
     try:
-        data = json.loads(path.read_text())
-        return SessionInfo(data["name"], int(data["pid"]), data.get("netns"), data.get("local", ""),
-                           data.get("remote", ""), data.get("role", "client"), data)
-    except (OSError, ValueError, KeyError):
+        return SessionInfo.from_json(path.read_text())
+    except (OSError, ProtocolError):  # half-written or foreign: not a session we can drive
         return None
 
 

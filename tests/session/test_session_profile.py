@@ -65,15 +65,15 @@ def test_unknown_profile_is_refused():
 
 
 def test_cli_specs_carry_the_profile_to_the_keeper():
-    default = ConnectionSpec(**active_spec("198.18.0.2", 8080, iface="eth0")["connection"])
+    default = active_spec("198.18.0.2", 8080, iface="eth0").connection
     assert default.profile == "linux" and default.rto_min is None and default.timestamps is None
-    bare = ConnectionSpec(**active_spec("198.18.0.2", 8080, iface="eth0", bare=True, sack=True)["connection"])
+    bare = active_spec("198.18.0.2", 8080, iface="eth0", bare=True, sack=True).connection
     assert bare.profile == "bare" and bare.sack is True
-    off = ConnectionSpec(**active_spec("198.18.0.2", 8080, iface="eth0", timestamps=False, nagle=False,
-                                       delayed_ack=False, no_wscale=True, keepalive=10.0)["connection"])
+    off = active_spec("198.18.0.2", 8080, iface="eth0", timestamps=False, nagle=False,
+                      delayed_ack=False, no_wscale=True, keepalive=10.0).connection
     assert (off.timestamps, off.nagle, off.delayed_ack, off.no_wscale, off.keepalive) == (False, False, False,
                                                                                            True, 10.0)
-    passive = ConnectionSpec(**passive_spec(9000, iface="eth0", bare=True, wscale=3)["connection"])
+    passive = passive_spec(9000, iface="eth0", bare=True, wscale=3).connection
     assert passive.profile == "bare" and passive.wscale == 3 and passive.passive
 
 
