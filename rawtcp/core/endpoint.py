@@ -87,6 +87,8 @@ INVALID_RATELIMIT_LINUX = 0.5
 ISN_CLOCK_HZ = 250_000
 # RFC 7323 §5.5: TS.Recent is invalid for PAWS after 24 days without an update.
 PAWS_IDLE = 24 * 86400.0
+# Linux's PAWS window (TCP_PAWS_WINDOW): a TSval this many ticks older than TS.Recent still passes.
+PAWS_TICKS_FORGIVEN = 1
 # RFC 7323 §3.2: TSopt is 10 bytes, sent after two NOPs so it stays 4-byte aligned.
 TSOPT_LEN = 12
 
@@ -1005,13 +1007,14 @@ class Endpoint:
     def _paws_rejects(self, seg: Segment, now: float) -> bool:
         """RFC 7323 §3.2 and §5.3 R1, before the window check (Appendix D): once timestamps are in use a
         non-RST segment without TSopt is dropped, and one whose TSval is older than TS.Recent is not
-        acceptable, unless TS.Recent has been idle for over 24 days (§5.5)."""
+        acceptable, unless TS.Recent has been idle for over 24 days (§5.5). As in Linux, one tick older
+        is forgiven: reordering within a millisecond is not a wrapped sequence number."""
         if not self.opts.ts or seg.has(Flags.RST):
             return False
         ts = self._seg_ts
         if ts is None:
             return True
-        if sq.lt(ts[0], self.rcv.ts_recent):
+        if sq.lt(sq.add(ts[0], PAWS_TICKS_FORGIVEN), self.rcv.ts_recent):
             if now - self.rcv.ts_recent_time > PAWS_IDLE:
                 self.rcv.ts_recent, self.rcv.ts_recent_time = ts[0], now
                 return False

@@ -215,3 +215,15 @@ def test_older_duplicate_still_echoes_the_segment_in_order():
     feed(ep, 1.5, peer_ts(b"hello", 1550))
     (ack,) = ep.segments_to_send(1.5)
     assert ack.ack == SISN + 11 and _ts(ack)[1] == 250
+
+
+def test_paws_forgives_one_tick_as_linux_does():
+    # Linux's PAWS window (TCP_PAWS_WINDOW) takes a TSval one tick older than TS.Recent: a burst sent
+    # across a millisecond boundary and reordered on the way is not dropped.
+    ep = ts_established()
+    feed(ep, 0.1, peer_ts(b"hello", 150))
+    ep.segments_to_send(0.1)
+    feed(ep, 0.2, peer_ts(b"world", 149, seq=SISN + 6))
+    assert ep.read() == b"helloworld"
+    feed(ep, 0.3, peer_ts(b"stale", 147, seq=SISN + 11))
+    assert ep.read() == b""
