@@ -35,6 +35,7 @@ from rawtcp.capture.annotate import shown_comments
 from rawtcp.capture.decode import ip_offset, parse_options
 from rawtcp.capture.errors import CaptureError
 from rawtcp.capture.pcap import ReadReport, iter_frames
+from rawtcp.core.segment import flags_str, format_options, options_word, segment_line
 from rawtcp.core.seq import MASK as SEQ_MASK
 
 # Field names a caller may ignore, in record order (the record's first item is the connection index).
@@ -278,14 +279,11 @@ class SegmentView:
         return "C\u2192S" if self.direction == 0 else "C\u2190S"
 
     def flag_text(self) -> str:
-        from rawtcp.core.segment import flags_str  # core is allowed; lazy keeps import light
-
         return flags_str(self.flags)
 
     def options_text(self) -> str:
-        from rawtcp.core.segment import format_options
-
-        text = format_options(parse_options(self.options)).replace("TS val 0 ecr 0", "TS")
+        # the timestamps were zeroed when read (they differ on every run): bare "TS"
+        text = format_options(parse_options(self.options), ts_values=False)
         return text + ",\u2026" if isinstance(self.options, CutOptions) else text
 
     def word(self, name: str) -> str:
@@ -295,7 +293,7 @@ class SegmentView:
         if name == "flags":
             return f"[{self.flag_text()}]"
         if name == "options":
-            return f"<{self.options_text()}>" if self.options else "no options"
+            return options_word(self.options_text()) if self.options else "no options"
         if name == "time":
             return f"gap {(self.gap or 0.0) * 1000:.3f} ms"
         if name == "window":
@@ -303,13 +301,10 @@ class SegmentView:
         return f"{name} {getattr(self, name)}"
 
     def text(self) -> str:
-        text = f"{self.arrow} {self.flag_text():<3} seq {self.seq}"
-        if self.flags & 0x10:
-            text += f" ack {self.ack}"
-        text += f" win {self.window} len {self.len}"
-        if self.options:
-            text += f" <{self.options_text()}>"
-        return text
+        """``C→S S.  seq 0 ack 1 win 65160 len 0 <mss 1024>``: flags padded, so the numbers line up."""
+        options = self.options_text() if self.options else ""
+        line = segment_line(self.flags, self.seq, self.ack, self.window, self.len, options, flags_width=3)
+        return f"{self.arrow} {line}"
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {

@@ -2,10 +2,11 @@
 
 Each segment is one row: its frame number (tshark's ``frame.number``), time, and an arrow between the
 two endpoints' columns labelled the way tcpdump prints it (flags ``S``, ``S.``, ``P.``, ``F.``, ``R``,
-``.``), with seq/ack — and SACK blocks — relative as tshark counts them (or absolute), length, window,
-options; each end's TCP state stands beside the arrow (states recorded during the run are marked
-``*``), and Wireshark's expert markers (``[TCP Dup ACK 7#2]``, ``[TCP Retransmission]``…) follow it.
-The capture's own comments on a packet (the lab's notes) go on a line below it.
+``.``), with seq/ack — and SACK blocks — relative as tshark counts them (or absolute), window, length,
+options (``rawtcp.core.segment.segment_line``, as every text view of a segment); each end's TCP state
+stands beside the arrow (states recorded during the run are marked ``*``), and Wireshark's expert
+markers (``[TCP Dup ACK 7#2]``, ``[TCP Retransmission]``…) follow it. The capture's own comments on a
+packet (the lab's notes) go on a line below it.
 
 Arrows are horizontal: one vantage point cannot tell how long a segment took to cross, and a slant
 would claim it knows.
@@ -20,7 +21,7 @@ import click
 
 from rawtcp.capture.decode import Option
 from rawtcp.capture.streams import StateEvent, Stream, StreamSegment
-from rawtcp.core.segment import flags_str, format_options
+from rawtcp.core.segment import flags_str, format_options, options_word, segment_line
 from rawtcp.core.seq import MASK as SEQ_MASK
 from rawtcp.core.state import State
 
@@ -33,13 +34,10 @@ def seg_numbers(seg: StreamSegment, absolute: bool = False) -> tuple[int, int]:
 
 
 def segment_label(seg: StreamSegment, absolute: bool = False) -> str:
-    """``S. seq 0 ack 1 len 0 win 65160`` (ack only when the ACK flag is set, as tcpdump)."""
+    """``S. seq 0 ack 1 win 65160 len 0``: the segment line without its options (they go beneath)."""
     pkt = seg.tcp
     seq, ack = seg_numbers(seg, absolute)
-    text = f"{flags_str(pkt.flags)} seq {seq}"
-    if pkt.flags & 0x10:
-        text += f" ack {ack}"
-    return text + f" len {pkt.payload_len} win {pkt.window}"
+    return segment_line(pkt.flags, seq, ack, pkt.window, pkt.payload_len)
 
 
 def relative_options(seg: StreamSegment) -> tuple[Option, ...]:
@@ -57,9 +55,7 @@ def relative_options(seg: StreamSegment) -> tuple[Option, ...]:
 
 
 def options_label(seg: StreamSegment, absolute: bool = False) -> str:
-    if not seg.tcp.options:
-        return ""
-    return f"<{format_options(seg.tcp.options if absolute else relative_options(seg))}>"
+    return options_word(seg.tcp.options if absolute else relative_options(seg))
 
 
 def markers_label(seg: StreamSegment) -> str:

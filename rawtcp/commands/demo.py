@@ -11,6 +11,7 @@ import click
 from rawtcp import errors
 from rawtcp.commands.common import finite, output_path, reap_leftovers, terminal_width
 from rawtcp.commands.output import Printer
+from rawtcp.core.segment import segment_words
 
 Record = dict[str, Any]
 
@@ -19,11 +20,13 @@ LABEL_WIDTH = 64  # the segment column when nothing forces it narrower (README's
 
 
 def _label(rec: Record) -> str:
-    flags = f"[{rec['flags']}]"
-    seq = f"seq {rec['seq']} ({rec['rel_seq']})"
-    ack = f"ack {rec['ack']} ({rec['rel_ack']})" if rec.get("ack") is not None else ""
-    extra = f"len {rec['len']}" + (f" <{rec['options']}>" if rec.get("options") else "")
-    return f"{flags:<5} {seq:<22} {ack:<22} {extra}"
+    """The segment column: flags, seq and ack in columns (absolute, relative in brackets), then length and
+    options; no window, so the ladder fits the README's width."""
+    ack = None if rec.get("ack") is None else f"{rec['ack']} ({rec['rel_ack']})"
+    words = segment_words(rec["flags"], f"{rec['seq']} ({rec['rel_seq']})", ack, None, rec["len"],
+                          rec.get("options") or "", brackets=True)
+    tail = " ".join(w for w in (words.length, words.options) if w)
+    return f"{words.flags:<5} {words.seq:<22} {words.ack:<22} {tail}"
 
 
 def _peer_state(rec: Record, stack: str) -> str:

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from rawtcp.core.segment import segment_words
+
 Record = dict[str, Any]
 
 
@@ -33,16 +35,11 @@ def format_record(rec: Record) -> str | None:
     kind = rec.get("type")
     if kind == "segment":
         arrow = "→" if rec["dir"] == "out" else "←"
-        flags = f"[{rec['flags']}]"
-        text = f"{arrow} {rec['t']:.6f} {flags:<6} seq={_num(rec['seq'], rec.get('rel_seq'))}"
-        if rec.get("ack") is not None:
-            text += f"  ack={_num(rec['ack'], rec.get('rel_ack'))}"
-        text += f"  win={rec['win']}"
-        if rec.get("len"):
-            text += f"  len={rec['len']}"
-        if rec.get("options"):
-            text += f"  <{rec['options']}>"
-        text += f"   {rec['state']}"
+        ack = None if rec.get("ack") is None else _num(rec["ack"], rec.get("rel_ack"))
+        words = segment_words(rec["flags"], _num(rec["seq"], rec.get("rel_seq")), ack, rec["win"],
+                              rec.get("len") or 0, rec.get("options") or "", brackets=True)
+        # two spaces between fields: a number with its relative twin has a space of its own
+        text = f"{arrow} {rec['t']:.6f} {words.flags:<6} {words.fields('  ')}   {rec['state']}"
         if rec.get("kernel_state"):
             text += f"   {peer_word(rec)}: {rec['kernel_state']}"
         if rec.get("note"):

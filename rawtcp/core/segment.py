@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import enum
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+
+from rawtcp.core.seq import MASK as SEQ_MASK
 
 Option = tuple[Any, Any]
 
@@ -112,21 +115,20 @@ class Segment:
         return any(isinstance(e, tuple) and len(e) == 2 and e[0] == "SAckOK" for e in self.options)
 
     def summary(self) -> str:
-        text = f"[{flags_str(int(self.flags))}] seq={self.seq}"
-        if self.flags & Flags.ACK:
-            text += f" ack={self.ack}"
-        text += f" win={self.window} len={len(self.payload)}"
-        if self.options:
-            text += " <" + format_options(self.options) + ">"
-        return text
+        """``S. seq 8000 ack 1001 win 65160 len 0 <mss 1024>``: the segment line, absolute numbers."""
+        return segment_line(self.flags, self.seq, self.ack, self.window, len(self.payload), self.options)
 
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def format_options(options: tuple[Option, ...] | list[Option]) -> str:
-    """tcpdump-like option text: ``mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7``."""
+def format_options(options: Sequence[Option], *, ts_values: bool = True) -> str:
+    """tcpdump-like option text: ``mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7``.
+
+    ``ts_values=False`` writes a timestamp option as bare ``TS``, for text whose timestamps were zeroed
+    (a comparison of two runs: the values differ on every run, RFC 7323 §3).
+    """
     parts = []
     for key, value in options:
         if key == "MSS":
@@ -136,7 +138,7 @@ def format_options(options: tuple[Option, ...] | list[Option]) -> str:
         elif key == "SAckOK":
             parts.append("sackOK")
         elif key == "Timestamp":
-            parts.append(f"TS val {value[0]} ecr {value[1]}")
+            parts.append(f"TS val {value[0]} ecr {value[1]}" if ts_values else "TS")
         elif key == "SAck":
             blocks = [f"{value[i]}:{value[i + 1]}" for i in range(0, len(value) - 1, 2)]
             parts.append("sack " + " ".join(blocks))
@@ -155,3 +157,103 @@ def format_options(options: tuple[Option, ...] | list[Option]) -> str:
             data = value.hex() if isinstance(value, bytes | bytearray) else value
             parts.append(f"opt-{key}:{data}")
     return ",".join(parts)
+
+
+# --- the segment line ------------------------------------------------------------------------------
+# Every text view of a segment (the ladders, a comparison's rows, a script's ladder, the session's
+# lines, a probe's SENT/RCVD lines) spells its fields here, so they read the same everywhere. Layout
+# around them (arrows, columns, colour, which numbers: absolute or relative) stays with the caller.
+
+
+def options_word(options: str | Sequence[Option]) -> str:
+    """``<mss 1460,nop,wscale 7>``, or "" without options; a str is option text already made by
+    :func:`format_options` (a record's field, or options edited first, as SACK edges made relative)."""
+    text = options if isinstance(options, str) else format_options(options)
+    return f"<{text}>" if text else ""
+
+
+class SegmentWords(NamedTuple):
+    """A segment's fields as words, "" where a field is not shown; ``line`` joins them."""
+
+    flags: str  # "S.", or "[S.]"
+    seq: str  # "seq 0"; "0:0(0)" in packetdrill's form, which then has no length word
+    ack: str  # "ack 1", "" unless the ACK flag is set
+    window: str  # "win 65160"
+    length: str  # "len 0"
+    options: str  # "<mss 1460>"
+
+    def line(self, flags_width: int = 0, gap: str = " ") -> str:
+        """The words in one line: ``S. seq 0 ack 1 win 65160 len 0 <mss 1460>``. ``flags_width`` pads the
+        flags word so the rest lines up in a column; ``gap`` goes between the words."""
+        return gap.join([self.flags.ljust(flags_width), *self._rest()])
+
+    def fields(self, gap: str = " ") -> str:
+        """The words after the flags (``seq 0 ack 1 win 65160 len 0 <mss 1460>``), for a line that puts
+        something between the two (nping puts the IP header's fields there)."""
+        return gap.join(self._rest())
+
+    def _rest(self) -> list[str]:
+        return [w for w in self[1:] if w]
+
+
+def segment_words(
+    flags: int | str,
+    seq: int | str,
+    ack: int | str | None,
+    window: int | None,
+    length: int,
+    options: str | Sequence[Option] = "",
+    *,
+    show_ack: bool | None = None,
+    brackets: bool = False,
+    sep: str = " ",
+    packetdrill: bool = False,
+) -> SegmentWords:
+    """The words of a segment line.
+
+    ``flags`` is the flag bits, or their :func:`flags_str` spelling (a record's field). ``seq`` and
+    ``ack`` are numbers, or text the caller made of them (``1000 (rel 0)``): absolute or relative is the
+    caller's choice. The ack is shown only with the ACK flag, as tcpdump (``show_ack`` overrides that: a
+    crafted segment may carry an ack without the flag); ``ack=None`` never shows it. ``window=None``
+    leaves the window out. ``brackets`` writes ``[S.]``; ``sep`` goes between a field's name and value
+    (``=`` for nping's ``seq=0``); ``packetdrill`` writes seq and length as a packetdrill script does,
+    ``start:end(len)`` (an int ``seq`` then).
+    """
+    spelled = flags if isinstance(flags, str) else flags_str(int(flags))
+    if show_ack is None:
+        show_ack = "." in spelled if isinstance(flags, str) else bool(int(flags) & Flags.ACK)
+    if packetdrill:
+        if not isinstance(seq, int):
+            raise TypeError("packetdrill's start:end(len) needs seq as a number")
+        seq_word, len_word = f"{seq}:{(seq + length) & SEQ_MASK}({length})", ""
+    else:
+        seq_word, len_word = f"seq{sep}{seq}", f"len{sep}{length}"
+    return SegmentWords(
+        flags=f"[{spelled}]" if brackets else spelled,
+        seq=seq_word,
+        ack=f"ack{sep}{ack}" if show_ack and ack is not None else "",
+        window="" if window is None else f"win{sep}{window}",
+        length=len_word,
+        options=options_word(options),
+    )
+
+
+def segment_line(
+    flags: int | str,
+    seq: int | str,
+    ack: int | str | None,
+    window: int | None,
+    length: int,
+    options: str | Sequence[Option] = "",
+    *,
+    flags_width: int = 0,
+    show_ack: bool | None = None,
+    brackets: bool = False,
+    sep: str = " ",
+    packetdrill: bool = False,
+) -> str:
+    """One segment as one line: ``S. seq 0 ack 1 win 65160 len 0 <mss 1460>`` (see :func:`segment_words`
+    for the arguments, :meth:`SegmentWords.line` for ``flags_width``)."""
+    words = segment_words(flags, seq, ack, window, length, options, show_ack=show_ack, brackets=brackets,
+                          sep=sep, packetdrill=packetdrill)
+    return words.line(flags_width)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from rawtcp.core.segment import Flags, Option, Segment, format_options
+from rawtcp.core.segment import Flags, Option, Segment, SegmentWords, format_options, segment_words
 from rawtcp.craft.errors import CraftError
 from rawtcp.craft.spec import flag_text, rtt_summary
 
@@ -262,18 +262,17 @@ def run_probes(spec: ProbeSpec, on_result: Callable[[ProbeResult], None] | None 
 # text output, nping style
 
 
+def _words(seg: Segment, show_ack: bool | None = None) -> SegmentWords:
+    return segment_words(seg.flags, seg.seq, seg.ack, seg.window, len(seg.payload), seg.options,
+                         show_ack=show_ack, sep="=")
+
+
 def sent_line(res: ProbeResult) -> str:
     s = res.sent
-    text = (f"SENT ({res.sent_at:.4f}s) TCP {res.src} > {res.dst} {flag_text(s.flags)} ttl={res.ttl} "
-            f"id={res.ip_id} iplen={res.ip_len} seq={s.seq}")
-    if s.flags & Flags.ACK or s.ack:
-        text += f" ack={s.ack}"
-    text += f" win={s.window}"
-    if s.options:
-        text += f" <{format_options(s.options)}>"
-    if s.payload:
-        text += f" len={len(s.payload)}"
-    return text
+    # what was crafted is shown as sent: an ack value without the ACK flag too
+    words = _words(s, show_ack=bool(s.flags & Flags.ACK or s.ack))
+    return (f"SENT ({res.sent_at:.4f}s) TCP {res.src} > {res.dst} {words.flags} ttl={res.ttl} "
+            f"id={res.ip_id} iplen={res.ip_len} {words.fields()}")
 
 
 def reply_line(res: ProbeResult) -> str:
@@ -281,16 +280,9 @@ def reply_line(res: ProbeResult) -> str:
     if r is None:
         return f"     no answer within the timeout (probe {res.seq_no})"
     assert res.rtt_ms is not None
-    text = (f"RCVD ({res.sent_at + res.rtt_ms / 1000:.4f}s) TCP {res.dst} > {res.src} {flag_text(r.flags)} "
-            f"ttl={res.reply_ttl} id={res.reply_ip_id} seq={r.seq}")
-    if r.flags & Flags.ACK:
-        text += f" ack={r.ack}"
-    text += f" win={r.window}"
-    if r.options:
-        text += f" <{format_options(r.options)}>"
-    if r.payload:
-        text += f" len={len(r.payload)}"
-    text += f" rtt={res.rtt_ms:.3f}ms"
+    words = _words(r)
+    text = (f"RCVD ({res.sent_at + res.rtt_ms / 1000:.4f}s) TCP {res.dst} > {res.src} {words.flags} "
+            f"ttl={res.reply_ttl} id={res.reply_ip_id} {words.fields()} rtt={res.rtt_ms:.3f}ms")
     if res.reply_checksum_ok is False:
         text += " (bad checksum)"
     return text

@@ -5,8 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from rawtcp.core.segment import Flags, Segment, flags_str, format_options
-from rawtcp.core.seq import MASK as SEQ_MASK
+from rawtcp.core.segment import Flags, Segment, flags_str, format_options, segment_line
 
 EXIT_PASS, EXIT_FAIL, EXIT_ERROR = 0, 1, 2
 
@@ -49,16 +48,11 @@ class LadderEntry:
             line = f"{self.time:9.6f} {self.direction} icmp {self.icmp}"
             return f"{line:<72} {self.who}: {self.kstate}" if self.kstate else line
         seg = self.segment
-        plen = len(seg.payload)
-        line = f"{self.time:9.6f} {self.direction} {flags_str(int(seg.flags)):<5} "
-        if self.label:
-            line = f"{self.time:9.6f} [{self.label}] {self.direction} {flags_str(int(seg.flags)):<5} "
-        line += f"{self.rel_seq}:{(self.rel_seq + plen) & SEQ_MASK}({plen})"
-        if seg.flags & Flags.ACK:
-            line += f" ack {self.rel_ack}"
-        line += f" win {seg.window}"
-        if seg.options:
-            line += f" <{format_options(seg.options)}>"
+        where = f"[{self.label}] {self.direction}" if self.label else self.direction
+        # the script's own syntax (``S. 0:0(0) ack 1``), relative numbers, so a line can go back into one
+        text = segment_line(seg.flags, self.rel_seq, self.rel_ack, seg.window, len(seg.payload), seg.options,
+                            flags_width=5, packetdrill=True)
+        line = f"{self.time:9.6f} {where} {text}"
         if self.kstate:
             line = f"{line:<72} {self.who}: {self.kstate}"
         return line

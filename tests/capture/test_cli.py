@@ -64,7 +64,7 @@ def test_ladder_text(runner: CliRunner, seed_pcap: Path) -> None:
     result = runner.invoke(ladder, [str(seed_pcap)])
     assert result.exit_code == 0, result.output
     assert "stream 0: 198.18.0.1:40000 (client) <-> 198.18.0.2:8080 (server)" in result.output
-    assert " S. seq 0 ack 1 len 0 win 65160 " in result.output
+    assert " S. seq 0 ack 1 win 65160 len 0 " in result.output
     assert "\x1b[" not in result.output  # not a terminal: no colour
     forced = runner.invoke(ladder, [str(seed_pcap), "--color", "--absolute", "--stream", "0"])
     assert forced.exit_code == 0 and "\x1b[" in forced.output

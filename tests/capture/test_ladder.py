@@ -27,16 +27,16 @@ def test_seed_text_ladder(seed_pcap: Path) -> None:
     rows = arrow_rows(text)
     assert len(rows) == 10
     expected = [
-        ("S seq 0 len 0 win 64240", "->|", "SYN-SENT", "SYN-RECEIVED"),
-        ("S. seq 0 ack 1 len 0 win 65160", "|<-", "ESTABLISHED", "SYN-RECEIVED"),
-        (". seq 1 ack 1 len 0 win 64240", "->|", "ESTABLISHED", "ESTABLISHED"),
-        ("P. seq 1 ack 1 len 20 win 64240", "->|", "ESTABLISHED", "ESTABLISHED"),
-        ("P. seq 1 ack 21 len 10 win 65160", "|<-", "ESTABLISHED", "ESTABLISHED"),
-        (". seq 21 ack 11 len 0 win 64240", "->|", "ESTABLISHED", "ESTABLISHED"),
-        ("F. seq 21 ack 11 len 0 win 64240", "->|", "FIN-WAIT-1", "CLOSE-WAIT"),
-        (". seq 11 ack 22 len 0 win 65160", "|<-", "FIN-WAIT-2", "CLOSE-WAIT"),
-        ("F. seq 11 ack 22 len 0 win 65160", "|<-", "TIME-WAIT", "LAST-ACK"),
-        (". seq 22 ack 12 len 0 win 64240", "->|", "TIME-WAIT", "CLOSED"),
+        ("S seq 0 win 64240 len 0", "->|", "SYN-SENT", "SYN-RECEIVED"),
+        ("S. seq 0 ack 1 win 65160 len 0", "|<-", "ESTABLISHED", "SYN-RECEIVED"),
+        (". seq 1 ack 1 win 64240 len 0", "->|", "ESTABLISHED", "ESTABLISHED"),
+        ("P. seq 1 ack 1 win 64240 len 20", "->|", "ESTABLISHED", "ESTABLISHED"),
+        ("P. seq 1 ack 21 win 65160 len 10", "|<-", "ESTABLISHED", "ESTABLISHED"),
+        (". seq 21 ack 11 win 64240 len 0", "->|", "ESTABLISHED", "ESTABLISHED"),
+        ("F. seq 21 ack 11 win 64240 len 0", "->|", "FIN-WAIT-1", "CLOSE-WAIT"),
+        (". seq 11 ack 22 win 65160 len 0", "|<-", "FIN-WAIT-2", "CLOSE-WAIT"),
+        ("F. seq 11 ack 22 win 65160 len 0", "|<-", "TIME-WAIT", "LAST-ACK"),
+        (". seq 22 ack 12 win 64240 len 0", "->|", "TIME-WAIT", "CLOSED"),
     ]
     for number, (row, (label, arrow, client, server)) in enumerate(zip(rows, expected, strict=True), 1):
         assert f" {label} " in row, row
@@ -51,7 +51,7 @@ def test_seed_text_ladder(seed_pcap: Path) -> None:
 def test_absolute_and_colour(seed_pcap: Path) -> None:
     (stream,) = read_streams(seed_pcap)
     rows = arrow_rows(render_text(stream, absolute=True))
-    assert " S seq 1000 len 0 " in rows[0]
+    assert " S seq 1000 win 64240 len 0 " in rows[0]
     assert " S. seq 8000 ack 1001 " in rows[1]
     assert " . seq 1022 ack 8012 " in rows[9]
     coloured = render_text(stream, color=True)
@@ -83,7 +83,7 @@ def test_seed_svg(seed_pcap: Path, tmp_path: Path) -> None:
     left_to_right = [float(ln.get("x2", 0)) > float(ln.get("x1", 0)) for ln in segments]
     assert left_to_right == [True, False, True, True, False, True, True, False, False, True]
     texts = [t.text or "" for t in root.iter(f"{SVG}text")]
-    assert "S. seq 0 ack 1 len 0 win 65160" in texts
+    assert "S. seq 0 ack 1 win 65160 len 0" in texts
     assert "<mss 1024>" in texts
     assert "198.18.0.1:40000" in texts and "198.18.0.2:8080" in texts
     for state in ("SYN-SENT", "SYN-RECEIVED", "FIN-WAIT-2", "TIME-WAIT", "LAST-ACK", "CLOSED"):
@@ -95,4 +95,4 @@ def test_seed_svg(seed_pcap: Path, tmp_path: Path) -> None:
     for words in ("SYN", "FIN", "RST", "recorded during the run", "expert info", "horizontal"):
         assert words in legend_text
     absolute = ET.fromstring(render_svg(streams, absolute=True))
-    assert "S. seq 8000 ack 1001 len 0 win 65160" in [t.text for t in absolute.iter(f"{SVG}text")]
+    assert "S. seq 8000 ack 1001 win 65160 len 0" in [t.text for t in absolute.iter(f"{SVG}text")]

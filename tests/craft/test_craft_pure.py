@@ -153,8 +153,8 @@ def test_probe_result_json_and_lines() -> None:
         "seq_no": 1, "sent_flags": "S", "reply_flags": "S.", "reply_seq": 7, "reply_ack": 101, "reply_win": 65160,
         "reply_options": "mss 1460,wscale 7", "rtt_ms": 0.071}
     assert pr.sent_line(res) == ("SENT (0.0010s) TCP 198.18.0.1:40000 > 198.18.0.2:8080 S ttl=64 id=1 iplen=44 "
-                                 "seq=100 win=64240 <mss 1460>")
-    assert pr.reply_line(res).endswith("S. ttl=64 id=0 seq=7 ack=101 win=65160 <mss 1460,wscale 7> rtt=0.071ms")
+                                 "seq=100 win=64240 len=0 <mss 1460>")
+    assert pr.reply_line(res).endswith("S. ttl=64 id=0 seq=7 ack=101 win=65160 len=0 <mss 1460,wscale 7> rtt=0.071ms")
     unanswered = pr.ProbeResult(2, "a", "b", sent, 1.0, 44, 64, 2)
     js = unanswered.to_json()
     assert js["reply_flags"] is None and js["rtt_ms"] is None and js["reply_seq"] is None
