@@ -49,7 +49,6 @@ from rawtcp.wire.errors import WireError
 TABLE = "rawtcp"
 FAMILY = "inet"
 LOCK_DIR = "/run/rawtcp"
-LOCK_FILE = os.path.join(LOCK_DIR, "nft.lock")
 MISSING = "nftables is missing: apt-get install nftables"
 NFT_CTX_OUTPUT_JSON = 1 << 4
 
@@ -285,6 +284,13 @@ def table_exists() -> bool:
         backend.close()
 
 
+def lock_path() -> str:
+    """The lock file of the calling thread's network namespace: each namespace has its own table, so
+    rawtcp processes in different namespaces (labs) never wait for each other."""
+    st = os.stat("/proc/thread-self/ns/net")  # the thread's: setns moves only the calling thread
+    return os.path.join(LOCK_DIR, f"nft-{st.st_dev}-{st.st_ino}.lock")
+
+
 def _one_line(err: str) -> str:
     first = next((line for line in err.splitlines() if line.strip()), "unknown error")
     return first.removeprefix("Error: ").strip()
@@ -333,22 +339,23 @@ class RstGuard:
                 self._nl = _ElementSocket()
         # (set name, element text, element key bytes) added by this guard
         self._mine: set[tuple[str, str, bytes]] = set()
+        self._lock_path = lock_path()  # the namespace the guard was made in, as its sockets are
         self._lock_fd: int | None = None
-        self._table_ready = False
 
     # -- locking ---------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        """Exclusive flock shared by every rawtcp process, so creating or dropping the table can't
-        interleave with an add (which would otherwise land in a table about to be deleted)."""
+    def _locked(self, exclusive: bool = True) -> Iterator[None]:
+        """The namespace's table lock, shared by every rawtcp process there. Element adds take it shared
+        and run side by side; creating or dropping the table takes it exclusive, so an add can't land
+        in a table that a drop has just found empty and is deleting (the element would vanish with it)."""
         if self._lock_fd is None:
             try:
                 os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
-                self._lock_fd = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             except PermissionError:
                 raise WireError(f"RST suppression needs root (cannot write {LOCK_DIR}): run it with sudo") from None
-        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         try:
             yield
         finally:
@@ -399,12 +406,10 @@ class RstGuard:
         raise WireError(f"{'adding' if add else 'removing'} RST-suppression entry {text} failed: {_one_line(err)}")
 
     def _add(self, set_name: str, text: str, key: bytes) -> None:
-        with self._locked():
-            if not self._table_ready:
-                self._ensure_table()
-                self._table_ready = True
+        with self._locked(exclusive=False):
             code = self._update(set_name, text, key, add=True)
-            if code == errno.ENOENT:  # another process dropped the table since we last looked
+        if code == errno.ENOENT:  # no table (or no IPv6 sets) yet: make it, alone, then add
+            with self._locked():
                 self._ensure_table()
                 code = self._update(set_name, text, key, add=True)
         if code == errno.EPERM:
@@ -520,8 +525,11 @@ class RstGuard:
 
     def drop_table_if_empty(self) -> bool:
         """Delete ``inet rawtcp`` if neither set holds an element; True when it was deleted."""
+        # Look first without the lock: a table that still holds entries (the common case when many
+        # connections share it) is listed without holding every add in the namespace back meanwhile.
+        if not self.table_exists() or self.entries():
+            return False
         with self._locked():
-            self._table_ready = False
             if not self.table_exists() or self.entries():
                 return False
             self._check(f"delete table {FAMILY} {TABLE}", "deleting nftables table inet rawtcp")
