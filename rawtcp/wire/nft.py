@@ -48,7 +48,6 @@ from rawtcp.wire.errors import WireError
 
 TABLE = "rawtcp"
 FAMILY = "inet"
-LOCK_DIR = "/run/rawtcp"
 MISSING = "nftables is missing: apt-get install nftables"
 NFT_CTX_OUTPUT_JSON = 1 << 4
 
@@ -284,11 +283,14 @@ def table_exists() -> bool:
         backend.close()
 
 
-def lock_path() -> str:
-    """The lock file of the calling thread's network namespace: each namespace has its own table, so
-    rawtcp processes in different namespaces (labs) never wait for each other."""
-    st = os.stat("/proc/thread-self/ns/net")  # the thread's: setns moves only the calling thread
-    return os.path.join(LOCK_DIR, f"nft-{st.st_dev}-{st.st_ino}.lock")
+NETNS_PATH = "/proc/thread-self/ns/net"  # the thread's namespace: setns moves only the calling thread
+
+
+def open_netns_lock() -> int:
+    """A descriptor of the calling thread's network namespace, to flock as that namespace's table lock.
+    Each namespace has its own table, so rawtcp processes in different namespaces (labs) never wait for
+    each other; and the lock lives on the namespace's own inode, so no lock file is left on disk."""
+    return os.open(NETNS_PATH, os.O_RDONLY | os.O_CLOEXEC)
 
 
 def _one_line(err: str) -> str:
@@ -339,8 +341,7 @@ class RstGuard:
                 self._nl = _ElementSocket()
         # (set name, element text, element key bytes) added by this guard
         self._mine: set[tuple[str, str, bytes]] = set()
-        self._lock_path = lock_path()  # the namespace the guard was made in, as its sockets are
-        self._lock_fd: int | None = None
+        self._lock_fd: int | None = open_netns_lock()  # the namespace the guard was made in, as its sockets are
 
     # -- locking ---------------------------------------------------------------------------
 
@@ -350,11 +351,7 @@ class RstGuard:
         and run side by side; creating or dropping the table takes it exclusive, so an add can't land
         in a table that a drop has just found empty and is deleting (the element would vanish with it)."""
         if self._lock_fd is None:
-            try:
-                os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
-                self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-            except PermissionError:
-                raise WireError(f"RST suppression needs root (cannot write {LOCK_DIR}): run it with sudo") from None
+            raise WireError("the RST-suppression guard is closed")
         fcntl.flock(self._lock_fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         try:
             yield

@@ -23,9 +23,8 @@ pytestmark = pytest.mark.integration
 
 HOLD = r"""
 import fcntl, os, sys
-from rawtcp.wire.nft import LOCK_DIR, lock_path
-os.makedirs(LOCK_DIR, mode=0o700, exist_ok=True)
-fd = os.open(lock_path(), os.O_RDWR | os.O_CREAT, 0o600)
+from rawtcp.wire.nft import open_netns_lock
+fd = open_netns_lock()
 fcntl.flock(fd, fcntl.LOCK_EX if sys.argv[1] == "exclusive" else fcntl.LOCK_SH)
 print("held", flush=True)
 sys.stdin.read()  # until the test closes our stdin
@@ -127,3 +126,18 @@ def test_an_add_still_waits_for_a_drop(namespaces: tuple[str, str]) -> None:
     finally:
         holder.release()
         _close_in(a, guards)
+
+
+def _files_under_run() -> set[str]:
+    return {os.path.join(root, name) for root, _dirs, names in os.walk("/run/rawtcp") for name in names}
+
+
+def test_the_lock_leaves_no_file_behind(namespaces: tuple[str, str]) -> None:
+    # The lock is the namespace's own inode: a guard's whole life writes nothing to disk, so a run
+    # that makes many labs leaves no lock files behind them.
+    a, _b = namespaces
+    before = _files_under_run()
+    guards: list[RstGuard] = []
+    _add_in_background(a, guards, 41004).join(timeout=10)
+    _close_in(a, guards)
+    assert guards and _files_under_run() <= before
