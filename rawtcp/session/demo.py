@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rawtcp.core import State
+from rawtcp.core.segment import segment_line
 
 Record = dict[str, Any]
 ACCEPT_PAUSE = 0.1  # across containers: time for the seed server's accept() and its TCP_QUICKACK 0
@@ -59,9 +60,9 @@ def check_shape(segments: list[Record]) -> list[str]:
         got_who = "client" if rec["dir"] == "out" else "server"
         got = (got_who, rec["flags"], rec["rel_seq"], rec["rel_ack"], rec["len"])
         if got != (who, flags, rel_seq, rel_ack, length):
-            problems.append(f"segment {i}: expected {who} [{flags}] seq {rel_seq} ack {rel_ack} len {length}, "
-                            f"got {got_who} [{rec['flags']}] seq {rec['rel_seq']} ack {rec['rel_ack']} "
-                            f"len {rec['len']}")
+            expected = segment_line(flags, rel_seq, rel_ack, None, length, brackets=True)
+            seen = segment_line(rec["flags"], rec["rel_seq"], rec["rel_ack"], None, rec["len"], brackets=True)
+            problems.append(f"segment {i}: expected {who} {expected}, got {got_who} {seen}")
     return problems
 
 
