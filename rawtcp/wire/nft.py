@@ -35,6 +35,7 @@ import ipaddress
 import json
 import os
 import re
+import select
 import shutil
 import socket
 import struct
@@ -147,6 +148,12 @@ class _ElementSocket:
     exactly as nft stores it (libnftnl udata TLV, type 0 = comment, NUL-terminated), so ``nft list``
     shows it and ``reap`` finds it. The socket, like libnftables' context, belongs to the namespace
     it was opened in.
+
+    A one-element update (one per connection opened, one per connection released) is one precompiled
+    ``struct`` layout: everything but the sequence numbers and the key is constant per set, direction
+    and comment, so building the batch costs one ``pack`` rather than a dozen concatenations. The kernel
+    handles a batch within ``send`` (netlink to the kernel is synchronous), so its answer is already
+    queued when ``send`` returns: the socket is non-blocking, and only a missing answer waits.
     """
 
     NETLINK_NETFILTER = 12
@@ -157,19 +164,23 @@ class _ElementSocket:
     NLMSG_ERROR = 2
     NFPROTO_INET = 1
     NLA_F_NESTED = 0x8000
+    ANSWER_TIMEOUT = 5.0  # seconds to wait for an answer that was not queued at once
 
     _NLMSG = struct.Struct("=IHHII")
+    _NLMSG_ERR = struct.Struct("=IHHIIi")  # nlmsghdr + nlmsgerr's error code
     _NFGEN = struct.Struct("=BBH")
     _ATTR = struct.Struct("=HH")
 
     def __init__(self) -> None:
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, self.NETLINK_NETFILTER)
         self._sock.bind((0, 0))
-        self._sock.settimeout(5.0)
+        self._sock.setblocking(False)
         self._seq = 1
         self._tables: dict[str, bytes] = {}  # set name -> encoded table/set attributes (constant)
         nftables = socket.htons(self.NFNL_SUBSYS_NFTABLES)
         self._begin_payload = self._NFGEN.pack(socket.AF_UNSPEC, 0, nftables)
+        # (set name, key length, comment, add) -> (layout, body header fields, prefix, suffix)
+        self._templates: dict[tuple[str, int, str | None, bool], tuple[struct.Struct, int, int, int, bytes, bytes]] = {}
 
     @classmethod
     def _attr(cls, kind: int, payload: bytes) -> bytes:
@@ -180,19 +191,22 @@ class _ElementSocket:
         self._seq = (self._seq + 1) & 0xFFFFFFFF
         return self._NLMSG.pack(16 + len(payload), kind, flags, self._seq, 0) + payload
 
-    def update(self, set_name: str, key: bytes, comment: str | None, add: bool) -> int:
-        """Add or delete one element; 0 or the kernel's errno."""
-        return self.update_many(set_name, [key], comment, add)
-
-    def update_many(self, set_name: str, keys: list[bytes], comment: str | None, add: bool) -> int:
-        """Add or delete several elements of one set in one message (one transaction: all or none);
-        0 or the kernel's errno."""
+    def _head(self, set_name: str) -> bytes:
         head = self._tables.get(set_name)
         if head is None:
             head = self._tables[set_name] = (
                 self._NFGEN.pack(self.NFPROTO_INET, 0, 0)
                 + self._attr(1, TABLE.encode() + b"\0")  # NFTA_SET_ELEM_LIST_TABLE
                 + self._attr(2, set_name.encode() + b"\0"))  # NFTA_SET_ELEM_LIST_SET
+        return head
+
+    def _kind(self, add: bool) -> tuple[int, int]:
+        subsys = self.NFNL_SUBSYS_NFTABLES << 8
+        if add:
+            return subsys | self.NFT_MSG_NEWSETELEM, self.NLM_F_REQUEST | self.NLM_F_ACK | self.NLM_F_CREATE
+        return subsys | self.NFT_MSG_DELSETELEM, self.NLM_F_REQUEST | self.NLM_F_ACK
+
+    def _elements(self, keys: list[bytes], comment: str | None) -> bytes:
         udata = b""
         if comment is not None:
             text = comment.encode() + b"\0"
@@ -200,26 +214,75 @@ class _ElementSocket:
         listed = b"".join(  # NFTA_LIST_ELEM { NFTA_SET_ELEM_KEY { NFTA_DATA_VALUE }, user data }
             self._attr(1 | self.NLA_F_NESTED, self._attr(1 | self.NLA_F_NESTED, self._attr(1, key)) + udata)
             for key in keys)
-        elements = self._attr(3 | self.NLA_F_NESTED, listed)
-        subsys = self.NFNL_SUBSYS_NFTABLES << 8
-        if add:
-            kind, flags = subsys | self.NFT_MSG_NEWSETELEM, self.NLM_F_REQUEST | self.NLM_F_ACK | self.NLM_F_CREATE
-        else:
-            kind, flags = subsys | self.NFT_MSG_DELSETELEM, self.NLM_F_REQUEST | self.NLM_F_ACK
+        return self._attr(3 | self.NLA_F_NESTED, listed)
+
+    def _template(self, set_name: str, key_len: int, comment: str | None, add: bool
+                  ) -> tuple[struct.Struct, int, int, int, bytes, bytes]:
+        """The layout of a one-element batch: the payload around a key of ``key_len`` bytes is cut from
+        one built with a placeholder key, so the two encodings cannot drift apart."""
+        found = self._templates.get((set_name, key_len, comment, add))
+        if found is None:
+            marker = bytes(range(1, key_len + 1)) if key_len < 256 else b"\xa5" * key_len
+            payload = self._head(set_name) + self._elements([marker], comment)
+            at = payload.index(marker)
+            prefix, suffix = payload[:at], payload[at + key_len:]
+            kind, flags = self._kind(add)
+            begin = len(self._begin_payload)
+            layout = struct.Struct(f"=IHHII{begin}sIHHII{len(prefix)}s{key_len}s{len(suffix)}sIHHII{begin}s")
+            found = (layout, 16 + len(payload), kind, flags, prefix, suffix)
+            self._templates[(set_name, key_len, comment, add)] = found
+        return found
+
+    def update(self, set_name: str, key: bytes, comment: str | None, add: bool) -> int:
+        """Add or delete one element; 0 or the kernel's errno."""
+        layout, body_len, kind, flags, prefix, suffix = self._template(set_name, len(key), comment, add)
+        seq = self._seq
+        begin_seq, want, end_seq = (seq + 1) & 0xFFFFFFFF, (seq + 2) & 0xFFFFFFFF, (seq + 3) & 0xFFFFFFFF
+        self._seq = end_seq
+        nfgen = self._begin_payload
+        self._send(layout.pack(20, self.NFNL_MSG_BATCH_BEGIN, self.NLM_F_REQUEST, begin_seq, 0, nfgen,
+                               body_len, kind, flags, want, 0, prefix, key, suffix,
+                               20, self.NFNL_MSG_BATCH_END, self.NLM_F_REQUEST, end_seq, 0, nfgen))
+        return self._answer(want)
+
+    def update_many(self, set_name: str, keys: list[bytes], comment: str | None, add: bool) -> int:
+        """Add or delete several elements of one set in one message (one transaction: all or none);
+        0 or the kernel's errno."""
+        if len(keys) == 1:
+            return self.update(set_name, keys[0], comment, add)
+        kind, flags = self._kind(add)
         begin = self._msg(self.NFNL_MSG_BATCH_BEGIN, self.NLM_F_REQUEST, self._begin_payload)
-        body = self._msg(kind, flags, head + elements)
+        body = self._msg(kind, flags, self._head(set_name) + self._elements(keys, comment))
         want = self._seq
         end = self._msg(self.NFNL_MSG_BATCH_END, self.NLM_F_REQUEST, self._begin_payload)
-        self._sock.send(begin + body + end)
+        self._send(begin + body + end)
+        return self._answer(want)
+
+    def _send(self, batch: bytes) -> None:
+        try:
+            self._sock.send(batch)
+        except BlockingIOError:  # never seen from a netlink send to the kernel; wait rather than fail
+            if not select.select([], [self._sock], [], self.ANSWER_TIMEOUT)[1]:
+                raise WireError("nf_tables over netlink does not take the update") from None
+            self._sock.send(batch)
+
+    def _answer(self, want: int) -> int:
+        """The kernel's answer to the element message of sequence ``want`` (an error for the batch's
+        begin or end, one sequence number either side, counts too): 0 or its errno."""
+        recv, unpack = self._sock.recv, self._NLMSG_ERR.unpack_from
+        near = ((want - 1) & 0xFFFFFFFF, want, (want + 1) & 0xFFFFFFFF)
         for _ in range(64):  # bounded: the kernel acks the element message (or an error) at once
-            data = self._sock.recv(65536)
+            try:
+                data = recv(65536)
+            except BlockingIOError:
+                if not select.select([self._sock], [], [], self.ANSWER_TIMEOUT)[0]:
+                    break
+                continue
             off = 0
-            while off + 16 <= len(data):
-                length, mtype, _flags, seq, _pid = self._NLMSG.unpack_from(data, off)
-                if mtype == self.NLMSG_ERROR and seq in (want - 1, want, want + 1):
-                    code = struct.unpack_from("=i", data, off + 16)[0]
-                    if code != 0 or seq == want:
-                        return -code
+            while off + 20 <= len(data):
+                length, mtype, _flags, seq, _pid, code = unpack(data, off)
+                if mtype == self.NLMSG_ERROR and seq in near and (code != 0 or seq == want):
+                    return -code
                 off += max(16, (length + 3) & ~3)
         raise WireError("no answer from nf_tables over netlink")
 
@@ -243,18 +306,20 @@ def _bind_key(local_ip: str, lport: int) -> bytes:
 
 
 @functools.lru_cache(maxsize=256)
-def _pair(local_ip: str, remote_ip: str) -> tuple[str, str, str, bytes, bytes]:
-    """(set name, local and remote as nft prints them, both packed) of an address pair: checked once,
-    since one process's connections mostly share their addresses."""
+def _pair(local_ip: str, remote_ip: str) -> tuple[str, str, str, bytes, bytes, struct.Struct]:
+    """(set name, local and remote as nft prints them, both packed, the key's layout) of an address
+    pair: checked once, since one process's connections mostly share their addresses."""
     local, remote = _ip(local_ip), _ip(remote_ip)
-    return "conns" + _suffix(local, remote), local, remote, _packed(local), _packed(remote)
+    lpacked, rpacked = _packed(local), _packed(remote)
+    layout = struct.Struct(f"!{len(lpacked)}sH2x{len(rpacked)}sH2x")
+    return "conns" + _suffix(local, remote), local, remote, lpacked, rpacked, layout
 
 
 def _conn_element(local_ip: str, lport: int, remote_ip: str, rport: int) -> tuple[str, str, bytes]:
     """(set name, element text, element key) of a connection's entry."""
-    set_name, local, remote, lpacked, rpacked = _pair(local_ip, remote_ip)
+    set_name, local, remote, lpacked, rpacked, layout = _pair(local_ip, remote_ip)
     text = f"{local} . {_port(lport)} . {remote} . {_port(rport)}"
-    return set_name, text, struct.pack(f"!{len(lpacked)}sH2x{len(rpacked)}sH2x", lpacked, lport, rpacked, rport)
+    return set_name, text, layout.pack(lpacked, lport, rpacked, rport)
 
 
 def _backend(use_library: bool = True) -> _LibNft | _NftProcess:
@@ -334,6 +399,7 @@ class RstGuard:
         """``fast=False`` sends element updates through libnftables too; ``use_library=False`` runs
         the ``nft`` program instead of libnftables (both exist for comparison and as fallbacks)."""
         self.owner_pid = os.getpid() if owner_pid is None else owner_pid
+        self._comment = f"pid={self.owner_pid}"  # each element's owner, for reap
         self._nft = _backend(use_library)
         self._nl: _ElementSocket | None = None
         if fast:
@@ -385,7 +451,7 @@ class RstGuard:
 
     def _update(self, set_name: str, text: str, key: bytes | None, add: bool) -> int:
         """One element added or deleted: 0, or an errno."""
-        comment = f"pid={self.owner_pid}"
+        comment = self._comment
         if self._nl is not None and key is not None:
             try:
                 return self._nl.update(set_name, key, comment if add else None, add)
@@ -403,8 +469,15 @@ class RstGuard:
         raise WireError(f"{'adding' if add else 'removing'} RST-suppression entry {text} failed: {_one_line(err)}")
 
     def _add(self, set_name: str, text: str, key: bytes) -> None:
-        with self._locked(exclusive=False):
+        # The shared lock by hand, not through _locked: an add runs once per connection opened.
+        lock_fd = self._lock_fd
+        if lock_fd is None:
+            raise WireError("the RST-suppression guard is closed")
+        fcntl.flock(lock_fd, fcntl.LOCK_SH)
+        try:
             code = self._update(set_name, text, key, add=True)
+        finally:
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
         if code == errno.ENOENT:  # no table (or no IPv6 sets) yet: make it, alone, then add
             with self._locked():
                 self._ensure_table()
