@@ -48,6 +48,9 @@ _ETH_IP6_TCP = struct.Struct("!6s6sHIHBB16s16sHHIIBBHHH")
 _IP6_TCP = struct.Struct("!IHBB16s16sHHIIBBHHH")
 _IP6_HDR = struct.Struct("!IHBB16s16s")
 _II = struct.Struct("!II")
+_NOP: Option = ("NOP", None)
+_NOP_NOP_TS = struct.Struct("!BBBBII")  # the 12 option bytes of nearly every segment with timestamps
+_NOP_NOP_TS_KINDS = b"\x01\x01\x08\x0a"
 
 # Every flag combination as a Flags value, so decoding does not construct IntFlag pseudo-members.
 _FLAGS: tuple[Flags, ...] = tuple(Flags(i) for i in range(256))
@@ -105,6 +108,10 @@ def encode_options(options: tuple[Option, ...] | list[Option]) -> bytes:
     """scapy's ``TCPOptionsField.i2m``: kinds by name or number, EOL (zero) padding to 4 bytes."""
     if not options:
         return b""
+    # NOP NOP TSopt (RFC 7323 Appendix A's layout) rides on every segment once timestamps are on
+    if len(options) == 3 and options[0] == _NOP and options[1] == _NOP and options[2][0] == "Timestamp":
+        value = options[2][1]
+        return _NOP_NOP_TS.pack(1, 1, 8, 10, value[0], value[1])
     out = bytearray()
     for name, value in options:
         # scapy first maps the numeric single-byte kinds to their names
@@ -334,6 +341,35 @@ class FrameBuilder:
         return (self._vtcfl, tcp_len, IPPROTO_TCP, self._ttl, self._src, self._dst, seg.sport, seg.dport,
                 seg.seq, seg.ack, off, flags, seg.window, tcp_sum, seg.urgent), opts, payload
 
+    def _frame4(self, seg: Segment) -> bytes:
+        """:meth:`frame` for what a connection sends (IPv4 over Ethernet, the counter's IP ID, a good
+        checksum) in one function: the same arithmetic as ``_tcp`` and ``_fields``, without their tuples."""
+        options, payload = seg.options, seg.payload
+        sport, dport, seq, ack, window, urgent = seg.sport, seg.dport, seg.seq, seg.ack, seg.window, seg.urgent
+        try:
+            opts = encode_options(options) if options else b""
+            n_opts = len(opts)
+            tcp_len = 20 + n_opts + len(payload)
+            off = (5 + (n_opts >> 2)) << 4
+            flags = int(seg.flags)
+            total = (self._tcp_const + tcp_len + sport + dport + seq + ack + (off << 8 | flags) + window + urgent)
+            if opts:
+                total += int.from_bytes(opts, "big")
+            if payload:
+                total += int.from_bytes(payload, "big") << 8 if len(payload) & 1 else int.from_bytes(payload, "big")
+            tot_len = 20 + tcp_len
+            ip_id = self._next_id
+            self._next_id = (ip_id + 1) & 0xFFFF
+            head = _ETH_IP_TCP.pack(self._dst_mac, self._src_mac, ETH_P_IP, 0x45, self._tos, tot_len, ip_id,
+                                    self._df, self._ttl, IPPROTO_TCP, -(self._ip_const + tot_len + ip_id) % _M,
+                                    self._src, self._dst, sport, dport, seq, ack, off, flags, window,
+                                    -total % _M, urgent)
+        except struct.error as exc:
+            raise ValueError(f"segment field out of range: {exc}") from None
+        if payload:
+            return head + opts + payload if opts else head + payload
+        return head + opts if opts else head
+
     def packet(self, seg: Segment, ip_id: int | None = None, bad_checksum: bool = False) -> bytes:
         """IP + TCP bytes of ``seg``."""
         try:
@@ -349,6 +385,8 @@ class FrameBuilder:
 
     def frame(self, seg: Segment, ip_id: int | None = None, bad_checksum: bool = False) -> bytes:
         """Ethernet + IP + TCP bytes of ``seg`` (IP + TCP when the MACs are unknown)."""
+        if ip_id is None and not self._v6 and not bad_checksum and self._dst_mac is not None:
+            return self._frame4(seg)
         if self._dst_mac is None:
             return self.packet(seg, ip_id, bad_checksum)
         try:
@@ -408,7 +446,10 @@ def _tcp_at(buf: bytes | bytearray | memoryview, t: int, end: int) -> Segment | 
     doff = (off >> 4) << 2
     if doff < 20 or t + doff > end:
         return None
-    options = parse_options(bytes(buf[t + 20 : t + doff])) if doff > 20 else ()
+    if doff == 32 and buf[t + 20:t + 24] == _NOP_NOP_TS_KINDS:  # the common case: NOP NOP TSopt
+        options: tuple[Option, ...] = (_NOP, _NOP, ("Timestamp", _II.unpack_from(buf, t + 24)))
+    else:
+        options = parse_options(bytes(buf[t + 20 : t + doff])) if doff > 20 else ()
     payload = bytes(buf[t + doff : end])
     return Segment(sport, dport, seq, ack, _FLAGS[flags], window, options, payload, urgent)
 
