@@ -20,11 +20,12 @@ import struct
 import threading
 from types import TracebackType
 
+from rawtcp.core.segment import Segment
 from rawtcp.wire.bpf import FilterProgram, Instruction, attach, tcp_filter
 from rawtcp.wire.closer import ClosePool
 from rawtcp.wire.errors import WireError
 from rawtcp.wire.icmp import IcmpMessage, decode_icmp_frame
-from rawtcp.wire.packet import Decoded, decode_frame
+from rawtcp.wire.packet import Decoded, decode_frame, segment_of_frame
 from rawtcp.wire.rawsock import PACKET_OUTGOING, PACKET_QDISC_BYPASS, SOL_PACKET
 
 PACKET_AUXDATA = 8
@@ -50,6 +51,14 @@ def decode(frame: bytes, status: int) -> Decoded | None:
     if status & CHECKSUM_TRUSTED:
         return decode_frame(frame, verify=False, trusted=True)
     return decode_frame(frame)
+
+
+def decode_segment(frame: bytes, status: int) -> tuple[Segment, bool | None] | None:
+    """``(segment, checksum_ok)`` of a received frame, judged as :func:`decode` judges it, for a caller
+    that knows whose frame it is already (see :func:`rawtcp.wire.packet.segment_of_frame`)."""
+    if status & CHECKSUM_TRUSTED:
+        return segment_of_frame(frame, verify=False, trusted=True)
+    return segment_of_frame(frame)
 
 
 def decode_any(frame: bytes, status: int) -> Decoded | IcmpMessage | None:

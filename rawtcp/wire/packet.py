@@ -20,6 +20,7 @@ A 128-bit address read as one integer is congruent to the sum of its 16-bit word
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 from dataclasses import dataclass
@@ -51,6 +52,8 @@ _II = struct.Struct("!II")
 _NOP: Option = ("NOP", None)
 _NOP_NOP_TS = struct.Struct("!BBBBII")  # the 12 option bytes of nearly every segment with timestamps
 _NOP_NOP_TS_KINDS = b"\x01\x01\x08\x0a"
+_SACK_OK: Option = ("SAckOK", b"")
+_LINUX_SYN = struct.Struct("!BBHBBBBIIBBBB")  # MSS, SAckOK, TSopt, NOP, WScale
 
 # Every flag combination as a Flags value, so decoding does not construct IntFlag pseudo-members.
 _FLAGS: tuple[Flags, ...] = tuple(Flags(i) for i in range(256))
@@ -112,6 +115,11 @@ def encode_options(options: tuple[Option, ...] | list[Option]) -> bytes:
     if len(options) == 3 and options[0] == _NOP and options[1] == _NOP and options[2][0] == "Timestamp":
         value = options[2][1]
         return _NOP_NOP_TS.pack(1, 1, 8, 10, value[0], value[1])
+    # Linux's SYN and SYN-ACK: mss,sackOK,TS,nop,wscale (20 bytes, no padding)
+    if (len(options) == 5 and options[0][0] == "MSS" and options[1] == _SACK_OK and options[2][0] == "Timestamp"
+            and options[3] == _NOP and options[4][0] == "WScale"):
+        stamp = options[2][1]
+        return _LINUX_SYN.pack(2, 4, options[0][1], 4, 2, 8, 10, stamp[0], stamp[1], 1, 3, 3, options[4][1])
     out = bytearray()
     for name, value in options:
         # scapy first maps the numeric single-byte kinds to their names
@@ -253,6 +261,7 @@ def ip_version(ip: str) -> int:
     raise ValueError(f"not an IPv4 or IPv6 address: {ip!r}")
 
 
+@functools.lru_cache(maxsize=1024)  # a demultiplexer packs the same few addresses for every connection
 def pack_ip(ip: str) -> bytes:
     """The 4 or 16 network-order bytes of an IPv4 or IPv6 address."""
     return socket.inet_pton(socket.AF_INET6 if ip_version(ip) == 6 else socket.AF_INET, ip)
@@ -454,6 +463,31 @@ def _tcp_at(buf: bytes | bytearray | memoryview, t: int, end: int) -> Segment | 
     return Segment(sport, dport, seq, ack, _FLAGS[flags], window, options, payload, urgent)
 
 
+def _ipv4_parts(buf: bytes | bytearray | memoryview, offset: int, verify: bool, trusted: bool
+                ) -> tuple[Segment, bool | None, tuple[Any, ...]] | None:
+    """(segment, checksum_ok, IP header fields) of an IPv4+TCP packet at ``offset``, or None: what
+    :func:`decode_ipv4` and :func:`segment_of_frame` share. May raise on garbage (callers catch)."""
+    n = len(buf)
+    if n - offset < 40 or buf[offset] >> 4 != 4:
+        return None
+    header = _IP_HDR.unpack_from(buf, offset)
+    ver_ihl, _tos, tot_len, _ip_id, frag, _ttl, proto, _ipsum, src, dst = header
+    ihl = (ver_ihl & 0x0F) << 2
+    if proto != IPPROTO_TCP or frag & 0x3FFF or ihl < 20 or tot_len < ihl + 20 or offset + tot_len > n:
+        return None
+    t = offset + ihl
+    end = offset + tot_len
+    seg = _tcp_at(buf, t, end)
+    if seg is None:
+        return None
+    checksum_ok = True if trusted else None
+    if verify:
+        tcp_total = int.from_bytes(src, "big") + int.from_bytes(dst, "big") + IPPROTO_TCP + (end - t)
+        checksum_ok = (int.from_bytes(buf[offset:t], "big") % _M == 0
+                       and (tcp_total + _words(buf[t:end])) % _M == 0)
+    return seg, checksum_ok, header
+
+
 def decode_ipv4(buf: bytes | bytearray | memoryview, offset: int = 0, verify: bool = True, *,
                 trusted: bool = False) -> Decoded | None:
     """Parse an IPv4+TCP packet at ``offset``; None for anything else or anything malformed.
@@ -464,23 +498,10 @@ def decode_ipv4(buf: bytes | bytearray | memoryview, offset: int = 0, verify: bo
     ``trusted`` (the kernel said the checksum is partial or verified: see wire/link.py's ``decode``).
     """
     try:
-        n = len(buf)
-        if n - offset < 40 or buf[offset] >> 4 != 4:
+        parts = _ipv4_parts(buf, offset, verify, trusted)
+        if parts is None:
             return None
-        ver_ihl, tos, tot_len, ip_id, frag, ttl, proto, _ipsum, src, dst = _IP_HDR.unpack_from(buf, offset)
-        ihl = (ver_ihl & 0x0F) << 2
-        if proto != IPPROTO_TCP or frag & 0x3FFF or ihl < 20 or tot_len < ihl + 20 or offset + tot_len > n:
-            return None
-        t = offset + ihl
-        end = offset + tot_len
-        seg = _tcp_at(buf, t, end)
-        if seg is None:
-            return None
-        checksum_ok = True if trusted else None
-        if verify:
-            tcp_total = int.from_bytes(src, "big") + int.from_bytes(dst, "big") + IPPROTO_TCP + (end - t)
-            checksum_ok = (int.from_bytes(buf[offset:t], "big") % _M == 0
-                           and (tcp_total + _words(buf[t:end])) % _M == 0)
+        seg, checksum_ok, (_vi, tos, _len, ip_id, _frag, ttl, _proto, _sum, src, dst) = parts
         return Decoded(socket.inet_ntoa(src), socket.inet_ntoa(dst), seg, ttl, ip_id, checksum_ok,
                        tos, 0, 4)
     except (struct.error, IndexError, ValueError, TypeError, OSError):
@@ -562,6 +583,22 @@ def ip_offset(buf: bytes | bytearray | memoryview, offset: int = 0) -> tuple[int
     if ethertype in (ETH_P_IP, ETH_P_IPV6):
         return ethertype, offset + 14
     return None
+
+
+def segment_of_frame(buf: bytes | bytearray | memoryview, verify: bool = True, *, trusted: bool = False
+                     ) -> tuple[Segment, bool | None] | None:
+    """``(segment, checksum_ok)`` of an Ethernet frame, as :func:`decode_frame` would give them, for a
+    caller that knows whose frame it is already (a demultiplexer matched its addresses and ports): an
+    untagged IPv4 frame without the :class:`Decoded` record or address texts, anything else through
+    :func:`decode_frame`."""
+    try:
+        if buf[12] == 0x08 and buf[13] == 0x00:  # ETH_P_IP, untagged: the common case
+            parts = _ipv4_parts(buf, 14, verify, trusted)
+            return None if parts is None else (parts[0], parts[1])
+    except (struct.error, IndexError, ValueError, TypeError, OSError):
+        return None
+    decoded = decode_frame(buf, 0, verify, trusted=trusted)
+    return None if decoded is None else (decoded.segment, decoded.checksum_ok)
 
 
 def decode_frame(buf: bytes | bytearray | memoryview, offset: int = 0, verify: bool = True, *,
