@@ -47,6 +47,7 @@ PROFILES = ("linux", "bare")
 _SYN, _ACK = int(Flags.SYN), int(Flags.ACK)
 _SYN_ACK = _SYN | _ACK
 _FINISHED = (State.TIME_WAIT, State.CLOSED)
+_NO_FDS: dict[int, Any] = {}  # the extra file objects of a turn that watches none (never written to)
 
 # Called with (direction, item, frame, now): ("out", segment, frame) for every segment built; ("in",
 # segment, frame) for every segment received, before the core sees it (frame None: bad checksum,
@@ -160,7 +161,7 @@ class Hub:
                  guard: RstGuard | None = None, resolve: Callable[[str, str | None], Path] | None = None,
                  open_link: Callable[[str], Any] | None = None) -> None:
         from rawtcp.wire import netns as wire_netns
-        from rawtcp.wire.link import decode
+        from rawtcp.wire.link import decode, decode_segment
 
         if not 1 <= ports[0] <= ports[1] <= 65535:
             raise SessionError(f"bad port range {ports[0]}-{ports[1]}", 2)
@@ -168,6 +169,7 @@ class Hub:
         self._netns_inode = None if netns is None else wire_netns.inode(netns)
         self.clock = clock
         self._decode = decode
+        self._decode_segment = decode_segment
         self.rng = rng or random.Random(int.from_bytes(os.urandom(8), "big"))
         self.ports = ports
         self.reserve_ports = reserve_ports
@@ -389,7 +391,7 @@ class Hub:
             wait = 0.0
         elif self._timers:
             wait = max(0.0, min(wait, self._timers[0][0] - now))
-        extra_fds = self._watch(extra)
+        extra_fds = self._watch(extra) if extra or self._extra else _NO_FDS
         ready = self._poller.poll(wait * 1000.0)
         now = self.clock()
         out = []
@@ -446,20 +448,29 @@ class Hub:
         items, flow.inbox = flow.inbox, []
         if flow.released:
             return
-        ep, stats, decode = flow.ep, self.stats, self._decode
+        ep, stats = flow.ep, self.stats
+        # On the shared link the demultiplexer matched the frame's exact 4-tuple: only the segment and
+        # its checksum verdict are needed, not the addresses as text.
+        matched = not flow.dedicated and flow.remote_ip is not None
         for frame, status in items:
-            decoded = decode(frame, status)
-            if decoded is None:
-                continue
-            seg = decoded.segment
-            if flow.remote_ip is None:  # passive open: the first SYN names the peer
-                if flow.accept_peer is None or int(seg.flags) & _SYN_ACK != _SYN:
+            if matched:
+                found = self._decode_segment(frame, status)
+                if found is None:
                     continue
-                flow.accept_peer(decoded, frame)
-            if decoded.src_ip != flow.remote_ip:
-                continue  # a link of its own with a wider filter, e.g. a passive one
+                seg, checksum_ok = found
+            else:
+                decoded = self._decode(frame, status)
+                if decoded is None:
+                    continue
+                seg, checksum_ok = decoded.segment, decoded.checksum_ok
+                if flow.remote_ip is None:  # passive open: the first SYN names the peer
+                    if flow.accept_peer is None or int(seg.flags) & _SYN_ACK != _SYN:
+                        continue
+                    flow.accept_peer(decoded, frame)
+                if decoded.src_ip != flow.remote_ip:
+                    continue  # a link of its own with a wider filter, e.g. a passive one
             observer = flow.observer
-            if decoded.checksum_ok is False:
+            if checksum_ok is False:
                 stats.bad_checksums += 1
                 if observer is not None:
                     observer("in", seg, None, now)
@@ -516,14 +527,16 @@ class Hub:
         ep = flow.ep
         segs = ep.segments_to_send(now)
         if segs:
-            frame, observer = flow.builder.frame, flow.observer
-            out = self._out.get(flow.link)
+            frame, observer, link = flow.builder.frame, flow.observer, flow.link
+            out = self._out.get(link)
             if out is None:
-                out = self._out[flow.link] = []
-            for seg in segs:
-                data = frame(seg)
-                out.append(data)
-                if observer is not None:
+                out = self._out[link] = []
+            if observer is None:
+                out += map(frame, segs)
+            else:
+                for seg in segs:
+                    data = frame(seg)
+                    out.append(data)
                     observer("out", seg, data, now)
         self._events(flow, now)
         state = ep.state
