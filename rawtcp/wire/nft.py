@@ -532,6 +532,9 @@ class RstGuard:
     def remove_conns(self, conns: list[tuple[str, int, str, int]]) -> None:
         """:meth:`remove_conn` for several connections at once: one nf_tables message per set over
         netlink (entries already gone are skipped, as ``remove_conn`` skips them)."""
+        if len(conns) == 1:  # a hub's last connection released: its element goes at once, alone
+            self._remove(*_conn_element(*conns[0]))
+            return
         by_set: dict[str, list[tuple[str, bytes]]] = {}
         for conn in conns:
             set_name, text, key = _conn_element(*conn)
