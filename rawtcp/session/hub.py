@@ -452,9 +452,10 @@ class Hub:
         # On the shared link the demultiplexer matched the frame's exact 4-tuple: only the segment and
         # its checksum verdict are needed, not the addresses as text.
         matched = not flow.dedicated and flow.remote_ip is not None
+        decode_segment = self._decode_segment
         for frame, status in items:
             if matched:
-                found = self._decode_segment(frame, status)
+                found = decode_segment(frame, status)
                 if found is None:
                     continue
                 seg, checksum_ok = found
