@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import errno
 import os
+import select
 import socket
 import struct
 import threading
@@ -261,6 +262,8 @@ class SharedLink:
         self.key: tuple[int, str, int] | None = None  # where acquire() keeps it
         self._buf = bytearray(_MAX_FRAME)
         self._view = memoryview(self._buf)
+        self._more = select.poll()  # is another frame queued? (see read_frames)
+        self._more.register(sock.fileno(), select.POLLIN)
         self._sender: _Sender | None = None
         self.frames_received = 0
 
@@ -287,7 +290,7 @@ class SharedLink:
 
     def read(self, max_n: int = 256) -> list[Frame]:
         """Up to ``max_n`` queued frames as ``(frame, tp_status)``, without blocking; none of our own."""
-        out: list[Frame] = read_frames(self._sock, self._buf, self._view, max_n)
+        out: list[Frame] = read_frames(self._sock, self._buf, self._view, max_n, self._more)
         self.frames_received += len(out)
         return out
 
