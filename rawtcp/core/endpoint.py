@@ -136,31 +136,44 @@ class EndpointConfig:
     challenge_ack_interval: float | None = None  # RFC 5961 §7 rate limit (None = unlimited)
 
     def __post_init__(self) -> None:
-        problems = [
-            (not 0 < self.local_port < 65536, f"local port {self.local_port} outside 1-65535"),
-            (not 0 <= self.remote_port < 65536, f"remote port {self.remote_port} outside 0-65535"),
-            (not 0 < self.mss < 65536, f"MSS {self.mss} outside 1-65535"),
-            (self.window is not None and self.window < 0, f"window {self.window} is negative"),
-            (self.wscale is not None and not 0 <= self.wscale <= MAX_WSCALE,
-             f"window scale {self.wscale} outside 0-{MAX_WSCALE} (RFC 7323 §2.3)"),
-            (self.recv_buffer < 0 or self.send_buffer < 0, "buffer sizes must not be negative"),
-            (not 0 < self.rto_min <= self.rto_max, f"need 0 < rto_min <= rto_max, got {self.rto_min}, "
-                                                  f"{self.rto_max}"),
-            (self.rto_initial <= 0, f"rto_initial {self.rto_initial} must be positive"),
-            (self.max_retries < 0, f"max_retries {self.max_retries} is negative"),
-            (self.msl2 < 0, f"msl2 {self.msl2} is negative"),
-            (self.dupack_threshold < 1, f"dupack_threshold {self.dupack_threshold} must be at least 1"),
-            (not 0 < self.ack_delay < ACK_DELAY_MAX,
-             f"ack_delay {self.ack_delay} outside (0, 500 ms) (RFC 9293 §3.8.6.3)"),
-            (self.keepalive is not None and self.keepalive <= 0, f"keepalive {self.keepalive} must be positive"),
-            (self.keepalive_interval <= 0 or self.keepalive_probes < 1,
-             "keepalive_interval must be positive and keepalive_probes at least 1"),
-            (self.challenge_ack_interval is not None and self.challenge_ack_interval < 0,
-             f"challenge_ack_interval {self.challenge_ack_interval} is negative"),
-        ]
-        for bad, message in problems:
-            if bad:
-                raise TcpError(message)
+        problem = self._problem()
+        if problem is not None:
+            raise TcpError(problem)
+
+    def _problem(self) -> str | None:
+        """The first setting out of range, in words; None when all are valid. Messages are built only for
+        a bad setting: a configuration is made per connection, and validation is on that path."""
+        if not 0 < self.local_port < 65536:
+            return f"local port {self.local_port} outside 1-65535"
+        if not 0 <= self.remote_port < 65536:
+            return f"remote port {self.remote_port} outside 0-65535"
+        if not 0 < self.mss < 65536:
+            return f"MSS {self.mss} outside 1-65535"
+        if self.window is not None and self.window < 0:
+            return f"window {self.window} is negative"
+        if self.wscale is not None and not 0 <= self.wscale <= MAX_WSCALE:
+            return f"window scale {self.wscale} outside 0-{MAX_WSCALE} (RFC 7323 §2.3)"
+        if self.recv_buffer < 0 or self.send_buffer < 0:
+            return "buffer sizes must not be negative"
+        if not 0 < self.rto_min <= self.rto_max:
+            return f"need 0 < rto_min <= rto_max, got {self.rto_min}, {self.rto_max}"
+        if self.rto_initial <= 0:
+            return f"rto_initial {self.rto_initial} must be positive"
+        if self.max_retries < 0:
+            return f"max_retries {self.max_retries} is negative"
+        if self.msl2 < 0:
+            return f"msl2 {self.msl2} is negative"
+        if self.dupack_threshold < 1:
+            return f"dupack_threshold {self.dupack_threshold} must be at least 1"
+        if not 0 < self.ack_delay < ACK_DELAY_MAX:
+            return f"ack_delay {self.ack_delay} outside (0, 500 ms) (RFC 9293 §3.8.6.3)"
+        if self.keepalive is not None and self.keepalive <= 0:
+            return f"keepalive {self.keepalive} must be positive"
+        if self.keepalive_interval <= 0 or self.keepalive_probes < 1:
+            return "keepalive_interval must be positive and keepalive_probes at least 1"
+        if self.challenge_ack_interval is not None and self.challenge_ack_interval < 0:
+            return f"challenge_ack_interval {self.challenge_ack_interval} is negative"
+        return None
 
     @classmethod
     def linux_like(cls, local_port: int, **overrides: Any) -> EndpointConfig:
