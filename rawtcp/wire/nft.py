@@ -263,7 +263,7 @@ class _ElementSocket:
             self._sock.send(batch)
         except BlockingIOError:  # never seen from a netlink send to the kernel; wait rather than fail
             if not select.select([], [self._sock], [], self.ANSWER_TIMEOUT)[1]:
-                raise WireError("nf_tables over netlink does not take the update") from None
+                raise TimeoutError("nf_tables over netlink does not take the update") from None
             self._sock.send(batch)
 
     def _answer(self, want: int) -> int:
@@ -276,7 +276,8 @@ class _ElementSocket:
                 data = recv(65536)
             except BlockingIOError:
                 if not select.select([self._sock], [], [], self.ANSWER_TIMEOUT)[0]:
-                    break
+                    # what the blocking socket's timeout raised: callers count it as an OSError (EIO)
+                    raise TimeoutError("no answer from nf_tables over netlink") from None
                 continue
             off = 0
             while off + 20 <= len(data):
