@@ -29,3 +29,30 @@ def test_the_cached_element_is_the_checked_one(local, lport, remote, rport):
 def test_bad_elements_are_refused(args):
     with pytest.raises(WireError):
         nft._conn_element(*args)
+
+
+@pytest.mark.parametrize("add", [True, False])
+@pytest.mark.parametrize("comment", ["rawtcp pid 123", None])
+@pytest.mark.parametrize(("local", "remote"), [("198.18.0.1", "198.18.0.2"), ("2001:db8::1", "2001:db8::2")])
+def test_the_precompiled_update_is_the_general_encoding(add, comment, local, remote):
+    # A one-element update is packed from a layout cut once per set; it must be the very batch the
+    # general encoder builds, sequence numbers included. (Opening a netlink socket needs no root;
+    # nothing is sent: the batch is captured.)
+    set_name, _text, key = nft._conn_element(local, 40000, remote, 8080)
+    sock = nft._ElementSocket()
+    try:
+        sent: list[bytes] = []
+        sock._send = sent.append  # type: ignore[method-assign]
+        sock._answer = lambda want: 0  # type: ignore[method-assign]
+        for _ in range(2):  # the second update comes from the cached layout
+            start = sock._seq
+            assert sock.update(set_name, key, comment, add) == 0
+            after = sock._seq
+            sock._seq = start
+            kind, flags = sock._kind(add)
+            general = (sock._msg(sock.NFNL_MSG_BATCH_BEGIN, sock.NLM_F_REQUEST, sock._begin_payload)
+                       + sock._msg(kind, flags, sock._head(set_name) + sock._elements([key], comment))
+                       + sock._msg(sock.NFNL_MSG_BATCH_END, sock.NLM_F_REQUEST, sock._begin_payload))
+            assert sent[-1] == general and sock._seq == after
+    finally:
+        sock._sock.close()
