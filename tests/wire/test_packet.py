@@ -22,6 +22,7 @@ from rawtcp.wire.packet import (
     encode_options,
     ip_checksum,
     parse_options,
+    segment_of_frame,
     tcp_checksum,
 )
 
@@ -224,3 +225,37 @@ def test_refuses_non_tcp_fragments_and_short() -> None:
     assert decode_frame(b"\x00" * 12 + b"\x86\xdd" + raw) is None  # IPv6 EtherType
     vlan = b"\x00" * 12 + b"\x81\x00\x00\x05\x08\x00" + raw
     assert decode_frame(vlan) == decode_ipv4(raw)
+
+
+# What a connection sends nearly always: NOP NOP TSopt (with SACK blocks after it), and Linux's SYN layout.
+connection_options = st.one_of(
+    st.tuples(u32, u32).map(lambda v: (("NOP", None), ("NOP", None), ("Timestamp", v))),
+    st.tuples(u32, u32, st.lists(u32, min_size=2, max_size=6).filter(lambda e: len(e) % 2 == 0)).map(
+        lambda v: (("NOP", None), ("NOP", None), ("Timestamp", (v[0], v[1])), ("NOP", None), ("NOP", None),
+                   ("SAck", tuple(v[2])))),
+    st.tuples(u16, u32, u32, st.integers(0, 14)).map(
+        lambda v: (("MSS", v[0]), ("SAckOK", b""), ("Timestamp", (v[1], v[2])), ("NOP", None), ("WScale", v[3]))),
+    options,
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(seg=st.builds(Segment, sport=u16, dport=u16, seq=u32, ack=u32, flags=u8.map(Flags), window=u16,
+                     options=connection_options, payload=st.binary(max_size=1500), urgent=u16),
+       f=ip_fields(), earlier=st.integers(0, 3))
+def test_a_connections_frames_are_scapys_and_decode_alike(seg: Segment, f: dict, earlier: int) -> None:
+    # The connection path: frame() with the builder's own IP ID counter and a good checksum (built in
+    # one function) and the lean decode of a frame whose connection is known, against scapy and against
+    # the general decoder.
+    fb = FrameBuilder(f["src"], f["dst"], SRC_MAC, DST_MAC, ttl=f["ttl"], df=f["df"], tos=f["tos"])
+    for _ in range(earlier):
+        fb.frame(seg)  # the counter moves on as a connection's frames go out
+    ours = fb.frame(seg)
+    theirs = bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+                   / scapy_packet(seg, {**f, "ip_id": earlier + 1}))
+    assert ours == theirs
+    lean = segment_of_frame(ours)
+    full = decode_frame(ours)
+    assert lean is not None and full is not None
+    assert_same_as_scapy(full, Ether(theirs)[IP])
+    assert lean == (full.segment, full.checksum_ok) and lean[1] is True
