@@ -13,6 +13,7 @@ from typing import Any
 
 import click
 
+from rawtcp import compiled
 from rawtcp.commands.groups import FullHelpGroup
 
 # name -> (module:attribute, one-line help shown by --help without importing the module)
@@ -88,7 +89,7 @@ CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["-h", "--help"], "max_
 
 
 @click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
-@click.version_option(package_name="rawtcp")
+@click.version_option(package_name="rawtcp", message=f"%(prog)s, version %(version)s, hot path {compiled.status()}")
 def cli() -> None:
     """Drive TCP by hand: hand-built segments from user space against a real Linux kernel.
 

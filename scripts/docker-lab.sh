@@ -159,9 +159,11 @@ build_wheels() {
     # Build from a copy: setuptools writes build/ and *.egg-info into the tree it builds.
     tar -C "$REPO" --exclude=./.git --exclude='./.venv*' --exclude=./venv --exclude=./build --exclude=./dist \
         --exclude='*.egg-info' --exclude=./docker/.wheels --exclude=__pycache__ --exclude=.hypothesis \
-        --exclude=.ruff_cache --exclude=.pytest_cache --exclude=./captures --exclude=./docker/captures -cf - . |
+        --exclude=.ruff_cache --exclude=.pytest_cache --exclude=./captures --exclude=./docker/captures \
+        --exclude='*.so' --exclude=./rawtcp/compiled-sources.sha256 -cf - . |
         tar -C "$WORK/src" -xf -
-    "$py" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$WHEELS" "$WORK/src[test]"
+    # Plain Python (RAWTCP_PURE=1): one wheel for any base's Python; the image runs the labs, not benchmarks.
+    RAWTCP_PURE=1 "$py" -m pip wheel --quiet --disable-pip-version-check --wheel-dir "$WHEELS" "$WORK/src[test]"
     # Wheels built for the host's CPython (cpXY tags) do not install on a base with another Python:
     # fetch the base's build of those few instead. Pure-Python wheels (py3-none-any) fit any.
     host_tag="$("$py" -c 'import sys; print("%d%d" % sys.version_info[:2])')"

@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(iproute2 nftables libnftables1 tcpdump tshark hping3 ethtool iputils-ping procps python3-venv)
+# gcc, libc6-dev, python3-dev: mypyc compiles the hot path to C at install (setup.py); without them the
+# install still works, as plain Python, about three times slower.
+APT_PACKAGES=(iproute2 nftables libnftables1 tcpdump tshark hping3 ethtool iputils-ping procps python3-venv
+              gcc libc6-dev python3-dev)
 VENV=${RAWTCP_VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 
@@ -28,8 +31,12 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "== creating $VENV"
   "$PYTHON" -m venv "$VENV"
 fi
+# Reinstalled when pyproject.toml or setup.py changed, or a compiled source was edited since the build
+# (the install compiles it again).
 if ! "$VENV/bin/python" -c "import rawtcp, scapy, click, pyroute2, pytest, hypothesis" 2>/dev/null \
-   || [ pyproject.toml -nt "$VENV/.installed" ]; then
+   || [ pyproject.toml -nt "$VENV/.installed" ] || [ setup.py -nt "$VENV/.installed" ] \
+   || ! "$VENV/bin/python" -c "import sys, rawtcp; sys.exit('sources changed' in rawtcp.compiled.status())" 2>/dev/null
+then
   echo "== installing rawtcp into $VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip >/dev/null 2>&1 || true
   "$VENV/bin/python" -m pip install -q -e ".[test,pytcp]"

@@ -4,8 +4,9 @@ functions and under TYPE_CHECKING alike), nobody imports a peer package's privat
 
     core ← wire ← lab, capture ← session, script, craft ← commands ← cli, api
 
-``rawtcp/errors.py`` and ``rawtcp/proc.py`` sit beneath every layer but the core, which imports
-nothing outside itself. The checker is run on planted violations too, so it cannot pass by accident.
+``rawtcp/errors.py``, ``rawtcp/proc.py`` and ``rawtcp/compiled.py`` (which build of the hot path runs)
+sit beneath every layer but the core, which imports nothing outside itself. The checker is run on
+planted violations too, so it cannot pass by accident.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import rawtcp
 
 RANK = {"core": 0, "wire": 1, "lab": 2, "capture": 2, "session": 3, "script": 3, "craft": 3,
         "commands": 4, "cli": 5, "api": 5, "__main__": 6}
-BASE = {"errors", "proc", "__init__"}  # rawtcp/errors.py, rawtcp/proc.py, the package itself
+BASE = {"errors", "proc", "compiled", "__init__"}  # rawtcp/errors.py, proc.py, compiled.py, the package
 NETWORK_NAMES = {"AF_PACKET", "SOCK_RAW", "sendmmsg"}  # packet sockets and batch sends: wire/ only
 ROOT = Path(rawtcp.__file__).parent
 REPO = Path(__file__).resolve().parents[1]  # the source tree (the package may be installed elsewhere)

@@ -79,7 +79,8 @@ class Segment:
 
     def option(self, name: Any) -> Any:
         """Value of the first option called ``name``, or None (malformed entries are skipped)."""
-        for entry in self.options:
+        entries: tuple[object, ...] = self.options  # hand-built segments may hold any shape
+        for entry in entries:
             if isinstance(entry, tuple) and len(entry) == 2 and entry[0] == name:
                 return entry[1]
         return None
@@ -112,7 +113,8 @@ class Segment:
 
     @property
     def sack_permitted(self) -> bool:
-        return any(isinstance(e, tuple) and len(e) == 2 and e[0] == "SAckOK" for e in self.options)
+        entries: tuple[object, ...] = self.options
+        return any(isinstance(e, tuple) and len(e) == 2 and e[0] == "SAckOK" for e in entries)
 
     def summary(self) -> str:
         """``S. seq 8000 ack 1001 win 65160 len 0 <mss 1024>``: the segment line, absolute numbers."""

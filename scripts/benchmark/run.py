@@ -40,6 +40,7 @@ from benchmark.rows import (
     rawtcp_connections_pipelined,
     rawtcp_handshakes,
 )
+from rawtcp import compiled
 from rawtcp.session.hub import Hub, HubStats
 
 SECTIONS = ("cold-start", "compare", "lab", "loss")
@@ -160,9 +161,10 @@ def run_bench(quick: bool = False, json_path: str | None = None, handshakes: int
     t_start = time.perf_counter()
     record = BenchRecord(quick, time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                          {"cpus": os.cpu_count(), "kernel": platform.release(), "python": platform.python_version(),
-                          "rawtcp": _source_version(), "sections": list(only)})
+                          "rawtcp": _source_version(), "hot_path": compiled.status(), "sections": list(only)})
     raw = record.raw
-    _say(f"rawtcp benchmark ({'quick' if quick else 'full'}): {os.cpu_count()} CPUs, Linux {platform.release()}"
+    _say(f"rawtcp benchmark ({'quick' if quick else 'full'}): {os.cpu_count()} CPUs, Linux {platform.release()}, "
+         f"hot path {compiled.status()}"
          + ("" if set(only) == set(SECTIONS) else f"; only {', '.join(only)}"))
     if "cold-start" in only:
         raw["cold_start"] = cold_start_rows(sizes.cold_runs)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable
 
-from rawtcp.core import Endpoint, EndpointConfig, Retransmission
+from rawtcp.core import Endpoint, EndpointConfig, Retransmission, Segment
 
 from .helpers import CISN, CPORT, SISN, SPORT, Wire
 
@@ -248,15 +248,22 @@ def test_slow_start_grows_by_every_byte_acked_with_delayed_acks():
     # much. From ssthresh on (here after a loss) it is congestion avoidance: under one MSS per ACK.
     wire, path = connect(Path(rate=1.25e6), delayed_ack=True, warm_up=0)  # a 10 Mbit/s bottleneck
     growth: list[tuple[int, int, int, int]] = []
-    receive = wire.a.receive
+    core = wire.a
 
-    def watched(seg, now: float) -> None:
-        una, cwnd, ssthresh = wire.a.snd_una, wire.a.cwnd, wire.a.ssthresh
-        receive(seg, now)
-        if not in_recovery(wire.a):
-            growth.append(((wire.a.snd_una - una) % (1 << 32), wire.a.cwnd - cwnd, cwnd, ssthresh))
+    class Watched:
+        """The sender as the wire sees it: each arrival notes what it did to cwnd. (A wrapper, not a patched
+        method: the compiled core's methods cannot be replaced.)"""
 
-    wire.a.receive = watched  # type: ignore[method-assign]
+        def __getattr__(self, name: str) -> object:
+            return getattr(core, name)
+
+        def receive(self, seg: Segment, now: float) -> None:
+            una, cwnd, ssthresh = core.snd_una, core.cwnd, core.ssthresh
+            core.receive(seg, now)
+            if not in_recovery(core):
+                growth.append(((core.snd_una - una) % (1 << 32), core.cwnd - cwnd, cwnd, ssthresh))
+
+    wire.a = Watched()  # type: ignore[assignment]
     cwnd0 = wire.a.cwnd
     seqs = send(wire, 800)
     path.drop(seqs[120])
