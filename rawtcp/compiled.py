@@ -56,11 +56,15 @@ def source_path(module: str, package_dir: str = PACKAGE_DIR) -> str:
 
 
 def source_digests(package_dir: str = PACKAGE_DIR, modules: Sequence[str] = MODULES) -> dict[str, str]:
-    """SHA-256 of each module's source, as the build records them."""
+    """SHA-256 of each module's source, as the build records them (a module whose source is not there,
+    as in an install that ships only the compiled build, has none: nothing can shadow it)."""
     digests = {}
     for module in modules:
-        with open(source_path(module, package_dir), "rb") as f:
-            digests[module] = hashlib.sha256(f.read()).hexdigest()
+        try:
+            with open(source_path(module, package_dir), "rb") as f:
+                digests[module] = hashlib.sha256(f.read()).hexdigest()
+        except FileNotFoundError:
+            continue
     return digests
 
 

@@ -117,3 +117,9 @@ def test_an_edited_source_is_what_runs_not_the_old_build(tmp_path: Path) -> None
     assert edited == "yes"
     assert endpoint == str(copy / "core" / "endpoint.py") and hub == str(copy / "session" / "hub.py")
     assert "RuntimeWarning: rawtcp: sources changed since the build" in run.stderr
+
+
+def test_a_build_installed_without_its_sources_is_used(tmp_path: Path) -> None:
+    package = fake_tree(tmp_path)
+    os.remove(compiled.source_path("rawtcp.core.endpoint", str(package)))
+    assert compiled.why_sources(str(package), {}) is None
