@@ -16,6 +16,10 @@ class State(enum.Enum):
     LAST_ACK = "LAST-ACK"
     TIME_WAIT = "TIME-WAIT"
 
+    # Members are singletons compared by identity: hash them so too. Enum's own hash is a Python-level call
+    # on the name, and states are hashed on every transition (the table is keyed by (state, cause)).
+    __hash__ = object.__hash__
+
     def __str__(self) -> str:
         return self.value
 

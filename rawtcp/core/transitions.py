@@ -36,6 +36,8 @@ class Cause(enum.Enum):
     KEEPALIVE_TIMEOUT = "keep-alives unanswered / snd RST"  # §3.8.4, RFC 1122 §4.2.3.6
     TIME_WAIT_EXPIRED = "timeout=2MSL"  # §3.10.8 time-wait timeout
 
+    __hash__ = object.__hash__  # identity, as State's: members are singletons
+
     @property
     def label(self) -> str:
         return self.value
