@@ -102,6 +102,12 @@ def _ts_clock(now: float) -> int:
 _RECEIVING = (S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2)
 # States in which our data/FIN may be (re)transmitted once our SYN is acknowledged.
 _SENDING = (S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK)
+# Flag combinations made once: IntFlag's | is a Python-level call that looks the result up each time.
+_SYN_ACK = Flags.SYN | Flags.ACK
+_RST_ACK = Flags.RST | Flags.ACK
+_SYN_FIN = Flags.SYN | Flags.FIN
+# a data segment's flags, indexed by fin + 2 * psh
+_DATA_FLAGS = (Flags.ACK, Flags.ACK | Flags.FIN, Flags.ACK | Flags.PSH, Flags.ACK | Flags.PSH | Flags.FIN)
 
 
 class TcpError(Exception):
@@ -743,17 +749,13 @@ class Endpoint:
         if self.rcv.irs is None:
             return Segment(self.local_port, self._remote_port, self.snd.iss, 0, Flags.SYN,
                            self._window_field(syn=True), tuple(options))
-        return Segment(self.local_port, self._remote_port, self.snd.iss, self.rcv_nxt, Flags.SYN | Flags.ACK,
+        return Segment(self.local_port, self._remote_port, self.snd.iss, self.rcv_nxt, _SYN_ACK,
                        self._window_field(syn=True), tuple(options))
 
     def _data_segment(self, pos: int, n: int, fin: bool, psh: bool) -> Segment:
         start = pos - self.sndq.buf_pos
         payload = bytes(self.sndq.buf[start:start + n])
-        flags = Flags.ACK
-        if fin:
-            flags |= Flags.FIN
-        if psh and n:
-            flags |= Flags.PSH
+        flags = _DATA_FLAGS[(1 if fin else 0) + (2 if psh and n else 0)]
         return Segment(self.local_port, self._remote_port, sq.add(self.snd.iss, pos), self.rcv_nxt, flags,
                        self._window_field(), (), payload)
 
@@ -1080,7 +1082,7 @@ class Endpoint:
         """A reset answering ``seg`` (RFC 9293 §3.10.7.1, also used by §3.10.7.2-4)."""
         if seg.has(Flags.ACK):
             return Segment(seg.dport, seg.sport, seg.ack, 0, Flags.RST)
-        return Segment(seg.dport, seg.sport, 0, sq.add(seg.seq, seg.seg_len), Flags.RST | Flags.ACK)
+        return Segment(seg.dport, seg.sport, 0, sq.add(seg.seq, seg.seg_len), _RST_ACK)
 
     def _receive_closed(self, seg: Segment) -> None:
         # RFC 9293 §3.10.7.1: an incoming RST is discarded; anything else is answered with a RST.
@@ -1299,7 +1301,7 @@ class Endpoint:
             self._ack_advance(ack_pos, now)
             self.tlp.arm = True
         elif (self.rx is None and ack_pos == self.snd.una and self.snd.nxt > self.snd.una and not seg.payload
-              and not seg.has(Flags.SYN | Flags.FIN) and (seg.window << shift) == old_wnd):
+              and not seg.has(_SYN_FIN) and (seg.window << shift) == old_wnd):
             # RFC 5681 §2: a duplicate acknowledgment.
             self._on_dupack(now)
         if self.rx is not None and self.snd.syn_acked:
