@@ -22,6 +22,12 @@ class StateChanged(Event):
     new: State
     cause: Cause
 
+    def __init__(self, time: float, old: State, new: State, cause: Cause) -> None:  # compiled, as Segment's
+        object.__setattr__(self, "time", time)
+        object.__setattr__(self, "old", old)
+        object.__setattr__(self, "new", new)
+        object.__setattr__(self, "cause", cause)
+
 
 @dataclass(frozen=True, slots=True)
 class DataReceived(Event):

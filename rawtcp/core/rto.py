@@ -42,6 +42,10 @@ class Timer:
     kind: TimerKind
     deadline: float
 
+    def __init__(self, kind: TimerKind, deadline: float) -> None:  # compiled, as Segment's
+        object.__setattr__(self, "kind", kind)
+        object.__setattr__(self, "deadline", deadline)
+
 
 class RtoEstimator:
     """SRTT / RTTVAR / RTO bookkeeping (RFC 6298 §2, §5.5 backoff). Karn's rule is the caller's job."""

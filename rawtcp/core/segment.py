@@ -66,6 +66,20 @@ class Segment:
     payload: bytes = b""
     urgent: int = 0
 
+    # Written out, not generated: mypyc compiles this one (a generated __init__ stays interpreted), which
+    # makes a segment five times cheaper to build. tests/core/test_initializers.py holds it to the fields.
+    def __init__(self, sport: int, dport: int, seq: int, ack: int = 0, flags: Flags = Flags(0),  # noqa: B008
+                 window: int = 0, options: tuple[Option, ...] = (), payload: bytes = b"", urgent: int = 0) -> None:
+        object.__setattr__(self, "sport", sport)
+        object.__setattr__(self, "dport", dport)
+        object.__setattr__(self, "seq", seq)
+        object.__setattr__(self, "ack", ack)
+        object.__setattr__(self, "flags", flags)
+        object.__setattr__(self, "window", window)
+        object.__setattr__(self, "options", options)
+        object.__setattr__(self, "payload", payload)
+        object.__setattr__(self, "urgent", urgent)
+
     @property
     def seg_len(self) -> int:
         """Sequence space consumed: payload plus one each for SYN and FIN (RFC 9293 §3.4)."""
