@@ -1,8 +1,9 @@
 """The hot path compiled to C, and the sources whenever that build cannot be trusted.
 
-The modules in :data:`MODULES` (the TCP core, the hub, the shared receive path, the flood) are compiled by
-mypyc when rawtcp is installed and a C compiler is there (``setup.py``): the same typed Python, about three
-times faster. Everything else, and every machine without a compiler, runs as plain Python.
+The modules in :data:`MODULES` (the TCP core, the hub, the shared receive path, the nftables elements,
+the flood) are compiled by mypyc when rawtcp is installed and a C compiler is there (``setup.py``): the
+same typed Python, about three times faster. Everything else, and every machine without a compiler, runs
+as plain Python.
 
 A compiled module sits beside its source, and Python prefers it. After a source is edited in a checkout
 (an editable install), the build would silently run the old code, so :func:`select` (called when rawtcp is
@@ -39,6 +40,7 @@ MODULES = (
     "rawtcp.wire.packet",
     "rawtcp.wire.link",
     "rawtcp.wire.shared",
+    "rawtcp.wire.nft",
     "rawtcp.session.hub",
     "rawtcp.craft.flood",
 )

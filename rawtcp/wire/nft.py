@@ -41,7 +41,7 @@ import socket
 import struct
 import subprocess
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from rawtcp.errors import FAILED, NO_PRIVILEGE
 from rawtcp.proc import pid_alive
@@ -156,20 +156,24 @@ class _ElementSocket:
     queued when ``send`` returns: the socket is non-blocking, and only a missing answer waits.
     """
 
-    NETLINK_NETFILTER = 12
-    NFNL_SUBSYS_NFTABLES = 10
-    NFNL_MSG_BATCH_BEGIN, NFNL_MSG_BATCH_END = 0x10, 0x11
-    NFT_MSG_NEWSETELEM, NFT_MSG_DELSETELEM = 12, 14
-    NLM_F_REQUEST, NLM_F_ACK, NLM_F_CREATE = 0x1, 0x4, 0x400
-    NLMSG_ERROR = 2
-    NFPROTO_INET = 1
-    NLA_F_NESTED = 0x8000
-    ANSWER_TIMEOUT = 5.0  # seconds to wait for an answer that was not queued at once
+    NETLINK_NETFILTER: ClassVar[int] = 12
+    NFNL_SUBSYS_NFTABLES: ClassVar[int] = 10
+    NFNL_MSG_BATCH_BEGIN: ClassVar[int] = 0x10
+    NFNL_MSG_BATCH_END: ClassVar[int] = 0x11
+    NFT_MSG_NEWSETELEM: ClassVar[int] = 12
+    NFT_MSG_DELSETELEM: ClassVar[int] = 14
+    NLM_F_REQUEST: ClassVar[int] = 0x1
+    NLM_F_ACK: ClassVar[int] = 0x4
+    NLM_F_CREATE: ClassVar[int] = 0x400
+    NLMSG_ERROR: ClassVar[int] = 2
+    NFPROTO_INET: ClassVar[int] = 1
+    NLA_F_NESTED: ClassVar[int] = 0x8000
+    ANSWER_TIMEOUT: ClassVar[float] = 5.0  # seconds to wait for an answer that was not queued at once
 
-    _NLMSG = struct.Struct("=IHHII")
-    _NLMSG_ERR = struct.Struct("=IHHIIi")  # nlmsghdr + nlmsgerr's error code
-    _NFGEN = struct.Struct("=BBH")
-    _ATTR = struct.Struct("=HH")
+    _NLMSG: ClassVar[struct.Struct] = struct.Struct("=IHHII")
+    _NLMSG_ERR: ClassVar[struct.Struct] = struct.Struct("=IHHIIi")  # nlmsghdr + nlmsgerr's error code
+    _NFGEN: ClassVar[struct.Struct] = struct.Struct("=BBH")
+    _ATTR: ClassVar[struct.Struct] = struct.Struct("=HH")
 
     def __init__(self) -> None:
         self._sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, self.NETLINK_NETFILTER)
