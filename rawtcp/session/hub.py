@@ -30,7 +30,7 @@ import socket
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from rawtcp.core import Endpoint, EndpointConfig, Flags, State
 from rawtcp.core import events as ev
@@ -38,7 +38,6 @@ from rawtcp.core.rto import RTO_MIN
 from rawtcp.session.errors import SessionError
 
 if TYPE_CHECKING:
-    from rawtcp.wire.nft import RstGuard
     from rawtcp.wire.route import Path
     from rawtcp.wire.shared import Route
 
@@ -53,6 +52,19 @@ _NO_FDS: dict[int, Any] = {}  # the extra file objects of a turn that watches no
 # segment, frame) for every segment received, before the core sees it (frame None: bad checksum,
 # dropped); ("event", core event, None) for every event the core reports.
 Observer = Callable[[str, Any, "bytes | None", float], None]
+
+
+class RstSuppression(Protocol):
+    """What the hub asks of the RST-suppression entries: rawtcp.wire.nft.RstGuard, or a test's fake (a
+    protocol, not the class: the compiled hub would refuse anything but an RstGuard)."""
+
+    def add_conn(self, local_ip: str, lport: int, remote_ip: str, rport: int) -> None: ...
+
+    def remove_conn(self, local_ip: str, lport: int, remote_ip: str, rport: int) -> bool: ...
+
+    def remove_conns(self, conns: list[tuple[str, int, str, int]]) -> None: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass
@@ -152,13 +164,14 @@ class Hub:
     there; this thread stays where it is); None: this thread's. ``ports`` is the local port range
     :meth:`connect` chooses from; ``reserve_ports`` holds each chosen port with a bound (never
     listening) kernel socket until TIME-WAIT, so the kernel's own connections cannot take it meanwhile.
-    ``guard`` (an RstGuard), ``resolve`` (remote ip, interface -> route.Path) and ``open_link`` (interface
-    -> a shared link) replace the real ones, e.g. by in-memory fakes in tests.
+    ``guard`` (an RstGuard, or anything with its RstSuppression calls), ``resolve`` (remote ip, interface ->
+    route.Path) and ``open_link`` (interface -> a shared link) replace the real ones, e.g. by in-memory fakes
+    in tests.
     """
 
     def __init__(self, *, netns: str | None = None, clock: Callable[[], float] = time.monotonic,
                  ports: tuple[int, int] = EPHEMERAL, reserve_ports: bool = True, rng: random.Random | None = None,
-                 guard: RstGuard | None = None, resolve: Callable[[str, str | None], Path] | None = None,
+                 guard: RstSuppression | None = None, resolve: Callable[[str, str | None], Path] | None = None,
                  open_link: Callable[[str], Any] | None = None) -> None:
         from rawtcp.wire import netns as wire_netns
         from rawtcp.wire.link import decode, decode_segment
@@ -210,7 +223,7 @@ class Hub:
             yield
 
     @property
-    def guard(self) -> RstGuard:
+    def guard(self) -> RstSuppression:
         if self._guard is None:
             from rawtcp.wire import nft
 
