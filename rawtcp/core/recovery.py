@@ -58,6 +58,17 @@ class Sent:
     in_flight_rtx: bool = False  # a retransmission of it is in the network (Linux's SACKED_RETRANS)
     resent: bool = False        # retransmitted at least once (its ACK is ambiguous, RFC 8985 §6.2)
 
+    # Written out so that mypyc compiles it (tests/test_initializers.py keeps it to the fields).
+    def __init__(self, start: int, end: int, xmit: float, sacked: bool = False, lost: bool = False,
+                 in_flight_rtx: bool = False, resent: bool = False) -> None:
+        self.start = start
+        self.end = end
+        self.xmit = xmit
+        self.sacked = sacked
+        self.lost = lost
+        self.in_flight_rtx = in_flight_rtx
+        self.resent = resent
+
     @property
     def size(self) -> int:
         return self.end - self.start
@@ -77,6 +88,12 @@ class AckSummary:
     delivered: int = 0          # bytes newly ACKed or SACKed
     dsack: tuple[int, int] | None = None  # a D-SACK range the ACK reported
     undone: bool = False        # a spurious congestion response was undone
+
+    # Written out so that mypyc compiles it (tests/test_initializers.py keeps it to the fields).
+    def __init__(self, delivered: int = 0, dsack: tuple[int, int] | None = None, undone: bool = False) -> None:
+        self.delivered = delivered
+        self.dsack = dsack
+        self.undone = undone
 
 
 @dataclass(slots=True)

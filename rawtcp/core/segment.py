@@ -67,7 +67,7 @@ class Segment:
     urgent: int = 0
 
     # Written out, not generated: mypyc compiles this one (a generated __init__ stays interpreted), which
-    # makes a segment five times cheaper to build. tests/core/test_initializers.py holds it to the fields.
+    # makes a segment five times cheaper to build. tests/test_initializers.py holds it to the fields.
     def __init__(self, sport: int, dport: int, seq: int, ack: int = 0, flags: Flags = Flags(0),  # noqa: B008
                  window: int = 0, options: tuple[Option, ...] = (), payload: bytes = b"", urgent: int = 0) -> None:
         object.__setattr__(self, "sport", sport)

@@ -34,6 +34,21 @@ class SendSequence:
     wscale: int = 0             # Snd.Wind.Shift (RFC 7323 §2.2): 0 unless both SYNs carried WScale
     small_end: int = 0          # end of the last segment sent short of SMSS (Linux's snd_sml, for Nagle)
 
+    # Written out so that mypyc compiles it (tests/test_initializers.py keeps it to the fields).
+    def __init__(self, iss: int, iss_time: float = 0.0, una: int = 0, nxt: int = 0, resend_from: int = 0, wnd: int = 0,
+                 max_wnd: int = 0, wl1: int = 0, wl2: int = 0, wscale: int = 0, small_end: int = 0) -> None:
+        self.iss = iss
+        self.iss_time = iss_time
+        self.una = una
+        self.nxt = nxt
+        self.resend_from = resend_from
+        self.wnd = wnd
+        self.max_wnd = max_wnd
+        self.wl1 = wl1
+        self.wl2 = wl2
+        self.wscale = wscale
+        self.small_end = small_end
+
     @property
     def syn_acked(self) -> bool:
         """Our SYN is acknowledged: SND.UNA has moved past ISS (RFC 9293 §3.10.7.4 fifth)."""
@@ -50,6 +65,14 @@ class SendQueue:
     fin_queued: bool = False    # close() ran: a FIN follows the data
     fin_pos: int = -1           # position of our FIN once queued
 
+    # Written out so that mypyc compiles it (tests/test_initializers.py keeps it to the fields).
+    def __init__(self, buf_pos: int = 1, data_end: int = 1, fin_queued: bool = False, fin_pos: int = -1) -> None:
+        self.buf = bytearray()
+        self.buf_pos = buf_pos
+        self.data_end = data_end
+        self.fin_queued = fin_queued
+        self.fin_pos = fin_pos
+
 
 @dataclass(slots=True)
 class ReceiveSequence:
@@ -65,6 +88,19 @@ class ReceiveSequence:
     ts_recent_time: float = 0.0  # TS.Recent.Age's origin (RFC 7323 §5.5: PAWS after 24 days idle)
     last_ack_sent: int = 0      # Last.ACK.sent (RFC 7323 §4.3)
 
+    # Written out so that mypyc compiles it (tests/test_initializers.py keeps it to the fields).
+    def __init__(self, mss: int, irs: int | None = None, nxt: int = 0, wscale: int = 0, adv_wnd: int = 0,
+                 adv_edge: int = 0, ts_recent: int = 0, ts_recent_time: float = 0.0, last_ack_sent: int = 0) -> None:
+        self.mss = mss
+        self.irs = irs
+        self.nxt = nxt
+        self.wscale = wscale
+        self.adv_wnd = adv_wnd
+        self.adv_edge = adv_edge
+        self.ts_recent = ts_recent
+        self.ts_recent_time = ts_recent_time
+        self.last_ack_sent = last_ack_sent
+
 
 @dataclass(slots=True)
 class ReceiveQueue:
@@ -76,6 +112,14 @@ class ReceiveQueue:
     fin: bool = False           # the peer's FIN arrived in order: no more data will come
     sack_report: SackReporter = field(default_factory=SackReporter)  # RFC 2018 §4 block order, D-SACK
 
+    # Written out so that mypyc compiles it (tests/test_initializers.py keeps it to the fields).
+    def __init__(self, ooo_fin: int | None = None, fin: bool = False) -> None:
+        self.buf = bytearray()
+        self.ooo = Reassembly()
+        self.ooo_fin = ooo_fin
+        self.fin = fin
+        self.sack_report = SackReporter()
+
 
 @dataclass(slots=True)
 class Negotiated:
@@ -85,6 +129,14 @@ class Negotiated:
     peer_wscale: int | None = None  # the peer's WScale offer
     ts: bool = False            # both SYNs carried TSopt
     sack: bool = False          # both SYNs carried SACK-permitted
+
+    # Written out so that mypyc compiles it (tests/test_initializers.py keeps it to the fields).
+    def __init__(self, peer_mss: int = DEFAULT_PEER_MSS, peer_wscale: int | None = None, ts: bool = False,
+                 sack: bool = False) -> None:
+        self.peer_mss = peer_mss
+        self.peer_wscale = peer_wscale
+        self.ts = ts
+        self.sack = sack
 
 
 @dataclass(slots=True)
@@ -98,6 +150,15 @@ class Congestion:
     in_recovery: bool = False   # fast recovery (RFC 6582)
     recover: int = 0            # RFC 6582 "recover"
 
+    # Written out so that mypyc compiles it (tests/test_initializers.py keeps it to the fields).
+    def __init__(self, cwnd: int = 0, ssthresh: int = 1 << 30, dupacks: int = 0, in_recovery: bool = False,
+                 recover: int = 0) -> None:
+        self.cwnd = cwnd
+        self.ssthresh = ssthresh
+        self.dupacks = dupacks
+        self.in_recovery = in_recovery
+        self.recover = recover
+
 
 @dataclass(slots=True)
 class LossProbe:
@@ -109,6 +170,15 @@ class LossProbe:
     start: int = 0              # where the retransmitted probe began
     flight: int = 0             # FlightSize when the probe went out
 
+    # Written out so that mypyc compiles it (tests/test_initializers.py keeps it to the fields).
+    def __init__(self, arm: bool = False, end: int | None = None, retrans: bool = False, start: int = 0,
+                 flight: int = 0) -> None:
+        self.arm = arm
+        self.end = end
+        self.retrans = retrans
+        self.start = start
+        self.flight = flight
+
 
 @dataclass(slots=True)
 class Rtt:
@@ -118,6 +188,14 @@ class Rtt:
     timed_pos: int | None = None  # the one fresh segment being timed (RFC 6298 §3, Karn: never resent)
     timed_at: float = 0.0       # when it was sent
     rto_tsval: int | None = None  # our TSval when the retransmission timer last fired
+
+    # Written out so that mypyc compiles it (tests/test_initializers.py keeps it to the fields).
+    def __init__(self, estimator: RtoEstimator, timed_pos: int | None = None, timed_at: float = 0.0,
+                 rto_tsval: int | None = None) -> None:
+        self.estimator = estimator
+        self.timed_pos = timed_pos
+        self.timed_at = timed_at
+        self.rto_tsval = rto_tsval
 
 
 @dataclass(slots=True)
@@ -134,6 +212,20 @@ class Timers:
     ka_probes: int = 0          # keep-alive probes sent since the peer was last heard
     ka_last: float = 0.0        # when the last keep-alive probe went out
 
+    # Written out so that mypyc compiles it (tests/test_initializers.py keeps it to the fields).
+    def __init__(self, pending: Timer | None = None, retries: int = 0, head_since: float = 0.0,
+                 syn_retransmitted: bool = False, probes: int = 0, unanswered: int = 0, last_heard: float = 0.0,
+                 ka_probes: int = 0, ka_last: float = 0.0) -> None:
+        self.pending = pending
+        self.retries = retries
+        self.head_since = head_since
+        self.syn_retransmitted = syn_retransmitted
+        self.probes = probes
+        self.unanswered = unanswered
+        self.last_heard = last_heard
+        self.ka_probes = ka_probes
+        self.ka_last = ka_last
+
 
 @dataclass(slots=True)
 class AckState:
@@ -148,3 +240,17 @@ class AckState:
     ato: float = 0.0            # the adaptive ACK timeout (Linux's icsk_ack.ato); 0 before any data
     last_arrival: float = 0.0   # when in-order data last arrived (Linux's lrcvtime)
     last_challenge: float = float("-inf")  # when we last sent a rate-limited challenge ACK
+
+    # Written out so that mypyc compiles it (tests/test_initializers.py keeps it to the fields).
+    def __init__(self, now: bool = False, owed: int = 0, deadline: float | None = None, unacked: int = 0,
+                 quick: int = 0, ato: float = 0.0, last_arrival: float = 0.0,
+                 last_challenge: float = float("-inf")) -> None:
+        self.now = now
+        self.owed = owed
+        self.owed_sack = []
+        self.deadline = deadline
+        self.unacked = unacked
+        self.quick = quick
+        self.ato = ato
+        self.last_arrival = last_arrival
+        self.last_challenge = last_challenge

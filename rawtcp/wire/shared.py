@@ -66,6 +66,13 @@ class Route:
     icmp_key: bytes | None
     target: Any
 
+    # Written out so that mypyc compiles it (tests/test_initializers.py keeps it to the fields).
+    def __init__(self, table: str, key: bytes, icmp_key: bytes | None, target: Any) -> None:
+        object.__setattr__(self, "table", table)
+        object.__setattr__(self, "key", key)
+        object.__setattr__(self, "icmp_key", icmp_key)
+        object.__setattr__(self, "target", target)
+
 
 class Demux:
     """Which registered target a received frame belongs to, by addresses and ports. No sockets: feed it frames.
