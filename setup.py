@@ -1,8 +1,8 @@
 """rawtcp's build: the package as pyproject.toml describes it, with the hot path (rawtcp.compiled.MODULES:
-the TCP core, the hub, the shared receive path) compiled to C by mypyc.
+the TCP core, the hub, the shared receive path, the nftables elements, the flood) compiled to C by mypyc.
 
 mypyc compiles the typed Python as it is, no second implementation to keep in step, and the result runs
-about three times faster (`scripts/bench.py` records which build it measured). The build falls back to
+three to five times faster (`scripts/bench.py` records which build it measured). The build falls back to
 plain Python, with a warning, when there is no C compiler or mypyc cannot compile; ``RAWTCP_PURE=1`` asks
 for plain Python. The build records a digest of every compiled source, so that an edited source is never
 shadowed by an old build (rawtcp/compiled.py).

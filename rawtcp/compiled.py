@@ -2,7 +2,7 @@
 
 The modules in :data:`MODULES` (the TCP core, the hub, the shared receive path, the nftables elements,
 the flood) are compiled by mypyc when rawtcp is installed and a C compiler is there (``setup.py``): the
-same typed Python, about three times faster. Everything else, and every machine without a compiler, runs
+same typed Python, three to five times faster. Everything else, and every machine without a compiler, runs
 as plain Python.
 
 A compiled module sits beside its source, and Python prefers it. After a source is edited in a checkout
